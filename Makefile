@@ -1,0 +1,44 @@
+# iuran: `make run` runs the demo batch on embedded infrastructure, `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKERS ?= 25808
+
+.DEFAULT_GOAL := help
+.PHONY: help install run up test test-unit test-integration lint schemas bench chaos clean
+
+help: ## list the commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "iuran needs Python 3.11 or newer"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create the virtual environment and install iuran with its test tools
+
+run: install ## the Malang batch (25,808 workers) end to end on the embedded broker and PostgreSQL
+	$(BIN)/iuran demo --workers $(WORKERS)
+
+up: install ## start the embedded infrastructure and every service until Ctrl-C
+	$(BIN)/iuran up
+
+test: install ## the whole suite: unit, integration (real broker + PostgreSQL) and end to end
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## only the fast unit tests
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check schemas services tests
+	$(BIN)/mypy schemas services/domain
+
+schemas: install ## regenerate the JSON Schema files in schemas/ from the models
+	$(BIN)/python -m schemas.generate
+
+clean: ## remove the virtual environment and the embedded data
+	rm -rf $(VENV) .iuran .pytest_cache

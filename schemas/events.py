@@ -1,0 +1,173 @@
+"""Pydantic v2 models of every v1 event. The single source of truth for the contract."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+TOPIC_REGISTRATIONS = "iuran.registrations.v1"
+TOPIC_REJECTED = "iuran.registrations.rejected.v1"
+TOPIC_CONTRIBUTIONS = "iuran.contributions.v1"
+TOPIC_PAYMENTS = "iuran.payments.v1"
+TOPIC_COVERAGE = "iuran.coverage.v1"
+
+Period = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
+    Field(description="A calendar month, YYYY-MM.", examples=["2025-12"]),
+]
+Nik = Annotated[
+    str,
+    Field(
+        description="Nomor Induk Kependudukan: 16 digits PPKKSSDDMMYYNNNN.",
+        examples=["3573014507900001"],
+    ),
+]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Rupiah = Annotated[int, Field(ge=0, description="Integer rupiah.")]
+
+
+class Category(StrEnum):
+    OJEK_ONLINE = "ojek_online"
+    BURUH_PABRIK = "buruh_pabrik"
+    LINMAS = "linmas"
+    SOPIR_ANGKOT = "sopir_angkot"
+    KELOMPOK_TANI = "kelompok_tani"
+    UMKM = "umkm"
+    BPU_LAINNYA = "bpu_lainnya"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Worker(_Event):
+    nik: Nik
+    full_name: Annotated[str, StringConstraints(max_length=200)]
+    birth_date: date
+    sex: Literal["M", "F"]
+    category: Category
+    kecamatan: Code
+    kelurahan: Code
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class _RegistrationBase(_Event):
+    event_id: UUID = Field(description="Chosen by the publisher; the idempotency key.")
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
+    occurred_at: AwareDatetime
+    opd_code: Code = Field(description="The city agency (OPD) that registers the worker.")
+    programme: Code = Field(description="Id of a programme configuration, e.g. malang-2025.")
+
+
+class WorkerRegistered(_RegistrationBase):
+    event_type: Literal["registered"]
+    worker: Worker
+    coverage_start: Period
+    months: int = Field(default=12, ge=1, le=12)
+
+
+class WorkerDeregistered(_RegistrationBase):
+    event_type: Literal["deregistered"]
+    nik: Nik
+    effective_period: Period = Field(description="First month no longer paid.")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+RegistrationEvent = Annotated[
+    WorkerRegistered | WorkerDeregistered, Field(discriminator="event_type")
+]
+_registration_adapter: TypeAdapter[WorkerRegistered | WorkerDeregistered] = TypeAdapter(
+    RegistrationEvent
+)
+
+
+def parse_registration(raw: bytes | str) -> WorkerRegistered | WorkerDeregistered:
+    """Decode one registration event; raises pydantic.ValidationError."""
+    return _registration_adapter.validate_json(raw)
+
+
+def registration_json_schema() -> dict[str, object]:
+    return _registration_adapter.json_schema()
+
+
+class RejectionError(_Event):
+    field: str = Field(description="Dotted path of the offending field, or '' for the event.")
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_nik.")
+    message: str = Field(description="What is wrong, in words an OPD clerk can act on.")
+
+
+class RejectedEvent(_Event):
+    original: str = Field(description="The original message value, decoded as text.")
+    source_topic: str
+    partition: int
+    offset: int
+    rejected_at: AwareDatetime
+    errors: list[RejectionError]
+    event_id: str | None = None
+    opd_code: str | None = None
+    programme: str | None = None
+
+
+class Components(_Event):
+    jkk: Rupiah
+    jkm: Rupiah
+
+
+class ContributionDue(_Event):
+    contribution_id: UUID = Field(description="UUIDv5 of programme, NIK and period.")
+    period: Period
+    due_date: date
+    amount_idr: Rupiah
+    components: Components
+
+
+class ContributionSchedule(_Event):
+    schedule_id: UUID
+    kind: Literal["due", "cancelled"]
+    nik: Nik
+    programme: Code
+    opd_code: Code
+    category: Category
+    kecamatan: Code
+    funding_source: Code
+    registration_event_id: UUID
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When the registration event happened (for event age)."
+    )
+    contributions: list[ContributionDue]
+
+
+class PaymentConfirmed(_Event):
+    payment_id: UUID
+    programme: Code
+    period: Period
+    amount_idr: Rupiah
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    paid_at: AwareDatetime
+
+
+class CoverageTotals(_Event):
+    active_workers: int
+    booked_idr: Rupiah
+    contributions_booked: int
+
+
+class CoverageSnapshot(_Event):
+    as_of: AwareDatetime
+    programme: Code
+    active_workers: int
+    contributions_booked: int
+    booked_idr: Rupiah
+    paid_idr: Rupiah = 0
+    registered_outside_programme: int = 0
+    workforce: int = 0
+    coverage_ratio: float = Field(default=0.0, description="Share of the workforce covered.")
+    target_ratio: float = 0.0
+    by_opd: dict[str, CoverageTotals] = Field(default_factory=dict)
+    by_category: dict[str, CoverageTotals] = Field(default_factory=dict)
+    by_kecamatan: dict[str, CoverageTotals] = Field(default_factory=dict)

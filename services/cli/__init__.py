@@ -1,0 +1,1 @@
+"""The ``iuran`` command line."""

@@ -1,0 +1,146 @@
+"""Programme configuration: the rules of one scheme and year, loaded from a TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.events import Category, Period
+from services.domain.periods import period_index
+
+
+class ProgrammeConfigError(ValueError):
+    """A programme file is missing, unreadable or breaks a rule; the message names the key."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Premium(_Config):
+    declared_income_idr: Annotated[int, Field(gt=0)]
+    jkk_rate_basis_points: Annotated[int, Field(ge=0, le=10_000)]
+    jkm_flat_idr: Annotated[int, Field(ge=0)]
+    due_day: Annotated[int, Field(ge=1, le=28)] = 15
+
+    @property
+    def jkk_idr(self) -> int:
+        return self.declared_income_idr * self.jkk_rate_basis_points // 10_000
+
+    @property
+    def monthly_idr(self) -> int:
+        return self.jkk_idr + self.jkm_flat_idr
+
+
+class Eligibility(_Config):
+    min_age: Annotated[int, Field(ge=0, le=120)]
+    max_age: Annotated[int, Field(ge=0, le=120)]
+    categories: list[Category]
+
+    @model_validator(mode="after")
+    def _ages_ordered(self) -> Eligibility:
+        if self.min_age > self.max_age:
+            raise ValueError("min_age is greater than max_age")
+        return self
+
+
+class Coverage(_Config):
+    workforce: Annotated[int, Field(gt=0)]
+    registered_outside_programme: Annotated[int, Field(ge=0)]
+    as_of: date
+    target_ratio: Annotated[float, Field(ge=0, le=1)]
+    goal_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    goal_year: int = 2045
+
+
+class Calendar(_Config):
+    holidays: list[date] = Field(default_factory=list)
+
+
+class Programme(_Config):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    name: str
+    city: str
+    region_code: str = ""
+    payer: str
+    funding_source: Annotated[str, Field(min_length=1, max_length=64)]
+    fiscal_year: int
+    first_period: Period
+    last_period: Period
+    months: Annotated[int, Field(ge=1, le=12)] = 12
+    budget_idr: Annotated[int, Field(ge=0)]
+    premium: Premium
+    eligibility: Eligibility
+    coverage: Coverage
+    opds: dict[str, str]
+    kecamatan: dict[str, list[str]]
+    calendar: Calendar = Field(default_factory=Calendar)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Programme:
+        if period_index(self.last_period) < period_index(self.first_period):
+            raise ValueError("last_period is before first_period")
+        if not self.opds:
+            raise ValueError("opds: at least one OPD must be allowed to register")
+        if not self.kecamatan:
+            raise ValueError("kecamatan: at least one kecamatan is needed")
+        return self
+
+    @property
+    def holidays(self) -> frozenset[date]:
+        return frozenset(self.calendar.holidays)
+
+    def canonical_kecamatan(self, name: str) -> str | None:
+        wanted = name.strip().casefold()
+        for known in self.kecamatan:
+            if known.casefold() == wanted:
+                return known
+        return None
+
+    def canonical_kelurahan(self, kecamatan: str, name: str) -> str | None:
+        wanted = name.strip().casefold()
+        for known in self.kecamatan.get(kecamatan, []):
+            if known.casefold() == wanted:
+                return known
+        return None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(file)"
+        parts.append(f"{key}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_programme(path: Path) -> Programme:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProgrammeConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ProgrammeConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        programme = Programme.model_validate(raw)
+    except ValidationError as exc:
+        raise ProgrammeConfigError(f"{path}: {_describe(exc)}") from exc
+    return programme
+
+
+def load_programmes(directory: Path) -> dict[str, Programme]:
+    """Every ``*.toml`` in the directory, by programme id."""
+    if not directory.is_dir():
+        raise ProgrammeConfigError(f"{directory}: programme directory does not exist")
+    programmes: dict[str, Programme] = {}
+    for path in sorted(directory.glob("*.toml")):
+        programme = load_programme(path)
+        if programme.id in programmes:
+            raise ProgrammeConfigError(f"{path}: id: {programme.id!r} is defined twice")
+        programmes[programme.id] = programme
+    if not programmes:
+        raise ProgrammeConfigError(f"{directory}: no programme file (*.toml) found")
+    return programmes

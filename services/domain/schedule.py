@@ -1,0 +1,107 @@
+"""The contribution schedule: which months a registration pays, when and how much."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from uuid import UUID
+
+from schemas.events import (
+    ContributionDue,
+    ContributionSchedule,
+    WorkerDeregistered,
+    WorkerRegistered,
+)
+from services.domain.periods import due_date, period_index, period_range
+from services.domain.programme import Programme
+
+# Namespace of every iuran id derived with UUIDv5 (fixed forever: ids are part of the ledger).
+IURAN_NAMESPACE = UUID("6b1c3f0e-5a43-4f7b-9a43-2f1d7e5c9b10")
+_NAMESPACE_BYTES = IURAN_NAMESPACE.bytes
+
+
+def derived_id(*parts: str) -> UUID:
+    """UUIDv5 (RFC 4122) of the parts joined by ':' in the iuran namespace.
+
+    Same result as ``uuid.uuid5(IURAN_NAMESPACE, ':'.join(parts))``, built directly from the
+    SHA-1 digest because it runs once per contribution on the hot path.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + ":".join(parts).encode()).digest()[:16])  # noqa: S324 - RFC 4122 v5
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return UUID(bytes=bytes(digest))
+
+
+def contribution_id(programme: str, nik: str, period: str) -> UUID:
+    return derived_id("contribution", programme, nik, period)
+
+
+def covered_periods(programme: Programme, start: str, months: int) -> list[str]:
+    """The months a registration starting at ``start`` pays, clipped to the programme's end."""
+    last = period_index(programme.last_period)
+    return [p for p in period_range(start, months) if period_index(p) <= last]
+
+
+def contributions_for(
+    programme: Programme, nik: str, periods: list[str]
+) -> list[ContributionDue]:
+    premium = programme.premium
+    jkk, jkm = premium.jkk_idr, premium.jkm_flat_idr
+    holidays = programme.holidays
+    due_cache: dict[str, date] = {}
+    result = []
+    for period in periods:
+        due = due_cache.get(period)
+        if due is None:
+            due = due_cache[period] = due_date(period, premium.due_day, holidays)
+        result.append(
+            ContributionDue(
+                contribution_id=contribution_id(programme.id, nik, period),
+                period=period,
+                due_date=due,
+                amount_idr=jkk + jkm,
+                components={"jkk": jkk, "jkm": jkm},  # type: ignore[arg-type]
+            )
+        )
+    return result
+
+
+def due_schedule(
+    programme: Programme, event: WorkerRegistered, periods: list[str]
+) -> ContributionSchedule:
+    worker = event.worker
+    return ContributionSchedule(
+        schedule_id=derived_id("schedule", "due", str(event.event_id)),
+        kind="due",
+        nik=worker.nik,
+        programme=programme.id,
+        opd_code=event.opd_code,
+        category=worker.category,
+        kecamatan=worker.kecamatan,
+        funding_source=programme.funding_source,
+        registration_event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        contributions=contributions_for(programme, worker.nik, periods),
+    )
+
+
+def cancelled_schedule(
+    programme: Programme,
+    event: WorkerDeregistered,
+    held: ContributionSchedule,
+    periods: list[str],
+) -> ContributionSchedule:
+    """The months of ``held`` (an accepted schedule) from which the worker is no longer paid."""
+    return ContributionSchedule(
+        schedule_id=derived_id("schedule", "cancelled", str(event.event_id)),
+        kind="cancelled",
+        nik=event.nik,
+        programme=programme.id,
+        opd_code=held.opd_code,
+        category=held.category,
+        kecamatan=held.kecamatan,
+        funding_source=held.funding_source,
+        registration_event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        contributions=contributions_for(programme, event.nik, periods),
+    )

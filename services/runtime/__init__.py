@@ -1,0 +1,1 @@
+"""Shared runtime: settings, embedded infrastructure, logging, Kafka and Postgres adapters."""

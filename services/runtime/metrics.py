@@ -1,0 +1,97 @@
+"""Every Prometheus metric of iuran, defined once so names stay consistent across services.
+
+Naming: base units, counters end in ``_total``, labels of bounded cardinality (service,
+topic, programme, OPD, category, error code) and never a NIK.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "iuran_events_consumed_total", "Events read from a topic.", ["service", "topic"]
+)
+REGISTRATIONS_ACCEPTED = Counter(
+    "iuran_registrations_accepted_total",
+    "Registration events accepted (a contribution schedule was emitted).",
+    ["programme", "event_type"],
+)
+REGISTRATIONS_REJECTED = Counter(
+    "iuran_registrations_rejected_total",
+    "Rejection errors sent to the rejected topic, by stable error code.",
+    ["code"],
+)
+REGISTRATIONS_DUPLICATE_EVENTS = Counter(
+    "iuran_registrations_duplicate_events_total",
+    "Registration events whose event_id was already processed (no new effect).",
+)
+SCHEDULES_EMITTED = Counter(
+    "iuran_schedules_emitted_total", "Contribution schedules sent.", ["kind"]
+)
+CONTRIBUTIONS_BOOKED = Counter(
+    "iuran_contributions_booked_total", "Contributions booked in the ledger.", ["programme"]
+)
+CONTRIBUTIONS_BOOKED_IDR = Counter(
+    "iuran_contributions_booked_idr_total", "Rupiah booked as accruals.", ["programme"]
+)
+CONTRIBUTIONS_DUPLICATE = Counter(
+    "iuran_contributions_duplicate_total",
+    "Contributions not booked because the worker's month is already booked by another payer.",
+    ["programme"],
+)
+CONTRIBUTIONS_HELD = Counter(
+    "iuran_contributions_held_total",
+    "Contributions held because they would exceed the budget.",
+    ["programme"],
+)
+CONTRIBUTIONS_REVERSED = Counter(
+    "iuran_contributions_reversed_total", "Contributions reversed (cancelled).", ["programme"]
+)
+LEDGER_WRITE_SECONDS = Histogram(
+    "iuran_ledger_write_seconds",
+    "Time to write one batch to the ledger (one transaction).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LEDGER_WRITE_RETRIES = Counter(
+    "iuran_ledger_write_retries_total", "Ledger batch writes that failed and were retried."
+)
+EVENT_AGE_SECONDS = Histogram(
+    "iuran_event_age_seconds",
+    "Age of a registration event when its contributions are booked.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+CONSUMER_LAG = Gauge(
+    "iuran_consumer_lag_messages",
+    "End offset minus committed offset, per topic and partition.",
+    ["service", "topic", "partition"],
+)
+BUDGET_REMAINING_IDR = Gauge(
+    "iuran_budget_remaining_idr",
+    "Allocated minus booked rupiah.",
+    ["programme", "funding_source", "fiscal_year"],
+)
+BUDGET_ALLOCATED_IDR = Gauge(
+    "iuran_budget_allocated_idr",
+    "Allocated rupiah.",
+    ["programme", "funding_source", "fiscal_year"],
+)
+ACTIVE_WORKERS = Gauge(
+    "iuran_active_workers", "Workers with at least one covered month.", ["programme"]
+)
+COVERAGE_RATIO = Gauge(
+    "iuran_coverage_ratio", "Covered workers divided by the workforce.", ["programme"]
+)
+COVERAGE_TARGET_RATIO = Gauge(
+    "iuran_coverage_target_ratio", "The RPJPD coverage target.", ["programme"]
+)
+BILLS_ISSUED = Counter("iuran_bills_issued_total", "Monthly bills issued.", ["programme"])
+BILLS_UNPAID_PAST_DUE = Gauge(
+    "iuran_bills_unpaid_past_due", "Issued bills unpaid after their due date.", ["programme"]
+)
+PAYMENTS_SETTLED = Counter(
+    "iuran_payments_settled_total", "Payments that settled a bill.", ["programme"]
+)
+DISCREPANCIES_OPEN = Gauge(
+    "iuran_discrepancies_open", "Payment discrepancies waiting for a person.", ["programme"]
+)
+SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])
