@@ -3,6 +3,8 @@
 Province (2), regency/city (2), district (2), birth date with day + 40 for women, serial
 from 0001. There is no check digit. The regency prefix is not checked: a Malang resident
 may hold a NIK issued elsewhere.
+
+Messages of :class:`NikError` never repeat the NIK: they say which part is wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ PROVINCE_CODES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+INVALID_NIK = "invalid_nik"
+NIK_LENGTH = 16
+FEMALE_DAY_OFFSET = 40
+
 
 class NikError(ValueError):
     """A NIK that cannot be a real one; ``code`` is the stable rejection code."""
@@ -42,49 +48,97 @@ class Nik:
     sex: str  # "M" | "F"
     serial: int
 
+    @property
+    def birth_ddmmyy(self) -> tuple[int, int, int]:
+        """Day, month and two-digit year as encoded (the century is not in the NIK)."""
+        return self.birth_date.day, self.birth_date.month, self.birth_date.year % 100
 
-def _century(two_digits: int, reference: date) -> int:
-    """Pick the century that puts the birth year at or before the reference year."""
-    year = 2000 + two_digits
-    return year if year <= reference.year else year - 100
+
+def _birth_date(day: int, month: int, yy: int, reference: date) -> date:
+    """The real date DD-MM-YY that is not after ``reference``: the NIK has no century.
+
+    Tries the latest century first; 29 February of a year ``00`` exists in 2000 only.
+    """
+    for year in (2000 + yy, 1900 + yy):
+        try:
+            born = date(year, month, day)
+        except ValueError:
+            continue
+        if born <= reference:
+            return born
+    raise ValueError("no real date")
 
 
 def parse_nik(text: str, *, reference: date) -> Nik:
-    """Decode a NIK or raise NikError. ``reference`` (e.g. today) resolves the century."""
-    if len(text) != 16 or not text.isascii() or not text.isdigit():
-        raise NikError("invalid_nik", "NIK must be exactly 16 digits (0-9), no spaces or dots")
+    """Decode a NIK or raise NikError. ``reference`` (e.g. today) resolves the century:
+    the birth date is the latest real DD-MM-YY on or before it."""
+    if not isinstance(text, str):
+        raise NikError(INVALID_NIK, "NIK must be text of 16 digits")
+    if len(text) != NIK_LENGTH or not text.isascii() or not text.isdigit():
+        raise NikError(
+            INVALID_NIK,
+            f"NIK must be exactly 16 digits (0-9), no spaces, dots or letters; "
+            f"this one has {_describe_length(text)}",
+        )
     province = text[0:2]
     if province not in PROVINCE_CODES:
-        raise NikError("invalid_nik", f"NIK starts with province code {province}, which does not exist")
-    if text[2:4] == "00" or text[4:6] == "00":
-        raise NikError("invalid_nik", "NIK has a regency or district code of 00, which does not exist")
+        raise NikError(
+            INVALID_NIK,
+            f"NIK starts with province code {province}, which does not exist "
+            "(first two digits, e.g. 35 for Jawa Timur)",
+        )
+    if text[2:4] == "00":
+        raise NikError(INVALID_NIK, "NIK digits 3-4 (regency/city code) cannot be 00")
+    if text[4:6] == "00":
+        raise NikError(INVALID_NIK, "NIK digits 5-6 (district code) cannot be 00")
     day, month, yy = int(text[6:8]), int(text[8:10]), int(text[10:12])
     sex = "M"
-    if day > 40:
-        day -= 40
+    if day > FEMALE_DAY_OFFSET:
+        day -= FEMALE_DAY_OFFSET
         sex = "F"
     try:
-        born = date(_century(yy, reference), month, day)
+        born = _birth_date(day, month, yy, reference)
     except ValueError as exc:
         raise NikError(
-            "invalid_nik",
+            INVALID_NIK,
             "NIK digits 7-12 are not a real birth date (DDMMYY, day + 40 for women)",
         ) from exc
     serial = int(text[12:16])
     if serial < 1:
-        raise NikError("invalid_nik", "NIK serial (last 4 digits) must be 0001 or more")
+        raise NikError(INVALID_NIK, "NIK serial (last 4 digits) must be 0001 or more")
     return Nik(province, text[2:4], text[4:6], born, sex, serial)
+
+
+def _describe_length(text: str) -> str:
+    digits = sum(ch.isascii() and ch.isdigit() for ch in text)
+    other = len(text) - digits
+    parts = [f"{digits} digit{'s' if digits != 1 else ''}"]
+    if other:
+        parts.append(f"{other} other character{'s' if other != 1 else ''}")
+    return " and ".join(parts)
 
 
 def encode_nik(
     province: str, regency: str, district: str, birth_date: date, sex: str, serial: int
 ) -> str:
     """Build a NIK from its parts (for test data and the demo)."""
-    day = birth_date.day + (40 if sex == "F" else 0)
+    if sex not in ("M", "F"):
+        raise ValueError("sex must be 'M' or 'F'")
+    if not 0 <= serial <= 9999:
+        raise ValueError("serial must fit in 4 digits")
+    for name, part in (("province", province), ("regency", regency), ("district", district)):
+        if len(part) != 2 or not part.isdigit():
+            raise ValueError(f"{name} must be 2 digits")
+    day = birth_date.day + (FEMALE_DAY_OFFSET if sex == "F" else 0)
     return (
         f"{province}{regency}{district}{day:02d}{birth_date.month:02d}"
         f"{birth_date.year % 100:02d}{serial:04d}"
     )
+
+
+def nik_matches_birth_date(nik: Nik, birth_date: date) -> bool:
+    """Day, month and two-digit year agree (the NIK does not say the century)."""
+    return nik.birth_ddmmyy == (birth_date.day, birth_date.month, birth_date.year % 100)
 
 
 def mask_nik(nik: str) -> str:
