@@ -457,3 +457,20 @@ def test_every_iuran_metric_in_alerts_and_dashboards_is_defined() -> None:
     assert used
     unknown = sorted((where, name) for where, name in used if name not in defined)
     assert not unknown, f"not defined in services/runtime/metrics.py: {unknown}"
+
+
+def test_every_alert_has_a_runbook_section_in_the_operations_guide() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in guide.splitlines()
+        if line.startswith("#")
+    }
+    rules = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text(encoding="utf-8"))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            runbook = rule["annotations"]["runbook"]
+            path, _, anchor = runbook.partition("#")
+            assert path == "docs/operations.md", f"{rule['alert']}: runbook {runbook}"
+            assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in {path}"
+            assert rule["labels"]["severity"] in {"warning", "critical"}
