@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"iuran: bad configuration: {_one_line(exc)}\n")
         return 2
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args, settings))
     except CliError as exc:
@@ -62,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _one_line(exc: Exception) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -11,13 +11,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class OpsServer:
     """A small aiohttp server; ``ready`` says whether the service can do its work now."""
 
-    def __init__(self, service: str, host: str, port: int, ready: ReadinessCheck) -> None:
+    def __init__(
+        self,
+        service: str,
+        host: str,
+        port: int,
+        ready: ReadinessCheck,
+        routes: dict[str, Handler] | None = None,
+    ) -> None:
         self.service = service
+        self._routes = routes or {}
         self.host = host
         self.port = port
         self._ready = ready
@@ -28,6 +37,8 @@ class OpsServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        for path, handler in self._routes.items():
+            app.router.add_get(path, handler)
         return app
 
     async def _healthz(self, _: web.Request) -> web.Response:

@@ -1,0 +1,268 @@
+"""``iuran demo``: the Malang batch end to end, with progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent
+from services.cli.service import PIPELINE
+from services.cli.up import prepare
+from services.demo.workers import demo_registrations
+from services.domain.programme import Programme, load_programmes
+from services.runtime.kafka import client_options
+from services.runtime.settings import Settings
+from services.runtime.stack import ServiceProcesses, StackError, http_json, infrastructure
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "demo", help="publish synthetic registrations, wait until booked, print a summary"
+    )
+    parser.add_argument("--workers", type=_positive, default=25_808,
+                        help="how many workers to register (default %(default)s)")
+    parser.add_argument("--programme", default="malang-2025", help="programme id")
+    parser.add_argument("--timeout", type=_positive, default=900,
+                        help="seconds to wait for the ledger (default %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line of the figures")
+    parser.set_defaults(handler=handle)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+@dataclass
+class Summary:
+    programme: str
+    registrations_published: int = 0
+    registrations_accepted: int = 0
+    registrations_rejected: int = 0
+    contributions_booked: int = 0
+    amount_booked_idr: int = 0
+    ledger_contributions_total: int = 0
+    ledger_amount_total_idr: int = 0
+    budget_idr: int = 0
+    budget_remaining_idr: int = 0
+    seconds: float = 0.0
+    contributions_per_second: float = 0.0
+    rejection_codes: dict[str, int] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
+
+
+def _rupiah(amount: int) -> str:
+    return "Rp" + f"{amount:,}"
+
+
+async def _publish(settings: Settings, programme: Programme, count: int,
+                   out: Any) -> list[UUID]:
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=10,
+                                max_batch_size=256 * 1024, acks="all")
+    await producer.start()
+    event_ids: list[UUID] = []
+    try:
+        pending = []
+        for index, event in enumerate(demo_registrations(programme, count), start=1):
+            event_ids.append(event.event_id)
+            pending.append(await producer.send(
+                TOPIC_REGISTRATIONS, key=event.worker.nik.encode(),
+                value=event.model_dump_json().encode(),
+            ))
+            if index % 5000 == 0:
+                await asyncio.gather(*pending)
+                pending.clear()
+                out.write(f"  published {index:,} / {count:,} registrations\n")
+                out.flush()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return event_ids
+
+
+async def _count_rejections(settings: Settings, ids: set[str], found: dict[str, dict[str, int]],
+                            stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(TOPIC_REJECTED, **client_options(settings),
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=300)
+            for records in batches.values():
+                for record in records:
+                    rejected = RejectedEvent.model_validate_json(record.value or b"")
+                    if rejected.event_id in ids:
+                        found[rejected.event_id] = {e.code: 1 for e in rejected.errors}
+    finally:
+        await consumer.stop()
+
+
+async def _ledger_totals(pool: asyncpg.Pool, programme: str,
+                         ids: list[UUID]) -> tuple[int, int, int, int, int]:
+    row = await pool.fetchrow(
+        """SELECT count(*) AS n, coalesce(sum(amount_idr), 0)::bigint AS idr,
+                  count(DISTINCT registration_event_id) AS registrations
+             FROM ledger.contributions
+            WHERE registration_event_id = ANY($1::uuid[])""", ids)
+    total = await pool.fetchrow(
+        """SELECT count(*) AS n, coalesce(sum(amount_idr), 0)::bigint AS idr
+             FROM ledger.contributions c
+            WHERE programme = $1
+              AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                               WHERE x.contribution_id = c.contribution_id)""", programme)
+    return row["n"], row["idr"], row["registrations"], total["n"], total["idr"]
+
+
+async def _run(settings: Settings, programme: Programme, count: int, timeout: int,
+               out: Any, services: ServiceProcesses) -> Summary:
+    summary = Summary(programme=programme.id, budget_idr=programme.budget_idr)
+    started = time.monotonic()
+    out.write(f"Publishing {count:,} registrations to {TOPIC_REGISTRATIONS} ...\n")
+    out.flush()
+    event_ids = await _publish(settings, programme, count, out)
+    summary.registrations_published = len(event_ids)
+    rejections: dict[str, dict[str, int]] = {}
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(
+        _count_rejections(settings, {str(i) for i in event_ids}, rejections, stop))
+    months = len(list(range(programme.months)))
+    assert settings.database_url
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        last_report = 0.0
+        while True:
+            services.check_alive()
+            booked, idr, registrations, total, total_idr = await _ledger_totals(
+                pool, programme.id, event_ids)
+            expected = (len(event_ids) - len(rejections)) * months
+            now = time.monotonic()
+            if now - last_report >= 2 or booked >= expected:
+                rate = booked / max(now - started, 1e-9)
+                out.write(f"  booked {booked:,} / {expected:,} contributions "
+                          f"({booked / max(expected, 1):.0%}), {rate:,.0f}/s, "
+                          f"{len(rejections):,} rejected\n")
+                out.flush()
+                last_report = now
+            if booked >= expected:
+                break
+            if now - started > timeout:
+                raise StackError(f"only {booked:,} of {expected:,} contributions booked "
+                                 f"after {timeout}s")
+            await asyncio.sleep(0.5)
+        summary.seconds = round(time.monotonic() - started, 2)
+        summary.contributions_booked = booked
+        summary.amount_booked_idr = idr
+        summary.registrations_accepted = registrations
+        summary.ledger_contributions_total = total
+        summary.ledger_amount_total_idr = total_idr
+        summary.budget_remaining_idr = programme.budget_idr - total_idr
+        summary.contributions_per_second = round(booked / max(summary.seconds, 1e-9), 1)
+    finally:
+        stop.set()
+        await watcher
+        await pool.close()
+    summary.registrations_rejected = len(rejections)
+    codes: dict[str, int] = {}
+    for found in rejections.values():
+        for code in found:
+            codes[code] = codes.get(code, 0) + 1
+    summary.rejection_codes = codes
+    return summary
+
+
+def _coverage(settings: Settings, programme: str, booked: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    url = f"http://{settings.http_host}:{settings.projector_port}/coverage"
+    latest: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = http_json(url)
+        if isinstance(body, list):
+            for snapshot in body:
+                if snapshot.get("programme") == programme:
+                    latest = snapshot
+        if latest.get("contributions_booked", -1) >= booked:
+            break
+        time.sleep(0.5)
+    return latest
+
+
+def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
+    cov = summary.coverage
+    lines = [
+        "",
+        f"iuran demo — {programme.name}",
+        f"  registrations published   {summary.registrations_published:>15,}",
+        f"  registrations accepted    {summary.registrations_accepted:>15,}",
+        f"  registrations rejected    {summary.registrations_rejected:>15,}"
+        + (f"  {summary.rejection_codes}" if summary.rejection_codes else ""),
+        f"  contributions booked      {summary.contributions_booked:>15,}",
+        f"  amount booked             {_rupiah(summary.amount_booked_idr):>15}"
+        f"  ({programme.premium.monthly_idr:,} × months × workers)",
+        f"  budget {programme.funding_source} {programme.fiscal_year:<9}"
+        f"{_rupiah(summary.budget_idr):>15}",
+        f"  booked in programme       {_rupiah(summary.ledger_amount_total_idr):>15}"
+        f"  ({summary.ledger_amount_total_idr / max(summary.budget_idr, 1):.1%} of budget)",
+        f"  budget remaining          {_rupiah(summary.budget_remaining_idr):>15}",
+        f"  time                      {summary.seconds:>14,.1f}s"
+        f"  ({summary.contributions_per_second:,.0f} contributions/s)",
+    ]
+    if cov:
+        lines += [
+            "  coverage",
+            f"    active workers (programme)  {cov['active_workers']:>11,}",
+            f"    Jamsostek members outside   {cov['registered_outside_programme']:>11,}",
+            f"    workforce                   {cov['workforce']:>11,}",
+            f"    coverage ratio              {cov['coverage_ratio']:>11.2%}"
+            f"  (RPJPD target {cov['target_ratio']:.2%})",
+            "    by category: " + ", ".join(
+                f"{k} {v['active_workers']:,}" for k, v in cov["by_category"].items()),
+            "    by kecamatan: " + ", ".join(
+                f"{k} {v['active_workers']:,}" for k, v in cov["by_kecamatan"].items()),
+        ]
+    out.write("\n".join(lines) + "\n")
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.main import CliError
+
+    programmes = load_programmes(settings.programmes_dir)
+    programme = programmes.get(args.programme)
+    if programme is None:
+        raise CliError(f"unknown programme {args.programme!r}; known: {', '.join(programmes)}")
+    out = sys.stdout
+    wall = time.monotonic()
+    out.write("Starting the broker, PostgreSQL and the services ...\n")
+    out.flush()
+    with infrastructure(settings) as ready:
+        prepare(ready)
+        services = ServiceProcesses(ready, PIPELINE, ready.data_dir.resolve() / "logs")
+        services.start()
+        try:
+            services.wait_ready()
+            out.write(f"  ready in {time.monotonic() - wall:.1f}s: {', '.join(PIPELINE)}\n")
+            summary = asyncio.run(
+                _run(ready, programme, args.workers, args.timeout, out, services))
+            summary.coverage = _coverage(ready, programme.id, summary.ledger_contributions_total)
+        except StackError as exc:
+            raise CliError(str(exc)) from exc
+        finally:
+            services.stop()
+    _print_summary(summary, programme, out)
+    if args.json:
+        out.write(json.dumps(asdict(summary)) + "\n")
+    return 0

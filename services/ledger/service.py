@@ -1,0 +1,217 @@
+"""The ledger process: consume contribution schedules, book them in Postgres, then commit.
+
+Offsets are committed only after the Postgres transaction has committed, and every write is
+idempotent, so a crash, a replay or a rebalance books nothing twice and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+
+from schemas.events import (
+    TOPIC_CONTRIBUTIONS,
+    TOPIC_REJECTED,
+    ContributionSchedule,
+    RejectedEvent,
+    RejectionError,
+)
+from services.ledger import book
+from services.ledger.migrate import migrate
+from services.runtime import metrics
+from services.runtime.database import RETRYABLE, connect_with_retry
+from services.runtime.kafka import client_options, ensure_topics
+from services.runtime.service import Service
+from services.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "iuran-ledger"
+
+
+class LedgerService(Service):
+    name = "ledger"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._connection: asyncpg.Connection | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._db_ok = False
+        self._committed: dict[TopicPartition, int] = {}
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self._db_ok:
+            return False, "PostgreSQL unreachable"
+        if self._consumer is None:
+            return False, "Kafka consumer not started"
+        return True, "ok"
+
+    def _set_db_ok(self, ok: bool) -> None:
+        self._db_ok = ok
+        metrics.SERVICE_READY.labels(self.name).set(1 if ok else 0)
+
+    async def _connection_ready(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            assert self.settings.database_url
+            self._connection = await connect_with_retry(
+                self.settings.database_url, init=book.prepare, on_wait=self._set_db_ok
+            )
+        return self._connection
+
+    async def run(self) -> None:
+        settings = self.settings
+        assert settings.database_url
+        connection = await connect_with_retry(settings.database_url, on_wait=self._set_db_ok)
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+        await ensure_topics(settings)
+        options = client_options(settings)
+        self._producer = AIOKafkaProducer(**options, linger_ms=5)
+        self._consumer = AIOKafkaConsumer(
+            TOPIC_CONTRIBUTIONS,
+            **options,
+            group_id=GROUP_ID,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.ledger_batch_max,
+            session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_seconds * 1000),
+            rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_seconds * 1000),
+            max_poll_interval_ms=300_000,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        lag_task = asyncio.create_task(self._report_lag())
+        try:
+            await self._consume()
+        finally:
+            lag_task.cancel()
+            await self._consumer.stop()
+            await self._producer.stop()
+            if self._connection is not None:
+                await self._connection.close()
+
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        settings = self.settings
+        while not self.stopping.is_set():
+            batches = await self._consumer.getmany(
+                timeout_ms=settings.ledger_batch_wait_ms or 1,
+                max_records=settings.ledger_batch_max,
+            )
+            if not batches:
+                continue
+            records = [r for tp_records in batches.values() for r in tp_records]
+            metrics.EVENTS_CONSUMED.labels(self.name, TOPIC_CONTRIBUTIONS).inc(len(records))
+            schedules: list[ContributionSchedule] = []
+            for record in records:
+                schedule = await self._decode(record)
+                if schedule is not None:
+                    schedules.append(schedule)
+            if schedules:
+                await self._book_until_done(schedules)
+            offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+            try:
+                await self._consumer.commit(offsets)
+                self._committed.update(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # Partitions moved in a rebalance: their next owner replays, idempotently.
+                log.warning("offset commit failed (%s); the batch will be replayed", exc)
+
+    async def _decode(self, record: ConsumerRecord) -> ContributionSchedule | None:
+        try:
+            return ContributionSchedule.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            await self._reject(record, [RejectionError(
+                field=".".join(str(p) for p in first["loc"]),
+                code="malformed_schedule",
+                message=f"contribution schedule does not match the v1 contract: {first['type']}",
+            )])
+            return None
+
+    async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
+        assert self._producer is not None
+        rejected = RejectedEvent(
+            original=(record.value or b"").decode("utf-8", errors="replace"),
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            rejected_at=datetime.now(UTC),
+            errors=errors,
+        )
+        for item in errors:
+            metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
+        log.error("rejected record", extra={"topic": record.topic, "partition": record.partition,
+                                            "offset": record.offset, "code": errors[0].code})
+        await self._producer.send_and_wait(
+            TOPIC_REJECTED, key=record.key, value=rejected.model_dump_json().encode()
+        )
+
+    async def _book_until_done(self, schedules: list[ContributionSchedule]) -> None:
+        """Retry with backoff until the batch is in Postgres: a failed write is never skipped."""
+        delay = 0.2
+        while True:
+            connection = await self._connection_ready()
+            started = time.perf_counter()
+            try:
+                result = await book.book_schedules(connection, schedules)
+            except RETRYABLE as exc:
+                metrics.LEDGER_WRITE_RETRIES.inc()
+                self._set_db_ok(False)
+                log.warning("ledger write failed (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)
+                if not connection.is_closed():
+                    await connection.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._set_db_ok(True)
+            metrics.LEDGER_WRITE_SECONDS.observe(time.perf_counter() - started)
+            self._record(result)
+            return
+
+    def _record(self, result: book.BatchResult) -> None:
+        for programme, count in result.booked.items():
+            metrics.CONTRIBUTIONS_BOOKED.labels(programme).inc(count)
+            metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme).inc(result.booked_idr[programme])
+        for programme, count in result.duplicates.items():
+            metrics.CONTRIBUTIONS_DUPLICATE.labels(programme).inc(count)
+        for programme, count in result.reversed.items():
+            metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
+        for age in result.event_ages:
+            metrics.EVENT_AGE_SECONDS.observe(max(age, 0.0))
+
+    async def _report_lag(self) -> None:
+        assert self._consumer is not None
+        while True:
+            await asyncio.sleep(5)
+            try:
+                assigned = list(self._consumer.assignment())
+                if not assigned:
+                    continue
+                ends = await self._consumer.end_offsets(assigned)
+                for tp in assigned:
+                    committed = self._committed.get(tp)
+                    if committed is None:
+                        committed = await self._consumer.committed(tp) or 0
+                    metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                        max(ends.get(tp, 0) - committed, 0)
+                    )
+            except KafkaError as exc:
+                log.debug("lag report skipped: %s", exc)
+
+
+def run(settings: Settings) -> int:
+    asyncio.run(LedgerService(settings).serve())
+    return 0

@@ -1,0 +1,1 @@
+"""The coverage projector: running totals of covered workers and booked rupiah."""

@@ -1,0 +1,123 @@
+"""The projector's Faust app: a table keyed by NIK folds contribution schedules into each
+worker's covered months; totals are folded from the table and published as snapshots."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from aiohttp import web
+from pydantic import ValidationError
+
+from schemas.events import (
+    TOPIC_CONTRIBUTIONS,
+    TOPIC_COVERAGE,
+    ContributionSchedule,
+    CoverageSnapshot,
+    CoverageTotals,
+)
+from services.domain.coverage import apply_schedule, totals
+from services.domain.programme import Programme
+from services.runtime import metrics
+from services.runtime.settings import Settings
+from services.validator.app import broker_credentials
+
+log = logging.getLogger(__name__)
+
+APP_ID = "iuran-projector"
+SNAPSHOT_SECONDS = 5.0
+
+
+def snapshots(programmes: dict[str, Programme], folded: dict[str, Any]) -> list[CoverageSnapshot]:
+    now = datetime.now(UTC)
+    result = []
+    for programme_id, entry in sorted(folded.items()):
+        programme = programmes.get(programme_id)
+        total = entry["total"]
+        outside = programme.coverage.registered_outside_programme if programme else 0
+        workforce = programme.coverage.workforce if programme else 0
+        ratio = (outside + total["active_workers"]) / workforce if workforce else 0.0
+        result.append(CoverageSnapshot(
+            as_of=now,
+            programme=programme_id,
+            active_workers=total["active_workers"],
+            contributions_booked=total["contributions_booked"],
+            booked_idr=total["booked_idr"],
+            registered_outside_programme=outside,
+            workforce=workforce,
+            coverage_ratio=round(ratio, 6),
+            target_ratio=programme.coverage.target_ratio if programme else 0.0,
+            by_opd={k: CoverageTotals(**v) for k, v in entry["by_opd"].items()},
+            by_category={k: CoverageTotals(**v) for k, v in entry["by_category"].items()},
+            by_kecamatan={k: CoverageTotals(**v) for k, v in entry["by_kecamatan"].items()},
+        ))
+    return result
+
+
+def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
+    app = faust.App(
+        APP_ID,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_seconds,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        table_standby_replicas=0,
+    )
+    contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
+                              partitions=settings.partitions)
+    coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,
+                         partitions=settings.partitions)
+    workers = app.Table("coverage-workers", default=None, partitions=settings.partitions)
+
+    @app.agent(contributions, name="project")
+    async def project(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            metrics.EVENTS_CONSUMED.labels("projector", message.topic).inc()
+            try:
+                schedule = ContributionSchedule.model_validate_json(message.value or b"")
+            except ValidationError:
+                log.error("unreadable contribution schedule skipped by the projector "
+                          "(the ledger rejects it)",
+                          extra={"topic": message.topic, "partition": message.partition,
+                                 "offset": message.offset})
+                continue
+            try:
+                new_state = apply_schedule(workers.get(schedule.nik), schedule)
+                if new_state is not None:
+                    workers[schedule.nik] = new_state
+            except Exception:
+                log.exception("projector failed on a schedule",
+                              extra={"topic": message.topic, "partition": message.partition,
+                                     "offset": message.offset})
+
+    def current() -> list[CoverageSnapshot]:
+        return snapshots(programmes, totals(value for _, value in workers.items() if value))
+
+    @app.timer(SNAPSHOT_SECONDS)
+    async def publish() -> None:
+        for snapshot in current():
+            metrics.ACTIVE_WORKERS.labels(snapshot.programme).set(snapshot.active_workers)
+            metrics.COVERAGE_RATIO.labels(snapshot.programme).set(snapshot.coverage_ratio)
+            metrics.COVERAGE_TARGET_RATIO.labels(snapshot.programme).set(snapshot.target_ratio)
+            await coverage.send(key=snapshot.programme.encode(),
+                                value=snapshot.model_dump_json().encode())
+
+    async def coverage_handler(_: web.Request) -> web.Response:
+        body = [s.model_dump(mode="json") for s in current()]
+        return web.json_response(body)
+
+    app.conf.iuran_coverage_handler = coverage_handler  # type: ignore[attr-defined]
+    return app

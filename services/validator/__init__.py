@@ -1,0 +1,2 @@
+"""The registration validator: a Faust agent that validates registrations and emits
+contribution schedules (or rejections)."""

@@ -1,0 +1,13 @@
+"""Run the validator process: the Faust worker plus the ops endpoints."""
+
+from __future__ import annotations
+
+from services.domain.programme import load_programmes
+from services.runtime.faust_worker import run_faust_app
+from services.runtime.settings import Settings
+from services.validator.app import create_app
+
+
+def run(settings: Settings) -> int:
+    app = create_app(settings, load_programmes(settings.programmes_dir))
+    return run_faust_app(app, "validator", settings)
