@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "services.cli.service",
     "services.cli.demo",
     "services.cli.migrate",
+    "services.cli.publish",
 )
 
 log = logging.getLogger("iuran")

@@ -56,6 +56,7 @@ MALFORMED_SCHEDULE = "malformed_schedule"
 FORMULA_NOT_ALLOWED = "formula_not_allowed"
 WRONG_COLUMN_COUNT = "wrong_column_count"
 DUPLICATE_IN_FILE = "duplicate_in_file"
+EXAMPLE_ROW = "example_row"
 
 CATALOGUE: dict[str, str] = {
     MALFORMED_JSON: "The message is not a JSON object in UTF-8 text.",
@@ -92,6 +93,7 @@ CATALOGUE: dict[str, str] = {
     FORMULA_NOT_ALLOWED: "A spreadsheet cell holds a formula; type the value itself.",
     WRONG_COLUMN_COUNT: "A CSV row has more values than the header has columns.",
     DUPLICATE_IN_FILE: "The same worker appears twice in the file for overlapping months.",
+    EXAMPLE_ROW: "The template's made-up example row was left in the file.",
 }
 
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
