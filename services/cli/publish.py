@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,7 +30,7 @@ from services.runtime.settings import Settings
 WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's
 MAX_PRINTED_ROWS = 50
 
-Sender = Callable[..., Awaitable[int]]
+Sender = Callable[..., Coroutine[Any, Any, int]]
 
 
 def register(subparsers: Any) -> None:
