@@ -160,11 +160,12 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 def _delimiter(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
-            best = max(counts, key=lambda sep: counts[sep])
-            return best if counts[best] else ","
+    """The separator of the first line that has one (a title line may have none)."""
+    for line in text.splitlines()[:HEADER_SEARCH_ROWS]:
+        counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
+        best = max(counts, key=lambda sep: counts[sep])
+        if counts[best]:
+            return best
     return ","
 
 

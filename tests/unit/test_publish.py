@@ -436,3 +436,14 @@ def test_every_upload_error_code_is_in_the_catalogue() -> None:
                  "EXAMPLE_ROW"):
         assert f"E.{name}" in source and getattr(E, name) in E.CATALOGUE
     assert json.dumps(E.CATALOGUE)  # plain strings, publishable as documentation
+
+
+def test_a_title_line_above_a_semicolon_header_does_not_confuse_the_reader(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "titled.csv"
+    body = io.StringIO()
+    csv.writer(body, delimiter=";", lineterminator="\n").writerows(as_rows(worker(1)))
+    path.write_text("Daftar Pekerja Rentan Dishub 2025\n\n" + body.getvalue(), encoding="utf-8")
+    result = plan(path)
+    assert [r.number for r in result.accepted] == [4]
