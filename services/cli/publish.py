@@ -117,7 +117,11 @@ def run(
     if plan.rejected and rejects_path is None and args.skip_invalid:
         rejects_path = default_rejects_path(args.file)
     if plan.rejected and rejects_path is not None:
-        count = write_rejects(rejects_path, table, plan.rejected)
+        try:
+            count = write_rejects(rejects_path, table, plan.rejected)
+        except OSError as exc:
+            raise CliError(f"cannot write the rejected rows to {rejects_path}: "
+                           f"{exc.strerror}; choose another place with --rejects-out") from exc
         err.write(f"wrote {count} rejected row(s) with their errors to {rejects_path}\n")
 
     total = len(table.rows)
