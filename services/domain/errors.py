@@ -231,6 +231,8 @@ def rejections_from_validation_error(exc: ValidationError) -> list[RejectionErro
             )
         elif field == "" and kind in {"dict_type", "model_type", "model_attributes_type"}:
             code, message = MALFORMED_JSON, "message must be a JSON object {...}"
+        elif field == "" and kind not in {"union_tag_not_found", "union_tag_invalid"}:
+            code, message = MALFORMED_JSON, "message is not one JSON object in UTF-8 text"
         elif kind == "union_tag_not_found":
             field = "event_type"
             given = item.get("input")

@@ -479,7 +479,7 @@ def decode_registration(
     """Decode one message value: the event, or None and the rejections that say why."""
     if raw is None:
         return None, [E.malformed("message has no value (a tombstone or an empty message)")]
-    size = len(raw.encode() if isinstance(raw, str) else raw)
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
     if size > max_bytes:
         return None, [E.message_too_large(size, max_bytes)]
     if isinstance(raw, bytes):

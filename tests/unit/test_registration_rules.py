@@ -141,6 +141,7 @@ DECODING_CASES = [
     ("a list", b"[]", "", E.MALFORMED_JSON),
     ("not utf-8", "{\"nama\": \"Siti Aminah\"}".encode("utf-16"), "", E.MALFORMED_JSON),
     ("empty value", None, "", E.MALFORMED_JSON),
+    ("lone surrogate", '{"event_type": "\ud800"}', "", E.MALFORMED_JSON),
     ("huge", b"{\"x\": \"" + b"a" * 70_000 + b"\"}", "", E.MESSAGE_TOO_LARGE),
     ("no event_type", _raw(event_type=DROP), "event_type", E.MISSING_FIELD),
     ("no nik", _raw(worker__nik=DROP), "worker.nik", E.MISSING_FIELD),
@@ -178,7 +179,7 @@ DECODING_CASES = [
     ("raw", "field", "code"), [c[1:] for c in DECODING_CASES], ids=[c[0] for c in DECODING_CASES]
 )
 def test_an_undecodable_message_is_rejected_with_a_stable_code(
-    raw: bytes | None, field: str, code: str
+    raw: bytes | str | None, field: str, code: str
 ) -> None:
     event, errors = decode_registration(raw)
     assert event is None
