@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 25808
 
 .DEFAULT_GOAL := help
-.PHONY: help install run up test test-unit test-integration lint schemas bench chaos clean
+.PHONY: help install tools run up test test-unit lint schemas clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,13 +21,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the virtual environment and install iuran with its test tools
 
+tools: ## system tools the suite uses: promtool and prometheus (Debian's prometheus package)
+	@command -v promtool >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's prometheus package (promtool)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else \
+			echo "promtool is missing: install Debian's prometheus package"; exit 1; \
+		fi; }
+
 run: install ## the Malang batch (25,808 workers) end to end on the embedded broker and PostgreSQL
 	$(BIN)/iuran demo --workers $(WORKERS)
 
 up: install ## start the embedded infrastructure and every service until Ctrl-C
 	$(BIN)/iuran up
 
-test: install ## the whole suite: unit, integration (real broker + PostgreSQL) and end to end
+test: install tools ## the whole suite: unit, integration (real broker + PostgreSQL) and end to end
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## only the fast unit tests

@@ -57,7 +57,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             out.write(f"  logs in {services.log_dir}; Ctrl-C stops everything\n")
             out.flush()
             while not stop["requested"]:
-                services.check_alive()
+                services.restart_dead()  # a supervisor: a crashed service comes back
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass

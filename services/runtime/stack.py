@@ -90,6 +90,17 @@ class ServiceProcesses:
                     f"service {name} exited with code {code}; see {self.log_dir / (name + '.log')}"
                 )
 
+    def restart_dead(self) -> list[str]:
+        """Start again every service whose process has exited; returns their names."""
+        restarted = []
+        for name, process in list(self.processes.items()):
+            code = process.poll()
+            if code is not None:
+                log.warning("service %s exited with code %s; starting it again", name, code)
+                self.start(name)
+                restarted.append(name)
+        return restarted
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         pending = set(self.processes)

@@ -1,0 +1,180 @@
+"""The processes as a user runs them: `iuran up` in the foreground, then a crash of every
+service in the middle of a batch; `iuran demo` as the README's first command runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from schemas.events import TOPIC_REGISTRATIONS
+from services.runtime.embedded import free_port
+from services.runtime.settings import Settings
+from services.runtime.stack import http_json
+from tests.support.infra import fresh_database
+from tests.support.kafka import publish
+from tests.support.workers import as_message, registration
+
+pytestmark = pytest.mark.e2e
+
+IURAN = [sys.executable, "-m", "services.cli.main"]
+
+
+def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
+    env.update({
+        "IURAN_DATA_DIR": str(data_dir),
+        "IURAN_VALIDATOR_PORT": str(free_port()),
+        "IURAN_LEDGER_PORT": str(free_port()),
+        "IURAN_PROJECTOR_PORT": str(free_port()),
+        "IURAN_API_PORT": str(free_port()),
+        "IURAN_KAFKA_SESSION_TIMEOUT_SECONDS": "6",
+        "IURAN_KAFKA_REBALANCE_TIMEOUT_SECONDS": "6",
+    })
+    if database_url:
+        env["IURAN_DATABASE_URL"] = database_url
+    return env
+
+
+@pytest.fixture
+def external_database(session_dir: Path) -> Iterator[str | None]:
+    """A fresh database when the suite runs against an external server, else None."""
+    if not os.environ.get("IURAN_DATABASE_URL"):
+        yield None
+        return
+    with fresh_database(session_dir) as url:
+        yield url
+
+
+def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:
+    """Lines of the process's stdout up to one matching pattern."""
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if re.search(pattern, line):
+            return "".join(seen)
+    raise AssertionError(f"no line matching {pattern!r} in time; got:\n{''.join(seen)}")
+
+
+def _service_pids(parent: int) -> dict[str, int]:
+    found = {}
+    for child in psutil.Process(parent).children():
+        cmd = child.cmdline()
+        if "service" in cmd:
+            found[cmd[-1]] = child.pid
+    return found
+
+
+async def _count(url: str, niks: list[str]) -> tuple[int, int, int]:
+    connection = await asyncpg.connect(url)
+    try:
+        row = await connection.fetchrow(
+            """SELECT count(*) AS contributions,
+                      count(DISTINCT (nik, period)) AS distinct_months,
+                      (SELECT count(*) FROM ledger.transfers t
+                         JOIN ledger.contributions c USING (contribution_id)
+                        WHERE c.nik = ANY($1::text[]) AND t.kind = 'accrual') AS accruals
+                 FROM ledger.contributions WHERE nik = ANY($1::text[])""", niks)
+        return row["contributions"], row["distinct_months"], row["accruals"]
+    finally:
+        await connection.close()
+
+
+def test_up_survives_a_crash_of_every_service_mid_batch(
+    session_dir: Path, external_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = session_dir / "up"
+    data_dir.mkdir()
+    env = _environment(data_dir, external_database)
+    up = subprocess.Popen([*IURAN, "up", "--broker-port", str(free_port())], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = _read_until(up, r"Ctrl-C stops everything", timeout=150)
+        bootstrap = re.search(r"IURAN_KAFKA_BOOTSTRAP=(\S+)", banner).group(1)  # type: ignore[union-attr]
+        database_url = re.search(r"IURAN_DATABASE_URL='([^']+)'", banner).group(1)  # type: ignore[union-attr]
+        settings = Settings(kafka_bootstrap=bootstrap, database_url=database_url)
+        events = [registration() for _ in range(3000)]
+        niks = [e.worker.nik for e in events]
+        expected = len(events) * 12
+
+        async def batch_with_a_crash() -> int:
+            sender = asyncio.create_task(
+                publish(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in events]))
+            deadline = time.monotonic() + 120
+            while (await _count(database_url, niks))[0] < expected // 10:
+                assert time.monotonic() < deadline, "the batch never started booking"
+                await asyncio.sleep(0.1)
+            in_flight = expected - (await _count(database_url, niks))[0]
+            for pid in _service_pids(up.pid).values():
+                os.kill(pid, signal.SIGKILL)
+            await sender
+            return in_flight
+
+        in_flight = asyncio.run(batch_with_a_crash())
+        assert in_flight > 0
+        deadline = time.monotonic() + 240
+        counts = asyncio.run(_count(database_url, niks))
+        while counts[0] < expected and time.monotonic() < deadline:
+            time.sleep(1)
+            counts = asyncio.run(_count(database_url, niks))
+        contributions, distinct_months, accruals = counts
+        assert contributions == expected, f"lost {expected - contributions} contributions"
+        assert distinct_months == expected
+        assert accruals == expected, "an accrual was booked twice or not at all"
+        assert up.poll() is None, "iuran up died instead of restarting its services"
+        assert set(_service_pids(up.pid)) == {"validator", "ledger", "projector"}
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    assert up.returncode == 0
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if str(data_dir) in " ".join(p.info["cmdline"] or [])
+                and "postgres" not in " ".join(p.info["cmdline"] or [])]
+
+
+def test_demo_prints_the_summary_and_the_json_figures(
+    session_dir: Path, external_database: str | None
+) -> None:
+    data_dir = session_dir / "demo"
+    data_dir.mkdir()
+    env = _environment(data_dir, external_database)
+    result = subprocess.run([*IURAN, "demo", "--workers", "300", "--json"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["registrations_accepted"] == 300
+    assert figures["registrations_rejected"] == 0
+    assert figures["contributions_booked"] == 3600
+    assert figures["amount_booked_idr"] == 3600 * 16_800
+    assert figures["seconds"] > 0
+    assert "contributions booked                3,600" in result.stdout
+    assert figures["coverage"]["active_workers"] == 300
+
+
+def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:
+    result = subprocess.run([*IURAN, "demo", "--workers", "zero"], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "'zero' is not a whole number" in result.stderr

@@ -1,0 +1,65 @@
+"""Registration events with NIKs no other test uses."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from schemas.events import WorkerDeregistered, WorkerRegistered
+from services.domain.nik import encode_nik, parse_nik
+
+WIB = timezone(timedelta(hours=7))
+_rng = random.Random(uuid.uuid4().int)  # noqa: S311 - unique test data, not security
+
+
+def unique_nik(sex: str = "M", born: date | None = None) -> str:
+    """A valid NIK from a random (province, regency, district) so tests do not collide."""
+    born = born or date(1970, 1, 1) + timedelta(days=_rng.randrange(0, 365 * 35))
+    return encode_nik("35", f"{_rng.randrange(1, 99):02d}", f"{_rng.randrange(1, 99):02d}",
+                      born, sex, _rng.randrange(1, 9999))
+
+
+def registration(
+    *,
+    nik: str | None = None,
+    opd_code: str = "DISNAKER",
+    programme: str = "malang-2025",
+    coverage_start: str = "2025-12",
+    months: int = 12,
+    sex: str = "M",
+    born: date | None = None,
+    event_id: uuid.UUID | None = None,
+) -> WorkerRegistered:
+    nik = nik or unique_nik(sex, born)
+    decoded = parse_nik(nik, reference=date(2025, 11, 25))
+    born, sex = decoded.birth_date, decoded.sex
+    return WorkerRegistered(
+        event_id=event_id or uuid.uuid4(),
+        event_type="registered",
+        occurred_at=datetime(2025, 11, 25, 9, 0, tzinfo=WIB),
+        opd_code=opd_code,
+        programme=programme,
+        worker={  # type: ignore[arg-type]
+            "nik": nik, "full_name": "Siti Rahayu" if sex == "F" else "Budi Santoso",
+            "birth_date": born, "sex": sex, "category": "ojek_online",
+            "kecamatan": "Klojen", "kelurahan": "Kauman", "phone": "0812-3456-7890",
+        },
+        coverage_start=coverage_start,
+        months=months,
+    )
+
+
+def deregistration(nik: str, effective_period: str, *, opd_code: str = "DISNAKER",
+                   programme: str = "malang-2025") -> WorkerDeregistered:
+    return WorkerDeregistered(
+        event_id=uuid.uuid4(), event_type="deregistered",
+        occurred_at=datetime(2026, 2, 1, 9, 0, tzinfo=WIB), opd_code=opd_code,
+        programme=programme, nik=nik, effective_period=effective_period,
+        reason="formal employment",
+    )
+
+
+def as_message(event: WorkerRegistered | WorkerDeregistered) -> tuple[bytes, bytes]:
+    nik = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
+    return nik.encode(), event.model_dump_json().encode()

@@ -1,0 +1,74 @@
+"""Programme configuration as data: the Malang file, and clear errors for broken files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.domain.programme import ProgrammeConfigError, load_programme, load_programmes
+from services.runtime.settings import REPO_ROOT
+
+MALANG = REPO_ROOT / "deploy" / "programmes" / "malang-2025.toml"
+
+
+def test_the_malang_programme_pays_16800_a_month() -> None:
+    programme = load_programme(MALANG)
+    assert programme.premium.jkk_idr == 10_000
+    assert programme.premium.jkm_flat_idr == 6_800
+    assert programme.premium.monthly_idr == 16_800
+    assert programme.budget_idr == 5_300_000_000
+    assert 25_808 * 12 * programme.premium.monthly_idr == 5_202_892_800
+    assert sorted(programme.kecamatan) == [
+        "Blimbing", "Kedungkandang", "Klojen", "Lowokwaru", "Sukun"]
+    assert sum(len(k) for k in programme.kecamatan.values()) == 57
+    assert programme.coverage.registered_outside_programme == 204_419
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = MALANG.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "broken.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("jkm_flat_idr = 6_800", "jkm_flat_idr = -1", "premium.jkm_flat_idr"),
+        ("jkm_flat_idr = 6_800", "jkm_flat_idr = 6800.5", "premium.jkm_flat_idr"),
+        ('first_period = "2025-12"', 'first_period = "2025-13"', "first_period"),
+        ('last_period = "2026-11"', 'last_period = "2025-01"', "last_period is before"),
+        ("min_age = 15", "min_age = 70", "min_age is greater than max_age"),
+        ('    "ojek_online",', '    "becak",', "eligibility.categories"),
+        ("budget_idr = 5_300_000_000", "budget_idr = 'lots'", "budget_idr"),
+        ("[premium]", "[premium\n", "not valid TOML"),
+    ],
+)
+def test_a_broken_file_names_the_key_and_the_problem(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    with pytest.raises(ProgrammeConfigError) as caught:
+        load_programme(_broken(tmp_path, old, new))
+    assert message in str(caught.value)
+    assert "broken.toml" in str(caught.value)
+
+
+def test_a_second_city_is_only_a_new_file(tmp_path: Path) -> None:
+    text = MALANG.read_text(encoding="utf-8").replace('id = "malang-2025"', 'id = "batu-2026"')
+    (tmp_path / "malang.toml").write_text(MALANG.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "batu.toml").write_text(text, encoding="utf-8")
+    assert sorted(load_programmes(tmp_path)) == ["batu-2026", "malang-2025"]
+
+
+def test_the_same_id_twice_is_refused(tmp_path: Path) -> None:
+    for name in ("a.toml", "b.toml"):
+        (tmp_path / name).write_text(MALANG.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ProgrammeConfigError, match="defined twice"):
+        load_programmes(tmp_path)
+
+
+def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProgrammeConfigError, match="no programme file"):
+        load_programmes(tmp_path)
