@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from schemas.events import WorkerRegistered, parse_registration
 from services.cli.main import CliError
@@ -270,9 +270,26 @@ def test_the_kafka_message_is_keyed_by_nik_and_holds_the_contract_json(tmp_path:
 
 # --- the templates -----------------------------------------------------------------------------
 
+def _xlsx_content(data: bytes) -> list[Any]:
+    workbook = load_workbook(io.BytesIO(data))
+    return [
+        (
+            sheet.title,
+            [[(c.value, c.number_format) for c in row] for row in sheet.iter_rows()],
+            sorted((str(v.sqref), v.formula1) for v in sheet.data_validations.dataValidation),
+        )
+        for sheet in workbook.worksheets
+    ]
+
+
 def test_the_shipped_templates_are_what_the_generator_makes() -> None:
     assert (TEMPLATE_DIR / CSV_NAME).read_text(encoding="utf-8") == csv_template()
-    assert (TEMPLATE_DIR / XLSX_NAME).read_bytes() == xlsx_template()
+    generated = xlsx_template()
+    assert generated == xlsx_template()  # reproducible: no clock in the bytes
+    shipped = (TEMPLATE_DIR / XLSX_NAME).read_bytes()
+    assert _xlsx_content(shipped) == _xlsx_content(generated)
+    sheet = load_workbook(io.BytesIO(shipped)).worksheets[0]
+    assert sheet["A2"].number_format == "@"  # the NIK column is Text: 16 digits survive
 
 
 @pytest.mark.parametrize("name", [CSV_NAME, XLSX_NAME])
