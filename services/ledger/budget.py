@@ -1,0 +1,242 @@
+"""Budget allocations: seeded and raised from programme configuration or by a command,
+always with a recorded change; raising one books the held contributions in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.domain.programme import Programme
+
+log = logging.getLogger(__name__)
+
+
+class BudgetError(Exception):
+    """A budget change that cannot be made (unknown allocation, lowering, bad amount)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    programme: str
+    funding_source: str
+    booked: int
+    booked_idr: int
+    duplicates: int
+
+
+async def lock_allocations(
+    connection: asyncpg.Connection, keys: Iterable[tuple[str, str]]
+) -> None:
+    """Row-lock the allocations of these (programme, funding source) pairs, in key order.
+
+    Must run inside a transaction; held until it ends."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    await connection.execute(
+        """SELECT 1 FROM ledger.budget_allocations
+            WHERE (programme, funding_source) IN
+                  (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY programme, funding_source
+              FOR UPDATE""",
+        [k[0] for k in ordered], [k[1] for k in ordered],
+    )
+
+
+# The oldest held contributions of one allocation that fit, booked in the order they were
+# held; those whose worker-month another payer booked meanwhile are marked duplicate.
+_RELEASE = """
+WITH allocation AS (
+    SELECT allocated_idr - booked_idr AS remaining FROM ledger.budget_allocations
+     WHERE programme = $1 AND funding_source = $2
+), waiting AS (
+    SELECT h.*, EXISTS (SELECT 1 FROM ledger.contributions c
+                         WHERE c.nik = h.nik AND c.period = h.period) AS taken
+      FROM ledger.held_contributions h
+     WHERE h.programme = $1 AND h.funding_source = $2
+       AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                        WHERE r.contribution_id = h.contribution_id)
+), ranked AS (
+    SELECT w.*, sum(w.amount_idr) FILTER (WHERE NOT w.taken)
+                    OVER (ORDER BY w.hold_seq ROWS UNBOUNDED PRECEDING) AS running
+      FROM waiting w
+), released AS (
+    INSERT INTO ledger.contributions (
+        contribution_id, nik, period, programme, opd_code, category, kecamatan,
+        funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
+        registration_event_id, occurred_at)
+    SELECT r.contribution_id, r.nik, r.period, r.programme, r.opd_code, r.category,
+           r.kecamatan, r.funding_source, r.due_date, r.amount_idr, r.jkk_idr, r.jkm_idr,
+           r.schedule_id, r.registration_event_id, r.occurred_at
+      FROM ranked r, allocation a
+     WHERE NOT r.taken AND r.running <= a.remaining
+     ORDER BY r.hold_seq
+    ON CONFLICT DO NOTHING
+    RETURNING contribution_id, programme, amount_idr
+), accrued AS (
+    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
+                                  amount_idr, contribution_id)
+    SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual',
+           'expense:premium:' || programme, 'liability:bpjs_payable:' || programme,
+           amount_idr, contribution_id
+      FROM released
+    ON CONFLICT DO NOTHING
+), resolved AS (
+    INSERT INTO ledger.held_resolutions (contribution_id, outcome)
+    SELECT contribution_id, 'booked' FROM released
+    UNION ALL
+    SELECT contribution_id, 'duplicate' FROM ranked WHERE taken
+    ON CONFLICT DO NOTHING
+), duplicates AS (
+    INSERT INTO ledger.duplicate_attempts (contribution_id, nik, period, programme, opd_code,
+        amount_idr, schedule_id, registration_event_id, held_by)
+    SELECT r.contribution_id, r.nik, r.period, r.programme, r.opd_code, r.amount_idr,
+           r.schedule_id, r.registration_event_id, c.contribution_id
+      FROM ranked r JOIN ledger.contributions c ON c.nik = r.nik AND c.period = r.period
+     WHERE r.taken
+    ON CONFLICT DO NOTHING
+)
+SELECT (SELECT count(*) FROM released) AS booked,
+       (SELECT coalesce(sum(amount_idr), 0)::bigint FROM released) AS booked_idr,
+       (SELECT count(*) FROM ranked WHERE taken) AS duplicates
+"""
+
+
+async def release_held(
+    connection: asyncpg.Connection, programme: str, funding_source: str
+) -> Release:
+    """Book the held contributions of one allocation that now fit, oldest first.
+
+    Idempotent: what is booked is resolved and never released twice."""
+    booked = booked_idr = duplicates = 0
+    async with connection.transaction():
+        await lock_allocations(connection, [(programme, funding_source)])
+        while True:  # a worker-month taken meanwhile frees room for the next ones
+            row = await connection.fetchrow(_RELEASE, programme, funding_source)
+            booked += row["booked"]
+            booked_idr += row["booked_idr"]
+            duplicates += row["duplicates"]
+            if row["booked"] == 0 and row["duplicates"] == 0:
+                break
+    if booked or duplicates:
+        log.info("released %d held contributions of %s (Rp%s), %d duplicate",
+                 booked, programme, f"{booked_idr:,}", duplicates)
+    return Release(programme, funding_source, booked, booked_idr, duplicates)
+
+
+async def _record_and_set(
+    connection: asyncpg.Connection, *, programme: str, funding_source: str, fiscal_year: int,
+    previous: int, allocated: int, source: str, reason: str, changed_by: str, create: bool,
+) -> None:
+    await connection.execute(
+        """INSERT INTO ledger.budget_allocation_changes (programme, funding_source, fiscal_year,
+               previous_idr, allocated_idr, source, reason, changed_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        programme, funding_source, fiscal_year, previous, allocated, source, reason, changed_by,
+    )
+    if create:
+        await connection.execute(
+            """INSERT INTO ledger.budget_allocations (programme, funding_source, fiscal_year,
+                   allocated_idr, booked_idr)
+               SELECT $1, $2, $3, $4, coalesce(sum(c.amount_idr), 0)
+                 FROM ledger.contributions c
+                WHERE c.programme = $1 AND c.funding_source = $2
+                  AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                                   WHERE x.contribution_id = c.contribution_id)""",
+            programme, funding_source, fiscal_year, allocated,
+        )
+    else:
+        await connection.execute(
+            """UPDATE ledger.budget_allocations SET allocated_idr = $3
+                WHERE programme = $1 AND funding_source = $2""",
+            programme, funding_source, allocated,
+        )
+
+
+async def ensure_allocation(
+    connection: asyncpg.Connection, programme: Programme, *, changed_by: str = "ledger"
+) -> Release:
+    """Create or raise the allocation of a programme to its configured ``budget_idr``.
+
+    A configured figure below the recorded allocation is ignored (allocations are never
+    lowered) with a warning. Then books whatever held contributions now fit."""
+    key = (programme.id, programme.funding_source)
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('allocation:' || $1 || ':' || $2, 0))",
+            *key,
+        )
+        row = await connection.fetchrow(
+            """SELECT fiscal_year, allocated_idr FROM ledger.budget_allocations
+                WHERE programme = $1 AND funding_source = $2 FOR UPDATE""", *key)
+        if row is None:
+            booked = await connection.fetchval(
+                """SELECT coalesce(sum(c.amount_idr), 0)::bigint FROM ledger.contributions c
+                    WHERE c.programme = $1 AND c.funding_source = $2
+                      AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                                       WHERE x.contribution_id = c.contribution_id)""", *key)
+            allocated = max(programme.budget_idr, booked)
+            reason = f"programme configuration {programme.id}: budget_idr"
+            if allocated > programme.budget_idr:
+                reason += " (raised to what was booked before the budget ceiling existed)"
+            await _record_and_set(
+                connection, programme=programme.id, funding_source=programme.funding_source,
+                fiscal_year=programme.fiscal_year, previous=0, allocated=allocated,
+                source="configuration", reason=reason, changed_by=changed_by, create=True)
+            log.info("budget allocation of %s set to Rp%s", programme.id, f"{allocated:,}")
+        elif row["fiscal_year"] != programme.fiscal_year:
+            log.warning("programme %s: fiscal_year %d in the file, %d in the ledger; kept",
+                        programme.id, programme.fiscal_year, row["fiscal_year"])
+        elif programme.budget_idr > row["allocated_idr"]:
+            await _record_and_set(
+                connection, programme=programme.id, funding_source=programme.funding_source,
+                fiscal_year=row["fiscal_year"], previous=row["allocated_idr"],
+                allocated=programme.budget_idr, source="configuration",
+                reason=f"programme configuration {programme.id}: budget_idr raised",
+                changed_by=changed_by, create=False)
+            log.info("budget allocation of %s raised to Rp%s", programme.id,
+                     f"{programme.budget_idr:,}")
+        elif programme.budget_idr < row["allocated_idr"]:
+            log.warning("programme %s: budget_idr Rp%s is below the recorded allocation Rp%s; "
+                        "an allocation is never lowered", programme.id,
+                        f"{programme.budget_idr:,}", f"{row['allocated_idr']:,}")
+    return await release_held(connection, *key)
+
+
+async def raise_allocation(
+    connection: asyncpg.Connection, *, programme: str, amount_idr: int, reason: str,
+    changed_by: str, funding_source: str | None = None,
+) -> tuple[int, int, Release]:
+    """Raise an existing allocation by ``amount_idr``, record why and by whom, and book the
+    held contributions that now fit, in one transaction. Returns (previous, new, release)."""
+    if amount_idr <= 0:
+        raise BudgetError("the amount to raise by must be a positive number of rupiah")
+    if not reason.strip():
+        raise BudgetError("a reason is required")
+    async with connection.transaction():
+        rows = await connection.fetch(
+            """SELECT funding_source, fiscal_year, allocated_idr FROM ledger.budget_allocations
+                WHERE programme = $1 AND ($2::text IS NULL OR funding_source = $2)
+                ORDER BY funding_source FOR UPDATE""", programme, funding_source)
+        if not rows:
+            raise BudgetError(f"no budget allocation for programme {programme!r}"
+                              + (f" and funding source {funding_source!r}"
+                                 if funding_source else "")
+                              + " (the ledger creates it from the programme file on start)")
+        if len(rows) > 1:
+            raise BudgetError(f"programme {programme!r} has several funding sources; "
+                              "name one with --funding-source")
+        row = rows[0]
+        previous = row["allocated_idr"]
+        new = previous + amount_idr
+        await _record_and_set(
+            connection, programme=programme, funding_source=row["funding_source"],
+            fiscal_year=row["fiscal_year"], previous=previous, allocated=new, source="command",
+            reason=reason.strip(), changed_by=changed_by, create=False)
+        release = await release_held(connection, programme, row["funding_source"])
+    log.info("budget allocation of %s raised from Rp%s to Rp%s", programme, f"{previous:,}",
+             f"{new:,}")
+    return previous, new, release

@@ -1,0 +1,86 @@
+"""Helpers for tests against a real PostgreSQL: a uniquely named scratch database (created
+and dropped), migrated, and contribution schedules built with the domain rules."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+import asyncpg
+
+from schemas.events import Category, ContributionSchedule
+from services.domain.nik import encode_nik
+from services.domain.programme import Programme
+from services.domain.schedule import contributions_for, derived_id
+from services.ledger.migrate import migrate
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    """IURAN_DATABASE_URL when set (its server hosts the scratch databases), else the
+    system PostgreSQL on 127.0.0.1:5432."""
+    return os.environ.get("IURAN_DATABASE_URL") or DEFAULT_ADMIN_URL
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, rest = url.partition("://")
+    authority, _, path = rest.partition("/")
+    query = path.partition("?")[2]
+    return f"{base}://{authority}/{database}" + (f"?{query}" if query else "")
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(prefix: str = "iuran_test") -> AsyncIterator[str]:
+    """A fresh, migrated database for one test session; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(admin_url(), name)
+    try:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+        yield url
+    finally:
+        admin = await asyncpg.connect(admin_url())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def worker_nik(serial: int, district: str = "01") -> str:
+    """A valid Kota Malang NIK, distinct per serial (1..9999) and district."""
+    return encode_nik("35", "73", district, date(1990, 1, 1 + serial % 28), "M", serial % 9999 + 1)
+
+
+def schedule(
+    programme: Programme, nik: str, periods: list[str], *, kind: str = "due",
+    opd_code: str = "DISNAKER", category: Category = Category.OJEK_ONLINE,
+    kecamatan: str = "Klojen", event: str | None = None,
+    occurred_at: datetime | None = None,
+) -> ContributionSchedule:
+    """A contribution schedule as the validator emits it (ids derived the same way)."""
+    event_id = uuid.UUID(str(derived_id("test-event", event or f"{nik}:{kind}:{periods[0]}")))
+    return ContributionSchedule(
+        schedule_id=derived_id("schedule", kind, str(event_id)),
+        kind=kind,  # type: ignore[arg-type]
+        nik=nik,
+        programme=programme.id,
+        opd_code=opd_code,
+        category=category,
+        kecamatan=kecamatan,
+        funding_source=programme.funding_source,
+        registration_event_id=event_id,
+        occurred_at=occurred_at or datetime(2025, 11, 25, 8, 0, tzinfo=UTC),
+        contributions=contributions_for(programme, nik, periods),
+    )
