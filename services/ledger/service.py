@@ -1,7 +1,10 @@
-"""The ledger process: consume contribution schedules, book them in Postgres, then commit.
+"""The ledger process: consume contribution schedules and payment confirmations, book them
+in Postgres, then commit.
 
 Offsets are committed only after the Postgres transaction has committed, and every write is
-idempotent, so a crash, a replay or a rebalance books nothing twice and loses nothing.
+idempotent, so a crash, a replay or a rebalance books nothing twice and loses nothing. On
+start the ledger creates or raises the budget allocations from the programme files (with a
+recorded change) and books the held contributions that now fit.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from pydantic import ValidationError
 
 from schemas.events import (
     TOPIC_CONTRIBUTIONS,
+    TOPIC_PAYMENTS,
     TOPIC_REJECTED,
     ContributionSchedule,
+    PaymentConfirmed,
     RejectedEvent,
     RejectionError,
 )
-from services.ledger import book
+from services.domain.programme import load_programmes
+from services.ledger import book, payments
+from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
+from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.kafka import client_options, ensure_topics
@@ -34,6 +42,7 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 GROUP_ID = "iuran-ledger"
+GAUGE_INTERVAL_SECONDS = 10.0
 
 
 class LedgerService(Service):
@@ -46,6 +55,7 @@ class LedgerService(Service):
         self._producer: AIOKafkaProducer | None = None
         self._db_ok = False
         self._committed: dict[TopicPartition, int] = {}
+        self._gauges_at = 0.0
 
     def readiness(self) -> tuple[bool, str]:
         if not self._db_ok:
@@ -72,6 +82,13 @@ class LedgerService(Service):
         connection = await connect_with_retry(settings.database_url, on_wait=self._set_db_ok)
         try:
             await migrate(connection)
+            for programme in load_programmes(settings.programmes_dir).values():
+                release = await ensure_allocation(connection, programme)
+                if release.booked:
+                    metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
+                    metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(
+                        release.booked_idr)
+            await refresh_gauges(connection)
         finally:
             await connection.close()
         await ensure_topics(settings)
@@ -79,6 +96,7 @@ class LedgerService(Service):
         self._producer = AIOKafkaProducer(**options, linger_ms=5)
         self._consumer = AIOKafkaConsumer(
             TOPIC_CONTRIBUTIONS,
+            TOPIC_PAYMENTS,
             **options,
             group_id=GROUP_ID,
             enable_auto_commit=False,
@@ -109,17 +127,27 @@ class LedgerService(Service):
                 timeout_ms=settings.ledger_batch_wait_ms or 1,
                 max_records=settings.ledger_batch_max,
             )
+            if time.monotonic() - self._gauges_at >= GAUGE_INTERVAL_SECONDS:
+                await self._refresh_gauges()
             if not batches:
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
-            metrics.EVENTS_CONSUMED.labels(self.name, TOPIC_CONTRIBUTIONS).inc(len(records))
             schedules: list[ContributionSchedule] = []
+            confirmed: list[PaymentConfirmed] = []
             for record in records:
+                metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
+                if record.topic == TOPIC_PAYMENTS:
+                    payment = await self._decode_payment(record)
+                    if payment is not None:
+                        confirmed.append(payment)
+                    continue
                 schedule = await self._decode(record)
                 if schedule is not None:
                     schedules.append(schedule)
             if schedules:
                 await self._book_until_done(schedules)
+            for payment in confirmed:
+                await self._apply_until_done(payment)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await self._consumer.commit(offsets)
@@ -139,6 +167,49 @@ class LedgerService(Service):
                 message=f"contribution schedule does not match the v1 contract: {first['type']}",
             )])
             return None
+
+    async def _decode_payment(self, record: ConsumerRecord) -> PaymentConfirmed | None:
+        try:
+            return PaymentConfirmed.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            await self._reject(record, [RejectionError(
+                field=".".join(str(p) for p in first["loc"]),
+                code="malformed_payment",
+                message=f"payment confirmation does not match the v1 contract: {first['type']}",
+            )])
+            return None
+
+    async def _refresh_gauges(self) -> None:
+        self._gauges_at = time.monotonic()
+        try:
+            await refresh_gauges(await self._connection_ready())
+        except RETRYABLE as exc:
+            log.warning("gauges not refreshed (%s)", type(exc).__name__)
+
+    async def _apply_until_done(self, payment: PaymentConfirmed) -> None:
+        """Apply one payment confirmation, retrying with backoff while Postgres is away."""
+        delay = 0.2
+        while True:
+            connection = await self._connection_ready()
+            try:
+                outcome = await payments.apply_payment(connection, payment)
+            except RETRYABLE as exc:
+                metrics.LEDGER_WRITE_RETRIES.inc()
+                self._set_db_ok(False)
+                log.warning("payment write failed (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)
+                if not connection.is_closed():
+                    await connection.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._set_db_ok(True)
+            if outcome.outcome == payments.SETTLED:
+                metrics.PAYMENTS_SETTLED.labels(payment.programme).inc()
+            if outcome.outcome != payments.REPLAYED:
+                self._gauges_at = 0.0  # show a settled bill or a new discrepancy soon
+            return
 
     async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
         assert self._producer is not None
@@ -187,6 +258,10 @@ class LedgerService(Service):
             metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme).inc(result.booked_idr[programme])
         for programme, count in result.duplicates.items():
             metrics.CONTRIBUTIONS_DUPLICATE.labels(programme).inc(count)
+        for programme, count in result.held.items():
+            metrics.CONTRIBUTIONS_HELD.labels(programme).inc(count)
+            log.warning("%d contributions of %s held: the budget allocation is used up",
+                        count, programme)
         for programme, count in result.reversed.items():
             metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
         for age in result.event_ages:

@@ -34,15 +34,19 @@ def _with_database(url: str, database: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(prefix: str = "iuran_test") -> AsyncIterator[str]:
-    """A fresh, migrated database for one test session; dropped afterwards."""
+async def scratch_database(
+    server_url: str | None = None, prefix: str = "iuran_test"
+) -> AsyncIterator[str]:
+    """A fresh, migrated database on the server of ``server_url`` (any database there that
+    the user may connect to; default :func:`admin_url`); dropped afterwards."""
+    server_url = server_url or admin_url()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url())
+    admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = _with_database(admin_url(), name)
+    url = _with_database(server_url, name)
     try:
         connection = await asyncpg.connect(url)
         try:
@@ -51,7 +55,7 @@ async def scratch_database(prefix: str = "iuran_test") -> AsyncIterator[str]:
             await connection.close()
         yield url
     finally:
-        admin = await asyncpg.connect(admin_url())
+        admin = await asyncpg.connect(server_url)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

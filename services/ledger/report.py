@@ -1,0 +1,117 @@
+"""Read-side helpers over the finance views: the summary the demo prints and the gauges the
+ledger exports to Prometheus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.runtime import metrics
+
+
+async def finance_summary(connection: asyncpg.Connection, programme: str) -> dict[str, Any]:
+    """The first monthly bill and the budget utilisation of one programme, from the views.
+
+    Shape (money in integer rupiah, dates as ``datetime.date``)::
+
+        {"programme": str,
+         "first_bill": None | {"period": "YYYY-MM", "due_date": date, "workers": int,
+                               "amount_idr": int, "jkk_idr": int, "jkm_idr": int,
+                               "billed_idr": int, "paid_idr": int,
+                               "by_opd": [{"opd_code": str, "workers": int,
+                                           "amount_idr": int}, ...]},   # largest first
+         "budget": [{"funding_source": str, "fiscal_year": int | None,
+                     "allocated_idr": int, "booked_idr": int, "paid_idr": int,
+                     "held_idr": int, "held_contributions": int,
+                     "remaining_idr": int}, ...],
+         "contributions": {"booked": int, "billed": int, "paid": int, "held": int,
+                           "cancelled": int}}
+    """
+    first_period = await connection.fetchval(
+        "SELECT min(period) FROM finance.monthly_bill WHERE programme = $1", programme)
+    first_bill: dict[str, Any] | None = None
+    if first_period is not None:
+        rows = await connection.fetch(
+            """SELECT opd_code, due_date, workers, amount_idr, jkk_idr, jkm_idr, billed_idr,
+                      paid_idr
+                 FROM finance.monthly_bill WHERE programme = $1 AND period = $2
+                ORDER BY amount_idr DESC, opd_code""", programme, first_period)
+        first_bill = {
+            "period": first_period,
+            "due_date": min(r["due_date"] for r in rows),
+            "workers": sum(r["workers"] for r in rows),
+            "amount_idr": sum(r["amount_idr"] for r in rows),
+            "jkk_idr": sum(r["jkk_idr"] for r in rows),
+            "jkm_idr": sum(r["jkm_idr"] for r in rows),
+            "billed_idr": sum(r["billed_idr"] for r in rows),
+            "paid_idr": sum(r["paid_idr"] for r in rows),
+            "by_opd": [{"opd_code": r["opd_code"], "workers": r["workers"],
+                        "amount_idr": r["amount_idr"]} for r in rows],
+        }
+    budget = await connection.fetch(
+        """SELECT funding_source, fiscal_year, allocated_idr, booked_idr, paid_idr, held_idr,
+                  held_contributions, remaining_idr
+             FROM finance.budget_utilisation WHERE programme = $1
+            ORDER BY funding_source""", programme)
+    statuses = await connection.fetch(
+        """SELECT status, count(*) AS n FROM finance.contributions
+            WHERE programme = $1 GROUP BY status""", programme)
+    counts = {s: 0 for s in ("booked", "billed", "paid", "held", "cancelled")}
+    counts.update({r["status"]: r["n"] for r in statuses})
+    return {
+        "programme": programme,
+        "first_bill": first_bill,
+        "budget": [dict(r) for r in budget],
+        "contributions": counts,
+    }
+
+
+def format_finance_summary(summary: dict[str, Any]) -> list[str]:
+    """Lines for a terminal, e.g. the end of ``iuran demo``."""
+    def rp(amount: int) -> str:
+        return "Rp" + f"{amount:,}"
+
+    lines = ["  finance views"]
+    bill = summary["first_bill"]
+    if bill is None:
+        lines.append("    first monthly bill        (nothing booked)")
+    else:
+        lines.append(f"    first monthly bill        {bill['period']}, due {bill['due_date']}: "
+                     f"{bill['workers']:,} workers, {rp(bill['amount_idr'])} "
+                     f"(JKK {rp(bill['jkk_idr'])} + JKM {rp(bill['jkm_idr'])})")
+        for opd in bill["by_opd"][:5]:
+            lines.append(f"      {opd['opd_code']:<22}{opd['workers']:>8,} workers "
+                         f"{rp(opd['amount_idr']):>16}")
+        if len(bill["by_opd"]) > 5:
+            lines.append(f"      ... {len(bill['by_opd']) - 5} more OPDs")
+    for b in summary["budget"]:
+        lines.append(f"    budget {b['funding_source']} {b['fiscal_year']}: allocated "
+                     f"{rp(b['allocated_idr'])}, booked {rp(b['booked_idr'])}, paid "
+                     f"{rp(b['paid_idr'])}, held {rp(b['held_idr'])} "
+                     f"({b['held_contributions']:,}), remaining {rp(b['remaining_idr'])}")
+    counts = summary["contributions"]
+    lines.append("    contributions by status   " + ", ".join(
+        f"{status} {n:,}" for status, n in counts.items()))
+    return lines
+
+
+async def refresh_gauges(connection: asyncpg.Connection) -> None:
+    """Set the budget, unpaid-bill and discrepancy gauges from the finance views."""
+    for row in await connection.fetch(
+            """SELECT programme, funding_source, fiscal_year, allocated_idr, remaining_idr
+                 FROM finance.budget_utilisation WHERE fiscal_year IS NOT NULL"""):
+        labels = (row["programme"], row["funding_source"], str(row["fiscal_year"]))
+        metrics.BUDGET_ALLOCATED_IDR.labels(*labels).set(row["allocated_idr"])
+        metrics.BUDGET_REMAINING_IDR.labels(*labels).set(row["remaining_idr"])
+    for row in await connection.fetch(
+            """SELECT programme,
+                      (SELECT count(*) FROM finance.bills b
+                        WHERE b.programme = p.programme AND b.status = 'past_due') AS past_due,
+                      (SELECT count(*) FROM finance.discrepancies d
+                        WHERE d.programme = p.programme AND d.status = 'open') AS open
+                 FROM (SELECT programme FROM ledger.budget_allocations
+                       UNION SELECT programme FROM ledger.bills
+                       UNION SELECT programme FROM ledger.discrepancies) p"""):
+        metrics.BILLS_UNPAID_PAST_DUE.labels(row["programme"]).set(row["past_due"])
+        metrics.DISCREPANCIES_OPEN.labels(row["programme"]).set(row["open"])
