@@ -24,6 +24,10 @@ COMMAND_MODULES = (
     "services.cli.demo",
     "services.cli.migrate",
     "services.cli.publish",
+    "services.cli.bill",
+    "services.cli.budget",
+    "services.cli.export",
+    "services.cli.discrepancy",
 )
 
 log = logging.getLogger("iuran")

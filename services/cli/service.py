@@ -11,6 +11,7 @@ SERVICES = {
     "validator": "services.validator.service",
     "ledger": "services.ledger.service",
     "projector": "services.projector.service",
+    "api": "services.api.service",
 }
 PIPELINE = ("validator", "ledger", "projector")
 

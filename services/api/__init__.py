@@ -1,0 +1,1 @@
+"""The read API for finance, auditors and operations (FastAPI): `iuran service api`."""

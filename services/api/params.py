@@ -1,0 +1,61 @@
+"""Query parameters of the API, validated with readable messages (422 otherwise)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated
+
+from fastapi import HTTPException, Query
+from pydantic import AfterValidator
+
+from services.domain.periods import PeriodError, parse_period
+
+
+def _period(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_period(value)
+    except PeriodError:
+        raise ValueError(
+            f"{value!r} is not a month: use YYYY-MM with a month from 01 to 12, e.g. 2025-12"
+        ) from None
+    return value
+
+
+def _nik(value: str | None) -> str | None:
+    if value is not None and (len(value) != 16 or not value.isascii() or not value.isdigit()):
+        raise ValueError("a NIK is exactly 16 digits")
+    return value
+
+
+PeriodParam = Annotated[str | None, AfterValidator(_period)]
+NikParam = Annotated[str | None, AfterValidator(_nik)]
+Code = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+def check_range(period_from: str | None, period_to: str | None) -> None:
+    if period_from and period_to and period_from > period_to:
+        raise HTTPException(422, detail=f"period_from {period_from} is after period_to "
+                                        f"{period_to}")
+
+
+def encode_cursor(values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError):
+        values = None
+    if (not isinstance(values, list) or len(values) != size
+            or not all(isinstance(v, str) for v in values)):
+        raise HTTPException(422, detail="cursor is not valid: pass next_cursor of the "
+                                        "previous page unchanged")
+    return values

@@ -1,0 +1,33 @@
+"""`iuran service api`: the read API under uvicorn on IURAN_API_PORT (default 8100), with
+/healthz, /readyz and /metrics like every service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from services.api.app import create_app
+from services.api.auth import load_api_settings
+from services.runtime.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings) -> int:
+    try:
+        api_settings = load_api_settings(settings)  # no placeholder tokens in production
+    except SettingsError as exc:
+        sys.stderr.write(f"iuran: bad configuration: {exc}\n")
+        return 2
+    assert settings.database_url
+    app = create_app(settings.database_url, api_settings)
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.api_port, log_config=None,
+        access_log=False, proxy_headers=False, server_header=False,
+    )
+    log.info("api serves /docs, /healthz, /readyz, /metrics on http://%s:%d",
+             settings.http_host, settings.api_port)
+    uvicorn.Server(config).run()
+    return 0

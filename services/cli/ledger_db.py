@@ -1,0 +1,47 @@
+"""Shared by the finance commands: run a coroutine against the ledger database (embedded
+when IURAN_DATABASE_URL is unset), migrated first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from services.domain.programme import Programme, ProgrammeConfigError, load_programmes
+from services.ledger.migrate import migrate
+from services.runtime.settings import Settings
+from services.runtime.stack import infrastructure
+
+T = TypeVar("T")
+
+
+def with_ledger(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run(url: str) -> T:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    with infrastructure(settings.model_copy(update={"kafka_bootstrap": "unused"})) as ready:
+        assert ready.database_url
+        return asyncio.run(run(ready.database_url))
+
+
+def programme_of(settings: Settings, programme_id: str) -> Programme:
+    from services.cli.main import CliError
+
+    try:
+        programmes = load_programmes(settings.programmes_dir)
+    except ProgrammeConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if programme_id not in programmes:
+        raise CliError(f"unknown programme {programme_id!r}; known: {', '.join(programmes)}")
+    return programmes[programme_id]
+
+
+def rupiah(amount: int) -> str:
+    return "Rp" + f"{amount:,}"
