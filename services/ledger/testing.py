@@ -88,3 +88,26 @@ def schedule(
         occurred_at=occurred_at or datetime(2025, 11, 25, 8, 0, tzinfo=UTC),
         contributions=contributions_for(programme, nik, periods),
     )
+
+
+class NikSource:
+    """Distinct valid NIKs for one test session (so tests sharing a database never collide)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def take(self, count: int = 1) -> list[str]:
+        niks = []
+        for _ in range(count):
+            n = self._next
+            self._next += 1
+            district = f"{10 + (n // 9999) % 90:02d}"
+            niks.append(encode_nik("35", "73", district, date(1990, 1 + n % 12, 1 + n % 28),
+                                   "M" if n % 2 else "F", n % 9999 + 1))
+        return niks
+
+
+def programme_copy(base: Programme, *, budget_idr: int, name: str | None = None) -> Programme:
+    """A copy of a programme under a new id (its own allocation) with another budget."""
+    return base.model_copy(update={
+        "id": name or f"test-{uuid.uuid4().hex[:10]}", "budget_idr": budget_idr})
