@@ -32,6 +32,12 @@ class Bill:
     amount_idr: int
 
 
+# Issuing a bill (exclusive) and cancelling contributions (shared) exclude each other, so a
+# month is never cancelled while it is being put on a bill. Advisory: no table privilege.
+BILL_LINES_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended('bill-lines', 0))"
+BILL_LINES_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtextextended('bill-lines', 0))"
+
+
 def bill_lock_sql(programme_param: str = "$1", period_param: str = "$2") -> str:
     """The advisory lock that serialises issuing and paying the bills of one month."""
     return (f"SELECT pg_advisory_xact_lock(hashtextextended("
@@ -73,7 +79,7 @@ async def issue_bill(
     async with connection.transaction():
         await connection.execute(bill_lock_sql(), programme.id, period)
         # No cancellation may land between choosing the lines and committing them.
-        await connection.execute("LOCK TABLE ledger.bill_lines IN SHARE ROW EXCLUSIVE MODE")
+        await connection.execute(BILL_LINES_EXCLUSIVE)
         sequence = await connection.fetchval(
             """SELECT coalesce(max(sequence), 0) + 1 FROM ledger.bills
                 WHERE programme = $1 AND period = $2""", programme.id, period)

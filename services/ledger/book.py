@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from schemas.events import ContributionSchedule
+from services.ledger.bills import BILL_LINES_SHARED
 from services.ledger.budget import lock_allocations
 
 _STAGE_COLUMNS = (
@@ -258,7 +259,7 @@ async def book_schedules(
                 result.duplicates[row["programme"]] += 1
         if cancels:
             # Bills being issued now finish first; no bill is issued until we commit.
-            await connection.execute("LOCK TABLE ledger.bill_lines IN SHARE MODE")
+            await connection.execute(BILL_LINES_SHARED)
             await connection.copy_records_to_table(
                 "stage_cancellations", records=cancels, columns=_CANCEL_COLUMNS
             )
