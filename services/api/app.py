@@ -5,8 +5,6 @@ without personal-data access; each read of personal data is logged with the toke
 and role, the endpoint and the row count, never the data.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import logging

@@ -18,7 +18,7 @@ from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, resolve_discrepancy
 from services.ledger.report import finance_summary
-from services.ledger.testing import NikSource, programme_copy, scratch_database, schedule
+from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from services.domain.programme import Programme, load_programmes
 from services.ledger import book
 from services.ledger.budget import BudgetError, ensure_allocation, raise_allocation
-from services.ledger.testing import NikSource, programme_copy, scratch_database, schedule
+from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -144,8 +144,9 @@ async def test_the_ceiling_holds_exactly_at_the_boundary(
     booked_third = await conn.fetch(
         "SELECT period FROM ledger.contributions WHERE nik = $1 ORDER BY period", third)
     assert [r["period"] for r in booked_third] == ["2025-12"]
-    held = await conn.fetch("SELECT nik, period, status FROM finance.contributions "
-                            "WHERE programme = $1 AND status = 'held' ORDER BY period", programme.id)
+    held = await conn.fetch(
+        "SELECT nik, period, status FROM finance.contributions "
+        "WHERE programme = $1 AND status = 'held' ORDER BY period", programme.id)
     assert [(r["nik"], r["period"]) for r in held] == [(third, p) for p in YEAR[1:]]
 
     # a later registration queues behind the held ones, even for a month with room
