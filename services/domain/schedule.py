@@ -7,6 +7,7 @@ from datetime import date
 from uuid import UUID
 
 from schemas.events import (
+    Components,
     ContributionDue,
     ContributionSchedule,
     WorkerDeregistered,
@@ -42,35 +43,42 @@ def covered_periods(programme: Programme, start: str, months: int) -> list[str]:
     return [p for p in period_range(start, months) if period_index(p) <= last]
 
 
+_due_dates: dict[tuple[str, str], date] = {}
+
+
+def _due_date(programme: Programme, period: str) -> date:
+    key = (programme.id, period)
+    due = _due_dates.get(key)
+    if due is None:
+        due = _due_dates[key] = due_date(period, programme.premium.due_day, programme.holidays)
+    return due
+
+
 def contributions_for(
     programme: Programme, nik: str, periods: list[str]
 ) -> list[ContributionDue]:
+    """One ContributionDue per period. Built without re-validation: every value comes from
+    the programme configuration and an already validated event (this runs per registration)."""
     premium = programme.premium
     jkk, jkm = premium.jkk_idr, premium.jkm_flat_idr
-    holidays = programme.holidays
-    due_cache: dict[str, date] = {}
-    result = []
-    for period in periods:
-        due = due_cache.get(period)
-        if due is None:
-            due = due_cache[period] = due_date(period, premium.due_day, holidays)
-        result.append(
-            ContributionDue(
-                contribution_id=contribution_id(programme.id, nik, period),
-                period=period,
-                due_date=due,
-                amount_idr=jkk + jkm,
-                components={"jkk": jkk, "jkm": jkm},  # type: ignore[arg-type]
-            )
+    components = Components.model_construct(jkk=jkk, jkm=jkm)
+    return [
+        ContributionDue.model_construct(
+            contribution_id=contribution_id(programme.id, nik, period),
+            period=period,
+            due_date=_due_date(programme, period),
+            amount_idr=jkk + jkm,
+            components=components,
         )
-    return result
+        for period in periods
+    ]
 
 
 def due_schedule(
     programme: Programme, event: WorkerRegistered, periods: list[str]
 ) -> ContributionSchedule:
     worker = event.worker
-    return ContributionSchedule(
+    return ContributionSchedule.model_construct(
         schedule_id=derived_id("schedule", "due", str(event.event_id)),
         kind="due",
         nik=worker.nik,
