@@ -247,6 +247,9 @@ async def book_schedules(
             await connection.copy_records_to_table(
                 "stage_due", records=due, columns=_STAGE_COLUMNS
             )
+            # Fresh statistics replan the cached statements below for this batch's size
+            # (a plan made for a batch of 20 rows must not run a batch of 24,000).
+            await connection.execute("ANALYZE stage_due")
             for row in await connection.fetch(_BOOK):
                 if row["outcome"] == "booked":
                     result.booked[row["programme"]] += row["n"]
@@ -263,6 +266,7 @@ async def book_schedules(
             await connection.copy_records_to_table(
                 "stage_cancellations", records=cancels, columns=_CANCEL_COLUMNS
             )
+            await connection.execute("ANALYZE stage_cancellations")
             result.held_cancelled = len(await connection.fetch(_CANCEL_HELD))
             result.cancellations_refused = len(await connection.fetch(_CANCEL_REFUSED))
             for row in await connection.fetch(_CANCEL):
