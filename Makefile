@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 25808
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run up test test-unit lint schemas clean
+.PHONY: help install tools run up test test-unit lint schemas clean bench
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,3 +52,6 @@ schemas: install ## regenerate the JSON Schema files in schemas/ from the models
 
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache
+
+bench: install ## benchmark: raw floor vs iuran, latency, memory, scale-out (writes bench-results.json)
+	$(BIN)/iuran bench $(BENCH_ARGS)
