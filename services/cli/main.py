@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "services.cli.service",
     "services.cli.demo",
     "services.cli.migrate",
+    "services.cli.bench",
     "services.cli.publish",
     "services.cli.bill",
     "services.cli.budget",
