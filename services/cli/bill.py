@@ -59,10 +59,11 @@ def handle_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await connection.fetch(
+        rows: list[asyncpg.Record] = await connection.fetch(
             """SELECT * FROM finance.bills
                 WHERE ($1::text IS NULL OR programme = $1) AND ($2::text IS NULL OR period = $2)
                 ORDER BY programme, period, sequence""", args.programme, args.period)
+        return rows
 
     rows = with_ledger(settings, work)
     for r in rows:

@@ -53,8 +53,9 @@ def _print_utilisation(rows: list[asyncpg.Record]) -> None:
 
 def handle_show(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await connection.fetch(
+        rows: list[asyncpg.Record] = await connection.fetch(
             "SELECT * FROM finance.budget_utilisation ORDER BY programme, funding_source")
+        return rows
 
     _print_utilisation(with_ledger(settings, work))
     return 0

@@ -37,9 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def handle_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await connection.fetch(
+        rows: list[asyncpg.Record] = await connection.fetch(
             """SELECT * FROM finance.discrepancies WHERE $1 OR status = 'open'
                 ORDER BY recorded_at, discrepancy_id""", args.all)
+        return rows
 
     rows = with_ledger(settings, work)
     for r in rows:

@@ -197,7 +197,7 @@ class BatchResult:
 
 
 def _due_rows(schedules: list[ContributionSchedule]) -> list[tuple[object, ...]]:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     seq = 0
     for s in schedules:
         if s.kind != "due":
