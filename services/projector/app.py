@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import faust
 from aiohttp import web
 from pydantic import ValidationError
@@ -20,7 +21,9 @@ from schemas.events import (
 )
 from services.domain.coverage import apply_schedule, totals
 from services.domain.programme import Programme
+from services.projector.bootstrap import empty_partitions, ledger_states, partition_of
 from services.runtime import metrics
+from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
 from services.validator.app import broker_credentials
 
@@ -81,6 +84,29 @@ def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.Ap
                          partitions=settings.partitions)
     workers = app.Table("coverage-workers", default=None, partitions=settings.partitions)
 
+    @workers.on_recover
+    async def seed_from_ledger() -> None:
+        """Partitions that recovered nothing are read back from the ledger."""
+        if not settings.database_url:
+            return
+        assigned = {tp.partition for tp in app.assignor.assigned_actives()
+                    if tp.topic == TOPIC_CONTRIBUTIONS}
+        missing = empty_partitions(assigned, workers.keys(), settings.partitions)
+        if not missing:
+            return
+        try:
+            states = await ledger_states(settings.database_url, missing, settings.partitions)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("could not read the ledger to seed coverage (%s); totals start "
+                        "from the event stream only", type(exc).__name__)
+            return
+        for nik, state in states.items():
+            workers.data[nik] = state
+            workers.send_changelog(partition_of(nik, settings.partitions), nik, state)
+        if states:
+            log.info("seeded %d workers of %d partitions from the ledger",
+                     len(states), len(missing))
+
     @app.agent(contributions, name="project")
     async def project(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -119,5 +145,6 @@ def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.Ap
         body = [s.model_dump(mode="json") for s in current()]
         return web.json_response(body)
 
+    install_faust_lag(app, "projector", [TOPIC_CONTRIBUTIONS])
     app.conf.iuran_coverage_handler = coverage_handler  # type: ignore[attr-defined]
     return app

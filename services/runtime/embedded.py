@@ -103,7 +103,9 @@ class EmbeddedPostgres:
         try:
             server = get_server(self.pgdata, cleanup_mode=None)
         except Exception as exc:
-            raise EmbeddedError(f"embedded PostgreSQL did not start in {self.pgdata}: {exc}") from exc
+            raise EmbeddedError(
+                f"embedded PostgreSQL did not start in {self.pgdata}: {exc}"
+            ) from exc
         self._server = server
         exists = server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"

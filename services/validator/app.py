@@ -11,6 +11,7 @@ import faust
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS, TOPIC_REJECTED
 from services.domain.programme import Programme
 from services.runtime import metrics
+from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
 from services.validator.process import Outcome, Source, process_registration
 
@@ -32,16 +33,12 @@ def broker_credentials(settings: Settings) -> Any:
         context = ssl.create_default_context(cafile=cafile)
     if protocol == "SSL":
         return faust.SSLCredentials(context)
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    mechanism = settings.kafka_sasl_mechanism or "PLAIN"
-    if mechanism == "PLAIN":
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username, password=password, ssl_context=context,
-            mechanism=mechanism,
-        )
+    secret = settings.kafka_sasl_password
     return faust.SASLCredentials(
-        username=settings.kafka_sasl_username, password=password, ssl_context=context,
-        mechanism=mechanism,
+        username=settings.kafka_sasl_username,
+        password=secret.get_secret_value() if secret else "",
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
     )
 
 
@@ -112,7 +109,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.Ap
                                      "offset": source.offset})
                 _reject_internal(rejected, message.key, message.value, source)
 
-    app.conf.iuran_enrollments = enrollments  # type: ignore[attr-defined]
+    install_faust_lag(app, "validator", [TOPIC_REGISTRATIONS])
     return app
 
 

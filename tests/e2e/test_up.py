@@ -178,3 +178,41 @@ def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "'zero' is not a whole number" in result.stderr
+
+
+def test_coverage_comes_back_from_the_ledger_after_everything_restarts(
+    session_dir: Path, external_database: str | None
+) -> None:
+    """A demo batch, then `iuran up` on the same data: the broker is new and empty, yet the
+    projector's totals equal what the ledger holds."""
+    data_dir = session_dir / "restart"
+    data_dir.mkdir()
+    env = _environment(data_dir, external_database)
+    first = subprocess.run([*IURAN, "demo", "--workers", "150", "--json"], env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    booked = json.loads(first.stdout.strip().splitlines()[-1])["ledger_contributions_total"]
+    assert booked == 150 * 12
+
+    up = subprocess.Popen([*IURAN, "up", "--broker-port", str(free_port())], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _read_until(up, r"Ctrl-C stops everything", timeout=150)
+        url = f"http://127.0.0.1:{env['IURAN_PROJECTOR_PORT']}/coverage"
+        deadline = time.monotonic() + 60
+        snapshot: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            body = http_json(url)
+            snapshot = next((s for s in body or [] if s["programme"] == "malang-2025"), {})
+            if snapshot.get("contributions_booked") == booked:
+                break
+            time.sleep(0.5)
+        assert snapshot.get("contributions_booked") == booked
+        assert snapshot.get("active_workers") == 150
+        assert snapshot.get("booked_idr") == booked * 16_800
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
