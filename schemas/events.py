@@ -171,3 +171,11 @@ class CoverageSnapshot(_Event):
     by_opd: dict[str, CoverageTotals] = Field(default_factory=dict)
     by_category: dict[str, CoverageTotals] = Field(default_factory=dict)
     by_kecamatan: dict[str, CoverageTotals] = Field(default_factory=dict)
+    goal_ratio: float = Field(default=1.0, description="Universal coverage goal (UCJ).")
+    goal_year: int = 2045
+    workers_to_target: int = Field(default=0, description="More workers the target needs.")
+    workers_to_goal: int = Field(default=0, description="More workers the goal needs.")
+    next_year_cost_idr: Rupiah = Field(
+        default=0, description="Keeping today's active workers covered for 12 months.")
+    registrations_by_day: dict[str, int] = Field(default_factory=dict)
+    deregistrations_by_day: dict[str, int] = Field(default_factory=dict)

@@ -13,7 +13,9 @@ from typing import Any
 from schemas.events import ContributionSchedule
 
 WorkerState = dict[str, Any]
-# {"applied": [schedule_id, ...], "months": {"programme|period": [opd, category, kecamatan, idr]}}
+# {"applied": [schedule_id, ...],
+#  "months": {"programme|period": [opd, category, kecamatan, idr]},
+#  "days": {"programme|due|YYYY-MM-DD": count}}   (registrations and deregistrations per day)
 
 
 def apply_schedule(state: WorkerState | None, schedule: ContributionSchedule) -> WorkerState | None:
@@ -32,11 +34,25 @@ def apply_schedule(state: WorkerState | None, schedule: ContributionSchedule) ->
             )
         else:
             months.pop(key, None)
-    return {"applied": [*current["applied"], schedule_key], "months": months}
+    days = dict(current.get("days", {}))
+    if schedule.occurred_at is not None:
+        day_key = f"{schedule.programme}|{schedule.kind}|{schedule.occurred_at.date()}"
+        days[day_key] = days.get(day_key, 0) + 1
+    return {"applied": [*current["applied"], schedule_key], "months": months, "days": days}
 
 
 def _bucket() -> dict[str, int]:
     return {"active_workers": 0, "contributions_booked": 0, "booked_idr": 0}
+
+
+def _entry(result: dict[str, Any], programme: str) -> dict[str, Any]:
+    entry: dict[str, Any] = result.setdefault(programme, {
+        "total": _bucket(),
+        "by_opd": defaultdict(_bucket),
+        "by_category": defaultdict(_bucket),
+        "by_kecamatan": defaultdict(_bucket),
+    })
+    return entry
 
 
 def totals(states: Iterable[WorkerState]) -> dict[str, Any]:
@@ -46,12 +62,7 @@ def totals(states: Iterable[WorkerState]) -> dict[str, Any]:
         seen: set[tuple[str, str, str]] = set()
         for key, (opd, category, kecamatan, amount) in state["months"].items():
             programme = key.split("|", 1)[0]
-            entry = result.setdefault(programme, {
-                "total": _bucket(),
-                "by_opd": defaultdict(_bucket),
-                "by_category": defaultdict(_bucket),
-                "by_kecamatan": defaultdict(_bucket),
-            })
+            entry = _entry(result, programme)
             for dimension, value in (("total", None), ("by_opd", opd),
                                      ("by_category", category), ("by_kecamatan", kecamatan)):
                 bucket = entry[dimension] if value is None else entry[dimension][value]
@@ -61,7 +72,39 @@ def totals(states: Iterable[WorkerState]) -> dict[str, Any]:
                 if marker not in seen:
                     seen.add(marker)
                     bucket["active_workers"] += 1
+        for key, count in state.get("days", {}).items():
+            programme, kind, day = key.split("|", 2)
+            entry = _entry(result, programme)
+            per_day = entry.setdefault("registrations_by_day" if kind == "due"
+                                       else "deregistrations_by_day", {})
+            per_day[day] = per_day.get(day, 0) + count
     for entry in result.values():
         for dimension in ("by_opd", "by_category", "by_kecamatan"):
             entry[dimension] = dict(sorted(entry[dimension].items()))
     return result
+
+
+def coverage_ratio(registered_outside: int, active_in_programme: int, workforce: int) -> float:
+    """(registered outside the programme + active in it) / workforce."""
+    if workforce <= 0:
+        return 0.0
+    return (registered_outside + active_in_programme) / workforce
+
+
+def workers_to_reach(ratio: float, registered_outside: int, active_in_programme: int,
+                     workforce: int) -> int:
+    """How many more covered workers the ratio needs (0 when it is reached)."""
+    needed = -(-int(round(ratio * workforce * 1_000_000)) // 1_000_000)  # ceil, no float drift
+    return max(needed - registered_outside - active_in_programme, 0)
+
+
+def yearly_cost(active_workers: int, monthly_premium_idr: int, months: int = 12) -> int:
+    """What keeping today's active workers covered for a fiscal year costs, in rupiah."""
+    return active_workers * monthly_premium_idr * months
+
+
+def workers_coverable(budget_idr: int, monthly_premium_idr: int, months: int = 12) -> int:
+    """How many workers a budget covers for ``months`` months."""
+    if monthly_premium_idr <= 0 or months <= 0:
+        return 0
+    return budget_idr // (monthly_premium_idr * months)

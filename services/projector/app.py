@@ -19,7 +19,13 @@ from schemas.events import (
     CoverageSnapshot,
     CoverageTotals,
 )
-from services.domain.coverage import apply_schedule, totals
+from services.domain.coverage import (
+    apply_schedule,
+    coverage_ratio,
+    totals,
+    workers_to_reach,
+    yearly_cost,
+)
 from services.domain.programme import Programme
 from services.projector.bootstrap import empty_partitions, ledger_states, partition_of
 from services.runtime import metrics
@@ -41,17 +47,28 @@ def snapshots(programmes: dict[str, Programme], folded: dict[str, Any]) -> list[
         total = entry["total"]
         outside = programme.coverage.registered_outside_programme if programme else 0
         workforce = programme.coverage.workforce if programme else 0
-        ratio = (outside + total["active_workers"]) / workforce if workforce else 0.0
+        active = total["active_workers"]
+        target = programme.coverage.target_ratio if programme else 0.0
+        goal = programme.coverage.goal_ratio if programme else 1.0
         result.append(CoverageSnapshot(
             as_of=now,
             programme=programme_id,
-            active_workers=total["active_workers"],
+            active_workers=active,
             contributions_booked=total["contributions_booked"],
             booked_idr=total["booked_idr"],
             registered_outside_programme=outside,
             workforce=workforce,
-            coverage_ratio=round(ratio, 6),
-            target_ratio=programme.coverage.target_ratio if programme else 0.0,
+            coverage_ratio=round(coverage_ratio(outside, active, workforce), 6),
+            target_ratio=target,
+            goal_ratio=goal,
+            goal_year=programme.coverage.goal_year if programme else 2045,
+            workers_to_target=workers_to_reach(target, outside, active, workforce),
+            workers_to_goal=workers_to_reach(goal, outside, active, workforce),
+            next_year_cost_idr=yearly_cost(
+                active, programme.premium.monthly_idr if programme else 0),
+            registrations_by_day=dict(sorted(entry.get("registrations_by_day", {}).items())),
+            deregistrations_by_day=dict(
+                sorted(entry.get("deregistrations_by_day", {}).items())),
             by_opd={k: CoverageTotals(**v) for k, v in entry["by_opd"].items()},
             by_category={k: CoverageTotals(**v) for k, v in entry["by_category"].items()},
             by_kecamatan={k: CoverageTotals(**v) for k, v in entry["by_kecamatan"].items()},

@@ -6,7 +6,14 @@ import uuid
 from datetime import UTC, datetime
 
 from schemas.events import WorkerDeregistered
-from services.domain.coverage import apply_schedule, totals
+from services.domain.coverage import (
+    apply_schedule,
+    coverage_ratio,
+    totals,
+    workers_coverable,
+    workers_to_reach,
+    yearly_cost,
+)
 from services.domain.programme import load_programme
 from services.domain.schedule import cancelled_schedule, due_schedule
 from services.runtime.settings import REPO_ROOT
@@ -40,7 +47,10 @@ def test_cancellation_removes_months_and_the_worker_when_none_is_left() -> None:
     state = apply_schedule(state, cancelled_schedule(
         PROGRAMME, deregistered.model_copy(update={"event_id": uuid.uuid4()}), held,
         ["2025-12", "2026-01"]))
-    assert totals([state]) == {}
+    folded = totals([state])["malang-2025"]
+    assert folded["total"] == {"active_workers": 0, "contributions_booked": 0, "booked_idr": 0}
+    assert sum(folded["deregistrations_by_day"].values()) == 2
+    assert sum(folded["registrations_by_day"].values()) == 1
 
 
 def test_totals_split_by_opd_category_and_kecamatan() -> None:
@@ -54,3 +64,22 @@ def test_totals_split_by_opd_category_and_kecamatan() -> None:
         "active_workers": 2, "contributions_booked": 8, "booked_idr": 8 * 16_800}
     assert folded["by_opd"]["DINSOS"]["active_workers"] == 1
     assert folded["by_kecamatan"]["Klojen"]["active_workers"] == 3
+
+
+def test_registrations_are_counted_per_day_once() -> None:
+    event = registration()
+    schedule = due_schedule(PROGRAMME, event, PERIODS)
+    state = apply_schedule(None, schedule)
+    assert apply_schedule(state, schedule) is None
+    assert totals([state])["malang-2025"]["registrations_by_day"] == {"2025-11-25": 1}
+
+
+def test_coverage_figures_against_targets_and_budgets() -> None:
+    # 204,419 registered outside + 25,808 in the programme, of a 420,000 workforce
+    assert round(coverage_ratio(204_419, 25_808, 420_000), 4) == 0.5482
+    assert workers_to_reach(0.4123, 204_419, 25_808, 420_000) == 0
+    assert workers_to_reach(1.0, 204_419, 25_808, 420_000) == 420_000 - 204_419 - 25_808
+    assert workers_to_reach(0.5, 0, 0, 3) == 2
+    assert yearly_cost(25_808, 16_800) == 5_202_892_800
+    assert workers_coverable(5_300_000_000, 16_800) == 26_289
+    assert workers_coverable(0, 16_800) == 0
