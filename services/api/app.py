@@ -8,7 +8,7 @@ and role, the endpoint and the row count, never the data.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -105,8 +105,16 @@ def _audit(principal: Principal, endpoint: str, spec: View, rows: int) -> None:
                  not principal.personal_data)
 
 
-def create_app(database_url: str, api_settings: ApiSettings) -> FastAPI:
-    """The FastAPI application; the pool is opened by the lifespan (or by tests)."""
+RouterFactory = Callable[[Callable[[], asyncpg.Pool]], APIRouter]
+
+
+def create_app(
+    database_url: str, api_settings: ApiSettings, routers: Sequence[RouterFactory] = ()
+) -> FastAPI:
+    """The FastAPI application; the pool is opened by the lifespan (or by tests).
+
+    ``routers`` add endpoints of other packages: each factory gets a function returning the
+    pool (503 while PostgreSQL is not connected) and returns an APIRouter."""
     database = Database(database_url, api_settings.pool_size)
     tokens = TokenBook(api_settings.tokens)
     max_page = api_settings.max_page_size
@@ -390,4 +398,6 @@ def create_app(database_url: str, api_settings: ApiSettings) -> FastAPI:
 
     app.include_router(ops)
     app.include_router(data)
+    for factory in routers:
+        app.include_router(factory(database.require))
     return app
