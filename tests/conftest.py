@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.cli.service import PIPELINE
+from services.cli.service import EVERY_SERVICE
 from services.ledger.migrate import migrate_url
 from services.runtime.kafka import ensure_topics
 from services.runtime.settings import Settings
@@ -55,8 +55,8 @@ def settings(bootstrap: str, database_url: str, session_dir: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings, session_dir: Path) -> Iterator[ServiceProcesses]:
-    """validator, ledger and projector as their own processes, as `iuran up` runs them."""
-    services = ServiceProcesses(settings, PIPELINE, session_dir / "logs")
+    """Every service as its own process, as `iuran up` runs them."""
+    services = ServiceProcesses(settings, EVERY_SERVICE, session_dir / "logs")
     services.start()
     try:
         services.wait_ready(timeout=120)

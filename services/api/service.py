@@ -10,6 +10,8 @@ import uvicorn
 
 from services.api.app import create_app
 from services.api.auth import load_api_settings
+from services.api.coverage import coverage_router
+from services.domain.programme import load_programmes
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,9 @@ def run(settings: Settings) -> int:
         sys.stderr.write(f"iuran: bad configuration: {exc}\n")
         return 2
     assert settings.database_url
-    app = create_app(settings.database_url, api_settings)
+    programmes = load_programmes(settings.programmes_dir)
+    app = create_app(settings.database_url, api_settings,
+                     routers=[lambda pool: coverage_router(pool, lambda: programmes)])
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.api_port, log_config=None,
         access_log=False, proxy_headers=False, server_header=False,

@@ -15,10 +15,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent
-from services.cli.service import PIPELINE
+from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
 from services.demo.workers import demo_registrations
 from services.domain.programme import Programme, load_programmes
+from services.ledger.report import finance_summary, format_finance_summary
 from services.runtime.kafka import client_options
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses, StackError, http_json, infrastructure
@@ -64,6 +65,7 @@ class Summary:
     contributions_per_second: float = 0.0
     rejection_codes: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, Any] = field(default_factory=dict)
+    finance: dict[str, Any] = field(default_factory=dict)
 
 
 def _rupiah(amount: int) -> str:
@@ -172,6 +174,8 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         summary.ledger_amount_total_idr = total_idr
         summary.budget_remaining_idr = programme.budget_idr - total_idr
         summary.contributions_per_second = round(booked / max(summary.seconds, 1e-9), 1)
+        async with pool.acquire() as connection:
+            summary.finance = await finance_summary(connection, programme.id)
     finally:
         stop.set()
         await watcher
@@ -234,6 +238,8 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
             "    by kecamatan: " + ", ".join(
                 f"{k} {v['active_workers']:,}" for k, v in cov["by_kecamatan"].items()),
         ]
+    if summary.finance:
+        lines += format_finance_summary(summary.finance)
     out.write("\n".join(lines) + "\n")
 
 
@@ -250,11 +256,11 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     out.flush()
     with infrastructure(settings) as ready:
         prepare(ready)
-        services = ServiceProcesses(ready, PIPELINE, ready.data_dir.resolve() / "logs")
+        services = ServiceProcesses(ready, EVERY_SERVICE, ready.data_dir.resolve() / "logs")
         services.start()
         try:
             services.wait_ready()
-            out.write(f"  ready in {time.monotonic() - wall:.1f}s: {', '.join(PIPELINE)}\n")
+            out.write(f"  ready in {time.monotonic() - wall:.1f}s: {', '.join(EVERY_SERVICE)}\n")
             summary = asyncio.run(
                 _run(ready, programme, args.workers, args.timeout, out, services))
             summary.coverage = _coverage(ready, programme.id, summary.ledger_contributions_total)
@@ -264,5 +270,5 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             services.stop()
     _print_summary(summary, programme, out)
     if args.json:
-        out.write(json.dumps(asdict(summary)) + "\n")
+        out.write(json.dumps(asdict(summary), default=str) + "\n")
     return 0

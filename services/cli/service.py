@@ -14,6 +14,7 @@ SERVICES = {
     "api": "services.api.service",
 }
 PIPELINE = ("validator", "ledger", "projector")
+EVERY_SERVICE = (*PIPELINE, "api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

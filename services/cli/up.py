@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from services.cli.service import PIPELINE
+from services.cli.service import EVERY_SERVICE
 from services.ledger.migrate import migrate_url
 from services.runtime.kafka import ensure_topics
 from services.runtime.settings import Settings
@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     with infrastructure(settings, broker_port=args.broker_port) as ready:
         prepare(ready)
-        services = ServiceProcesses(ready, PIPELINE, ready.data_dir.resolve() / "logs")
+        services = ServiceProcesses(ready, EVERY_SERVICE, ready.data_dir.resolve() / "logs")
         services.start()
         try:
             services.wait_ready()
@@ -52,8 +52,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             out.write("iuran is up.\n")
             out.write(f"  export IURAN_KAFKA_BOOTSTRAP={ready.kafka_bootstrap}\n")
             out.write(f"  export IURAN_DATABASE_URL='{ready.database_url}'\n")
-            for name in PIPELINE:
+            for name in EVERY_SERVICE:
                 out.write(f"  {name:<10} http://{ready.http_host}:{ready.port_of(name)}/metrics\n")
+            api = f"http://{ready.http_host}:{ready.api_port}"
+            out.write(f"  coverage page {api}/coverage, finance API {api}/docs\n")
             out.write(f"  logs in {services.log_dir}; Ctrl-C stops everything\n")
             out.flush()
             while not stop["requested"]:
