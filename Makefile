@@ -21,15 +21,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the virtual environment and install iuran with its test tools
 
-tools: ## system tools the suite uses: promtool and prometheus (Debian's prometheus package)
-	@command -v promtool >/dev/null 2>&1 || { \
+SYSTEM_PACKAGES := prometheus chromium
+
+tools: ## system tools the suite uses: Debian's prometheus (promtool) and chromium
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-			echo "installing Debian's prometheus package (promtool)"; \
+			echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-				apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+				apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 		else \
-			echo "promtool is missing: install Debian's prometheus package"; exit 1; \
-		fi; }
+			echo "missing system tools: install Debian's $(SYSTEM_PACKAGES)"; exit 1; \
+		fi; \
+	fi
 
 run: install ## the Malang batch (25,808 workers) end to end on the embedded broker and PostgreSQL
 	$(BIN)/iuran demo --workers $(WORKERS)
