@@ -36,6 +36,7 @@ from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.kafka import client_options, ensure_topics
+from services.runtime.lag import publish_lag
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
@@ -269,20 +270,12 @@ class LedgerService(Service):
 
     async def _report_lag(self) -> None:
         assert self._consumer is not None
+        consumer = self._consumer
         while True:
             await asyncio.sleep(5)
             try:
-                assigned = list(self._consumer.assignment())
-                if not assigned:
-                    continue
-                ends = await self._consumer.end_offsets(assigned)
-                for tp in assigned:
-                    committed = self._committed.get(tp)
-                    if committed is None:
-                        committed = await self._consumer.committed(tp) or 0
-                    metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
-                        max(ends.get(tp, 0) - committed, 0)
-                    )
+                publish_lag(self.name, consumer.assignment(), consumer.highwater,
+                            self._committed.get, [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS])
             except KafkaError as exc:
                 log.debug("lag report skipped: %s", exc)
 
