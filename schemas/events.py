@@ -119,11 +119,17 @@ class Components(_Event):
 
 
 class ContributionDue(_Event):
-    contribution_id: UUID = Field(description="UUIDv5 of programme, NIK and period.")
+    contribution_id: UUID = Field(
+        description="UUIDv5 of programme, NIK and period (and of the generation, from 1 on).")
     period: Period
     due_date: date
     amount_idr: Rupiah
     components: Components
+    generation: int = Field(
+        default=0, ge=0,
+        description="How many earlier enrolments of the worker covered this month and were "
+                    "cancelled (deregistered): 0 the first time a month is paid, 1 when it is "
+                    "paid again after a deregistration, and so on.")
 
 
 class ContributionSchedule(_Event):

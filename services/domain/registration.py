@@ -9,6 +9,15 @@ The state of one NIK is a plain JSON-able dict so that it can live in a keyed ta
      "events": {event_id: "accepted" | "rejected"}}
 
 ``cancellations`` was added later: states without it are read as having none.
+
+A month can be paid, cancelled by a deregistration and paid again by a later registration.
+Each time it is paid again it is a new *generation* of that worker-month, with contribution
+ids of its own (so that the ledger books it instead of taking it for a replay). The
+generation is not stored: for an enrolment it is how many earlier enrolments of the NIK (in
+any programme) have the month in their ``cancelled`` list. That count never changes once
+the enrolment is accepted (a month is only accepted when no enrolment holds it, and a month
+an enrolment does not hold never enters its ``cancelled`` list), so a replay emits the same
+ids, and states written before generations existed need no new key.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ __all__ = [
     "decide_registration",
     "decode_registration",
     "empty_state",
+    "generations",
     "normalise_name",
     "normalise_phone",
     "rejections_from_validation_error",
@@ -304,6 +314,18 @@ def _held_periods(enrollment: Mapping[str, Any]) -> set[str]:
     return set(enrollment["periods"]) - set(enrollment.get("cancelled", []))
 
 
+def generations(earlier: Iterable[Mapping[str, Any]], periods: Iterable[str]) -> dict[str, int]:
+    """The generation of each of ``periods`` for an enrolment that follows the ``earlier``
+    enrolments of its NIK: how many of them had the month cancelled. Months of generation 0
+    are left out."""
+    wanted = set(periods)
+    found: dict[str, int] = {}
+    for enrollment in earlier:
+        for period in wanted.intersection(enrollment.get("cancelled", ())):
+            found[period] = found.get(period, 0) + 1
+    return found
+
+
 def describe_periods(periods: Iterable[str]) -> str:
     """'2025-12 to 2026-03, 2026-06' for a set of months."""
     indexes = sorted({period_index(p) for p in periods})
@@ -371,6 +393,7 @@ def decide_registration(
         new_state["events"][event_key] = "rejected"
         return Decision(errors=errors, state=new_state)
     event = _canonical_event(event, programme)
+    months_again = generations(state["enrollments"], periods)
     new_state["enrollments"].append(
         {
             "event_id": event_key,
@@ -386,7 +409,8 @@ def decide_registration(
     )
     new_state["events"][event_key] = "accepted"
     return Decision(
-        schedules=[due_schedule(programme, event, periods)], errors=errors, state=new_state
+        schedules=[due_schedule(programme, event, periods, months_again)], errors=errors,
+        state=new_state,
     )
 
 
@@ -408,7 +432,7 @@ def decide_deregistration(
     schedules: list[ContributionSchedule] = []
     if not errors:
         first_stopped = period_index(event.effective_period)
-        for enrollment in new_state["enrollments"]:
+        for index, enrollment in enumerate(new_state["enrollments"]):
             if enrollment["programme"] != programme.id:
                 continue
             stop = sorted(p for p in _held_periods(enrollment) if period_index(p) >= first_stopped)
@@ -417,7 +441,8 @@ def decide_deregistration(
                 enrollment["cancellations"] = {
                     **enrollment.get("cancellations", {}), event_key: stop
                 }
-                schedules.append(_cancelled(programme, event, enrollment, stop))
+                earlier = state["enrollments"][:index]
+                schedules.append(_cancelled(programme, event, enrollment, stop, earlier))
         if not schedules:
             errors.append(
                 error("nik", E.NOT_ENROLLED,
@@ -430,15 +455,17 @@ def decide_deregistration(
 
 def _cancelled(
     programme: Programme, event: WorkerDeregistered, enrollment: Mapping[str, Any],
-    stop: list[str],
+    stop: list[str], earlier: list[dict[str, Any]],
 ) -> ContributionSchedule:
+    """The cancellation of ``stop`` in one enrolment: the ids of the generation that
+    enrolment pays (``earlier`` are the enrolments of the NIK accepted before it)."""
     held = ContributionSchedule.model_construct(
         opd_code=enrollment["opd_code"],
         category=enrollment["category"],
         kecamatan=enrollment["kecamatan"],
         funding_source=enrollment["funding_source"],
     )
-    schedule = cancelled_schedule(programme, event, held, stop)
+    schedule = cancelled_schedule(programme, event, held, stop, generations(earlier, stop))
     # One deregistration can stop several enrolments (two OPDs, other months): one id each.
     schedule_id = derived_id("schedule", "cancelled", str(event.event_id), enrollment["event_id"])
     return schedule.model_copy(update={"schedule_id": schedule_id})
@@ -456,17 +483,21 @@ def _replay(
     if state["events"][event_key] != "accepted":
         return Decision(duplicate_event=True)
     schedules: list[ContributionSchedule] = []
-    for enrollment in state["enrollments"]:
+    enrollments = state["enrollments"]
+    for index, enrollment in enumerate(enrollments):
         if isinstance(event, WorkerRegistered) and enrollment["event_id"] == event_key:
             worker = event.worker.model_copy(update={"kecamatan": enrollment["kecamatan"]})
             original = event.model_copy(
                 update={"worker": worker, "opd_code": enrollment["opd_code"]}
             )
-            schedules.append(due_schedule(programme, original, enrollment["periods"]))
+            periods = enrollment["periods"]
+            schedules.append(due_schedule(programme, original, periods,
+                                          generations(enrollments[:index], periods)))
         elif isinstance(event, WorkerDeregistered):
             stop = enrollment.get("cancellations", {}).get(event_key)
             if stop:
-                schedules.append(_cancelled(programme, event, enrollment, stop))
+                schedules.append(
+                    _cancelled(programme, event, enrollment, stop, enrollments[:index]))
     return Decision(schedules=schedules, duplicate_event=True)
 
 

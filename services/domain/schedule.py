@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import date
 from uuid import UUID
 
@@ -33,8 +34,13 @@ def derived_id(*parts: str) -> UUID:
     return UUID(bytes=bytes(digest))
 
 
-def contribution_id(programme: str, nik: str, period: str) -> UUID:
-    return derived_id("contribution", programme, nik, period)
+def contribution_id(programme: str, nik: str, period: str, generation: int = 0) -> UUID:
+    """The id of one worker-month in one programme. Generation 0 (the first time the month
+    is paid) keeps the id of programme, NIK and period; a month paid again after a
+    deregistration (generation 1, 2, ...) gets an id of its own, so the ledger books it."""
+    if generation == 0:
+        return derived_id("contribution", programme, nik, period)
+    return derived_id("contribution", programme, nik, period, f"g{generation}")
 
 
 def covered_periods(programme: Programme, start: str, months: int) -> list[str]:
@@ -55,27 +61,33 @@ def _due_date(programme: Programme, period: str) -> date:
 
 
 def contributions_for(
-    programme: Programme, nik: str, periods: list[str]
+    programme: Programme, nik: str, periods: list[str],
+    generations: Mapping[str, int] | None = None,
 ) -> list[ContributionDue]:
-    """One ContributionDue per period. Built without re-validation: every value comes from
-    the programme configuration and an already validated event (this runs per registration)."""
+    """One ContributionDue per period, of the generation given for it (default 0). Built
+    without re-validation: every value comes from the programme configuration and an
+    already validated event (this runs per registration)."""
     premium = programme.premium
     jkk, jkm = premium.jkk_idr, premium.jkm_flat_idr
     components = Components.model_construct(jkk=jkk, jkm=jkm)
+    generations = generations or {}
     return [
         ContributionDue.model_construct(
-            contribution_id=contribution_id(programme.id, nik, period),
+            contribution_id=contribution_id(programme.id, nik, period, generation),
             period=period,
             due_date=_due_date(programme, period),
             amount_idr=jkk + jkm,
             components=components,
+            generation=generation,
         )
         for period in periods
+        for generation in (generations.get(period, 0),)
     ]
 
 
 def due_schedule(
-    programme: Programme, event: WorkerRegistered, periods: list[str]
+    programme: Programme, event: WorkerRegistered, periods: list[str],
+    generations: Mapping[str, int] | None = None,
 ) -> ContributionSchedule:
     worker = event.worker
     return ContributionSchedule.model_construct(
@@ -89,7 +101,7 @@ def due_schedule(
         funding_source=programme.funding_source,
         registration_event_id=event.event_id,
         occurred_at=event.occurred_at,
-        contributions=contributions_for(programme, worker.nik, periods),
+        contributions=contributions_for(programme, worker.nik, periods, generations),
     )
 
 
@@ -98,8 +110,10 @@ def cancelled_schedule(
     event: WorkerDeregistered,
     held: ContributionSchedule,
     periods: list[str],
+    generations: Mapping[str, int] | None = None,
 ) -> ContributionSchedule:
-    """The months of ``held`` (an accepted schedule) from which the worker is no longer paid."""
+    """The months of ``held`` (an accepted schedule) from which the worker is no longer paid,
+    with the ids of the generation ``held`` booked them in."""
     return ContributionSchedule(
         schedule_id=derived_id("schedule", "cancelled", str(event.event_id)),
         kind="cancelled",
@@ -111,5 +125,5 @@ def cancelled_schedule(
         funding_source=held.funding_source,
         registration_event_id=event.event_id,
         occurred_at=event.occurred_at,
-        contributions=contributions_for(programme, event.nik, periods),
+        contributions=contributions_for(programme, event.nik, periods, generations),
     )

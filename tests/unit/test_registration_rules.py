@@ -36,7 +36,12 @@ from services.domain.registration import (
     empty_state,
     normalise_phone,
 )
-from services.domain.schedule import IURAN_NAMESPACE, contributions_for, covered_periods
+from services.domain.schedule import (
+    IURAN_NAMESPACE,
+    contribution_id,
+    contributions_for,
+    covered_periods,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMMES = load_programmes(REPO / "deploy" / "programmes")
@@ -603,3 +608,101 @@ def test_the_documented_example_events_are_accepted() -> None:
         decision = decide(state, event, PROGRAMMES, TODAY)
         assert decision.errors == [] and decision.schedules
         state = apply(state, decision)
+
+
+# --- a month paid again after a deregistration: a new generation ---------------------------
+
+def generations_of(decision: Decision) -> dict[str, int]:
+    return {c.period: c.generation for s in decision.schedules for c in s.contributions}
+
+
+def ids_of(decision: Decision) -> dict[str, uuid.UUID]:
+    return {c.period: c.contribution_id for s in decision.schedules for c in s.contributions}
+
+
+def test_a_worker_registered_again_after_a_deregistration_pays_the_months_again() -> None:
+    first = register(empty_state())
+    state = apply(empty_state(), first)
+    stop = decide_deregistration(state, deregistered(effective_period="2026-03"), MALANG, TODAY)
+    state = apply(state, stop)
+    back = register(state, coverage_start="2026-06", months=6)
+    assert back.errors == [] and months_of(back) == list(period_range("2026-06", 6))
+    # the re-covered months are generation 1: ids of their own, not the cancelled ones
+    assert generations_of(back) == dict.fromkeys(period_range("2026-06", 6), 1)
+    assert ids_of(back) == {
+        p: contribution_id("malang-2025", NIK, p, 1) for p in period_range("2026-06", 6)}
+    assert not set(ids_of(back).values()) & set(ids_of(first).values())
+    # the months never cancelled keep generation 0 and the id of programme, NIK and period
+    assert generations_of(first) == dict.fromkeys(period_range("2025-12", 12), 0)
+    assert ids_of(first)["2025-12"] == uuid.uuid5(
+        IURAN_NAMESPACE, f"contribution:malang-2025:{NIK}:2025-12")
+    # a registration spanning both: generation 0 where nothing was cancelled, 1 where it was
+    wider = MALANG.model_copy(update={"months": 24, "last_period": "2027-11"})
+    across = decide_registration(state, registered(coverage_start="2026-06"), wider, TODAY)
+    assert generations_of(across) == {**dict.fromkeys(period_range("2026-06", 6), 1),
+                                      **dict.fromkeys(period_range("2026-12", 6), 0)}
+
+
+def test_replaying_a_registration_again_emits_the_same_generation_ids() -> None:
+    state = apply(empty_state(), register(empty_state()))
+    state = apply(state, decide_deregistration(state, deregistered(effective_period="2026-03"),
+                                               MALANG, TODAY))
+    event = registered(coverage_start="2026-06", months=6)
+    back = decide_registration(state, event, MALANG, TODAY)
+    state = apply(state, back)
+    # later changes (the same worker deregistered again) do not change what a replay emits
+    stop_again = decide_deregistration(state, deregistered(effective_period="2026-09"), MALANG,
+                                       TODAY)
+    state = apply(state, stop_again)
+    replay = decide_registration(state, event, MALANG, TODAY)
+    assert replay.duplicate_event and replay.schedules == back.schedules
+    assert generations_of(replay) == dict.fromkeys(period_range("2026-06", 6), 1)
+
+
+def test_a_second_deregistration_cancels_the_ids_of_the_generation_it_stops() -> None:
+    state = apply(empty_state(), register(empty_state()))
+    state = apply(state, decide_deregistration(state, deregistered(effective_period="2026-03"),
+                                               MALANG, TODAY))
+    back = register(state, coverage_start="2026-06", months=6)
+    state = apply(state, back)
+    event = deregistered(effective_period="2026-09")
+    stop = decide_deregistration(state, event, MALANG, TODAY)
+    (cancelled,) = stop.schedules
+    assert ids_of(stop) == {p: ids_of(back)[p] for p in period_range("2026-09", 3)}
+    assert generations_of(stop) == dict.fromkeys(period_range("2026-09", 3), 1)
+    state = apply(state, stop)
+    assert decide_deregistration(state, event, MALANG, TODAY).schedules == [cancelled]
+    # registered a third time: a month cancelled twice is generation 2, once generation 1;
+    # the months the second registration still pays are not paid twice
+    third = register(state, opd_code="DISHUB", coverage_start="2026-03", months=9)
+    assert codes(third.errors) == [E.DUPLICATE_ENROLLMENT]
+    assert "2026-06 to 2026-08" in third.errors[0].message
+    assert generations_of(third) == {**dict.fromkeys(period_range("2026-03", 3), 1),
+                                     **dict.fromkeys(period_range("2026-09", 3), 2)}
+    assert len(set(ids_of(third).values()) | set(ids_of(back).values())) == 12
+
+
+def test_a_month_the_province_stopped_paying_is_generation_1_for_the_city() -> None:
+    province = register(empty_state(), PROVINCE, opd_code="DISNAKERTRANS_JATIM")
+    state = apply(empty_state(), province)
+    stop = decide_deregistration(
+        state, deregistered(effective_period="2026-04", programme="jatim-2026",
+                            opd_code="DISNAKERTRANS_JATIM"), PROVINCE, TODAY)
+    assert months_of(stop) == list(period_range("2026-04", 8))
+    state = apply(state, stop)
+    city = register(state, coverage_start="2026-04", months=8)
+    assert city.errors == []
+    assert generations_of(city) == dict.fromkeys(period_range("2026-04", 8), 1)
+    assert ids_of(city) == {
+        p: contribution_id("malang-2025", NIK, p, 1) for p in period_range("2026-04", 8)}
+
+
+def test_a_state_written_before_generations_still_decides() -> None:
+    # the state of a worker deregistered by an older validator: no "cancellations" key
+    state = apply(empty_state(), register(empty_state()))
+    (enrollment,) = state["enrollments"]
+    old = {k: v for k, v in enrollment.items() if k != "cancellations"}
+    old["cancelled"] = list(period_range("2026-03", 9))
+    state = {"enrollments": [old], "events": dict(state["events"])}
+    back = register(state, coverage_start="2026-03", months=9)
+    assert generations_of(back) == dict.fromkeys(period_range("2026-03", 9), 1)
