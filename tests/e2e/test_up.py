@@ -140,7 +140,7 @@ def test_up_survives_a_crash_of_every_service_mid_batch(
         assert distinct_months == expected
         assert accruals == expected, "an accrual was booked twice or not at all"
         assert up.poll() is None, "iuran up died instead of restarting its services"
-        assert set(_service_pids(up.pid)) == {"validator", "ledger", "projector"}
+        assert set(_service_pids(up.pid)) == {"validator", "ledger", "projector", "api"}
     finally:
         up.send_signal(signal.SIGINT)
         try:

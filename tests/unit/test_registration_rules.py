@@ -571,12 +571,13 @@ def test_periods_are_described_as_ranges() -> None:
 
 # --- the catalogue -------------------------------------------------------------------------
 
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+
+
 @settings(max_examples=200)
 @given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
-                                                                max_size=4),
-    max_leaves=12,
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20), _nested, max_leaves=12,
 ))
 def test_any_json_value_gets_catalogued_codes_never_a_crash(value: Any) -> None:
     event, errors = decode_registration(json.dumps(value).encode())
