@@ -4,6 +4,11 @@ transaction, idempotently (a replay books nothing twice), within the budget ceil
 Booking takes a row lock on the budget allocation of every programme in the batch, so two
 ledger processes book one after the other per allocation: the ceiling holds exactly. A
 contribution that does not fit (or that arrives while older ones wait) is held, in order.
+
+A worker-month booked again after a deregistration is a later generation of that month
+(see migration 007). A batch is applied generation by generation: the months of generation
+0 are booked and then cancelled, then generation 1 is booked and cancelled, and so on, which
+is the order the validator emitted them in (a month is cancelled before it is paid again).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from services.ledger.budget import lock_allocations
 _STAGE_COLUMNS = (
     "seq", "contribution_id", "nik", "period", "programme", "opd_code", "category", "kecamatan",
     "funding_source", "due_date", "amount_idr", "jkk_idr", "jkm_idr", "schedule_id",
-    "registration_event_id", "occurred_at",
+    "registration_event_id", "occurred_at", "generation",
 )
 _CANCEL_COLUMNS = ("contribution_id", "schedule_id", "registration_event_id")
 
@@ -29,7 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_due (
     seq integer, contribution_id uuid, nik text, period text, programme text, opd_code text,
     category text, kecamatan text, funding_source text, due_date date, amount_idr bigint,
     jkk_idr bigint, jkm_idr bigint, schedule_id uuid, registration_event_id uuid,
-    occurred_at timestamptz
+    occurred_at timestamptz, generation integer
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_cancellations (
     contribution_id uuid, schedule_id uuid, registration_event_id uuid
@@ -38,13 +43,13 @@ CREATE TEMP TABLE IF NOT EXISTS stage_cancellations (
 
 # New contributions (not booked, not held, the worker's month free) in arrival order; each
 # allocation books the longest prefix that fits, unless older contributions already wait.
-# The rest is held. The unique (nik, period) and the primary keys make a replay a no-op.
+# The rest is held. The unique (nik, period, generation) and the primary keys make a replay
+# a no-op. {free} says when the month is free for the generation being booked.
 _BOOK = """
 WITH fresh AS (
     SELECT DISTINCT ON (s.nik, s.period) s.*
       FROM stage_due s
-     WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                        WHERE c.nik = s.nik AND c.period = s.period)
+     WHERE {free}
        AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
                         WHERE h.contribution_id = s.contribution_id)
      ORDER BY s.nik, s.period, s.seq
@@ -67,10 +72,10 @@ WITH fresh AS (
     INSERT INTO ledger.contributions (
         contribution_id, nik, period, programme, opd_code, category, kecamatan,
         funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at)
+        registration_event_id, occurred_at, generation)
     SELECT contribution_id, nik, period, programme, opd_code, category, kecamatan,
            funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-           registration_event_id, occurred_at
+           registration_event_id, occurred_at, generation
       FROM ranked WHERE fits ORDER BY seq
     ON CONFLICT DO NOTHING
     RETURNING contribution_id, programme, amount_idr, occurred_at
@@ -86,10 +91,10 @@ WITH fresh AS (
     INSERT INTO ledger.held_contributions (
         contribution_id, nik, period, programme, opd_code, category, kecamatan,
         funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at, reason)
+        registration_event_id, occurred_at, generation, reason)
     SELECT contribution_id, nik, period, programme, opd_code, category, kecamatan,
            funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-           registration_event_id, occurred_at,
+           registration_event_id, occurred_at, generation,
            CASE WHEN allocated THEN 'budget_exceeded' ELSE 'no_allocation' END
       FROM ranked WHERE NOT fits ORDER BY seq
     ON CONFLICT DO NOTHING
@@ -102,19 +107,57 @@ SELECT 'booked' AS outcome, programme, count(*) AS n, sum(amount_idr)::bigint AS
 UNION ALL
 SELECT 'held', programme, count(*), sum(amount_idr)::bigint, NULL FROM held GROUP BY programme
 """
+# Generation 0: nothing of the month is booked (the planner's anti-join on (nik, period)).
+_BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contributions c
+                        WHERE c.nik = s.nik AND c.period = s.period)""")
+# Generation 1 and later: the rule of migration 007, which the database checks again.
+_BOOK_AGAIN = _BOOK.format(free="ledger.generation_may_be_booked(s.nik, s.period, s.generation)")
 
-# Another payer already holds the worker's month: record the attempt, book nothing.
+# The advisory locks of the worker-months booked again, taken in one sorted sweep before
+# anything of them is read, so that two ledger processes never deadlock on them.
+_LOCK_WORKER_MONTHS = """
+SELECT pg_advisory_xact_lock(key)
+  FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
+          FROM unnest($1::text[], $2::text[]) AS m(nik, period)
+         ORDER BY key) keys
+"""
+
+# Neither booked nor held (both by id) and the month is taken: another payer holds it, or a
+# later generation booked it. Record the attempt against the row that blocks it (the active
+# one first), book nothing.
 _DUPLICATES = """
 INSERT INTO ledger.duplicate_attempts (contribution_id, nik, period, programme, opd_code,
-    amount_idr, schedule_id, registration_event_id, held_by)
+    amount_idr, schedule_id, registration_event_id, held_by, generation)
 SELECT DISTINCT ON (s.contribution_id) s.contribution_id, s.nik, s.period, s.programme,
-       s.opd_code, s.amount_idr, s.schedule_id, s.registration_event_id, c.contribution_id
+       s.opd_code, s.amount_idr, s.schedule_id, s.registration_event_id, c.contribution_id,
+       s.generation
   FROM stage_due s
   JOIN ledger.contributions c ON c.nik = s.nik AND c.period = s.period
  WHERE c.contribution_id <> s.contribution_id
- ORDER BY s.contribution_id
+   AND NOT EXISTS (SELECT 1 FROM ledger.contributions b
+                    WHERE b.contribution_id = s.contribution_id)
+   AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
+                    WHERE h.contribution_id = s.contribution_id)
+ ORDER BY s.contribution_id,
+          EXISTS (SELECT 1 FROM ledger.cancellations x
+                   WHERE x.contribution_id = c.contribution_id),
+          c.generation DESC
 ON CONFLICT DO NOTHING
 RETURNING programme
+"""
+
+# A month booked again whose earlier generation the ledger never closed and that nobody
+# holds (the validator and the ledger disagree): neither booked, held nor a duplicate.
+_UNBOOKABLE = """
+SELECT s.programme, count(*) AS n
+  FROM stage_due s
+ WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
+                    WHERE c.contribution_id = s.contribution_id)
+   AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
+                    WHERE h.contribution_id = s.contribution_id)
+   AND NOT EXISTS (SELECT 1 FROM ledger.duplicate_attempts d
+                    WHERE d.contribution_id = s.contribution_id)
+ GROUP BY s.programme
 """
 
 # A held contribution that is cancelled will never be booked.
@@ -194,32 +237,38 @@ class BatchResult:
     held_cancelled: int = 0
     cancellations_refused: int = 0
     event_ages: list[float] = field(default_factory=list)
+    # Months booked again that the ledger cannot place (see _UNBOOKABLE): for a person.
+    unbookable: Counter[str] = field(default_factory=Counter)
 
 
-def _due_rows(schedules: list[ContributionSchedule]) -> list[tuple[object, ...]]:
-    rows: list[tuple[object, ...]] = []
+@dataclass
+class _Level:
+    """The rows of one generation in a batch: its months to book, then to cancel."""
+
+    due: list[tuple[object, ...]] = field(default_factory=list)
+    cancels: list[tuple[object, ...]] = field(default_factory=list)
+
+
+def _levels(schedules: list[ContributionSchedule]) -> dict[int, _Level]:
+    """The batch's rows by generation; due rows numbered in arrival order."""
+    levels: dict[int, _Level] = {}
     seq = 0
     for s in schedules:
-        if s.kind != "due":
-            continue
         for c in s.contributions:
-            seq += 1
-            rows.append((
-                seq, c.contribution_id, s.nik, c.period, s.programme, s.opd_code,
-                s.category.value, s.kecamatan, s.funding_source, c.due_date, c.amount_idr,
-                c.components.jkk, c.components.jkm, s.schedule_id, s.registration_event_id,
-                s.occurred_at,
-            ))
-    return rows
-
-
-def _cancel_rows(schedules: list[ContributionSchedule]) -> list[tuple[object, ...]]:
-    return [
-        (c.contribution_id, s.schedule_id, s.registration_event_id)
-        for s in schedules
-        if s.kind == "cancelled"
-        for c in s.contributions
-    ]
+            level = levels.get(c.generation)
+            if level is None:
+                level = levels[c.generation] = _Level()
+            if s.kind == "due":
+                seq += 1
+                level.due.append((
+                    seq, c.contribution_id, s.nik, c.period, s.programme, s.opd_code,
+                    s.category.value, s.kecamatan, s.funding_source, c.due_date, c.amount_idr,
+                    c.components.jkk, c.components.jkm, s.schedule_id, s.registration_event_id,
+                    s.occurred_at, c.generation,
+                ))
+            else:
+                level.cancels.append((c.contribution_id, s.schedule_id, s.registration_event_id))
+    return levels
 
 
 async def prepare(connection: asyncpg.Connection) -> None:
@@ -227,48 +276,84 @@ async def prepare(connection: asyncpg.Connection) -> None:
     await connection.execute(_CREATE_STAGING)
 
 
+async def lock_worker_months(
+    connection: asyncpg.Connection, months: list[tuple[str, str]]
+) -> None:
+    """Take the advisory locks of these (NIK, period) worker-months, in one sorted sweep."""
+    if months:
+        await connection.execute(
+            _LOCK_WORKER_MONTHS, [m[0] for m in months], [m[1] for m in months])
+
+
 async def book_schedules(
     connection: asyncpg.Connection, schedules: list[ContributionSchedule]
 ) -> BatchResult:
-    """Book due schedules and apply cancellations, in the order given, in one transaction.
+    """Book due schedules and apply cancellations in one transaction, generation by
+    generation (within one, in the order given).
 
     The connection must have been through :func:`prepare`.
     """
     result = BatchResult()
-    due = _due_rows(schedules)
-    cancels = _cancel_rows(schedules)
-    if not due and not cancels:
+    levels = _levels(schedules)
+    if not levels:
         return result
     async with connection.transaction():
         # Every allocation this batch may move, locked in one order (no deadlock between
         # two ledger processes); booking and releasing held ones queue behind this lock.
         await lock_allocations(connection, {(s.programme, s.funding_source) for s in schedules})
-        if due:
-            await connection.copy_records_to_table(
-                "stage_due", records=due, columns=_STAGE_COLUMNS
-            )
-            # Fresh statistics replan the cached statements below for this batch's size
-            # (a plan made for a batch of 20 rows must not run a batch of 24,000).
-            await connection.execute("ANALYZE stage_due")
-            for row in await connection.fetch(_BOOK):
-                if row["outcome"] == "booked":
-                    result.booked[row["programme"]] += row["n"]
-                    result.booked_idr[row["programme"]] += row["amount_idr"]
-                    result.event_ages.extend(row["ages"] or ())
+        again = [(str(row[2]), str(row[3]))
+                 for generation, level in levels.items() if generation > 0 for row in level.due]
+        await lock_worker_months(connection, again)
+        staged = cancels_staged = False
+        for generation in sorted(levels):
+            level = levels[generation]
+            if level.due:
+                if staged:
+                    await connection.execute("TRUNCATE stage_due")
+                await _book_due(connection, level.due, generation, result)
+                staged = True
+            if level.cancels:
+                if cancels_staged:
+                    await connection.execute("TRUNCATE stage_cancellations")
                 else:
-                    result.held[row["programme"]] += row["n"]
-                    result.held_idr[row["programme"]] += row["amount_idr"]
-            for row in await connection.fetch(_DUPLICATES):
-                result.duplicates[row["programme"]] += 1
-        if cancels:
-            # Bills being issued now finish first; no bill is issued until we commit.
-            await connection.execute(BILL_LINES_SHARED)
-            await connection.copy_records_to_table(
-                "stage_cancellations", records=cancels, columns=_CANCEL_COLUMNS
-            )
-            await connection.execute("ANALYZE stage_cancellations")
-            result.held_cancelled = len(await connection.fetch(_CANCEL_HELD))
-            result.cancellations_refused = len(await connection.fetch(_CANCEL_REFUSED))
-            for row in await connection.fetch(_CANCEL):
-                result.reversed[row["programme"]] += row["reversed"]
+                    # Bills being issued now finish first; no bill is issued until we commit.
+                    await connection.execute(BILL_LINES_SHARED)
+                await _cancel(connection, level.cancels, result)
+                cancels_staged = True
     return result
+
+
+async def _book_due(
+    connection: asyncpg.Connection, due: list[tuple[object, ...]], generation: int,
+    result: BatchResult,
+) -> None:
+    await connection.copy_records_to_table("stage_due", records=due, columns=_STAGE_COLUMNS)
+    # Fresh statistics replan the cached statements below for this batch's size
+    # (a plan made for a batch of 20 rows must not run a batch of 24,000).
+    await connection.execute("ANALYZE stage_due")
+    for row in await connection.fetch(_BOOK_FIRST if generation == 0 else _BOOK_AGAIN):
+        if row["outcome"] == "booked":
+            result.booked[row["programme"]] += row["n"]
+            result.booked_idr[row["programme"]] += row["amount_idr"]
+            result.event_ages.extend(row["ages"] or ())
+        else:
+            result.held[row["programme"]] += row["n"]
+            result.held_idr[row["programme"]] += row["amount_idr"]
+    for row in await connection.fetch(_DUPLICATES):
+        result.duplicates[row["programme"]] += 1
+    if generation > 0:
+        for row in await connection.fetch(_UNBOOKABLE):
+            result.unbookable[row["programme"]] += row["n"]
+
+
+async def _cancel(
+    connection: asyncpg.Connection, cancels: list[tuple[object, ...]], result: BatchResult
+) -> None:
+    await connection.copy_records_to_table(
+        "stage_cancellations", records=cancels, columns=_CANCEL_COLUMNS
+    )
+    await connection.execute("ANALYZE stage_cancellations")
+    result.held_cancelled += len(await connection.fetch(_CANCEL_HELD))
+    result.cancellations_refused += len(await connection.fetch(_CANCEL_REFUSED))
+    for row in await connection.fetch(_CANCEL):
+        result.reversed[row["programme"]] += row["reversed"]

@@ -47,32 +47,33 @@ async def lock_allocations(
 
 
 # The oldest held contributions of one allocation that fit, booked in the order they were
-# held; those whose worker-month another payer booked meanwhile are marked duplicate.
+# held; those whose worker-month another payer (or a later generation) booked meanwhile are
+# marked duplicate. One row per worker-month per round: a second one waits for the next.
 _RELEASE = """
 WITH allocation AS (
     SELECT allocated_idr - booked_idr AS remaining FROM ledger.budget_allocations
      WHERE programme = $1 AND funding_source = $2
 ), waiting AS (
-    SELECT h.*, EXISTS (SELECT 1 FROM ledger.contributions c
-                         WHERE c.nik = h.nik AND c.period = h.period) AS taken
+    SELECT h.*, NOT ledger.generation_may_be_booked(h.nik, h.period, h.generation) AS taken
       FROM ledger.held_contributions h
      WHERE h.programme = $1 AND h.funding_source = $2
        AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
                         WHERE r.contribution_id = h.contribution_id)
 ), ranked AS (
     SELECT w.*, sum(w.amount_idr) FILTER (WHERE NOT w.taken)
-                    OVER (ORDER BY w.hold_seq ROWS UNBOUNDED PRECEDING) AS running
+                    OVER (ORDER BY w.hold_seq ROWS UNBOUNDED PRECEDING) AS running,
+           w.hold_seq = min(w.hold_seq) OVER (PARTITION BY w.nik, w.period) AS first_of_month
       FROM waiting w
 ), released AS (
     INSERT INTO ledger.contributions (
         contribution_id, nik, period, programme, opd_code, category, kecamatan,
         funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at)
+        registration_event_id, occurred_at, generation)
     SELECT r.contribution_id, r.nik, r.period, r.programme, r.opd_code, r.category,
            r.kecamatan, r.funding_source, r.due_date, r.amount_idr, r.jkk_idr, r.jkm_idr,
-           r.schedule_id, r.registration_event_id, r.occurred_at
+           r.schedule_id, r.registration_event_id, r.occurred_at, r.generation
       FROM ranked r, allocation a
-     WHERE NOT r.taken AND r.running <= a.remaining
+     WHERE NOT r.taken AND r.first_of_month AND r.running <= a.remaining
      ORDER BY r.hold_seq
     ON CONFLICT DO NOTHING
     RETURNING contribution_id, programme, amount_idr
@@ -92,16 +93,32 @@ WITH allocation AS (
     ON CONFLICT DO NOTHING
 ), duplicates AS (
     INSERT INTO ledger.duplicate_attempts (contribution_id, nik, period, programme, opd_code,
-        amount_idr, schedule_id, registration_event_id, held_by)
-    SELECT r.contribution_id, r.nik, r.period, r.programme, r.opd_code, r.amount_idr,
-           r.schedule_id, r.registration_event_id, c.contribution_id
+        amount_idr, schedule_id, registration_event_id, held_by, generation)
+    SELECT DISTINCT ON (r.contribution_id) r.contribution_id, r.nik, r.period, r.programme,
+           r.opd_code, r.amount_idr, r.schedule_id, r.registration_event_id, c.contribution_id,
+           r.generation
       FROM ranked r JOIN ledger.contributions c ON c.nik = r.nik AND c.period = r.period
      WHERE r.taken
+     ORDER BY r.contribution_id,
+              EXISTS (SELECT 1 FROM ledger.cancellations x
+                       WHERE x.contribution_id = c.contribution_id),
+              c.generation DESC
     ON CONFLICT DO NOTHING
 )
 SELECT (SELECT count(*) FROM released) AS booked,
        (SELECT coalesce(sum(amount_idr), 0)::bigint FROM released) AS booked_idr,
        (SELECT count(*) FROM ranked WHERE taken) AS duplicates
+"""
+
+
+_LOCK_HELD_AGAIN = """
+SELECT pg_advisory_xact_lock(key)
+  FROM (SELECT DISTINCT ledger.worker_month_lock(h.nik, h.period) AS key
+          FROM ledger.held_contributions h
+         WHERE h.programme = $1 AND h.funding_source = $2 AND h.generation > 0
+           AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                            WHERE r.contribution_id = h.contribution_id)
+         ORDER BY key) keys
 """
 
 
@@ -114,6 +131,8 @@ async def release_held(
     booked = booked_idr = duplicates = 0
     async with connection.transaction():
         await lock_allocations(connection, [(programme, funding_source)])
+        # Months booked again take their worker-month locks (migration 007) in one sweep.
+        await connection.execute(_LOCK_HELD_AGAIN, programme, funding_source)
         while True:  # a worker-month taken meanwhile frees room for the next ones
             row = await connection.fetchrow(_RELEASE, programme, funding_source)
             booked += row["booked"]

@@ -265,6 +265,10 @@ class LedgerService(Service):
                         count, programme)
         for programme, count in result.reversed.items():
             metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
+        for programme, count in result.unbookable.items():
+            log.error("%d contributions of %s paying a month again after a deregistration were "
+                      "not booked: the ledger never closed an earlier generation of the month "
+                      "and nobody pays it (see ledger.generation_may_be_booked)", count, programme)
         for age in result.event_ages:
             metrics.EVENT_AGE_SECONDS.observe(max(age, 0.0))
 

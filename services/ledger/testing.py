@@ -71,9 +71,10 @@ def schedule(
     programme: Programme, nik: str, periods: list[str], *, kind: str = "due",
     opd_code: str = "DISNAKER", category: Category = Category.OJEK_ONLINE,
     kecamatan: str = "Klojen", event: str | None = None,
-    occurred_at: datetime | None = None,
+    occurred_at: datetime | None = None, generation: int = 0,
 ) -> ContributionSchedule:
-    """A contribution schedule as the validator emits it (ids derived the same way)."""
+    """A contribution schedule as the validator emits it (ids derived the same way), every
+    month of the given generation."""
     event_id = uuid.UUID(str(derived_id("test-event", event or f"{nik}:{kind}:{periods[0]}")))
     return ContributionSchedule(
         schedule_id=derived_id("schedule", kind, str(event_id)),
@@ -86,7 +87,8 @@ def schedule(
         funding_source=programme.funding_source,
         registration_event_id=event_id,
         occurred_at=occurred_at or datetime(2025, 11, 25, 8, 0, tzinfo=UTC),
-        contributions=contributions_for(programme, nik, periods),
+        contributions=contributions_for(programme, nik, periods,
+                                        {period: generation for period in periods}),
     )
 
 
