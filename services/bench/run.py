@@ -50,6 +50,31 @@ class Stack:
         return found
 
 
+def _cpu_seconds(st: Stack) -> dict[str, float]:
+    """CPU time (user + system) used so far by each service, the broker and PostgreSQL."""
+    used: dict[str, float] = {}
+    for name, pids in st.pids().items():
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                used[name] = used.get(name, 0.0) + times.user + times.system
+    for process in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(process.info["cmdline"] or [])
+            if "tansu" in line and f"tcp://{st.settings.kafka_bootstrap}" in line:
+                kind = "broker"
+            elif line.endswith("postgres") is False and f"-D {st.settings.data_dir}" in line:
+                kind = "postgres"
+            else:
+                continue
+            tree = [process, *process.children(recursive=True)]
+            for member in tree:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    used[kind] = used.get(kind, 0.0) + times.user + times.system
+    return used
+
+
 def _bench_programmes(folder: Path, source: Path) -> None:
     """The Malang programme, plus a copy with a budget large enough for any batch."""
     folder.mkdir(parents=True)
@@ -163,11 +188,13 @@ def batch(st: Stack, registrations: int, *, sample_memory: bool = False,
     sampler = threading.Thread(target=sample, daemon=True)
     if sample_memory:
         sampler.start()
+    cpu_before = _cpu_seconds(st)
     try:
         started = asyncio.run(_publish(st.settings, st.programme, registrations, "bench"))
         last = asyncio.run(_wait_booked(st.settings, expected, timeout))
     finally:
         stop.set()
+    cpu_after = _cpu_seconds(st)
     seconds = max(last - started, 1e-6)
     result: dict[str, Any] = {
         "registrations": registrations,
@@ -175,6 +202,9 @@ def batch(st: Stack, registrations: int, *, sample_memory: bool = False,
         "seconds": round(seconds, 2),
         "contributions_per_second": round(expected / seconds, 1),
     }
+    result["cpu_seconds"] = {
+        name: round(cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0), 1)
+        for name in sorted(cpu_after)}
     if sample_memory:
         result["peak_rss_mb"] = {
             key: round(value / 2**20, 1) for key, value in sorted(peaks.items())}

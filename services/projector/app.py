@@ -29,9 +29,9 @@ from services.domain.coverage import (
 from services.domain.programme import Programme
 from services.projector.bootstrap import empty_partitions, ledger_states, partition_of
 from services.runtime import metrics
+from services.runtime.faust_worker import create_faust_app
 from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
-from services.validator.app import broker_credentials
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +77,7 @@ def snapshots(programmes: dict[str, Programme], folded: dict[str, Any]) -> list[
 
 
 def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
-    app = faust.App(
-        APP_ID,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=broker_credentials(settings),
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_seconds,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_seconds,
-        broker_rebalance_timeout=settings.kafka_rebalance_timeout_seconds,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        table_standby_replicas=0,
-    )
+    app = create_faust_app(APP_ID, settings)
     contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
     coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,

@@ -4,13 +4,13 @@ that holds each worker's enrolments (co-partitioned with the topic, whose key is
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS, TOPIC_REJECTED
 from services.domain.programme import Programme
 from services.runtime import metrics
+from services.runtime.faust_worker import broker_credentials, create_faust_app
 from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
 from services.validator.process import Outcome, Source, process_registration
@@ -18,50 +18,11 @@ from services.validator.process import Outcome, Source, process_registration
 log = logging.getLogger(__name__)
 
 APP_ID = "iuran-validator"
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """Faust credentials matching the aiokafka client options (None for PLAINTEXT)."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    import ssl
-
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        context = ssl.create_default_context(cafile=cafile)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    secret = settings.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=secret.get_secret_value() if secret else "",
-        ssl_context=context,
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-    )
+__all__ = ["APP_ID", "broker_credentials", "create_app"]
 
 
 def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
-    app = faust.App(
-        APP_ID,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=broker_credentials(settings),
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_seconds,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_seconds,
-        broker_rebalance_timeout=settings.kafka_rebalance_timeout_seconds,
-        broker_commit_interval=1.0,
-        producer_linger=0.005,
-        stream_wait_empty=False,
-        table_standby_replicas=0,
-    )
+    app = create_faust_app(APP_ID, settings)
     registrations = app.topic(TOPIC_REGISTRATIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
     contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
