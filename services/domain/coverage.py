@@ -6,8 +6,11 @@ stay exact under at-least-once delivery.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from schemas.events import ContributionSchedule
@@ -18,25 +21,69 @@ WorkerState = dict[str, Any]
 #  "days": {"programme|due|YYYY-MM-DD": count}}   (registrations and deregistrations per day)
 
 
-def apply_schedule(state: WorkerState | None, schedule: ContributionSchedule) -> WorkerState | None:
+@dataclass(frozen=True, slots=True)
+class ScheduleFacts:
+    """What the coverage fold needs of a contribution schedule."""
+
+    schedule_id: str
+    kind: str
+    nik: str
+    programme: str
+    opd_code: str
+    category: str
+    kecamatan: str
+    day: str | None  # date the registration event occurred, YYYY-MM-DD
+    months: tuple[tuple[str, int], ...]  # (period, amount_idr)
+
+
+def facts_of(schedule: ContributionSchedule) -> ScheduleFacts:
+    return ScheduleFacts(
+        schedule_id=str(schedule.schedule_id), kind=schedule.kind, nik=schedule.nik,
+        programme=schedule.programme, opd_code=schedule.opd_code,
+        category=schedule.category.value, kecamatan=schedule.kecamatan,
+        day=str(schedule.occurred_at.date()) if schedule.occurred_at else None,
+        months=tuple((c.period, c.amount_idr) for c in schedule.contributions),
+    )
+
+
+def read_facts(raw: bytes) -> ScheduleFacts:
+    """The facts of a v1 ContributionSchedule message, without validating the whole model
+    (the ledger does that and rejects a malformed one); ValueError when a fact is missing."""
+    try:
+        data = json.loads(raw)
+        occurred = data.get("occurred_at")
+        return ScheduleFacts(
+            schedule_id=str(data["schedule_id"]), kind=str(data["kind"]),
+            nik=str(data["nik"]), programme=str(data["programme"]),
+            opd_code=str(data["opd_code"]), category=str(data["category"]),
+            kecamatan=str(data["kecamatan"]),
+            day=datetime.fromisoformat(occurred).date().isoformat() if occurred else None,
+            months=tuple((str(c["period"]), int(c["amount_idr"]))
+                         for c in data["contributions"]),
+        )
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a contribution schedule: {type(exc).__name__}") from exc
+
+
+def apply_schedule(
+    state: WorkerState | None, schedule: ContributionSchedule | ScheduleFacts
+) -> WorkerState | None:
     """The worker's state after ``schedule``; None when the schedule was already applied."""
+    facts = facts_of(schedule) if isinstance(schedule, ContributionSchedule) else schedule
     current = state or {"applied": [], "months": {}}
-    schedule_key = str(schedule.schedule_id)
-    if schedule_key in current["applied"]:
+    if facts.schedule_id in current["applied"]:
         return None
     months = dict(current["months"])
-    for due in schedule.contributions:
-        key = f"{schedule.programme}|{due.period}"
-        if schedule.kind == "due":
-            months.setdefault(
-                key, [schedule.opd_code, schedule.category.value, schedule.kecamatan,
-                      due.amount_idr]
-            )
+    for period, amount in facts.months:
+        key = f"{facts.programme}|{period}"
+        if facts.kind == "due":
+            months.setdefault(key, [facts.opd_code, facts.category, facts.kecamatan, amount])
         else:
             months.pop(key, None)
     days = dict(current.get("days", {}))
-    if schedule.occurred_at is not None:
-        day_key = f"{schedule.programme}|{schedule.kind}|{schedule.occurred_at.date()}"
+    schedule_key = facts.schedule_id
+    if facts.day is not None:
+        day_key = f"{facts.programme}|{facts.kind}|{facts.day}"
         days[day_key] = days.get(day_key, 0) + 1
     return {"applied": [*current["applied"], schedule_key], "months": months, "days": days}
 

@@ -10,18 +10,17 @@ from typing import Any
 import asyncpg
 import faust
 from aiohttp import web
-from pydantic import ValidationError
 
 from schemas.events import (
     TOPIC_CONTRIBUTIONS,
     TOPIC_COVERAGE,
-    ContributionSchedule,
     CoverageSnapshot,
     CoverageTotals,
 )
 from services.domain.coverage import (
     apply_schedule,
     coverage_ratio,
+    read_facts,
     totals,
     workers_to_reach,
     yearly_cost,
@@ -113,8 +112,8 @@ def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.Ap
             message = event.message
             metrics.EVENTS_CONSUMED.labels("projector", message.topic).inc()
             try:
-                schedule = ContributionSchedule.model_validate_json(message.value or b"")
-            except ValidationError:
+                schedule = read_facts(message.value or b"")
+            except ValueError:
                 log.error("unreadable contribution schedule skipped by the projector "
                           "(the ledger rejects it)",
                           extra={"topic": message.topic, "partition": message.partition,

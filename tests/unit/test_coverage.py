@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.events import WorkerDeregistered
 from services.domain.coverage import (
     apply_schedule,
     coverage_ratio,
+    facts_of,
+    read_facts,
     totals,
     workers_coverable,
     workers_to_reach,
@@ -83,3 +87,15 @@ def test_coverage_figures_against_targets_and_budgets() -> None:
     assert yearly_cost(25_808, 16_800) == 5_202_892_800
     assert workers_coverable(5_300_000_000, 16_800) == 26_289
     assert workers_coverable(0, 16_800) == 0
+
+
+def test_facts_read_from_the_message_equal_the_model_s() -> None:
+    schedule = due_schedule(PROGRAMME, registration(), PERIODS)
+    assert read_facts(schedule.model_dump_json().encode()) == facts_of(schedule)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"kind": "due"}', b'"text"',
+                                 b'{"schedule_id": 1, "contributions": [{"period": 1}]}'])
+def test_a_message_that_is_not_a_schedule_is_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        read_facts(raw)
