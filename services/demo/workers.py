@@ -68,7 +68,8 @@ def demo_registrations(
             event_id=derived_id(namespace, programme.id, nik),
             event_type="registered",
             occurred_at=REGISTERED_AT,
-            opd_code=opd_of[category] if opd_of[category] in programme.opds else next(iter(programme.opds)),
+            opd_code=opd_of[category] if opd_of[category] in programme.opds
+            else next(iter(programme.opds)),
             programme=programme.id,
             worker=worker,
             coverage_start=programme.first_period,

@@ -266,6 +266,7 @@ class LedgerService(Service):
         for programme, count in result.reversed.items():
             metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
         for programme, count in result.unbookable.items():
+            metrics.CONTRIBUTIONS_UNBOOKABLE.labels(programme).inc(count)
             log.error("%d contributions of %s paying a month again after a deregistration were "
                       "not booked: the ledger never closed an earlier generation of the month "
                       "and nobody pays it (see ledger.generation_may_be_booked)", count, programme)

@@ -44,6 +44,12 @@ CONTRIBUTIONS_HELD = Counter(
     "Contributions held because they would exceed the budget.",
     ["programme"],
 )
+CONTRIBUTIONS_UNBOOKABLE = Counter(
+    "iuran_contributions_unbookable_total",
+    "Contributions the ledger could not place (a later generation whose earlier one is "
+    "still active); logged for a person to look at.",
+    ["programme"],
+)
 CONTRIBUTIONS_REVERSED = Counter(
     "iuran_contributions_reversed_total", "Contributions reversed (cancelled).", ["programme"]
 )
