@@ -77,16 +77,18 @@ async def test_the_coverage_page_shows_the_ledger_figures(
     dom = await asyncio.to_thread(render, f"{base}/coverage")
 
     assert 'data-loaded="true"' in dom
-    assert id_number(text_of(dom, "active-workers")) == active
-    assert text_of(dom, "target-ratio") == "41,23%"
+    assert id_number(text_of(dom, "malang-2025-active-workers")) == active
+    assert text_of(dom, "malang-2025-target-ratio") == "41,23%"
     ratio = (204_419 + active) / 420_000
-    assert text_of(dom, "coverage-ratio") == f"{ratio * 100:.2f}%".replace(".", ",")
-    assert id_number(text_of(dom, "budget-remaining")) == remaining
+    assert text_of(dom, "malang-2025-coverage-ratio") == f"{ratio * 100:.2f}%".replace(".", ",")
+    assert id_number(text_of(dom, "malang-2025-budget-remaining")) == remaining
     assert 'data-key="ojek_online"' in dom and "Ojek online" in dom
     assert 'data-key="Klojen"' in dom
     assert dom.count("data-period=") >= 12  # one bar per covered month
     figures = http_json(f"{base}/coverage.json")
-    assert isinstance(figures, list) and figures[0]["active_workers"] == active
+    assert isinstance(figures, list)
+    malang = next(f for f in figures if f["programme"] == "malang-2025")
+    assert malang["active_workers"] == active
     assert "nik" not in str(figures).lower().replace("niks", "")
 
 
