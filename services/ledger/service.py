@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -43,6 +45,7 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 GROUP_ID = "iuran-ledger"
+T = TypeVar("T")
 GAUGE_INTERVAL_SECONDS = 10.0
 
 
@@ -188,29 +191,37 @@ class LedgerService(Service):
         except RETRYABLE as exc:
             log.warning("gauges not refreshed (%s)", type(exc).__name__)
 
-    async def _apply_until_done(self, payment: PaymentConfirmed) -> None:
-        """Apply one payment confirmation, retrying with backoff while Postgres is away."""
+    async def _until_done(
+        self, what: str, write: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T:
+        """Run ``write`` on the ledger connection, retrying with backoff while PostgreSQL is
+        unreachable: a failed write is never skipped (Kafka offsets wait for it)."""
         delay = 0.2
         while True:
             connection = await self._connection_ready()
             try:
-                outcome = await payments.apply_payment(connection, payment)
+                result = await write(connection)
             except RETRYABLE as exc:
                 metrics.LEDGER_WRITE_RETRIES.inc()
                 self._set_db_ok(False)
-                log.warning("payment write failed (%s); retrying in %.1fs",
-                            type(exc).__name__, delay)
+                log.warning("%s write failed (%s); retrying in %.1fs",
+                            what, type(exc).__name__, delay)
                 if not connection.is_closed():
                     await connection.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             self._set_db_ok(True)
-            if outcome.outcome == payments.SETTLED:
-                metrics.PAYMENTS_SETTLED.labels(payment.programme).inc()
-            if outcome.outcome != payments.REPLAYED:
-                self._gauges_at = 0.0  # show a settled bill or a new discrepancy soon
-            return
+            return result
+
+    async def _apply_until_done(self, payment: PaymentConfirmed) -> None:
+        """Apply one payment confirmation."""
+        outcome = await self._until_done(
+            "payment", lambda connection: payments.apply_payment(connection, payment))
+        if outcome.outcome == payments.SETTLED:
+            metrics.PAYMENTS_SETTLED.labels(payment.programme).inc()
+        if outcome.outcome != payments.REPLAYED:
+            self._gauges_at = 0.0  # show a settled bill or a new discrepancy soon
 
     async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
         assert self._producer is not None
@@ -231,27 +242,15 @@ class LedgerService(Service):
         )
 
     async def _book_until_done(self, schedules: list[ContributionSchedule]) -> None:
-        """Retry with backoff until the batch is in Postgres: a failed write is never skipped."""
-        delay = 0.2
-        while True:
-            connection = await self._connection_ready()
+        """Book a batch of schedules in one transaction."""
+
+        async def timed(connection: asyncpg.Connection) -> book.BatchResult:
             started = time.perf_counter()
-            try:
-                result = await book.book_schedules(connection, schedules)
-            except RETRYABLE as exc:
-                metrics.LEDGER_WRITE_RETRIES.inc()
-                self._set_db_ok(False)
-                log.warning("ledger write failed (%s); retrying in %.1fs",
-                            type(exc).__name__, delay)
-                if not connection.is_closed():
-                    await connection.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._set_db_ok(True)
+            result = await book.book_schedules(connection, schedules)
             metrics.LEDGER_WRITE_SECONDS.observe(time.perf_counter() - started)
-            self._record(result)
-            return
+            return result
+
+        self._record(await self._until_done("ledger", timed))
 
     def _record(self, result: book.BatchResult) -> None:
         for programme, count in result.booked.items():
