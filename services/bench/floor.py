@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Iterable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.runtime.kafka import client_options
+from services.runtime.kafka import client_options, publish_all
 from services.runtime.settings import Settings
 
 _COLUMNS = ("contribution_id", "nik", "period", "programme", "amount_idr", "jkk_idr",
@@ -26,24 +26,7 @@ async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes
         await admin.create_topics([NewTopic(topic, settings.partitions, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(**client_options(settings), linger_ms=10,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    count = 0
-    try:
-        pending = []
-        for key, value in messages:
-            pending.append(await producer.send(topic, key=key, value=value))
-            count += 1
-            if len(pending) >= 10_000:
-                for future in pending:
-                    await future
-                pending.clear()
-        for future in pending:
-            await future
-    finally:
-        await producer.stop()
-    return count
+    return await publish_all(settings, topic, messages, every=10_000)
 
 
 async def consume_and_copy(settings: Settings, topic: str, expected_rows: int) -> dict[str, float]:

@@ -29,7 +29,7 @@ from services.domain.programme import Programme, load_programmes
 from services.domain.schedule import covered_periods, due_schedule
 from services.ledger.migrate import migrate_url
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from services.runtime.kafka import client_options, ensure_topics
+from services.runtime.kafka import client_options, ensure_topics, publish_all
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 
@@ -129,24 +129,11 @@ def stack(base: Settings, *, partitions: int, instances: int, services: bool = T
 async def _publish(settings: Settings, programme: Programme, count: int,
                    namespace: str) -> float:
     """Publish ``count`` registrations as fast as the producer goes; return the start time."""
-    producer = AIOKafkaProducer(**client_options(settings), linger_ms=10,
-                                max_batch_size=512 * 1024)
-    await producer.start()
     started = time.time()
-    try:
-        pending = []
-        for event in demo_registrations(programme, count, namespace=namespace):
-            pending.append(await producer.send(
-                TOPIC_REGISTRATIONS, key=event.worker.nik.encode(),
-                value=event.model_dump_json().encode()))
-            if len(pending) >= 10_000:
-                for future in pending:
-                    await future
-                pending.clear()
-        for future in pending:
-            await future
-    finally:
-        await producer.stop()
+    await publish_all(settings, TOPIC_REGISTRATIONS, (
+        (event.worker.nik.encode(), event.model_dump_json().encode())
+        for event in demo_registrations(programme, count, namespace=namespace)
+    ), every=10_000)
     return started
 
 

@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent
 from services.cli.service import EVERY_SERVICE
@@ -20,7 +21,7 @@ from services.cli.up import prepare
 from services.demo.workers import demo_registrations
 from services.domain.programme import Programme, load_programmes
 from services.ledger.report import finance_summary, format_finance_summary
-from services.runtime.kafka import client_options
+from services.runtime.kafka import client_options, publish_all
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses, StackError, http_json, infrastructure
 
@@ -74,26 +75,18 @@ def _rupiah(amount: int) -> str:
 
 async def _publish(settings: Settings, programme: Programme, count: int,
                    out: Any) -> list[UUID]:
-    producer = AIOKafkaProducer(**client_options(settings), linger_ms=10,
-                                max_batch_size=256 * 1024, acks="all")
-    await producer.start()
     event_ids: list[UUID] = []
-    try:
-        pending = []
-        for index, event in enumerate(demo_registrations(programme, count), start=1):
+
+    def messages() -> Iterator[tuple[bytes, bytes]]:
+        for event in demo_registrations(programme, count):
             event_ids.append(event.event_id)
-            pending.append(await producer.send(
-                TOPIC_REGISTRATIONS, key=event.worker.nik.encode(),
-                value=event.model_dump_json().encode(),
-            ))
-            if index % 5000 == 0:
-                await asyncio.gather(*pending)
-                pending.clear()
-                out.write(f"  published {index:,} / {count:,} registrations\n")
-                out.flush()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+            yield event.worker.nik.encode(), event.model_dump_json().encode()
+
+    def progress(sent: int) -> None:
+        out.write(f"  published {sent:,} / {count:,} registrations\n")
+        out.flush()
+
+    await publish_all(settings, TOPIC_REGISTRATIONS, messages(), on_progress=progress)
     return event_ids
 
 

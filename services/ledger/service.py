@@ -110,6 +110,7 @@ class LedgerService(Service):
             heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_seconds * 1000),
             rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_seconds * 1000),
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         await self._producer.start()
         await self._consumer.start()

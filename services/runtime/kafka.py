@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -81,3 +83,35 @@ async def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS
             log.info("created topics %s", ", ".join(t.name for t in wanted))
     finally:
         await admin.close()
+
+
+async def publish_all(
+    settings: Settings,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    every: int = 5000,
+) -> int:
+    """Produce (key, value) messages in large batches and wait until the broker has them all.
+
+    ``on_progress(count)`` is called every ``every`` messages once those are acknowledged.
+    """
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=10,
+                                max_batch_size=512 * 1024, acks="all")
+    await producer.start()
+    count = 0
+    try:
+        pending = []
+        for key, value in messages:
+            pending.append(await producer.send(topic, key=key, value=value))
+            count += 1
+            if count % every == 0:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if on_progress is not None:
+                    on_progress(count)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count

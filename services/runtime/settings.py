@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = 10.0
     kafka_heartbeat_interval_seconds: float = 1.0
     kafka_rebalance_timeout_seconds: float = 10.0
+    # How long a fetch may wait for data: the upper bound a quiet topic adds to latency.
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
 
     # HTTP (health, readiness, metrics) per service.
     http_host: str = "127.0.0.1"
