@@ -88,7 +88,7 @@ async def projector_agrees(settings: Any, totals: LedgerTotals,
             totals.contributions, totals.workers)
 
     if TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL:
-        within = min(within, 10.0)
+        within = min(within, 5.0)
     await wait_for(agrees, within=within, interval=0.5)
     return await snapshot() or {}
 
