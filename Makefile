@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 25808
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run up test test-unit lint schemas clean bench
+.PHONY: help install tools run up test test-unit lint schemas clean bench chaos
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,11 @@ test: install tools ## the whole suite: unit, integration (real broker + Postgre
 
 test-unit: install ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+chaos: install ## the fault and bad-input tests, longer (IURAN_CHAOS_ITERATIONS, default 10; docs/reliability.md)
+	IURAN_CHAOS_ITERATIONS=$${IURAN_CHAOS_ITERATIONS:-10} IURAN_FUZZ_CASES=$${IURAN_FUZZ_CASES:-200} \
+	IURAN_CHAOS_RESULTS=$${IURAN_CHAOS_RESULTS:-$(CURDIR)/.iuran/chaos-results.jsonl} \
+		$(BIN)/python -m pytest tests/faults tests/security -rA $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check schemas services tests
