@@ -141,6 +141,15 @@ def create_app(
                     "are masked for ops.",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def bad_value(_: Request, exc: asyncpg.exceptions.DataError) -> JSONResponse:
+        # a value PostgreSQL cannot take as given (a NUL character, a cursor that was
+        # tampered with): the caller's mistake, said without the database's own words
+        log.info("request refused by PostgreSQL as bad data (%s)", type(exc).__name__)
+        return JSONResponse(status_code=422, content={
+            "detail": "a parameter holds a value that cannot be used (control characters, "
+                      "or a cursor that is not the next_cursor of a previous page)"})
     app.state.database = database
 
     def authorised(roles: frozenset[str]) -> Callable[..., Awaitable[Principal]]:

@@ -33,7 +33,7 @@ def _nik(value: str | None) -> str | None:
 
 PeriodParam = Annotated[str | None, AfterValidator(_period)]
 NikParam = Annotated[str | None, AfterValidator(_nik)]
-Code = Annotated[str | None, Query(min_length=1, max_length=64)]
+Code = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def check_range(period_from: str | None, period_to: str | None) -> None:

@@ -62,7 +62,7 @@ def handle_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_raise(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     programme = programme_of(settings, args.programme)
     by = args.by or getpass.getuser()

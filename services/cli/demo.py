@@ -237,7 +237,7 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     programmes = load_programmes(settings.programmes_dir)
     programme = programmes.get(args.programme)

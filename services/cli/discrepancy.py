@@ -53,7 +53,7 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_resolve(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     async def work(connection: asyncpg.Connection) -> bool:
         try:

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     spec = VIEWS[args.view]
     fmt = args.format or args.out.suffix.lstrip(".").lower()

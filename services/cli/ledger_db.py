@@ -32,7 +32,7 @@ def with_ledger(settings: Settings, work: Callable[[asyncpg.Connection], Awaitab
 
 
 def programme_of(settings: Settings, programme_id: str) -> Programme:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     try:
         programmes = load_programmes(settings.programmes_dir)

@@ -15,8 +15,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from services.cli.errors import CliError
 from services.runtime.logs import configure_logging
 from services.runtime.settings import SettingsError, get_settings
+
+__all__ = ["CliError", "build_parser", "main"]
 
 COMMAND_MODULES = (
     "services.cli.up",
@@ -32,10 +35,6 @@ COMMAND_MODULES = (
 )
 
 log = logging.getLogger("iuran")
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):

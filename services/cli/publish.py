@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
-from services.cli.main import CliError
+from services.cli.errors import CliError
 from services.domain.programme import ProgrammeConfigError, load_programmes
 from services.domain.registration import canonical_opd
 from services.publisher.kafka import PublishError, publish_events

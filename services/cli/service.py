@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     missing = [
         name for name, value in (("IURAN_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),

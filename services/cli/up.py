@@ -32,7 +32,7 @@ def prepare(settings: Settings) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.main import CliError
+    from services.cli.errors import CliError
 
     if not 1 <= args.broker_port <= 65535:
         raise CliError(f"--broker-port {args.broker_port} is not a TCP port")

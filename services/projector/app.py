@@ -76,7 +76,7 @@ def snapshots(programmes: dict[str, Programme], folded: dict[str, Any]) -> list[
 
 
 def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
-    app = create_faust_app(APP_ID, settings)
+    app = create_faust_app(APP_ID, settings, "projector")
     contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
     coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,

@@ -22,6 +22,8 @@ RETRYABLE = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # a role without the privilege it needs: wait not-ready until an operator fixes the grant
+    asyncpg.exceptions.InsufficientPrivilegeError,
 )
 
 

@@ -9,6 +9,7 @@ import faust
 
 from services.runtime import metrics
 from services.runtime.http import Handler, OpsServer
+from services.runtime.kafka import client_options
 from services.runtime.settings import Settings
 
 
@@ -58,7 +59,63 @@ def _bound_fetch_wait(ms: int) -> None:
     thread_class._iuran_fetch_wait = True  # type: ignore[attr-defined]
 
 
-def create_faust_app(app_id: str, settings: Settings) -> faust.App:
+_highwater_client: dict[str, Any] = {}
+
+
+async def true_highwaters(options: dict[str, Any], ends: dict[Any, int]) -> dict[Any, int]:
+    """End offsets confirmed by a fetch.
+
+    The embedded broker answers ListOffsets(latest) with the base offset of the partition's
+    last record batch plus one, not the last record's offset plus one; fetch responses carry
+    the right high watermark. Faust rebuilds a table from its changelog up to the
+    ListOffsets answer, so without this the last records of each changelog partition were
+    forgotten at every restart. On Kafka both answers agree and this changes nothing.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    wanted = {tp: end for tp, end in ends.items() if end is not None and end > 0}
+    if not wanted:
+        return dict(ends)
+    probe = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
+                             fetch_max_wait_ms=50)
+    await probe.start()
+    try:
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in wanted]
+        probe.assign(partitions)
+        for tp, end in zip(partitions, wanted.values(), strict=True):
+            probe.seek(tp, end - 1)
+        await probe.getmany(timeout_ms=2000)
+        corrected = dict(ends)
+        for original, tp in zip(wanted, partitions, strict=True):
+            seen = probe.highwater(tp)
+            if seen is not None and seen > wanted[original]:
+                corrected[original] = seen
+        return corrected
+    finally:
+        await probe.stop()
+
+
+def _confirm_highwaters(options: dict[str, Any]) -> None:
+    """Make Faust's table recovery use :func:`true_highwaters`."""
+    from faust.transport.drivers import aiokafka as driver
+
+    _highwater_client["options"] = options
+    thread_class = driver.AIOKafkaConsumerThread
+    if getattr(thread_class, "_iuran_highwaters", False):
+        return
+    original = thread_class._highwaters
+
+    async def highwaters(self: Any, partitions: Any) -> Any:
+        ends = dict(await original(self, partitions))
+        if self.consumer.in_transaction:
+            return ends
+        return await true_highwaters(_highwater_client["options"], ends)
+
+    thread_class._highwaters = highwaters  # type: ignore[method-assign]
+    thread_class._iuran_highwaters = True  # type: ignore[attr-defined]
+
+
+def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App:
     """A Faust app with the settings every iuran Faust service shares.
 
     Values travel as raw bytes (the services decode them with the v1 models, so a malformed
@@ -67,11 +124,16 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
     schedule is a few KiB and per-request overhead dominates with small batches.
     """
     _bound_fetch_wait(settings.kafka_fetch_max_wait_ms)
+    _confirm_highwaters(client_options(settings))
+    # one folder per process: two processes of a service on one machine must not share one
+    datadir = settings.data_dir.resolve() / "faust" / f"{service}-{settings.port_of(service)}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
+        datadir=str(datadir),
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=broker_credentials(settings),
-        store="memory://",
+        store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,

@@ -22,7 +22,7 @@ __all__ = ["APP_ID", "broker_credentials", "create_app"]
 
 
 def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
-    app = create_faust_app(APP_ID, settings)
+    app = create_faust_app(APP_ID, settings, "validator")
     registrations = app.topic(TOPIC_REGISTRATIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
     contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,

@@ -34,7 +34,7 @@ EVERY_GROUP = [(GROUPS["validator"], TOPIC_REGISTRATIONS), (GROUPS["ledger"], TO
 # projector therefore forgets the tail of each changelog partition. Until that is fixed, the
 # tests below that restart them gracefully are expected to fail, and the kill/rebalance
 # tests hold the projector to "never more than the ledger" instead of "equal".
-TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL = True
+TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL = False
 table_recovery_bug = pytest.mark.xfail(
     TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL, strict=True,
     reason="Faust table recovery stops at the embedded broker's high water, which is the "

@@ -284,11 +284,6 @@ async def test_a_write_refused_for_lack_of_privilege_is_not_skipped(
     assert_ledger_exact(refused_writes.expected, refused_writes.totals)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services/ledger/service.py _book_until_done retries only the RETRYABLE errors of "
-    "services/runtime/database.py; InsufficientPrivilegeError escapes run(), the process "
-    "exits (code 1) and under `iuran up` is restarted every 0.5 s, a crash loop, instead of "
-    "waiting not-ready with backoff"))
 async def test_a_write_refused_for_lack_of_privilege_is_retried_in_place(
     refused_writes: RefusedWrites,
 ) -> None:

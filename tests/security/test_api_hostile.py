@@ -150,11 +150,6 @@ async def test_hostile_query_parameters_get_a_4xx_or_nothing_and_write_nothing(
     assert not shrunk, f"rows went away: {shrunk}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services/api: a NUL character in a text filter (PostgreSQL refuses it in text: "
-    "CharacterNotInRepertoireError) and a cursor that decodes to two strings that are not a "
-    "period and an id (asyncpg DataError) escape as 500 instead of 422; params.py checks "
-    "lengths and shapes only"))
 async def test_nul_bytes_and_forged_cursors_get_a_4xx(
     stack: ServiceProcesses, settings: Settings
 ) -> None:

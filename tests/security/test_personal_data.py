@@ -202,11 +202,6 @@ async def test_logs_and_metrics_carry_no_personal_data(
                   metrics_services=list(stack.names))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services/domain/errors.py quote_code() lets any [A-Za-z0-9._-]{1,64} value through, so "
-    "an opd_code or programme holding a NIK or a phone number is quoted in full in the "
-    "unknown_opd / unknown_programme messages (registration.py check of the OPD, "
-    "errors.unknown_programme)"))
 async def test_personal_data_in_the_code_fields_is_not_echoed(
     stack: ServiceProcesses, settings: Settings,
 ) -> None:

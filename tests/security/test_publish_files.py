@@ -127,10 +127,6 @@ async def test_broken_upload_files_get_a_clear_error_and_publish_nothing(
     assert f"and {HUGE_ROWS - 50} more wrong row(s)" in huge_err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "under `python -m services.cli.main` (how ServiceProcesses starts the services) the "
-    "module runs as __main__, while the commands import CliError from services.cli.main: "
-    "a second class, which main() does not catch, so the clerk gets a stack trace and exit 1"))
 def test_a_cli_error_is_one_line_also_under_python_m(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "publish", str(tmp_path / "absent.csv"),
