@@ -55,7 +55,7 @@ ITERATIONS = chaos_iterations()
 SEEDS = chaos_seeds(ITERATIONS)
 # Registrations per batch (12 contributions each); make chaos may raise it. Keep the
 # module's total under the programme's budget (about 26,000 workers).
-WORKERS = faults.env_int("IURAN_CHAOS_WORKERS", 500)
+WORKERS = faults.env_int("IURAN_CHAOS_WORKERS", 300)
 
 
 @pytest.fixture(scope="module")

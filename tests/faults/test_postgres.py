@@ -39,8 +39,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 ROLE = "faults_ledger"
 SEED = faults.chaos_seeds(1)[0]
-WORKERS = faults.env_int("IURAN_CHAOS_WORKERS", 800)
-OUTAGE_SECONDS = 6.0
+WORKERS = faults.env_int("IURAN_CHAOS_WORKERS", 500)
+OUTAGE_SECONDS = 4.0
 # "ledger write failed (ConnectionDoesNotExistError); retrying in 0.4s" and
 # "PostgreSQL unreachable (ConnectionRefusedError); retrying in 0.8s"
 RETRY_LINE = re.compile(r"(?:ledger write failed|PostgreSQL unreachable) \((\w+)\); "
