@@ -28,12 +28,14 @@ async def migrate(connection: asyncpg.Connection) -> list[str]:
     applied_now: list[str] = []
     await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await connection.execute(
-            """CREATE TABLE IF NOT EXISTS public.iuran_migrations (
-                   version integer PRIMARY KEY,
-                   name text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
+        exists = await connection.fetchval("SELECT to_regclass('public.iuran_migrations')")
+        if exists is None:  # a role without CREATE on public can run once it exists
+            await connection.execute(
+                """CREATE TABLE IF NOT EXISTS public.iuran_migrations (
+                       version integer PRIMARY KEY,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
         done = {
             row["version"]
             for row in await connection.fetch("SELECT version FROM public.iuran_migrations")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from typing import Any
 
@@ -115,6 +117,44 @@ def _confirm_highwaters(options: dict[str, Any]) -> None:
     thread_class._iuran_highwaters = True  # type: ignore[attr-defined]
 
 
+def _flush_means_everything() -> None:
+    """Make Faust's producer-buffer flush wait until every buffered message is handed over.
+
+    Before committing offsets Faust flushes its producer, but the buffer that ``send_soon``
+    and every table write go through returned from ``flush`` as soon as one message took
+    longer than 0.1 s, and did not count the message being handed over at that moment.
+    Offsets could then be committed while schedules or changelog records were still in the
+    buffer, and a ``kill -9`` lost them for good. Now flush returns when the buffer is empty
+    and nothing is in flight; if the broker is away it waits, and so does the commit
+    (at-least-once).
+    """
+    from faust.transport import producer as faust_producer
+
+    buffer_class = faust_producer.ProducerBuffer
+    if getattr(buffer_class, "_iuran_flush", False):
+        return
+    send_pending = buffer_class._send_pending
+
+    async def counted_send_pending(self: Any, fut: Any) -> None:
+        self._iuran_in_flight = getattr(self, "_iuran_in_flight", 0) + 1
+        try:
+            await send_pending(self, fut)
+        finally:
+            self._iuran_in_flight -= 1
+
+    async def flush(self: Any) -> None:
+        while self.size or getattr(self, "_iuran_in_flight", 0):
+            if self.state != "running" and self.size:
+                raise RuntimeError("Cannot flush: Producer not Running")
+            self.message_sent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
+
+    buffer_class._send_pending = counted_send_pending  # type: ignore[method-assign]
+    buffer_class.flush = flush  # type: ignore[method-assign]
+    buffer_class._iuran_flush = True  # type: ignore[attr-defined]
+
+
 def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App:
     """A Faust app with the settings every iuran Faust service shares.
 
@@ -125,6 +165,7 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
     """
     _bound_fetch_wait(settings.kafka_fetch_max_wait_ms)
     _confirm_highwaters(client_options(settings))
+    _flush_means_everything()
     # one folder per process: two processes of a service on one machine must not share one
     datadir = settings.data_dir.resolve() / "faust" / f"{service}-{settings.port_of(service)}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
