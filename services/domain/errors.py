@@ -96,7 +96,7 @@ CATALOGUE: dict[str, str] = {
     EXAMPLE_ROW: "The template's made-up example row was left in the file.",
 }
 
-_LONG_DIGITS = re.compile(r"[0-9]{7,}")
+_DIGITS = re.compile(r"[0-9]")
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -109,7 +109,7 @@ def rejection(field: str, code: str, message: str) -> RejectionError:
 def quote_code(value: str) -> str:
     """An identifier (OPD code, programme id) quoted for a message, or a neutral phrase when
     it does not look like one (it could then be anything, personal data included)."""
-    if not _SAFE_CODE.match(value) or _LONG_DIGITS.search(value):
+    if not _SAFE_CODE.match(value) or len(_DIGITS.findall(value)) >= 7:
         return "(not shown: not a code)"  # a NIK or a phone number is not echoed
     return repr(value)
 
