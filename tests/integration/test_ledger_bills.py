@@ -5,53 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
 
 from schemas.events import PaymentConfirmed
-from services.domain.programme import Programme, load_programmes
+from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, resolve_discrepancy
 from services.ledger.report import finance_summary
-from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
-from services.runtime.settings import Settings
+from services.ledger.testing import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
 PREMIUM = 16_800
 YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
         "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
-
-
-@pytest.fixture(scope="module")
-async def ledger_url(database_url: str) -> AsyncIterator[str]:
-    async with scratch_database(database_url, prefix="iuran_bills") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def niks() -> NikSource:
-    return NikSource()
-
-
-@pytest.fixture(scope="module")
-def malang() -> Programme:
-    return load_programmes(Settings().programmes_dir)["malang-2025"]
-
-
-@pytest.fixture
-async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(ledger_url)
-    await book.prepare(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

@@ -4,48 +4,20 @@ connections at once, as two ledger processes), the budget ceiling and held contr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from services.domain.programme import Programme, load_programmes
+from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import BudgetError, ensure_allocation, raise_allocation
-from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
-from services.runtime.settings import Settings
+from services.ledger.testing import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
 PREMIUM = 16_800
 YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
         "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
-
-
-@pytest.fixture(scope="module")
-async def ledger_url(database_url: str) -> AsyncIterator[str]:
-    async with scratch_database(database_url, prefix="iuran_ledger") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def niks() -> NikSource:
-    return NikSource()
-
-
-@pytest.fixture(scope="module")
-def malang() -> Programme:
-    return load_programmes(Settings().programmes_dir)["malang-2025"]
-
-
-@pytest.fixture
-async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(ledger_url)
-    await book.prepare(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def utilisation(conn: asyncpg.Connection, programme: str) -> asyncpg.Record:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 
 import asyncpg
@@ -15,13 +14,13 @@ import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
 from services.domain.periods import period_range
-from services.domain.programme import Programme, load_programmes
+from services.domain.programme import Programme
 from services.domain.registration import NikState, decide, empty_state
 from services.domain.schedule import contribution_id
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation, raise_allocation
-from services.ledger.testing import programme_copy, schedule, scratch_database
+from services.ledger.testing import programme_copy, schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import publish
@@ -34,27 +33,6 @@ TODAY = date(2025, 11, 26)
 YEAR = list(period_range("2025-12", 12))
 KEPT = YEAR[:3]  # 2025-12 .. 2026-02: paid before the deregistration from 2026-03
 AGAIN = list(period_range("2026-06", 6))  # 2026-06 .. 2026-11: paid again
-
-
-@pytest.fixture(scope="module")
-async def ledger_url(database_url: str) -> AsyncIterator[str]:
-    async with scratch_database(database_url, prefix="iuran_regen") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def malang() -> Programme:
-    return load_programmes(Settings().programmes_dir)["malang-2025"]
-
-
-@pytest.fixture
-async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(ledger_url)
-    await book.prepare(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def funded(conn: asyncpg.Connection, malang: Programme, budget_idr: int = 10**12,
