@@ -20,7 +20,7 @@ import asyncpg
 
 from schemas.events import ContributionSchedule
 from services.ledger.bills import BILL_LINES_SHARED
-from services.ledger.budget import lock_allocations
+from services.ledger.budget import accrual_insert, lock_allocations
 
 _STAGE_COLUMNS = (
     "seq", "contribution_id", "nik", "period", "programme", "opd_code", "category", "kecamatan",
@@ -80,13 +80,7 @@ WITH fresh AS (
     ON CONFLICT DO NOTHING
     RETURNING contribution_id, programme, amount_idr, occurred_at
 ), accrued AS (
-    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
-                                  amount_idr, contribution_id)
-    SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual',
-           'expense:premium:' || programme, 'liability:bpjs_payable:' || programme,
-           amount_idr, contribution_id
-      FROM inserted
-    ON CONFLICT DO NOTHING
+""" + accrual_insert("inserted") + """
 ), held AS (
     INSERT INTO ledger.held_contributions (
         contribution_id, nik, period, programme, opd_code, category, kecamatan,

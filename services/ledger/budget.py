@@ -49,6 +49,19 @@ async def lock_allocations(
 # The oldest held contributions of one allocation that fit, booked in the order they were
 # held; those whose worker-month another payer (or a later generation) booked meanwhile are
 # marked duplicate. One row per worker-month per round: a second one waits for the next.
+def accrual_insert(source: str) -> str:
+    """SQL of the accrual transfers (premium expense -> payable to BPJS) of the contributions
+    a data-modifying CTE named ``source`` returned; the transfer id derives from the
+    contribution id, so a replay books nothing twice."""
+    return f"""    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
+                                  amount_idr, contribution_id)
+    SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual',
+           'expense:premium:' || programme, 'liability:bpjs_payable:' || programme,
+           amount_idr, contribution_id
+      FROM {source}
+    ON CONFLICT DO NOTHING"""
+
+
 _RELEASE = """
 WITH allocation AS (
     SELECT allocated_idr - booked_idr AS remaining FROM ledger.budget_allocations
@@ -78,13 +91,7 @@ WITH allocation AS (
     ON CONFLICT DO NOTHING
     RETURNING contribution_id, programme, amount_idr
 ), accrued AS (
-    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
-                                  amount_idr, contribution_id)
-    SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual',
-           'expense:premium:' || programme, 'liability:bpjs_payable:' || programme,
-           amount_idr, contribution_id
-      FROM released
-    ON CONFLICT DO NOTHING
+""" + accrual_insert("released") + """
 ), resolved AS (
     INSERT INTO ledger.held_resolutions (contribution_id, outcome)
     SELECT contribution_id, 'booked' FROM released
