@@ -19,7 +19,7 @@ from typing import TypeVar
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.events import (
     TOPIC_CONTRIBUTIONS,
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "iuran-ledger"
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 GAUGE_INTERVAL_SECONDS = 10.0
 
 
@@ -142,11 +143,13 @@ class LedgerService(Service):
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
                 if record.topic == TOPIC_PAYMENTS:
-                    payment = await self._decode_payment(record)
+                    payment = await self._decode(record, PaymentConfirmed, "malformed_payment",
+                                                 "payment confirmation")
                     if payment is not None:
                         confirmed.append(payment)
                     continue
-                schedule = await self._decode(record)
+                schedule = await self._decode(record, ContributionSchedule, "malformed_schedule",
+                                              "contribution schedule")
                 if schedule is not None:
                     schedules.append(schedule)
             if schedules:
@@ -161,27 +164,17 @@ class LedgerService(Service):
                 # Partitions moved in a rebalance: their next owner replays, idempotently.
                 log.warning("offset commit failed (%s); the batch will be replayed", exc)
 
-    async def _decode(self, record: ConsumerRecord) -> ContributionSchedule | None:
+    async def _decode(self, record: ConsumerRecord, model: type[M], code: str,
+                      what: str) -> M | None:
+        """The record as a v1 model, or None after sending it to the rejected topic."""
         try:
-            return ContributionSchedule.model_validate_json(record.value or b"")
+            return model.model_validate_json(record.value or b"")
         except ValidationError as exc:
             first = exc.errors()[0]
             await self._reject(record, [RejectionError(
                 field=".".join(str(p) for p in first["loc"]),
-                code="malformed_schedule",
-                message=f"contribution schedule does not match the v1 contract: {first['type']}",
-            )])
-            return None
-
-    async def _decode_payment(self, record: ConsumerRecord) -> PaymentConfirmed | None:
-        try:
-            return PaymentConfirmed.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            await self._reject(record, [RejectionError(
-                field=".".join(str(p) for p in first["loc"]),
-                code="malformed_payment",
-                message=f"payment confirmation does not match the v1 contract: {first['type']}",
+                code=code,
+                message=f"{what} does not match the v1 contract: {first['type']}",
             )])
             return None
 
