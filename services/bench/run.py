@@ -63,7 +63,7 @@ def _cpu_seconds(st: Stack) -> dict[str, float]:
             line = " ".join(process.info["cmdline"] or [])
             if "tansu" in line and f"tcp://{st.settings.kafka_bootstrap}" in line:
                 kind = "broker"
-            elif line.endswith("postgres") is False and f"-D {st.settings.data_dir}" in line:
+            elif f"-D {st.settings.data_dir}" in line:  # the postmaster; backends below
                 kind = "postgres"
             else:
                 continue
