@@ -107,8 +107,9 @@ _BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contribution
 # Generation 1 and later: the rule of migration 007, which the database checks again.
 _BOOK_AGAIN = _BOOK.format(free="ledger.generation_may_be_booked(s.nik, s.period, s.generation)")
 
-# The advisory locks of the worker-months booked again, taken in one sorted sweep before
-# anything of them is read, so that two ledger processes never deadlock on them.
+# The advisory locks of the worker-months booked (every generation, as a budget release and
+# the trigger of migration 007 take them), taken in one sorted sweep before anything of them
+# is read, so that two writers never book one month for two payers nor deadlock on it.
 _LOCK_WORKER_MONTHS = """
 SELECT pg_advisory_xact_lock(key)
   FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
@@ -295,9 +296,10 @@ async def book_schedules(
         # Every allocation this batch may move, locked in one order (no deadlock between
         # two ledger processes); booking and releasing held ones queue behind this lock.
         await lock_allocations(connection, {(s.programme, s.funding_source) for s in schedules})
-        again = [(str(row[2]), str(row[3]))
-                 for generation, level in levels.items() if generation > 0 for row in level.due]
-        await lock_worker_months(connection, again)
+        # Then every worker-month booked: a writer that books the same month (another
+        # ledger process, a budget release) waits, and this batch then sees its row.
+        await lock_worker_months(connection, [(str(row[2]), str(row[3]))
+                                              for level in levels.values() for row in level.due])
         staged = cancels_staged = False
         for generation in sorted(levels):
             level = levels[generation]
