@@ -141,10 +141,24 @@ ON CONFLICT DO NOTHING
 RETURNING programme
 """
 
-# A month booked again whose earlier generation the ledger never closed and that nobody
-# holds (the validator and the ledger disagree): neither booked, held nor a duplicate.
-_UNBOOKABLE = """
-SELECT s.programme, count(*) AS n
+# Neither booked, held nor a duplicate: nothing is dropped silently, it is recorded with why.
+# A month booked again whose earlier generation the ledger never closed (the validator and
+# the ledger disagree), or a second generation-0 row of a month in this batch whose first
+# row was held (nobody books the month yet, so it is no duplicate).
+_REFUSED = """
+INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
+    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
+SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.nik, s.period,
+       s.generation, s.programme, s.opd_code, s.funding_source, s.due_date, s.amount_idr,
+       s.schedule_id, s.registration_event_id,
+       CASE WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
+                          WHERE h.nik = s.nik AND h.period = s.period
+                            AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                                             WHERE r.contribution_id = h.contribution_id))
+            THEN CASE WHEN s.generation > 0 THEN 'earlier_generation_held'
+                      ELSE 'month_held_for_another_payer' END
+            WHEN s.generation > 0 THEN 'no_earlier_generation_closed'
+            ELSE 'not_placed' END
   FROM stage_due s
  WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
                     WHERE c.contribution_id = s.contribution_id)
@@ -152,7 +166,9 @@ SELECT s.programme, count(*) AS n
                     WHERE h.contribution_id = s.contribution_id)
    AND NOT EXISTS (SELECT 1 FROM ledger.duplicate_attempts d
                     WHERE d.contribution_id = s.contribution_id)
- GROUP BY s.programme
+ ORDER BY s.contribution_id, s.schedule_id, s.seq
+ON CONFLICT DO NOTHING
+RETURNING programme, reason
 """
 
 # A held contribution that is cancelled will never be booked.
@@ -232,8 +248,10 @@ class BatchResult:
     held_cancelled: int = 0
     cancellations_refused: int = 0
     event_ages: list[float] = field(default_factory=list)
-    # Months booked again that the ledger cannot place (see _UNBOOKABLE): for a person.
+    # Contributions the ledger cannot place, recorded in ledger.refused_contributions (see
+    # _REFUSED): by programme, and by reason.
     unbookable: Counter[str] = field(default_factory=Counter)
+    refused_reasons: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -337,9 +355,9 @@ async def _book_due(
             result.held_idr[row["programme"]] += row["amount_idr"]
     for row in await connection.fetch(_DUPLICATES):
         result.duplicates[row["programme"]] += 1
-    if generation > 0:
-        for row in await connection.fetch(_UNBOOKABLE):
-            result.unbookable[row["programme"]] += row["n"]
+    for row in await connection.fetch(_REFUSED):
+        result.unbookable[row["programme"]] += 1
+        result.refused_reasons[row["reason"]] += 1
 
 
 async def _cancel(

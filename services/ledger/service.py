@@ -295,9 +295,9 @@ class LedgerService(Service):
             metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
         for programme, count in result.unbookable.items():
             metrics.CONTRIBUTIONS_UNBOOKABLE.labels(programme).inc(count)
-            log.error("%d contributions of %s paying a month again after a deregistration were "
-                      "not booked: the ledger never closed an earlier generation of the month "
-                      "and nobody pays it (see ledger.generation_may_be_booked)", count, programme)
+            log.error("%d contributions of %s could not be placed (neither booked, held nor a "
+                      "duplicate) and are recorded in finance.refused_contributions (%s)",
+                      count, programme, ", ".join(sorted(result.refused_reasons)))
         for age in result.event_ages:
             metrics.EVENT_AGE_SECONDS.observe(max(age, 0.0))
 
