@@ -218,11 +218,14 @@ class LedgerService(Service):
                 reason = poison.poison_reason(exc)
                 if reason is not None:
                     raise poison.Poisoned(reason, exc) from exc
-                # The ledger's or the server's own fault: no record is to blame; wait.
+                # The ledger's or the server's own fault: no record is to blame; wait (on a
+                # fresh connection: this one may be in any state).
                 metrics.LEDGER_WRITE_RETRIES.inc()
                 self._set_db_ok(False)
                 log.exception("%s write failed (%s); retrying in %.1fs",
                               what, type(exc).__name__, delay)
+                if not connection.is_closed():
+                    await connection.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
