@@ -46,7 +46,8 @@ ScheduleNik = Annotated[
     Field(description="Nomor Induk Kependudukan: 16 digits.", examples=["3573014507900001"]),
 ]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
-Rupiah = Annotated[int, Field(ge=0, le=INT64_MAX, description="Integer rupiah.")]
+Rupiah = Annotated[int, Field(ge=0, description="Integer rupiah.")]
+BigintRupiah = Annotated[int, Field(ge=0, le=INT64_MAX, description="Integer rupiah.")]
 PositiveRupiah = Annotated[
     int, Field(gt=0, le=INT64_MAX, description="Integer rupiah, more than zero.")]
 
@@ -134,8 +135,8 @@ class RejectedEvent(_Event):
 
 
 class Components(_Event):
-    jkk: Rupiah
-    jkm: Rupiah
+    jkk: BigintRupiah
+    jkm: BigintRupiah
 
 
 class ContributionDue(_Event):
