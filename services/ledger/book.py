@@ -143,15 +143,23 @@ RETURNING programme
 
 # Neither booked, held nor a duplicate: nothing is dropped silently, it is recorded with why.
 # A month booked again whose earlier generation the ledger never closed (the validator and
-# the ledger disagree), or a second generation-0 row of a month in this batch whose first
-# row was held (nobody books the month yet, so it is no duplicate).
+# the ledger disagree), a second generation-0 row of a month in this batch whose first row
+# was held (nobody books the month yet, so it is no duplicate), or a contribution booked or
+# held already under another schedule (the same worker, programme and month enrolled again:
+# not a replay, which carries the same schedule id).
 _REFUSED = """
 INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
     opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
 SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.nik, s.period,
        s.generation, s.programme, s.opd_code, s.funding_source, s.due_date, s.amount_idr,
        s.schedule_id, s.registration_event_id,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
+       CASE WHEN EXISTS (SELECT 1 FROM ledger.contributions c
+                          WHERE c.contribution_id = s.contribution_id)
+            THEN 'booked_by_another_schedule'
+            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
+                          WHERE h.contribution_id = s.contribution_id)
+            THEN 'held_for_another_schedule'
+            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
                           WHERE h.nik = s.nik AND h.period = s.period
                             AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
                                              WHERE r.contribution_id = h.contribution_id))
@@ -161,9 +169,11 @@ SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.nik, 
             ELSE 'not_placed' END
   FROM stage_due s
  WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                    WHERE c.contribution_id = s.contribution_id)
+                    WHERE c.contribution_id = s.contribution_id
+                      AND c.schedule_id = s.schedule_id)
    AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
-                    WHERE h.contribution_id = s.contribution_id)
+                    WHERE h.contribution_id = s.contribution_id
+                      AND h.schedule_id = s.schedule_id)
    AND NOT EXISTS (SELECT 1 FROM ledger.duplicate_attempts d
                     WHERE d.contribution_id = s.contribution_id)
  ORDER BY s.contribution_id, s.schedule_id, s.seq

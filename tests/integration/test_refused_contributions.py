@@ -71,3 +71,26 @@ async def test_a_month_paid_again_with_no_earlier_generation_is_refused_with_why
              FROM finance.refused_contributions WHERE nik = $1""", nik)
     assert (row["programme"], row["generation"], row["booked_since"]) == (programme.id, 1, False)
     assert row["amount_idr"] > 0
+
+
+async def test_a_month_enrolled_again_under_another_schedule_is_refused_not_swallowed(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    """The same worker, programme and month from a second enrolment (e.g. another OPD after
+    the validator lost its state) has the same contribution id as the booked one; unlike a
+    replay it carries another schedule id: recorded as refused, the booked month kept."""
+    nik = niks.take()[0]
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    first = schedule(programme, nik, MONTH, opd_code="DISNAKER", event="first")
+    second = schedule(programme, nik, MONTH, opd_code="DISHUB", event="second")
+    await book.book_schedules(conn, [first])
+    replay = await book.book_schedules(conn, [first])
+    assert sum(replay.unbookable.values()) == 0
+    result = await book.book_schedules(conn, [second])
+    assert result.refused_reasons == {"booked_by_another_schedule": 1}
+    row = await conn.fetchrow(
+        "SELECT opd_code, reason FROM finance.refused_contributions WHERE nik = $1", nik)
+    assert (row["opd_code"], row["reason"]) == ("DISHUB", "booked_by_another_schedule")
+    assert await conn.fetchval(
+        "SELECT opd_code FROM ledger.contributions WHERE nik = $1", nik) == "DISNAKER"
