@@ -48,6 +48,7 @@ COVERAGE_AFTER_PROGRAMME = "coverage_after_programme"
 # The worker's enrolment state
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
+DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
 INTERNAL_ERROR = "internal_error"
@@ -87,6 +88,8 @@ CATALOGUE: dict[str, str] = {
     COVERAGE_AFTER_PROGRAMME: "coverage_start is after the programme's last month.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
+    DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
+                                  "nor coordinates the programme.",
     KEY_MISMATCH: "The message key is not the worker's NIK (it decides the partition).",
     INTERNAL_ERROR: "The system failed on this message; operations must look at it.",
     MALFORMED_SCHEDULE: "A contribution schedule that the ledger could not read.",

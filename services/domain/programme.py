@@ -77,6 +77,8 @@ class Programme(_Config):
     eligibility: Eligibility
     coverage: Coverage
     opds: dict[str, str]
+    # OPDs that may stop any enrolment of the programme (besides the OPD that enrolled it).
+    coordinators: list[str] = Field(default_factory=list)
     kecamatan: dict[str, list[str]]
     calendar: Calendar = Field(default_factory=Calendar)
 
@@ -86,6 +88,9 @@ class Programme(_Config):
             raise ValueError("last_period is before first_period")
         if not self.opds:
             raise ValueError("opds: at least one OPD must be allowed to register")
+        unknown = [c for c in self.coordinators if c not in self.opds]
+        if unknown:
+            raise ValueError(f"coordinators: {', '.join(unknown)} not among the opds")
         if not self.kecamatan:
             raise ValueError("kecamatan: at least one kecamatan is needed")
         return self

@@ -7,7 +7,7 @@ from datetime import date
 
 from services.demo.workers import demo_registrations
 from services.domain.programme import load_programme
-from services.domain.registration import check_registration
+from services.domain.rules import check_registration
 from services.runtime.settings import REPO_ROOT
 
 PROGRAMME = load_programme(REPO_ROOT / "deploy" / "programmes" / "malang-2025.toml")

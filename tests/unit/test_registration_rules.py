@@ -22,26 +22,26 @@ from schemas.events import (
     parse_registration,
 )
 from services.domain import errors as E
-from services.domain.nik import encode_nik
-from services.domain.periods import add_months, period_index, period_range
-from services.domain.programme import Programme, load_programmes
-from services.domain.registration import (
+from services.domain.enrolment import (
     Decision,
     NikState,
     decide,
     decide_deregistration,
     decide_registration,
-    decode_registration,
     describe_periods,
     empty_state,
-    normalise_phone,
 )
+from services.domain.nik import encode_nik
+from services.domain.periods import add_months, period_index, period_range
+from services.domain.places import normalise_phone
+from services.domain.programme import Programme, load_programmes
 from services.domain.schedule import (
     IURAN_NAMESPACE,
     contribution_id,
     contributions_for,
     covered_periods,
 )
+from services.validator.decode import decode_registration
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMMES = load_programmes(REPO / "deploy" / "programmes")
@@ -128,7 +128,8 @@ PROVINCE = MALANG.model_copy(
 # Every code of the catalogue is exercised somewhere: in the tables below, in a named
 # test here, in test_publish, or (those set by the services at the stream edge) in the
 # service tests.
-TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED}
+TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
+                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED, E.WRONG_COLUMN_COUNT, E.DUPLICATE_IN_FILE, E.EXAMPLE_ROW,  # publish
     E.KEY_MISMATCH, E.INTERNAL_ERROR, E.MALFORMED_SCHEDULE,  # validator and ledger
@@ -223,8 +224,6 @@ RULE_CASES: list[tuple[str, dict[str, Any], Programme, str, str]] = [
     ("nik date", {"worker__nik": NIK[:6] + "7207" + NIK[10:]}, MALANG, "worker.nik",
      E.INVALID_NIK),
     ("nik serial", {"worker__nik": NIK[:12] + "0000"}, MALANG, "worker.nik", E.INVALID_NIK),
-    ("birth date differs", {"worker__birth_date": "1990-07-06"}, MALANG,
-     "worker.birth_date", E.NIK_BIRTH_DATE_MISMATCH),
     ("sex differs", {"worker__sex": "M"}, MALANG, "worker.sex", E.NIK_SEX_MISMATCH),
     ("man's nik for a woman", {"worker__nik": MAN_1990}, MALANG, "worker.sex",
      E.NIK_SEX_MISMATCH),
@@ -531,6 +530,34 @@ def test_deregistration_stops_payment_and_a_later_registration_is_accepted() -> 
     assert back.errors == [] and months_of(back) == list(period_range("2026-03", 9))
 
 
+def test_a_birth_date_that_differs_from_the_nik_is_a_warning_on_an_accepted_registration(
+) -> None:
+    event = registered(worker__birth_date="1990-07-06")  # Dukcapil corrected the date
+    decision = decide_registration(empty_state(), event, MALANG, TODAY)
+    assert decision.errors == []
+    assert months_of(decision) == list(period_range("2025-12", 12))
+    assert codes(decision.warnings) == [E.NIK_BIRTH_DATE_MISMATCH]
+    (schedule,) = decision.schedules
+    assert codes(schedule.warnings) == [E.NIK_BIRTH_DATE_MISMATCH]
+    assert_no_personal_data(decision.warnings)
+    # A replay re-emits the identical schedule, warning included.
+    again = decide_registration(apply(empty_state(), decision), event, MALANG, TODAY)
+    assert again.duplicate_event and again.schedules == decision.schedules
+
+
+def test_only_the_enrolling_opd_or_a_coordinator_may_stop_an_enrolment() -> None:
+    state = apply(empty_state(), register(empty_state()))  # enrolled by DISNAKER
+    foreign = decide_deregistration(state, deregistered(opd_code="DISHUB"), MALANG, TODAY)
+    assert foreign.schedules == []
+    assert codes(foreign.errors) == [E.DEREGISTRATION_NOT_PERMITTED]
+    assert "DISNAKER" in foreign.errors[0].message
+    assert_no_personal_data(foreign.errors)
+    state_dishub = apply(empty_state(), register(empty_state(), opd_code="DISHUB"))
+    for opd in ("DISHUB", "DISNAKER", "DISPENDUKCAPIL"):  # the enroller and the coordinators
+        stop = decide_deregistration(state_dishub, deregistered(opd_code=opd), MALANG, TODAY)
+        assert stop.errors == [] and len(stop.schedules) == 1, opd
+
+
 def test_deregistering_a_worker_nobody_pays_for_is_refused() -> None:
     decision = decide_deregistration(empty_state(), deregistered(), MALANG, TODAY)
     assert codes(decision.errors) == [E.NOT_ENROLLED]
@@ -586,7 +613,8 @@ def test_any_json_value_gets_catalogued_codes_never_a_crash(value: Any) -> None:
 
 
 def test_every_code_is_catalogued_tested_and_documented() -> None:
-    source = (REPO / "services" / "domain" / "registration.py").read_text(encoding="utf-8")
+    source = "".join((REPO / "services" / "domain" / f"{name}.py").read_text(encoding="utf-8")
+                     for name in ("rules", "enrolment", "places"))
     used = {getattr(E, name) for name in re.findall(r"\bE\.([A-Z_]+)\b", source)}
     assert used <= set(E.CATALOGUE)
     covered = {case[-1] for case in DECODING_CASES} | {case[-1] for case in RULE_CASES}
