@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.domain.data.build_regions import EDITIONS, codes_of
 from services.domain.nik import (
     PROVINCE_CODES,
     REGIONS,
+    REGIONS_FILE,
     NikError,
     encode_nik,
     mask_nik,
@@ -184,3 +186,19 @@ def test_arbitrary_text_never_crashes_the_parser(text: str) -> None:
         parse_nik(text, reference=TODAY)
     except NikError as exc:
         assert exc.code in {"invalid_nik", "unknown_regency_code", "unknown_kecamatan_code"}
+
+
+def test_the_region_list_names_its_source_editions_and_licence() -> None:
+    header = [line for line in REGIONS_FILE.read_text(encoding="utf-8").splitlines()
+              if line.startswith("#")]
+    text = "\n".join(header)
+    assert "github.com/cahyadsn/wilayah" in text and "MIT" in text
+    for _, decree in EDITIONS:
+        assert decree in text
+
+
+def test_the_regeneration_script_reads_both_quoting_styles_and_skips_villages() -> None:
+    sql = """INSERT INTO wilayah VALUES ("35","JAWA TIMUR"),("35.73","KOTA MALANG"),
+    ("35.73.01","Blimbing"),("35.73.01.1001","Balearjosari"),
+    ('91.01','Kabupaten Merauke'),('91.01.02','Merauke');"""
+    assert codes_of(sql) == {"3573": {"01"}, "9101": {"02"}}
