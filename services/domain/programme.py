@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -79,6 +79,25 @@ class Coverage(_Config):
     goal_year: int = 2045
 
 
+class Billing(_Config):
+    """How the programme's premiums are billed to BPJS.
+
+    ``monthly``: one bill per month, due by the premium's due day. ``prepaid``: at
+    enrolment, ``months`` months of each worker (BPU members may pay 1, 3, 6 or 12 months
+    ahead) on one bill, due the day it is issued and charged to the fiscal year of that day.
+    ``paid_on`` is the documented day the programme's prepaid year was billed and paid."""
+
+    mode: Literal["monthly", "prepaid"] = "monthly"
+    months: Literal[1, 3, 6, 12] = 1
+    paid_on: date | None = None
+
+    @model_validator(mode="after")
+    def _months_fit_the_mode(self) -> Billing:
+        if self.mode == "monthly" and (self.months != 1 or self.paid_on is not None):
+            raise ValueError("months and paid_on are for mode = \"prepaid\" only")
+        return self
+
+
 class Programme(_Config):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     name: str
@@ -101,6 +120,7 @@ class Programme(_Config):
     # National holidays and cuti bersama of the official calendar (not in the programme file:
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
+    billing: Billing = Field(default_factory=Billing)
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
@@ -113,6 +133,11 @@ class Programme(_Config):
             raise ValueError(f"coordinators: {', '.join(unknown)} not among the opds")
         if not self.kecamatan:
             raise ValueError("kecamatan: at least one kecamatan is needed")
+        paid_on = self.billing.paid_on
+        if paid_on is not None and paid_on.year != self.fiscal_year:
+            raise ValueError(f"billing.paid_on: {paid_on} is outside fiscal_year "
+                             f"{self.fiscal_year} (a prepaid year is charged to the fiscal "
+                             "year of its payment)")
         return self
 
     @property

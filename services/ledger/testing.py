@@ -13,7 +13,7 @@ import asyncpg
 
 from schemas.events import Category, ContributionSchedule
 from services.domain.nik import REGIONS, encode_nik
-from services.domain.programme import Programme
+from services.domain.programme import Billing, Programme
 from services.domain.schedule import contributions_for, derived_id
 from services.ledger.migrate import migrate
 
@@ -116,7 +116,12 @@ class NikSource:
         return niks
 
 
-def programme_copy(base: Programme, *, budget_idr: int, name: str | None = None) -> Programme:
-    """A copy of a programme under a new id (its own allocation) with another budget."""
-    return base.model_copy(update={
-        "id": name or f"test-{uuid.uuid4().hex[:10]}", "budget_idr": budget_idr})
+def programme_copy(base: Programme, *, budget_idr: int, name: str | None = None,
+                   billing: Billing | None = None) -> Programme:
+    """A copy of a programme under a new id (its own allocation) with another budget (and
+    another billing, e.g. ``Billing()`` for monthly bills)."""
+    update: dict[str, object] = {
+        "id": name or f"test-{uuid.uuid4().hex[:10]}", "budget_idr": budget_idr}
+    if billing is not None:
+        update["billing"] = billing
+    return base.model_copy(update=update)
