@@ -294,3 +294,34 @@ async def _apply_to_bill(
         await connection.execute(bill_lock_sql(), bill["programme"], bill["period"])
     await connection.execute(_SETTLE, found["payment_id"], [bill_id], found["reference"])
     return int(bill["amount_idr"])
+
+
+# --- Credits of deregistered billed months ---------------------------------------------------
+
+async def refund_credit(
+    connection: asyncpg.Connection, contribution_id: UUID, *, reason: str, refunded_by: str
+) -> int | None:
+    """Refund the credit of a deregistered billed month instead of carrying it over at BPJS:
+    its amount moves from ``asset:bpjs_credit`` to ``asset:refund_due``. Returns the amount,
+    or None when it was already refunded; raises :class:`ResolutionError` for no credit."""
+    async with connection.transaction():
+        credit = await connection.fetchrow(
+            "SELECT programme, amount_idr FROM ledger.credits WHERE contribution_id = $1",
+            contribution_id)
+        if credit is None:
+            raise ResolutionError(f"no credit for contribution {contribution_id}")
+        inserted = await connection.fetchval(
+            """INSERT INTO ledger.credit_refunds (contribution_id, reason, refunded_by)
+               VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1""",
+            contribution_id, reason, refunded_by)
+        if inserted is None:
+            return None
+        await connection.execute(
+            """INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
+                   amount_idr, contribution_id)
+               VALUES (md5('refund:' || $1::uuid::text)::uuid, 'refund',
+                       'asset:refund_due:' || $2::text, 'asset:bpjs_credit:' || $2::text,
+                       $3::bigint, $1::uuid)""",
+            contribution_id, credit["programme"], credit["amount_idr"])
+    log.info("credit of Rp%s of %s refunded", f"{credit['amount_idr']:,}", credit["programme"])
+    return int(credit["amount_idr"])
