@@ -230,9 +230,11 @@ SELECT d.discrepancy_id, d.payment_id, d.programme, d.period, d.kind, d.expected
   LEFT JOIN ledger.discrepancy_resolutions r ON r.discrepancy_id = d.discrepancy_id;
 
 -- Credits at BPJS: deregistered months that were already billed or paid, and discrepancy
--- money carried over. Status carried_over (credit held at BPJS) or refunded.
+-- money carried over. Status carried_over (credit held at BPJS) or refunded. credit_id is
+-- the contribution (deregistration) or the payment (carried over).
 CREATE VIEW finance.credits AS
-SELECT 'deregistration'::text AS source, k.contribution_id, NULL::uuid AS payment_id,
+SELECT k.contribution_id AS credit_id, 'deregistration'::text AS source, k.contribution_id,
+       NULL::uuid AS payment_id,
        c.nik, k.programme, c.period, k.bill_id, k.amount_idr,
        CASE WHEN f.contribution_id IS NULL THEN 'carried_over' ELSE 'refunded' END AS status,
        k.recorded_at, f.refunded_at, f.reason AS refund_reason
@@ -240,7 +242,7 @@ SELECT 'deregistration'::text AS source, k.contribution_id, NULL::uuid AS paymen
   JOIN ledger.contributions c USING (contribution_id)
   LEFT JOIN ledger.credit_refunds f USING (contribution_id)
 UNION ALL
-SELECT 'payment', NULL, d.payment_id, NULL, d.programme, d.period, NULL, r.carried_over_idr,
+SELECT d.payment_id, 'payment', NULL, d.payment_id, NULL, d.programme, d.period, NULL, r.carried_over_idr,
        'carried_over', r.resolved_at, NULL, NULL
   FROM ledger.discrepancy_resolutions r JOIN ledger.discrepancies d USING (discrepancy_id)
  WHERE r.carried_over_idr > 0;
