@@ -220,7 +220,7 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         summary.budget_remaining_idr = programme.budget_idr - total_idr
         summary.contributions_per_second = round(booked / max(summary.seconds, 1e-9), 1)
         if programme.billing.mode == "prepaid":
-            await _pay_prepaid(settings, pool, programme, 120, out, services)
+            await _pay_prepaid(settings, pool, programme, timeout, out, services)
         async with pool.acquire() as connection:
             summary.finance = await finance_summary(connection, programme.id)
     finally:
