@@ -30,6 +30,16 @@ CREATE SCHEMA finance;
 CREATE SCHEMA ledger;
 
 --
+-- Name: effective_due_date(text, date, date); Type: FUNCTION; Schema: finance; Owner: -
+--
+
+CREATE FUNCTION finance.effective_due_date(billing text, bill_due date, month_due date) RETURNS date
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE WHEN billing = 'prepaid' THEN bill_due ELSE month_due END
+$$;
+
+--
 -- Name: today(); Type: FUNCTION; Schema: finance; Owner: -
 --
 
@@ -65,13 +75,14 @@ BEGIN
           FROM new_lines l
           JOIN ledger.bills b USING (bill_id)
           JOIN ledger.contributions c ON c.contribution_id = l.contribution_id
-         WHERE c.programme <> b.programme OR c.period <> b.period OR c.amount_idr <> l.amount_idr
+         WHERE c.programme <> b.programme OR c.amount_idr <> l.amount_idr
+            OR (b.billing = 'monthly' AND c.period <> b.period)
             OR EXISTS (SELECT 1 FROM ledger.cancellations x
                         WHERE x.contribution_id = c.contribution_id)
          LIMIT 1
     $sql$ INTO bad;
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'bill line % does not match an active contribution of the bill''s programme and period', bad
+        RAISE EXCEPTION 'bill line % does not match an active contribution of the bill''s programme (and month, for a monthly bill)', bad
             USING ERRCODE = 'check_violation';
     END IF;
     EXECUTE $sql$
@@ -294,8 +305,9 @@ CREATE TABLE ledger.transfers (
     contribution_id uuid,
     reference text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    payment_id uuid,
     CONSTRAINT transfers_amount_idr_check CHECK ((amount_idr > 0)),
-    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text]))),
+    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text, 'receipt'::text, 'refund'::text, 'carry_over'::text]))),
     CONSTRAINT transfers_two_accounts CHECK ((debit_account <> credit_account))
 );
 
@@ -355,7 +367,11 @@ CREATE TABLE ledger.bills (
     issued_by text NOT NULL,
     issued_at timestamp with time zone DEFAULT now() NOT NULL,
     issued_xact xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    billing text DEFAULT 'monthly'::text NOT NULL,
+    fiscal_year integer,
     CONSTRAINT bills_amount_idr_check CHECK ((amount_idr > 0)),
+    CONSTRAINT bills_billing_mode CHECK ((billing = ANY (ARRAY['monthly'::text, 'prepaid'::text]))),
+    CONSTRAINT bills_fiscal_year CHECK (((fiscal_year >= 2000) AND (fiscal_year <= 2100))),
     CONSTRAINT bills_issued_by_check CHECK (((length(issued_by) >= 1) AND (length(issued_by) <= 100))),
     CONSTRAINT bills_lines_check CHECK ((lines > 0)),
     CONSTRAINT bills_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
@@ -536,10 +552,52 @@ UNION ALL
   WHERE ((r.contribution_id IS NULL) OR (r.outcome = 'cancelled'::text));
 
 --
+-- Name: programme_billing; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.programme_billing (
+    programme text NOT NULL,
+    mode text NOT NULL,
+    months integer NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT programme_billing_mode_check CHECK ((mode = ANY (ARRAY['monthly'::text, 'prepaid'::text]))),
+    CONSTRAINT programme_billing_months_check CHECK ((months = ANY (ARRAY[1, 3, 6, 12])))
+);
+
+--
 -- Name: arrears; Type: VIEW; Schema: finance; Owner: -
 --
 
 CREATE VIEW finance.arrears AS
+ WITH late AS (
+         SELECT fc.contribution_id,
+            fc.nik,
+            fc.programme,
+            fc.period,
+            fc.due_date,
+            fc.amount_idr,
+            fc.jkk_idr,
+            fc.jkm_idr,
+            fc.opd_code,
+            fc.category,
+            fc.kecamatan,
+            fc.funding_source,
+            fc.status,
+            fc.bill_id,
+            fc.bill_sequence,
+            fc.payment_id,
+            fc.paid_at,
+            fc.booked_at,
+            fc.cancelled_at,
+            fc.schedule_id,
+            fc.registration_event_id,
+            fc.generation,
+            COALESCE(b.billing, pb.mode, 'monthly'::text) AS billing
+           FROM ((finance.contributions fc
+             LEFT JOIN ledger.bills b ON ((b.bill_id = fc.bill_id)))
+             LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
+          WHERE ((fc.status = ANY (ARRAY['booked'::text, 'billed'::text, 'held'::text])) AND (finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date) < finance.today()))
+        )
  SELECT nik,
     programme,
     (array_agg(opd_code ORDER BY period DESC))[1] AS opd_code,
@@ -551,9 +609,9 @@ CREATE VIEW finance.arrears AS
     max(period) AS latest_unpaid_period,
     min(due_date) AS oldest_due_date,
     count(*) FILTER (WHERE (status = 'held'::text)) AS held_months,
-    (count(*) >= 3) AS lapse_risk
-   FROM finance.contributions
-  WHERE ((status = ANY (ARRAY['booked'::text, 'billed'::text, 'held'::text])) AND (due_date < finance.today()))
+    (count(*) FILTER (WHERE (billing = 'monthly'::text)) >= 3) AS lapse_risk,
+    bool_or((billing = 'prepaid'::text)) AS prepaid
+   FROM late
   GROUP BY nik, programme;
 
 --
@@ -566,7 +624,7 @@ CREATE VIEW finance.bills AS
     b.period,
     b.sequence,
     b.due_date,
-    b.lines AS workers,
+    (COALESCE(w.workers, (0)::bigint))::integer AS workers,
     b.amount_idr,
     b.issued_at,
     b.issued_by,
@@ -577,8 +635,19 @@ CREATE VIEW finance.bills AS
         END AS status,
     s.payment_id,
     p.reference AS payment_reference,
-    p.paid_at
-   FROM ((ledger.bills b
+    p.paid_at,
+    b.lines,
+    b.billing,
+    b.fiscal_year,
+    w.first_period,
+    w.last_period
+   FROM (((ledger.bills b
+     LEFT JOIN LATERAL ( SELECT count(DISTINCT c.nik) AS workers,
+            min(c.period) AS first_period,
+            max(c.period) AS last_period
+           FROM (ledger.bill_lines l
+             JOIN ledger.contributions c USING (contribution_id))
+          WHERE (l.bill_id = b.bill_id)) w ON (true))
      LEFT JOIN ledger.bill_settlements s ON ((s.bill_id = b.bill_id)))
      LEFT JOIN ledger.payments p ON ((p.payment_id = s.payment_id)));
 
@@ -679,6 +748,89 @@ CREATE VIEW finance.budget_utilisation AS
      LEFT JOIN paid ON (((paid.programme = COALESCE(a.programme, held.programme)) AND (paid.funding_source = COALESCE(a.funding_source, held.funding_source)))));
 
 --
+-- Name: cash_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.cash_reconciliation AS
+ WITH received AS (
+         SELECT payments.programme,
+            count(*) AS payments,
+            (sum(payments.amount_idr))::bigint AS received_idr
+           FROM ledger.payments
+          GROUP BY payments.programme
+        ), journal AS (
+         SELECT p.programme,
+            (sum(t.amount_idr))::bigint AS cash_idr
+           FROM (ledger.transfers t
+             JOIN ledger.payments p ON ((p.payment_id = t.payment_id)))
+          WHERE (t.kind = 'receipt'::text)
+          GROUP BY p.programme
+        ), legacy AS (
+         SELECT p.programme,
+            (sum(t.amount_idr))::bigint AS cash_idr
+           FROM (((ledger.transfers t
+             JOIN ledger.bill_lines l_1 ON ((l_1.contribution_id = t.contribution_id)))
+             JOIN ledger.bill_settlements s_1 ON ((s_1.bill_id = l_1.bill_id)))
+             JOIN ledger.payments p ON ((p.payment_id = s_1.payment_id)))
+          WHERE ((t.kind = 'settlement'::text) AND (t.credit_account ~~ 'asset:cash:%'::text))
+          GROUP BY p.programme
+        ), suspense AS (
+         SELECT substr(m.account, (length('asset:unapplied:'::text) + 1)) AS programme,
+            (sum(
+                CASE
+                    WHEN (m.side = 'debit'::text) THEN m.amount_idr
+                    ELSE (- m.amount_idr)
+                END))::bigint AS unapplied_idr
+           FROM ( SELECT transfers.debit_account AS account,
+                    'debit'::text AS side,
+                    transfers.amount_idr
+                   FROM ledger.transfers
+                UNION ALL
+                 SELECT transfers.credit_account,
+                    'credit'::text,
+                    transfers.amount_idr
+                   FROM ledger.transfers) m
+          WHERE (m.account ~~ 'asset:unapplied:%'::text)
+          GROUP BY (substr(m.account, (length('asset:unapplied:'::text) + 1)))
+        )
+ SELECT r.programme,
+    r.payments,
+    r.received_idr,
+    (COALESCE(j.cash_idr, (0)::bigint) + COALESCE(l.cash_idr, (0)::bigint)) AS journal_cash_idr,
+    COALESCE(s.unapplied_idr, (0)::bigint) AS unapplied_idr,
+    ((r.received_idr - COALESCE(j.cash_idr, (0)::bigint)) - COALESCE(l.cash_idr, (0)::bigint)) AS difference_idr
+   FROM (((received r
+     LEFT JOIN journal j USING (programme))
+     LEFT JOIN legacy l USING (programme))
+     LEFT JOIN suspense s USING (programme));
+
+--
+-- Name: credit_refunds; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.credit_refunds (
+    contribution_id uuid NOT NULL,
+    reason text NOT NULL,
+    refunded_by text NOT NULL,
+    refunded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT credit_refunds_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 1000))),
+    CONSTRAINT credit_refunds_refunded_by_check CHECK (((length(refunded_by) >= 1) AND (length(refunded_by) <= 100)))
+);
+
+--
+-- Name: credits; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.credits (
+    contribution_id uuid NOT NULL,
+    bill_id uuid NOT NULL,
+    programme text NOT NULL,
+    amount_idr bigint NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT credits_amount_idr_check CHECK ((amount_idr > 0))
+);
+
+--
 -- Name: discrepancies; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -707,9 +859,60 @@ CREATE TABLE ledger.discrepancy_resolutions (
     resolution text NOT NULL,
     resolved_by text NOT NULL,
     resolved_at timestamp with time zone DEFAULT now() NOT NULL,
+    action text,
+    bill_id uuid,
+    applied_idr bigint DEFAULT 0 NOT NULL,
+    refunded_idr bigint DEFAULT 0 NOT NULL,
+    carried_over_idr bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT discrepancy_resolutions_action CHECK ((action = ANY (ARRAY['applied'::text, 'refund'::text, 'carry_over'::text, 'topped_up'::text]))),
+    CONSTRAINT discrepancy_resolutions_applied_idr_check CHECK ((applied_idr >= 0)),
+    CONSTRAINT discrepancy_resolutions_carried_over_idr_check CHECK ((carried_over_idr >= 0)),
+    CONSTRAINT discrepancy_resolutions_refunded_idr_check CHECK ((refunded_idr >= 0)),
     CONSTRAINT discrepancy_resolutions_resolution_check CHECK (((length(resolution) >= 1) AND (length(resolution) <= 1000))),
     CONSTRAINT discrepancy_resolutions_resolved_by_check CHECK (((length(resolved_by) >= 1) AND (length(resolved_by) <= 100)))
 );
+
+--
+-- Name: credits; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.credits AS
+ SELECT k.contribution_id AS credit_id,
+    'deregistration'::text AS source,
+    k.contribution_id,
+    NULL::uuid AS payment_id,
+    c.nik,
+    k.programme,
+    c.period,
+    k.bill_id,
+    k.amount_idr,
+        CASE
+            WHEN (f.contribution_id IS NULL) THEN 'carried_over'::text
+            ELSE 'refunded'::text
+        END AS status,
+    k.recorded_at,
+    f.refunded_at,
+    f.reason AS refund_reason
+   FROM ((ledger.credits k
+     JOIN ledger.contributions c USING (contribution_id))
+     LEFT JOIN ledger.credit_refunds f USING (contribution_id))
+UNION ALL
+ SELECT d.payment_id AS credit_id,
+    'payment'::text AS source,
+    NULL::uuid AS contribution_id,
+    d.payment_id,
+    NULL::text AS nik,
+    d.programme,
+    d.period,
+    NULL::uuid AS bill_id,
+    r.carried_over_idr AS amount_idr,
+    'carried_over'::text AS status,
+    r.resolved_at AS recorded_at,
+    NULL::timestamp with time zone AS refunded_at,
+    NULL::text AS refund_reason
+   FROM (ledger.discrepancy_resolutions r
+     JOIN ledger.discrepancies d USING (discrepancy_id))
+  WHERE (r.carried_over_idr > 0);
 
 --
 -- Name: discrepancies; Type: VIEW; Schema: finance; Owner: -
@@ -734,7 +937,16 @@ CREATE VIEW finance.discrepancies AS
         END AS status,
     r.resolution,
     r.resolved_by,
-    r.resolved_at
+    r.resolved_at,
+        CASE
+            WHEN (r.discrepancy_id IS NULL) THEN d.paid_idr
+            ELSE (0)::bigint
+        END AS unapplied_idr,
+    r.action,
+    r.bill_id AS applied_to_bill_id,
+    COALESCE(r.applied_idr, (0)::bigint) AS applied_idr,
+    COALESCE(r.refunded_idr, (0)::bigint) AS refunded_idr,
+    COALESCE(r.carried_over_idr, (0)::bigint) AS carried_over_idr
    FROM ((ledger.discrepancies d
      JOIN ledger.payments p ON ((p.payment_id = d.payment_id)))
      LEFT JOIN ledger.discrepancy_resolutions r ON ((r.discrepancy_id = d.discrepancy_id)));
@@ -764,17 +976,19 @@ CREATE VIEW finance.monthly_bill AS
 --
 
 CREATE VIEW finance.outstanding AS
- SELECT programme,
-    period,
-    min(due_date) AS due_date,
+ SELECT fc.programme,
+    fc.period,
+    min(fc.due_date) AS due_date,
     count(*) AS contributions,
-    (sum(amount_idr))::bigint AS outstanding_idr,
-    (COALESCE(sum(amount_idr) FILTER (WHERE (status = 'billed'::text)), (0)::numeric))::bigint AS billed_idr,
-    (COALESCE(sum(amount_idr) FILTER (WHERE (status = 'booked'::text)), (0)::numeric))::bigint AS unbilled_idr,
-    (min(due_date) < finance.today()) AS past_due
-   FROM finance.contributions
-  WHERE (status = ANY (ARRAY['booked'::text, 'billed'::text]))
-  GROUP BY programme, period;
+    (sum(fc.amount_idr))::bigint AS outstanding_idr,
+    (COALESCE(sum(fc.amount_idr) FILTER (WHERE (fc.status = 'billed'::text)), (0)::numeric))::bigint AS billed_idr,
+    (COALESCE(sum(fc.amount_idr) FILTER (WHERE (fc.status = 'booked'::text)), (0)::numeric))::bigint AS unbilled_idr,
+    COALESCE(bool_or((finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date) < finance.today())), false) AS past_due
+   FROM ((finance.contributions fc
+     LEFT JOIN ledger.bills b ON ((b.bill_id = fc.bill_id)))
+     LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
+  WHERE (fc.status = ANY (ARRAY['booked'::text, 'billed'::text]))
+  GROUP BY fc.programme, fc.period;
 
 --
 -- Name: cancellations_refused; Type: TABLE; Schema: ledger; Owner: -
@@ -1024,6 +1238,20 @@ ALTER TABLE ONLY ledger.contributions
     ADD CONSTRAINT contributions_pkey PRIMARY KEY (contribution_id);
 
 --
+-- Name: credit_refunds credit_refunds_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.credit_refunds
+    ADD CONSTRAINT credit_refunds_pkey PRIMARY KEY (contribution_id);
+
+--
+-- Name: credits credits_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.credits
+    ADD CONSTRAINT credits_pkey PRIMARY KEY (contribution_id);
+
+--
 -- Name: discrepancies discrepancies_payment_id_key; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1080,6 +1308,13 @@ ALTER TABLE ONLY ledger.payments
     ADD CONSTRAINT payments_pkey PRIMARY KEY (payment_id);
 
 --
+-- Name: programme_billing programme_billing_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.programme_billing
+    ADD CONSTRAINT programme_billing_pkey PRIMARY KEY (programme);
+
+--
 -- Name: transfers transfers_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1129,6 +1364,12 @@ CREATE INDEX contributions_programme_period ON ledger.contributions USING btree 
 CREATE INDEX contributions_registration ON ledger.contributions USING btree (registration_event_id);
 
 --
+-- Name: credits_programme; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX credits_programme ON ledger.credits USING btree (programme);
+
+--
 -- Name: held_contributions_nik; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1171,6 +1412,12 @@ CREATE INDEX transfers_contribution ON ledger.transfers USING btree (contributio
 CREATE UNIQUE INDEX transfers_one_accrual ON ledger.transfers USING btree (contribution_id) WHERE (kind = 'accrual'::text);
 
 --
+-- Name: transfers_one_receipt; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE UNIQUE INDEX transfers_one_receipt ON ledger.transfers USING btree (payment_id) WHERE (kind = 'receipt'::text);
+
+--
 -- Name: transfers_one_reversal; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1181,6 +1428,12 @@ CREATE UNIQUE INDEX transfers_one_reversal ON ledger.transfers USING btree (cont
 --
 
 CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers USING btree (contribution_id) WHERE (kind = 'settlement'::text);
+
+--
+-- Name: transfers_payment; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX transfers_payment ON ledger.transfers USING btree (payment_id) WHERE (payment_id IS NOT NULL);
 
 --
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -1303,6 +1556,30 @@ CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions
 CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
 
 --
+-- Name: credit_refunds credit_refunds_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER credit_refunds_append_only BEFORE DELETE OR UPDATE ON ledger.credit_refunds FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: credit_refunds credit_refunds_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER credit_refunds_no_truncate BEFORE TRUNCATE ON ledger.credit_refunds FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: credits credits_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER credits_append_only BEFORE DELETE OR UPDATE ON ledger.credits FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: credits credits_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER credits_no_truncate BEFORE TRUNCATE ON ledger.credits FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: discrepancies discrepancies_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -1375,6 +1652,18 @@ CREATE TRIGGER payments_append_only BEFORE DELETE OR UPDATE ON ledger.payments F
 CREATE TRIGGER payments_no_truncate BEFORE TRUNCATE ON ledger.payments FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: programme_billing programme_billing_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.programme_billing FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: programme_billing programme_billing_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: transfers transfers_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -1435,11 +1724,39 @@ ALTER TABLE ONLY ledger.cancellations_refused
     ADD CONSTRAINT cancellations_refused_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
 
 --
+-- Name: credit_refunds credit_refunds_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.credit_refunds
+    ADD CONSTRAINT credit_refunds_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.credits(contribution_id);
+
+--
+-- Name: credits credits_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.credits
+    ADD CONSTRAINT credits_bill_id_fkey FOREIGN KEY (bill_id) REFERENCES ledger.bills(bill_id);
+
+--
+-- Name: credits credits_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.credits
+    ADD CONSTRAINT credits_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.cancellations(contribution_id);
+
+--
 -- Name: discrepancies discrepancies_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.discrepancies
     ADD CONSTRAINT discrepancies_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
+
+--
+-- Name: discrepancy_resolutions discrepancy_resolutions_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.discrepancy_resolutions
+    ADD CONSTRAINT discrepancy_resolutions_bill_id_fkey FOREIGN KEY (bill_id) REFERENCES ledger.bills(bill_id);
 
 --
 -- Name: discrepancy_resolutions discrepancy_resolutions_discrepancy_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -1470,6 +1787,13 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
 
 --
+-- Name: transfers transfers_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.transfers
+    ADD CONSTRAINT transfers_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
+
+--
 -- Name: SCHEMA finance; Type: ACL; Schema: -; Owner: -
 --
 
@@ -1481,6 +1805,13 @@ GRANT USAGE ON SCHEMA finance TO iuran_finance;
 --
 
 GRANT USAGE ON SCHEMA ledger TO iuran_ledger_writer;
+
+--
+-- Name: FUNCTION effective_due_date(billing text, bill_due date, month_due date); Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, month_due date) TO iuran_finance;
+GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, month_due date) TO iuran_ledger_writer;
 
 --
 -- Name: FUNCTION today(); Type: ACL; Schema: finance; Owner: -
@@ -1608,6 +1939,12 @@ GRANT SELECT ON TABLE finance.contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.contributions TO iuran_finance;
 
 --
+-- Name: TABLE programme_billing; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.programme_billing TO iuran_ledger_writer;
+
+--
 -- Name: TABLE arrears; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -1654,6 +1991,25 @@ GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
 
 --
+-- Name: TABLE cash_reconciliation; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_finance;
+
+--
+-- Name: TABLE credit_refunds; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.credit_refunds TO iuran_ledger_writer;
+
+--
+-- Name: TABLE credits; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.credits TO iuran_ledger_writer;
+
+--
 -- Name: TABLE discrepancies; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -1664,6 +2020,13 @@ GRANT SELECT,INSERT ON TABLE ledger.discrepancies TO iuran_ledger_writer;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.discrepancy_resolutions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE credits; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.credits TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.credits TO iuran_finance;
 
 --
 -- Name: TABLE discrepancies; Type: ACL; Schema: finance; Owner: -
