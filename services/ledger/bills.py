@@ -183,8 +183,9 @@ async def issue_prepaid_bill(
                 WHERE l.bill_id = $1""", bill_id)
     if row is None:
         return None
-    log.info("issued prepaid bill #%d of %s on %s: %d workers, %d lines, Rp%s", sequence,
-             programme.id, billed_on, workers, row["lines"], f"{row['amount_idr']:,}")
+    log.info("issued prepaid bill #%d of %s on %s: %s workers, %s lines, Rp%s", sequence,
+             programme.id, billed_on, f"{workers:,}", f"{row['lines']:,}",
+             f"{row['amount_idr']:,}")
     return Bill(row["bill_id"], programme.id, period, sequence, billed_on, row["lines"],
                 row["amount_idr"], billing="prepaid", workers=workers,
                 fiscal_year=billed_on.year)
