@@ -247,7 +247,7 @@ async def test_monthly_bill_budget_outstanding_discrepancies(
     programme = world.programme.id
     bill = (await client.get("/monthly-bill", headers=OPS,
                              params={"programme": programme, "period": "2026-02"})).json()
-    assert bill["due_date"] == "2026-02-18"  # the 15th is a Sunday, 16 Feb cuti bersama, 17 Feb Imlek
+    assert bill["due_date"] == "2026-02-18"  # 15 Feb a Sunday, 16 Feb cuti bersama, 17 Feb Imlek
     assert bill["totals"] == {"workers": 5, "amount_idr": 5 * PREMIUM, "jkk_idr": 50_000,
                               "jkm_idr": 34_000, "billed_idr": 0, "paid_idr": 0,
                               "unbilled_idr": 5 * PREMIUM}
