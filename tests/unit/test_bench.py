@@ -1,0 +1,67 @@
+"""The bench's own arithmetic: percentiles, "caught up", the targets and profile summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.bench.lag import caught_up
+from services.bench.profile import summarize
+from services.bench.report import peak_by_service, ratio_line, targets
+from services.bench.soak import percentile
+
+TOPICS = ["iuran.registrations.v1", "iuran.contributions.v1"]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    ordered = [float(n) for n in range(1, 101)]
+    assert percentile(ordered, 0.5) == 50.0
+    assert percentile(ordered, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_caught_up_needs_every_topic_consumed_and_no_lag() -> None:
+    done = {"v": {TOPICS[0]: 0}, "l": {TOPICS[1]: 0}, "p": {TOPICS[1]: 0}}
+    assert caught_up(done, TOPICS)
+    assert not caught_up({**done, "p": {TOPICS[1]: 3}}, TOPICS)
+    assert not caught_up({"l": {TOPICS[1]: 0}}, TOPICS)  # nobody committed on registrations
+
+
+def _results(ratio: float, p99: float, seconds: int, rss: float) -> dict[str, object]:
+    return {
+        "ratio_to_floor": ratio,
+        "large_ratio_to_floor": 0.21,
+        "large": {"contributions": 3_000_000, "cpu_us_per_contribution": {"postgres": 9.5},
+                  "peak_rss_mb": {"validator:1": rss, "ledger:2": 120.0, "projector:3": 90.0,
+                                  "broker:4": 900.0}},
+        "soak": {"p99_ms": p99, "rate_per_second": 1000, "seconds": seconds,
+                 "registrations_not_booked": 0, "achieved_rate_per_second": 999.0},
+        "scale_out": {"exact": {"exact": True}},
+    }
+
+
+def test_targets_met_and_missed() -> None:
+    met = {t["target"]: t["met"] for t in targets(_results(0.3, 200.0, 300, 250.0))}
+    assert all(met.values()), met
+    missed = {t["target"]: t["met"] for t in targets(_results(0.2, 200.0, 60, 301.0))}
+    assert not missed["Malang batch ≥ 0.25 × raw floor"]
+    assert not missed["p99 ≤ 250 ms at 1,000 registrations/s for ≥ 5 minutes"]  # too short
+    assert not missed["peak RSS of every service ≤ 300 MB (large batch)"]  # broker not counted
+    assert missed["exact under scale-out (8 partitions × 2 processes)"]
+
+
+def test_ratio_line_and_peaks() -> None:
+    assert ratio_line({"ratio_to_floor": 0.0781}) == "ratio to raw floor: 0.08"
+    assert peak_by_service({"ledger:1": 10.0, "ledger:2": 30.0}) == {"ledger": 30.0}
+
+
+def test_profile_summary_shares(tmp_path: Path) -> None:
+    collapsed = tmp_path / "ledger.collapsed.txt"
+    collapsed.write_text(
+        "run (/x/site-packages/faust/worker.py:10);decode (/repo/services/ledger/decode.py:5) 30\n"
+        "run (/x/site-packages/faust/worker.py:10);loads (/usr/lib/python3.11/json/__init__.py"
+        ":346) 10\n", encoding="utf-8")
+    text = summarize(collapsed, top=5)
+    assert "40 samples" in text
+    assert " 75.0%  decode (services/ledger/decode.py)" in text
+    assert "100.0%  run (faust/worker.py)" in text
+    assert " 25.0%  stdlib/json" in text
