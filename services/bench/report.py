@@ -14,6 +14,15 @@ def ratio_line(results: dict[str, Any]) -> str:
     return f"ratio to raw floor: {results['ratio_to_floor']:.2f}"
 
 
+def exact_line(exact: dict[str, Any]) -> str:
+    return (f"exact against the ledger: {'yes' if exact['exact'] else 'NO'} "
+            f"({exact['ledger_rows']:,} of {exact['expected_contributions']:,} contributions, "
+            f"Rp{exact['ledger_booked_idr']:,} of Rp{exact['expected_idr']:,}; "
+            f"{exact['missing']} missing, {exact['unexpected']} unexpected, "
+            f"{exact['duplicated']} twice, {exact['wrong_amount']} wrong amount, "
+            f"{exact['not_booked']} not booked)")
+
+
 def _rate_rows(results: dict[str, Any]) -> list[str]:
     floor = results["raw_floor"]["rows_per_second"]
     lines = [f"{'measurement':<52}{'contributions':>14}{'seconds':>9}{'per second':>12}"

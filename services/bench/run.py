@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -38,7 +39,7 @@ def _batch(st: Stack, work: Workload, count: int, say: Say, label: str) -> dict[
 
 
 def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine(), "sizes": sizes.__dict__,
+    results: dict[str, Any] = {"machine": machine(), "sizes": dataclasses.asdict(sizes),
                                "settings": _settings(base), "started_at": time.time()}
     say(f"1. raw floor, Malang batch ({sizes.malang:,} registrations), latency soak; "
         "4 partitions, one process per service")
@@ -75,7 +76,7 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
         asyncio.run(measure.warm_up(st, work))
         results["scale_out"] = _batch(st, work, sizes.malang, say, "scale-out")
         results["scale_out"]["exact"] = asyncio.run(measure.check_exact(st, work))
-        say(f"   exact against the ledger: {results['scale_out']['exact']}")
+        say("   " + report.exact_line(results["scale_out"]["exact"]))
     results["targets"] = report.targets(results)
     results["finished_at"] = time.time()
     return results

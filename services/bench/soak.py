@@ -6,6 +6,7 @@ bounded time to drain, and whatever is not booked by then is reported as such.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from typing import Any
@@ -41,9 +42,11 @@ async def _publish_steady(st: Stack, work: Workload, part: tuple[int, int], rate
         if not future.cancelled() and future.exception() is not None:
             failures.append(future.exception())  # type: ignore[arg-type]
 
+    events = work.events(part)
+    first = next(events)  # the generator skips the earlier slices here, before the clock
     try:
         started = time.monotonic()
-        for index, event in enumerate(work.events(part)):
+        for index, event in enumerate(itertools.chain([first], events)):
             due = started + index / rate
             wait = due - time.monotonic()
             if wait > 0:
