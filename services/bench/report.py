@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 PROCESSES = ("postgres", "validator", "ledger", "projector", "broker", "bench")
 SERVICES = ("validator", "ledger", "projector", "broker")
 BATCHES = (("malang", "Malang batch"), ("large", "large batch"), ("soak", "latency soak"),
            ("scale_out", "8 partitions × 2 processes"))
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(math.ceil(share * len(ordered)) - 1, 0)
+    return ordered[min(rank, len(ordered) - 1)]
 
 
 def ratio_line(results: dict[str, Any]) -> str:
@@ -85,7 +92,19 @@ def _memory_rows(results: dict[str, Any]) -> list[str]:
                                                  * results["months"])
         lines.append(f"{label + f' ({count:,} contributions)':<56}"
                      + "".join(f"{peaks.get(n, 0):>11,.0f}" for n in SERVICES))
+    if "memory_growth" in results:
+        growth = results["memory_growth"]
+        lines.append(f"{'large ÷ Malang (1.00 = flat)':<56}"
+                     + "".join(f"{growth.get(n, 0):>11.2f}" for n in SERVICES))
     return lines
+
+
+def memory_growth(results: dict[str, Any]) -> dict[str, float]:
+    """Each service's peak RSS on the large batch over its peak on the Malang batch."""
+    small = peak_by_service(results["malang"]["peak_rss_mb"])
+    large = peak_by_service(results["large"]["peak_rss_mb"])
+    return {name: round(large[name] / small[name], 2) for name in sorted(large)
+            if small.get(name)}
 
 
 def lag_table(soak: dict[str, Any], rows: int = 16) -> list[str]:
@@ -118,7 +137,14 @@ def soak_lines(soak: dict[str, Any]) -> list[str]:
               f"fully booked; drained {soak['drain_seconds']:.1f} s after the last send"
               + ("" if soak["drained"] else
                  f" (NOT drained within {soak['drain_timeout_seconds']:.0f} s)"))
-    return ["", head, figures, booked, *lag_table(soak)]
+    check = soak.get("visible_check", {})
+    seen = (f"watched until visible (ten a second): {check['seen']:,} of {check['watched']:,}"
+            f" seen, p50 {check['p50_ms']:,.0f} ms, p95 {check['p95_ms']:,.0f} ms, p99 "
+            f"{check['p99_ms']:,.0f} ms, max {check['max_ms']:,.0f} ms; later than booked_at by "
+            f"p50 {check.get('later_than_booked_at_p50_ms', 0):,.0f} ms, max "
+            f"{check.get('later_than_booked_at_max_ms', 0):,.0f} ms"
+            if "p50_ms" in check else "watched from outside: none seen")
+    return ["", head, figures, booked, seen, *lag_table(soak)]
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,8 +167,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add("peak RSS of every service ≤ 300 MB (large batch)", peak, peak <= 300)
     if "soak" in results and "p99_ms" in results["soak"]:
         soak = results["soak"]
-        add("p99 ≤ 250 ms at 1,000 registrations/s for ≥ 5 minutes", soak["p99_ms"],
-            soak["p99_ms"] <= 250 and soak["rate_per_second"] >= 1000
+        # the worse of the two figures: booked_at leaves the commit out, the watch may be
+        # one poll interval late
+        p99 = max(soak["p99_ms"], soak.get("visible_check", {}).get("p99_ms", 0.0))
+        add("p99 ≤ 250 ms at 1,000 registrations/s for ≥ 5 minutes", p99,
+            p99 <= 250 and soak["rate_per_second"] >= 1000
             and soak["seconds"] >= 300 and soak["registrations_not_booked"] == 0
             and soak["achieved_rate_per_second"] >= 0.99 * soak["rate_per_second"])
     if "scale_out" in results:

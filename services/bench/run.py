@@ -57,7 +57,7 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
             say(f"   latency soak: {sizes.rate:,} registrations/s for {sizes.soak_seconds} s")
             results["soak"] = asyncio.run(soak(st, work, sizes.rate, sizes.soak_seconds,
                                                sizes.sample_every))
-            for line in report.soak_lines(results["soak"])[1:4]:
+            for line in report.soak_lines(results["soak"])[1:5]:
                 say("   " + line)
     if sizes.large:
         say(f"2. large batch ({sizes.large:,} registrations); 4 partitions, one process each")
@@ -69,6 +69,9 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
                 results["large"]["contributions_per_second"]
                 / results["raw_floor"]["rows_per_second"], 4)
             say(f"   large batch ÷ raw floor: {results['large_ratio_to_floor']:.2f}")
+            results["memory_growth"] = report.memory_growth(results)
+            say("   peak RSS large ÷ Malang: " + ", ".join(
+                f"{name} {ratio:.2f}" for name, ratio in results["memory_growth"].items()))
     say(f"3. scale-out: 8 partitions, two processes of each service, {sizes.malang:,} "
         "registrations")
     with stack(base, partitions=8, instances=2) as st:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from typing import Any
 
@@ -25,13 +24,16 @@ from services.bench.measure import (
     wait_booked,
     wait_caught_up,
 )
+from services.bench.report import percentile
+from services.bench.visible import VisibleProbe
 from services.bench.workload import Workload, months_of
 from services.runtime.kafka import client_options
 
 
 async def _publish_steady(st: Stack, work: Workload, part: tuple[int, int], rate: int,
-                          progress: list[int]) -> dict[str, Any]:
-    """Send registration i at start + i / rate; record when each was sent."""
+                          progress: list[int], visible: VisibleProbe) -> dict[str, Any]:
+    """Send registration i at start + i / rate; record when each was sent; have ten a
+    second watched until they are visible."""
     producer = AIOKafkaProducer(**client_options(st.settings), linger_ms=1)
     await producer.start()
     sent: dict[str, float] = {}
@@ -42,6 +44,7 @@ async def _publish_steady(st: Stack, work: Workload, part: tuple[int, int], rate
         if not future.cancelled() and future.exception() is not None:
             failures.append(future.exception())  # type: ignore[arg-type]
 
+    watch_every = max(rate // 10, 1)  # ten a second
     events = work.events(part)
     first = next(events)  # the generator skips the earlier slices here, before the clock
     try:
@@ -59,6 +62,8 @@ async def _publish_steady(st: Stack, work: Workload, part: tuple[int, int], rate
             future = await producer.send(TOPIC_REGISTRATIONS, key=event.worker.nik.encode(),
                                          value=event.model_dump_json().encode())
             future.add_done_callback(delivered)
+            if index % watch_every == 0:
+                visible.watch(str(event.event_id), sent[str(event.event_id)])
             progress[0] = index + 1
         await producer.flush()
         finished = time.monotonic()
@@ -88,12 +93,6 @@ async def _sample_lag(probe: LagProbe, started: float, every: float, progress: l
             continue
 
 
-def percentile(ordered: list[float], share: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(math.ceil(share * len(ordered)) - 1, 0)
-    return ordered[min(rank, len(ordered) - 1)]
-
-
 async def soak(st: Stack, work: Workload, rate: int, seconds: int,
                sample_every: float = 5.0, drain_seconds: float | None = None) -> dict[str, Any]:
     part = work.take(rate * seconds)
@@ -108,19 +107,20 @@ async def soak(st: Stack, work: Workload, rate: int, seconds: int,
             started = time.time()
             sampler = asyncio.create_task(
                 _sample_lag(probe, started, sample_every, progress, samples, done))
-            published = await _publish_steady(st, work, part, rate, progress)
-            drained = True
-            publish_end = time.time()
-            try:
-                async with LagProbe(st.settings, PIPELINE_TOPICS) as waiting:
-                    await wait_booked(st, waiting, work.expected_contributions(work.taken),
-                                      timeout=drain)
-                    await wait_caught_up(waiting, timeout=30)
-            except BenchTimeout:
-                drained = False
-            drain_took = time.time() - publish_end
-            done.set()
-            await sampler
+            async with VisibleProbe(st.settings.database_url or "", months) as visible:
+                published = await _publish_steady(st, work, part, rate, progress, visible)
+                drained = True
+                publish_end = time.time()
+                try:
+                    async with LagProbe(st.settings, PIPELINE_TOPICS) as waiting:
+                        await wait_booked(st, waiting, work.expected_contributions(work.taken),
+                                          timeout=drain)
+                        await wait_caught_up(waiting, timeout=30)
+                except BenchTimeout:
+                    drained = False
+                drain_took = time.time() - publish_end
+                done.set()
+                await sampler
         cpu = cpu_delta(before, cpu_snapshot(st))
     connection = await asyncpg.connect(st.settings.database_url or "")
     try:
@@ -128,8 +128,9 @@ async def soak(st: Stack, work: Workload, rate: int, seconds: int,
     finally:
         await connection.close()
     sent = published["sent"]
-    latencies = sorted((booked[i][1] - at) * 1000 for i, at in sent.items()
-                       if i in booked and booked[i][0] == months)
+    booked_ms = {i: (booked[i][1] - at) * 1000 for i, at in sent.items()
+                 if i in booked and booked[i][0] == months}
+    latencies = sorted(booked_ms.values())
     result: dict[str, Any] = {
         "rate_per_second": rate, "seconds": seconds,
         "registrations_published": len(sent),
@@ -144,6 +145,7 @@ async def soak(st: Stack, work: Workload, rate: int, seconds: int,
         "cpu_seconds": cpu,
         "cpu_us_per_contribution": per_contribution_us(cpu, max(len(sent) * months, 1)),
         "peak_rss_mb": memory.peak_mb(),
+        "visible_check": visible.summary(booked_ms),
         "lag_samples": samples,
         "latency_basis": "publisher send time -> max(booked_at) of the registration's months "
                          "in finance.contributions (booked_at is the booking transaction's "
