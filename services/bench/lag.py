@@ -36,11 +36,9 @@ class LagProbe:
     async def __aenter__(self) -> LagProbe:
         await self._admin.start()
         await self._consumer.start()
+        await self._consumer.topics()  # metadata of every topic
         for topic in self.topics:
-            found = self._consumer.partitions_for_topic(topic)
-            if not found:
-                await self._consumer._client.force_metadata_update()  # noqa: SLF001
-                found = self._consumer.partitions_for_topic(topic) or set()
+            found = self._consumer.partitions_for_topic(topic) or set()
             self._partitions += [TopicPartition(topic, p) for p in sorted(found)]
         self._consumer.assign(self._partitions)
         self._consumer.pause(*self._partitions)  # fetch only while sampling

@@ -87,6 +87,12 @@ def _where(file: str) -> str:
     return file
 
 
+def _ours(frame: str) -> bool:
+    """A frame of iuran's code below the command line's entry point."""
+    where = frame.rpartition(" (")[2]
+    return where.startswith(("services/", "schemas/")) and not where.startswith("services/cli/")
+
+
 def _package(where: str) -> str:
     parts = where.split("/")
     if parts[0] in ("services", "stdlib") and len(parts) > 1:
@@ -113,7 +119,8 @@ def summarize(collapsed: Path, top: int = 25) -> str:
         own[frames[-1]] += count
         packages[_package(frames[-1].rpartition(" (")[2].rstrip(")"))] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if _ours(frame):
+                inclusive[frame] += count
     if not total:
         return f"{collapsed.name}: no samples (the process was idle)\n"
 
@@ -124,6 +131,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     lines = [f"{collapsed.stem.removesuffix('.collapsed')}: {total:,} samples of the process "
              "on CPU (py-spy, idle threads excluded)"]
     lines += block(f"top {top} by own time (the frame on top of the stack):", own)
-    lines += block(f"top {top} by inclusive time (the frame anywhere on the stack):", inclusive)
+    lines += block(f"top {top} of iuran's functions by inclusive time (anywhere on the stack):",
+                   inclusive)
     lines += block("own time by package:", packages)
     return "\n".join(lines) + "\n"
