@@ -17,7 +17,7 @@ from services.bench.workload import Workload
 from services.runtime.kafka import publish_all
 
 PIPELINE_TOPICS = [TOPIC_REGISTRATIONS, TOPIC_CONTRIBUTIONS]
-SQL_EVERY = 10.0  # seconds between ledger counts while the consumers are still behind
+SQL_EVERY = 30.0  # seconds between ledger counts while the consumers are still behind
 
 
 class BenchTimeout(RuntimeError):
