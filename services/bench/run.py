@@ -38,7 +38,10 @@ def _batch(st: Stack, work: Workload, count: int, say: Say, label: str) -> dict[
     return figures
 
 
-def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
+def bench(base: Settings, sizes: Sizes, say: Say,
+          save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Every phase; ``save`` gets the results so far after each (a long run that fails late
+    keeps what it measured)."""
     results: dict[str, Any] = {"machine": machine(), "sizes": dataclasses.asdict(sizes),
                                "settings": _settings(base), "started_at": time.time()}
     say(f"1. raw floor, Malang batch ({sizes.malang:,} registrations), latency soak; "
@@ -59,6 +62,7 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
                                                sizes.sample_every))
             for line in report.soak_lines(results["soak"])[1:5]:
                 say("   " + line)
+    save(results)
     if sizes.large:
         say(f"2. large batch ({sizes.large:,} registrations); 4 partitions, one process each")
         with stack(base, partitions=4, instances=1) as st:
@@ -72,6 +76,7 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
             results["memory_growth"] = report.memory_growth(results)
             say("   peak RSS large ÷ Malang: " + ", ".join(
                 f"{name} {ratio:.2f}" for name, ratio in results["memory_growth"].items()))
+        save(results)
     say(f"3. scale-out: 8 partitions, two processes of each service, {sizes.malang:,} "
         "registrations")
     with stack(base, partitions=8, instances=2) as st:
@@ -82,6 +87,7 @@ def bench(base: Settings, sizes: Sizes, say: Say) -> dict[str, Any]:
         say("   " + report.exact_line(results["scale_out"]["exact"]))
     results["targets"] = report.targets(results)
     results["finished_at"] = time.time()
+    save(results)
     return results
 
 

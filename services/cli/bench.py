@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from services.bench.sizes import QUICK, Sizes
 from services.runtime.settings import Settings
@@ -66,8 +67,12 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _say(f"iuran bench{' --quick' if args.quick else ''} on {run.machine()['cpus']} CPUs; "
          f"figures go to {args.out}")
-    results = run.bench(base, sizes, _say)
-    results["mode"] = "quick" if args.quick else "full"
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    mode = "quick" if args.quick else "full"
+
+    def save(results: dict[str, Any]) -> None:
+        args.out.write_text(json.dumps({"mode": mode, **results}, indent=2) + "\n",
+                            encoding="utf-8")
+
+    results = run.bench(base, sizes, _say, save)
     _say(report.table(results))
     return 0

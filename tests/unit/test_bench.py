@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from services.bench.lag import caught_up
 from services.bench.profile import summarize
@@ -72,3 +76,36 @@ def test_profile_summary_shares(tmp_path: Path) -> None:
     assert " 75.0%  decode (services/ledger/decode.py)" in text
     assert "run (faust/worker.py)" not in text.split("inclusive")[1]  # not iuran's code
     assert " 25.0%  stdlib/json" in text
+
+
+def test_cli_saves_after_each_phase_and_prints_the_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.bench import run
+    from services.cli.main import main
+
+    seen: list[dict[str, object]] = []
+    phase = {"raw_floor": {"rows": 10, "seconds": 1.0, "rows_per_second": 10.0,
+                           "cpu_seconds": {}, "cpu_us_per_row": {}},
+             "malang": {"registrations": 1, "contributions": 12, "seconds": 2.0,
+                        "contributions_per_second": 6.0, "cpu_seconds": {},
+                        "cpu_us_per_contribution": {}, "peak_rss_mb": {}},
+             "ratio_to_floor": 0.6, "months": 12,
+             "machine": {"cpus": 2, "memory_gb": 1.0, "python": "3", "versions": {}}}
+
+    def fake_bench(base: object, sizes: object, say: object, save: Any) -> dict[str, Any]:
+        save(phase)
+        seen.append(json.loads(out.read_text(encoding="utf-8")))
+        results = {**phase, "targets": targets(phase)}
+        save(results)
+        return results
+
+    out = tmp_path / "bench-results.json"
+    monkeypatch.setattr(run, "bench", fake_bench)
+    monkeypatch.setattr(run, "machine", lambda: phase["machine"])
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    assert seen[0]["mode"] == "quick" and "targets" not in seen[0]
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["ratio_to_floor"] == 0.6
+    assert any(t["target"].endswith("not measured") for t in saved["targets"])
+    assert "MISSED" in capsys.readouterr().out
