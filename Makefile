@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 25808
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run up test test-unit lint schemas clean bench chaos
+.PHONY: help install tools run up test test-unit lint schemas clean bench profile chaos
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,5 +62,8 @@ schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's sche
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache
 
-bench: install ## benchmark: raw floor vs iuran, latency, memory, scale-out (writes bench-results.json)
+bench: install ## issue 14's figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
 	$(BIN)/iuran bench $(BENCH_ARGS)
+
+profile: install ## the Malang batch with every service under py-spy; summaries in .iuran/profiles/ (PROFILE_ARGS)
+	$(BIN)/iuran bench --profile $(PROFILE_ARGS)
