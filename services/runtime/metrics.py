@@ -100,4 +100,10 @@ PAYMENTS_SETTLED = Counter(
 DISCREPANCIES_OPEN = Gauge(
     "iuran_discrepancies_open", "Payment discrepancies waiting for a person.", ["programme"]
 )
+DEAD_LETTERS = Counter(
+    "iuran_dead_letters_total",
+    "Records a service could not process for a non-transient reason, kept as dead letters "
+    "(their offset committed), by stable reason code.",
+    ["service", "topic", "reason"],
+)
 SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])
