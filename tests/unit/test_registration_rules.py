@@ -278,8 +278,8 @@ def test_an_unknown_programme_is_refused_and_names_the_known_ones() -> None:
     typed_wrong = decide(empty_state(), registered(programme=f"{NAME} {PHONE}"), PROGRAMMES,
                          TODAY)
     assert_no_personal_data(typed_wrong.errors)
-    replayed = decide(decision.state or empty_state(), registered(event_id=str(decision_id(decision))),
-                      PROGRAMMES, TODAY)
+    replayed = decide(decision.state or empty_state(),
+                      registered(event_id=str(decision_id(decision))), PROGRAMMES, TODAY)
     assert replayed.duplicate_event and replayed.errors == []
 
 
