@@ -6,6 +6,7 @@ Kept apart from Faust and PostgreSQL: decode → the worker's state → the doma
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -136,8 +137,12 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
         event.event_id, event.event_type, incoming.nik, event.programme,
         outcome.schedules[0].opd_code if outcome.schedules else event.opd_code,
         result, periods,
-        [e.model_dump() for e in errors], [w.model_dump() for w in outcome.warnings],
+        _json(errors), _json(outcome.warnings),
         [s.schedule_id for s in outcome.schedules],
         outcome.rejected.rejection_id if outcome.rejected is not None else None,
         incoming.source.topic, incoming.source.partition, incoming.source.offset,
     )
+
+
+def _json(items: list[RejectionError]) -> str:
+    return json.dumps([item.model_dump() for item in items])
