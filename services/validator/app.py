@@ -100,6 +100,15 @@ class Validator:
         while True:
             try:
                 connection = await self._connect()
+            except Exception as exc:  # e.g. a migration that cannot run yet: wait, not ready
+                self._health.waiting_for = "PostgreSQL"
+                log.error("cannot prepare PostgreSQL (%s); retrying in %.1fs",
+                          type(exc).__name__, delay)
+                self._connection = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                continue
+            try:
                 if split:
                     outcomes = [await registry.decide_alone(connection, i, self._decide)
                                 for i in batch]
@@ -117,11 +126,17 @@ class Validator:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
             except Exception as exc:  # refused for a reason of one of its messages
-                if split:  # decide_alone keeps every non-transient failure to its message
-                    raise
-                log.error("a batch failed (%s); deciding its messages one by one",
-                          type(exc).__name__)
-                split = True
+                if not split:
+                    log.error("a batch failed (%s); deciding its messages one by one",
+                              type(exc).__name__)
+                    split = True
+                    continue
+                # even a dead letter could not be written: wait, not ready, and try again
+                self._health.waiting_for = "PostgreSQL"
+                log.exception("the validator cannot record a failed message; retrying in "
+                              "%.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
     async def _deliver(self, outcomes: list[Outcome]) -> None:
         """Send every output in order and wait until the broker has taken each one. After
@@ -159,7 +174,12 @@ async def _migrated(connection: asyncpg.Connection) -> None:
     """A connection ready to decide: migrations applied, and every NIK the ledger holds
     months for has its state (rebuilt from the ledger where none was kept)."""
     await migrate(connection)
-    await registry.seed_from_ledger(connection)
+    try:
+        await registry.seed_from_ledger(connection)
+    except RETRYABLE:
+        raise
+    except Exception:  # never a reason to stop deciding; the NIKs stay without a seed
+        log.exception("the validator state could not be rebuilt from the ledger")
 
 
 def _outputs(outcomes: list[Outcome], contributions: faust.TopicT,

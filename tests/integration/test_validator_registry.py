@@ -7,16 +7,17 @@ from __future__ import annotations
 import json
 
 import asyncpg
+import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
 from services.domain import errors as E
-from services.domain.enrolment import decide, empty_state
+from services.domain.enrolment import WorkerState, decide, empty_state
 from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.ledger.testing import programme_copy
-from services.validator.process import Incoming, Source, decide_message, read_message
-from services.validator.registry import decide_batch, seed_from_ledger
+from services.validator.process import Incoming, Outcome, Source, decide_message, read_message
+from services.validator.registry import decide_alone, decide_batch, seed_from_ledger
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 TODAY = registration().occurred_at.date()
@@ -106,3 +107,51 @@ async def test_workers_booked_without_a_state_get_it_rebuilt_from_the_ledger(
         "AND status = 'booked' ORDER BY period", nik)
     assert [(r["period"], r["generation"]) for r in active] == [
         ("2025-12", 0), ("2026-01", 0), ("2026-02", 0), ("2026-06", 1), ("2026-07", 1)]
+
+
+async def test_a_message_that_fails_is_rejected_kept_as_a_dead_letter_and_the_rest_decided(
+    conn: asyncpg.Connection, malang: Programme
+) -> None:
+    programmes = {malang.id: malang}
+    events = [registration() for _ in range(3)]
+    batch = [incoming(e, 1000 + i) for i, e in enumerate(events)]
+    poison = batch[1]
+
+    def decider(one: Incoming, state: WorkerState) -> Outcome:
+        if one is poison:
+            raise RuntimeError("a bug met this message")
+        return decide_message(one, state, programmes)
+
+    outcomes = await decide_batch(conn, batch, decider)
+    assert [bool(o.schedules) for o in outcomes] == [True, False, True]
+    assert outcomes[1].rejected is not None
+    assert [e.code for e in outcomes[1].rejected.errors] == [E.INTERNAL_ERROR]
+    letters = await conn.fetch(
+        """SELECT reason, detail, value FROM ledger.dead_letters
+            WHERE service = 'validator' AND "offset" = $1""", poison.source.offset)
+    assert [(r["reason"], r["value"]) for r in letters] == [("internal_error", poison.value)]
+    assert "RuntimeError" in letters[0]["detail"]
+    decided = await conn.fetchval(
+        "SELECT count(*) FROM registry.decisions WHERE event_id = ANY($1::uuid[])",
+        [e.event_id for e in events])
+    assert decided == 2  # the failed one is decided again when it comes again
+
+
+async def test_a_message_postgresql_refuses_is_split_out_of_its_batch(
+    conn: asyncpg.Connection, malang: Programme
+) -> None:
+    programmes = {malang.id: malang}
+    events = [registration(), registration(opd_code="DIS\x00HUB"), registration()]
+    batch = [incoming(e, 2000 + i) for i, e in enumerate(events)]
+
+    def decider(one: Incoming, state: WorkerState) -> Outcome:
+        return decide_message(one, state, programmes)
+
+    with pytest.raises(asyncpg.PostgresError):  # a NUL byte: text and jsonb refuse it
+        await decide_batch(conn, batch, decider)
+    outcomes = [await decide_alone(conn, one, decider) for one in batch]
+    assert [bool(o.schedules) for o in outcomes] == [True, False, True]
+    assert [e.code for e in outcomes[1].rejected.errors] == [E.INTERNAL_ERROR]  # type: ignore[union-attr]
+    assert await conn.fetchval(
+        """SELECT count(*) FROM ledger.dead_letters WHERE service = 'validator'
+            AND "offset" = 2001""") == 1
