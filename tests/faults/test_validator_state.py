@@ -33,6 +33,8 @@ from tests.support.faults import (
     FaultStack,
     broker_frozen,
     group_members,
+    metric_value,
+    metrics_text,
     readyz_body,
     record,
     wait_for,
@@ -290,3 +292,21 @@ async def test_an_upload_sent_again_after_a_full_deregistration_is_rejected_with
         return sum(r["status"] == "booked" for r in rows) == 6
 
     assert await wait_for(paid_again, within=90)
+
+
+async def test_a_registration_warning_is_counted_by_code(validator_stack: FaultStack) -> None:
+    settings = validator_stack.settings
+    event = registration()
+    born = event.worker.birth_date
+    worker = event.worker.model_copy(update={"birth_date": born.replace(
+        day=1 if born.day != 1 else 2)})  # Dukcapil corrected it: a warning, not an error
+    await publish(settings, TOPIC_REGISTRATIONS,
+                  [as_message(event.model_copy(update={"worker": worker}))])
+    name = "iuran_registration_warnings_total"
+
+    async def counted() -> bool:
+        text = await asyncio.to_thread(metrics_text, settings, "validator")
+        return f'{name}{{code="{E.NIK_BIRTH_DATE_MISMATCH}"}}' in text and \
+            metric_value(text, name) >= 1
+
+    assert await wait_for(counted, within=60)

@@ -155,3 +155,23 @@ async def test_a_message_postgresql_refuses_is_split_out_of_its_batch(
     assert await conn.fetchval(
         """SELECT count(*) FROM ledger.dead_letters WHERE service = 'validator'
             AND "offset" = 2001""") == 1
+
+
+async def test_a_warning_is_stored_with_the_decision(
+    conn: asyncpg.Connection, malang: Programme
+) -> None:
+    programmes = {malang.id: malang}
+    event = registration()
+    worker = event.worker.model_copy(
+        update={"birth_date": event.worker.birth_date.replace(day=1 if
+                                                               event.worker.birth_date.day != 1
+                                                               else 2)})
+    event = event.model_copy(update={"worker": worker})
+    (outcome,) = await decide_batch(conn, [incoming(event, 3000)],
+                                    lambda i, s: decide_message(i, s, programmes))
+    assert outcome.schedules and [w.code for w in outcome.warnings] == [
+        E.NIK_BIRTH_DATE_MISMATCH]
+    row = await conn.fetchrow("SELECT outcome, warnings FROM registry.decisions "
+                              "WHERE event_id = $1", event.event_id)
+    assert row["outcome"] == "accepted"
+    assert [w["code"] for w in json.loads(row["warnings"])] == [E.NIK_BIRTH_DATE_MISMATCH]
