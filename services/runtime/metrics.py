@@ -51,8 +51,8 @@ CONTRIBUTIONS_HELD = Counter(
 )
 CONTRIBUTIONS_UNBOOKABLE = Counter(
     "iuran_contributions_unbookable_total",
-    "Contributions the ledger could not place (a later generation whose earlier one is "
-    "still active); logged for a person to look at.",
+    "Contributions the ledger could not place (neither booked, held nor a duplicate), "
+    "recorded in ledger.refused_contributions with why, for a person to look at.",
     ["programme"],
 )
 CONTRIBUTIONS_REVERSED = Counter(

@@ -1,7 +1,14 @@
 """Dead letters on the real PostgreSQL: stored once per source record with the raw bytes,
-counted per reason, listed in finance.dead_letters; the table is append-only."""
+counted per reason, listed in finance.dead_letters and by `iuran deadletter list`; the
+table is append-only."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
 
 import asyncpg
 import pytest
@@ -64,3 +71,37 @@ async def test_roles(conn: asyncpg.Connection) -> None:
         assert not any(r == "iuran_finance" and o == table for r, o, _ in grants)
     for view in ("finance.dead_letters", "finance.refused_contributions"):
         assert ("iuran_finance", view, "SELECT") in grants
+
+
+def _iuran(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IURAN_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "services.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_iuran_deadletter_list(conn: asyncpg.Connection, ledger_url: str) -> None:
+    nik = "3573014507900001"
+    value = f'{{"nik": "{nik}", "amount_idr": 100000000000000000000}}'.encode()
+    await record_dead_letters(conn, [DeadLetter(
+        service="ledger", topic="test.cli", partition=0, offset=7, key=nik.encode(),
+        value=value, reason="out_of_range", detail="OverflowError: value out of int64 range")])
+
+    listed = await asyncio.to_thread(_iuran, ledger_url, "deadletter", "list", "--json",
+                                     "--service", "ledger")
+    assert listed.returncode == 0, listed.stderr
+    ours = [item for line in listed.stdout.splitlines()
+            if (item := json.loads(line))["topic"] == "test.cli"]
+    assert len(ours) == 1
+    assert (ours[0]["offset"], ours[0]["reason"], ours[0]["value_bytes"]) == (
+        7, "out_of_range", len(value))
+    assert nik not in listed.stdout and "3573**********01" in ours[0]["value"]
+
+    shown = await asyncio.to_thread(_iuran, ledger_url, "deadletter", "list",
+                                    "--personal-data")
+    assert shown.returncode == 0, shown.stderr
+    assert "test.cli[0]@7 out_of_range" in shown.stdout and nik in shown.stdout
+
+    for bad in (["--service", "nope"], ["--limit", "0"], ["--limit", "x"], ["--frobnicate"]):
+        result = await asyncio.to_thread(_iuran, ledger_url, "deadletter", "list", *bad)
+        assert result.returncode == 2, bad
+        assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, bad
