@@ -30,6 +30,12 @@ CREATE SCHEMA finance;
 CREATE SCHEMA ledger;
 
 --
+-- Name: registry; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA registry;
+
+--
 -- Name: effective_due_date(text, date, date); Type: FUNCTION; Schema: finance; Owner: -
 --
 
@@ -1071,6 +1077,52 @@ CREATE VIEW finance.refused_contributions AS
    FROM ledger.refused_contributions f;
 
 --
+-- Name: decisions; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.decisions (
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    nik text NOT NULL,
+    programme text NOT NULL,
+    opd_code text NOT NULL,
+    outcome text NOT NULL,
+    periods text[] DEFAULT '{}'::text[] NOT NULL,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    warnings jsonb DEFAULT '[]'::jsonb NOT NULL,
+    schedule_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    rejection_id uuid,
+    source_topic text NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset bigint NOT NULL,
+    decided_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT decisions_outcome_check CHECK ((outcome = ANY (ARRAY['accepted'::text, 'partially_accepted'::text, 'rejected'::text])))
+);
+
+--
+-- Name: registration_decisions; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_decisions AS
+ SELECT event_id,
+    event_type,
+    nik,
+    programme,
+    opd_code,
+    outcome,
+    periods,
+    errors,
+    warnings,
+    schedule_ids,
+    rejection_id,
+    source_topic,
+    source_partition,
+    source_offset,
+    decided_at
+   FROM registry.decisions;
+
+--
 -- Name: cancellations_refused; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1275,6 +1327,17 @@ CREATE SEQUENCE ledger.refused_contributions_refused_id_seq
 ALTER SEQUENCE ledger.refused_contributions_refused_id_seq OWNED BY ledger.refused_contributions.refused_id;
 
 --
+-- Name: worker_state; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.worker_state (
+    nik text NOT NULL,
+    version integer NOT NULL,
+    state jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: dead_letters dead_letter_id; Type: DEFAULT; Schema: ledger; Owner: -
 --
 
@@ -1476,6 +1539,20 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_pkey PRIMARY KEY (transfer_id);
 
 --
+-- Name: decisions decisions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.decisions
+    ADD CONSTRAINT decisions_pkey PRIMARY KEY (event_id);
+
+--
+-- Name: worker_state worker_state_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.worker_state
+    ADD CONSTRAINT worker_state_pkey PRIMARY KEY (nik);
+
+--
 -- Name: bill_lines_bill; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1600,6 +1677,18 @@ CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers USING btree (co
 --
 
 CREATE INDEX transfers_payment ON ledger.transfers USING btree (payment_id) WHERE (payment_id IS NOT NULL);
+
+--
+-- Name: decisions_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX decisions_nik ON registry.decisions USING btree (nik);
+
+--
+-- Name: decisions_opd; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX decisions_opd ON registry.decisions USING btree (opd_code, decided_at);
 
 --
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -1997,6 +2086,12 @@ GRANT USAGE ON SCHEMA finance TO iuran_finance;
 GRANT USAGE ON SCHEMA ledger TO iuran_ledger_writer;
 
 --
+-- Name: SCHEMA registry; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA registry TO iuran_ledger_writer;
+
+--
 -- Name: FUNCTION effective_due_date(billing text, bill_due date, month_due date); Type: ACL; Schema: finance; Owner: -
 --
 
@@ -2266,6 +2361,19 @@ GRANT SELECT ON TABLE finance.refused_contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.refused_contributions TO iuran_finance;
 
 --
+-- Name: TABLE decisions; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.decisions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE registration_decisions; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_finance;
+
+--
 -- Name: TABLE cancellations_refused; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -2309,6 +2417,30 @@ GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_w
 GRANT USAGE ON SEQUENCE ledger.refused_contributions_refused_id_seq TO iuran_ledger_writer;
 
 --
+-- Name: TABLE worker_state; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.version; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(version) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.state; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(state) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.updated_at; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(updated_at) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: finance; Owner: -
 --
 
@@ -2326,6 +2458,12 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA ledger GRANT USAGE ON SEQUE
 --
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA ledger GRANT SELECT,INSERT ON TABLES TO iuran_ledger_writer;
+
+--
+-- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: registry; Owner: -
+--
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA registry GRANT SELECT,INSERT ON TABLES TO iuran_ledger_writer;
 
 --
 -- PostgreSQL database dump complete
