@@ -111,6 +111,10 @@ class RejectedEvent(_Event):
     event_id: str | None = None
     opd_code: str | None = None
     programme: str | None = None
+    rejection_id: UUID | None = Field(
+        default=None,
+        description="Stable id of this rejection: a redelivery of the same message is "
+                    "rejected again with the same id, so consumers can ignore the repeat.")
 
 
 class Components(_Event):

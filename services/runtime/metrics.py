@@ -25,6 +25,11 @@ REGISTRATIONS_DUPLICATE_EVENTS = Counter(
     "iuran_registrations_duplicate_events_total",
     "Registration events whose event_id was already processed (no new effect).",
 )
+REGISTRATION_WARNINGS = Counter(
+    "iuran_registration_warnings_total",
+    "Warnings on accepted registrations (checks that failed without refusing), by code.",
+    ["code"],
+)
 SCHEDULES_EMITTED = Counter(
     "iuran_schedules_emitted_total", "Contribution schedules sent.", ["kind"]
 )

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
-from services.domain.enrolment import NikState, decide, empty_state
+from services.domain.enrolment import WorkerState, decide, empty_state
 from services.domain.periods import period_range
 from services.domain.programme import Programme
 from services.domain.schedule import contribution_id
@@ -52,7 +52,7 @@ class Worker:
     def __init__(self, programmes: list[Programme]) -> None:
         self.nik = unique_nik()
         self.programmes = {p.id: p for p in programmes}
-        self.state: NikState = empty_state()
+        self.state: WorkerState = empty_state()
         self.schedules: list[ContributionSchedule] = []
 
     def _decide(self, event: object) -> list[ContributionSchedule]:

@@ -24,12 +24,13 @@ from schemas.events import (
 from services.domain import errors as E
 from services.domain.enrolment import (
     Decision,
-    NikState,
+    WorkerState,
     decide,
     decide_deregistration,
     decide_registration,
     describe_periods,
     empty_state,
+    read_state,
 )
 from services.domain.nik import encode_nik
 from services.domain.periods import add_months, period_index, period_range
@@ -129,6 +130,7 @@ PROVINCE = MALANG.model_copy(
 # test here, in test_publish, or (those set by the services at the stream edge) in the
 # service tests.
 TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
+                         E.EVENT_ALREADY_DECIDED,  # tests/unit/test_worker_state.py
                          E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED, E.WRONG_COLUMN_COUNT, E.DUPLICATE_IN_FILE, E.EXAMPLE_ROW,  # publish
@@ -266,7 +268,7 @@ def test_a_registration_that_breaks_a_rule_is_refused_and_nothing_is_paid(
     assert decision.schedules == []
     assert (field, code) in [(e.field, e.code) for e in decision.errors]
     assert_no_personal_data(decision.errors)
-    assert decision.state is not None and decision.state["enrollments"] == []
+    assert decision.state is not None and decision.state.enrollments == []
 
 
 def test_an_unknown_programme_is_refused_and_names_the_known_ones() -> None:
@@ -276,14 +278,14 @@ def test_an_unknown_programme_is_refused_and_names_the_known_ones() -> None:
     typed_wrong = decide(empty_state(), registered(programme=f"{NAME} {PHONE}"), PROGRAMMES,
                          TODAY)
     assert_no_personal_data(typed_wrong.errors)
-    replayed = decide(decision.state or {}, registered(event_id=str(decision_id(decision))),
-                      PROGRAMMES, TODAY)
+    replayed = decide(decision.state or empty_state(),
+                      registered(event_id=str(decision_id(decision))), PROGRAMMES, TODAY)
     assert replayed.duplicate_event and replayed.errors == []
 
 
 def decision_id(decision: Decision) -> str:
     assert decision.state is not None
-    (event_id,) = decision.state["events"]
+    (event_id,) = decision.state.events
     return str(event_id)
 
 
@@ -440,11 +442,11 @@ def test_contribution_ids_are_the_same_whoever_registers(nik: str, period: str) 
 
 # --- one worker, one paid premium per month ------------------------------------------------
 
-def apply(state: NikState, decision: Decision) -> NikState:
+def apply(state: WorkerState, decision: Decision) -> WorkerState:
     return decision.state if decision.state is not None else state
 
 
-def register(state: NikState, programme: Programme = MALANG, **changes: Any) -> Decision:
+def register(state: WorkerState, programme: Programme = MALANG, **changes: Any) -> Decision:
     return decide_registration(state, registered(**changes), programme, TODAY)
 
 
@@ -729,9 +731,11 @@ def test_a_month_the_province_stopped_paying_is_generation_1_for_the_city() -> N
 def test_a_state_written_before_generations_still_decides() -> None:
     # the state of a worker deregistered by an older validator: no "cancellations" key
     state = apply(empty_state(), register(empty_state()))
-    (enrollment,) = state["enrollments"]
-    old = {k: v for k, v in enrollment.items() if k != "cancellations"}
+    (enrollment,) = state.enrollments
+    old = {k: v for k, v in enrollment.model_dump().items() if k != "cancellations"}
     old["cancelled"] = list(period_range("2026-03", 9))
-    state = {"enrollments": [old], "events": dict(state["events"])}
+    # as an older validator kept it: layout version 1, events as plain outcome strings
+    state = read_state({"enrollments": [old],
+                        "events": {key: "accepted" for key in state.events}}, version=1)
     back = register(state, coverage_start="2026-03", months=9)
     assert generations_of(back) == dict.fromkeys(period_range("2026-03", 9), 1)
