@@ -11,7 +11,9 @@ retried yields the same events), otherwise the id ``iuran publish`` derives from
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -73,6 +75,7 @@ class Limits:
     today: date
     occurred_at: datetime
     idempotency_key: str | None
+    max_unpacked_bytes: int = 100 * 1024 * 1024
 
 
 def nik_of(event: Event) -> str:
@@ -99,6 +102,8 @@ def read_upload(data: bytes, source: Source, principal: Principal, programme: Pr
     """The rows of a CSV/XLSX upload in the template, for the token's OPD."""
     opd = principal.opd_code
     assert opd is not None
+    if source == "xlsx":
+        _check_unpacked_size(data, limits.max_unpacked_bytes)
     try:
         table = read_table_bytes(data, source)
         check_columns(table)
@@ -125,6 +130,9 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
         items = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise IntakeError(422, E.MALFORMED_JSON, f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise IntakeError(422, E.MALFORMED_JSON, "the body nests too deeply to be events"
+                          ) from None
     if not isinstance(items, list):
         raise IntakeError(422, "not_an_array", "the body must be a JSON array of events")
     _check_count(len(items), limits.max_rows)
@@ -155,6 +163,21 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
                           f"{', '.join(sorted(principal.programmes))}): nothing was sent",
                           rows=foreign)
     return rows
+
+
+def _check_unpacked_size(data: bytes, largest: int) -> None:
+    """An XLSX is a zip: refuse one that unpacks to more than ``largest`` bytes before
+    reading it (a small file can hold gigabytes of repeated cells)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        raise IntakeError(422, "unreadable_file", "upload: not a readable XLSX file "
+                                                  "(save it as .xlsx or CSV)") from None
+    if unpacked > largest:
+        raise IntakeError(413, "workbook_too_large",
+                          f"the workbook unpacks to {unpacked} bytes, more than {largest}: "
+                          "split it or send it as CSV")
 
 
 def _check_count(count: int, largest: int) -> None:

@@ -32,7 +32,7 @@ class Gateway:
         delay = 0.5
         while self.producer is None:
             producer = AIOKafkaProducer(**client_options(self.settings), acks="all",
-                                        enable_idempotence=False, linger_ms=5)
+                                        linger_ms=5)
             try:
                 await ensure_topics(self.settings, (self.topic,))
                 await producer.start()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -171,7 +172,9 @@ async def register(
                 earlier = await submissions.find(pool, principal.opd_code or "", idempotency_key)
                 if earlier is not None:
                     return await _replay(pool, gateway, principal, earlier, digest)
-        rows = _rows(request, principal, source, body, wanted, idempotency_key)
+        # openpyxl and the row checks are CPU work: off the event loop
+        rows = await asyncio.to_thread(_rows, request, principal, source, body, wanted,
+                                       idempotency_key)
     except IntakeError as exc:
         log.info("submission refused: opd=%s code=%s", principal.opd_code, exc.code)
         return _refused(exc)
@@ -191,8 +194,9 @@ async def register(
 def _rows(request: Request, principal: Principal, source: Source, body: bytes,
           programme: str | None, key: str | None) -> list[Row]:
     now = datetime.now(UTC)
-    limits = Limits(request.app.state.api_settings.max_upload_rows, now.astimezone(WIB).date(),
-                    now, key)
+    settings = request.app.state.api_settings
+    limits = Limits(settings.max_upload_rows, now.astimezone(WIB).date(), now, key,
+                    max_unpacked_bytes=20 * settings.max_upload_bytes)
     programmes = request.app.state.programmes
     if source == "json":
         return intake.read_events(body, principal, programmes, limits)
