@@ -156,7 +156,10 @@ class Validator:
 
 
 async def _migrated(connection: asyncpg.Connection) -> None:
+    """A connection ready to decide: migrations applied, and every NIK the ledger holds
+    months for has its state (rebuilt from the ledger where none was kept)."""
     await migrate(connection)
+    await registry.seed_from_ledger(connection)
 
 
 def _outputs(outcomes: list[Outcome], contributions: faust.TopicT,
