@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
@@ -99,4 +100,14 @@ def create_app(
         app.include_router(module.router)
     for factory in routers:
         app.include_router(factory(database.require))
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generated()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                registrations.event_schemas())
+        return app.openapi_schema or generated()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-from schemas.events import RejectionError
+from schemas.events import RegistrationEvent, RejectionError
 from services.api import intake, outcomes, submissions
 from services.api.auth import Principal
 from services.api.deps import Agency, AgencyOrPersonal, Pool
@@ -73,6 +73,16 @@ _REQUEST_BODY = {"content": {
         "schema": {"type": "string", "format": "binary"}},
 }, "required": True, "description": "a JSON array of v1 events, or a CSV/XLSX file in the "
                                     "template of deploy/templates"}
+
+
+def event_schemas() -> dict[str, Any]:
+    """JSON Schemas of the v1 events for /docs (components/schemas): RegistrationEvent and
+    the models it refers to."""
+    schema = TypeAdapter(RegistrationEvent).json_schema(
+        ref_template="#/components/schemas/{model}")
+    found: dict[str, Any] = schema.pop("$defs", {})
+    found["RegistrationEvent"] = schema
+    return found
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
