@@ -35,10 +35,11 @@ CREATE TABLE registry.submission_rows (
 CREATE INDEX submission_rows_event ON registry.submission_rows (event_id);
 CREATE INDEX submission_rows_nik ON registry.submission_rows (nik);
 
--- Only published_at ever changes (once, from NULL); rows are never deleted.
+-- Only a row's published_at ever changes (once, from NULL); nothing is deleted.
 CREATE FUNCTION registry.refuse_submission_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND OLD.published_at IS NULL
+    IF TG_OP = 'UPDATE' AND to_jsonb(OLD) ? 'published_at'
+       AND to_jsonb(OLD) ->> 'published_at' IS NULL
        AND (to_jsonb(NEW) - 'published_at') = (to_jsonb(OLD) - 'published_at') THEN
         RETURN NEW;
     END IF;
