@@ -38,6 +38,8 @@ UNKNOWN_PROGRAMME = "unknown_programme"
 UNKNOWN_OPD = "unknown_opd"
 # The worker
 INVALID_NIK = "invalid_nik"
+UNKNOWN_REGENCY_CODE = "unknown_regency_code"
+UNKNOWN_KECAMATAN_CODE = "unknown_kecamatan_code"
 NIK_BIRTH_DATE_MISMATCH = "nik_birth_date_mismatch"
 NIK_SEX_MISMATCH = "nik_sex_mismatch"
 INVALID_NAME = "invalid_name"
@@ -80,6 +82,10 @@ CATALOGUE: dict[str, str] = {
     UNKNOWN_PROGRAMME: "programme names no programme configured in this system.",
     UNKNOWN_OPD: "opd_code is not an OPD allowed to register in the programme.",
     INVALID_NIK: "The NIK cannot be real: length, digits, province, birth date or serial.",
+    UNKNOWN_REGENCY_CODE: "NIK digits 3-4 are no regency/city of the Kemendagri code list "
+                          "(any edition since 2016).",
+    UNKNOWN_KECAMATAN_CODE: "NIK digits 5-6 are no kecamatan of that regency/city in the "
+                            "Kemendagri code list (any edition since 2016).",
     NIK_BIRTH_DATE_MISMATCH: "birth_date differs from the birth date encoded in the NIK.",
     NIK_SEX_MISMATCH: "sex differs from the NIK (women have 40 added to the day of birth).",
     INVALID_NAME: "full_name is not a person's name (letters, spaces and . , ' - only).",

@@ -167,38 +167,20 @@ ON CONFLICT DO NOTHING
 RETURNING contribution_id
 """
 
-# A month already on an issued bill (or paid) is not cancelled: the bill is frozen. The
-# attempt is recorded for a person to see.
-_CANCEL_REFUSED = """
-INSERT INTO ledger.cancellations_refused (contribution_id, schedule_id, registration_event_id,
-                                          reason)
-SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.schedule_id,
-       s.registration_event_id,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger.transfers t
-                          WHERE t.contribution_id = s.contribution_id AND t.kind = 'settlement')
-            THEN 'paid' ELSE 'billed' END
-  FROM stage_cancellations s
- WHERE EXISTS (SELECT 1 FROM ledger.bill_lines l WHERE l.contribution_id = s.contribution_id)
-   AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                    WHERE x.contribution_id = s.contribution_id)
- ORDER BY s.contribution_id, s.schedule_id
-ON CONFLICT DO NOTHING
-RETURNING contribution_id
-"""
-
-# Cancel what is booked, not yet cancelled and not yet billed: a reversal transfer each.
+# Cancel what is booked and not yet cancelled: a reversal transfer each. A month not yet
+# billed reverses its accrual (payable -> expense). A month already on an issued bill (or
+# paid) cannot leave the frozen bill, whose whole amount is (or will be) paid to BPJS: its
+# premium becomes a credit at BPJS (asset:bpjs_credit, carried over unless refunded),
+# recorded in ledger.credits, never a silent loss. Either reversal frees its budget.
 _CANCEL = """
 WITH eligible AS (
     SELECT DISTINCT ON (c.contribution_id) c.contribution_id, c.programme, c.amount_idr,
-           s.schedule_id, s.registration_event_id
+           s.schedule_id, s.registration_event_id, l.bill_id
       FROM stage_cancellations s
       JOIN ledger.contributions c USING (contribution_id)
+      LEFT JOIN ledger.bill_lines l ON l.contribution_id = c.contribution_id
      WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
                         WHERE x.contribution_id = c.contribution_id)
-       AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
-                        WHERE l.contribution_id = c.contribution_id)
-       AND NOT EXISTS (SELECT 1 FROM ledger.transfers t
-                        WHERE t.contribution_id = c.contribution_id AND t.kind = 'settlement')
      ORDER BY c.contribution_id
 ), cancelled AS (
     INSERT INTO ledger.cancellations (contribution_id, schedule_id, registration_event_id)
@@ -209,13 +191,21 @@ WITH eligible AS (
     INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
                                   amount_idr, contribution_id)
     SELECT md5('reversal:' || e.contribution_id::text)::uuid, 'reversal',
-           'liability:bpjs_payable:' || e.programme, 'expense:premium:' || e.programme,
-           e.amount_idr, e.contribution_id
+           CASE WHEN e.bill_id IS NULL THEN 'liability:bpjs_payable:'
+                ELSE 'asset:bpjs_credit:' END || e.programme,
+           'expense:premium:' || e.programme, e.amount_idr, e.contribution_id
       FROM eligible e JOIN cancelled USING (contribution_id)
     ON CONFLICT DO NOTHING
     RETURNING 1
+), credited AS (
+    INSERT INTO ledger.credits (contribution_id, bill_id, programme, amount_idr)
+    SELECT e.contribution_id, e.bill_id, e.programme, e.amount_idr
+      FROM eligible e JOIN cancelled USING (contribution_id)
+     WHERE e.bill_id IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
-SELECT e.programme, count(*) AS reversed
+SELECT e.programme, count(*) AS reversed, count(e.bill_id) AS credited
   FROM eligible e JOIN cancelled USING (contribution_id) GROUP BY e.programme
 """
 
@@ -229,7 +219,7 @@ class BatchResult:
     duplicates: Counter[str] = field(default_factory=Counter)
     reversed: Counter[str] = field(default_factory=Counter)
     held_cancelled: int = 0
-    cancellations_refused: int = 0
+    credited: Counter[str] = field(default_factory=Counter)  # billed months cancelled
     event_ages: list[float] = field(default_factory=list)
     # Months booked again that the ledger cannot place (see _UNBOOKABLE): for a person.
     unbookable: Counter[str] = field(default_factory=Counter)
@@ -348,6 +338,7 @@ async def _cancel(
     )
     await connection.execute("ANALYZE stage_cancellations")
     result.held_cancelled += len(await connection.fetch(_CANCEL_HELD))
-    result.cancellations_refused += len(await connection.fetch(_CANCEL_REFUSED))
     for row in await connection.fetch(_CANCEL):
         result.reversed[row["programme"]] += row["reversed"]
+        if row["credited"]:
+            result.credited[row["programme"]] += row["credited"]

@@ -32,6 +32,7 @@ from schemas.events import (
 )
 from services.domain.programme import load_programmes
 from services.ledger import book, payments
+from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
 from services.ledger.report import refresh_gauges
@@ -89,6 +90,7 @@ class LedgerService(Service):
             await migrate(connection)
             for programme in load_programmes(settings.programmes_dir).values():
                 release = await ensure_allocation(connection, programme)
+                await record_billing(connection, programme)
                 if release.booked:
                     metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
                     metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(
