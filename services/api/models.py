@@ -94,6 +94,11 @@ class Bill(BaseModel):
     payment_id: UUID | None
     payment_reference: str | None
     paid_at: datetime | None
+    lines: int = Field(description="contributions on the bill")
+    billing: Literal["monthly", "prepaid"]
+    fiscal_year: int | None
+    first_period: str | None = Field(description="first month on the bill")
+    last_period: str | None = Field(description="last month on the bill")
 
 
 class BudgetUtilisation(BaseModel):
@@ -151,6 +156,12 @@ class Discrepancy(BaseModel):
     resolution: str | None
     resolved_by: str | None
     resolved_at: datetime | None
+    unapplied_idr: int = Field(description="in the suspense account until resolved")
+    action: str | None = Field(description="what the resolution did with the money")
+    applied_to_bill_id: UUID | None
+    applied_idr: int
+    refunded_idr: int
+    carried_over_idr: int
 
 
 class Arrears(BaseModel):
@@ -166,6 +177,7 @@ class Arrears(BaseModel):
     oldest_due_date: date
     held_months: int
     lapse_risk: bool = Field(description="three or more unpaid months: the membership lapses")
+    prepaid: bool | None = Field(description="months of a prepaid bill (never at lapse risk)")
 
 
 class WorkerHistoryEntry(BaseModel):

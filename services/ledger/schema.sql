@@ -30,6 +30,12 @@ CREATE SCHEMA finance;
 CREATE SCHEMA ledger;
 
 --
+-- Name: registry; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA registry;
+
+--
 -- Name: effective_due_date(text, date, date); Type: FUNCTION; Schema: finance; Owner: -
 --
 
@@ -286,6 +292,24 @@ CREATE FUNCTION ledger.worker_month_lock(nik text, period text) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
     SELECT hashtextextended('worker-month:' || (hashtext(nik || ':' || period) & 1023)::text, 0)
+$$;
+
+--
+-- Name: refuse_submission_change(); Type: FUNCTION; Schema: registry; Owner: -
+--
+
+CREATE FUNCTION registry.refuse_submission_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND to_jsonb(OLD) ? 'published_at'
+       AND to_jsonb(OLD) ->> 'published_at' IS NULL
+       AND (to_jsonb(NEW) - 'published_at') = (to_jsonb(OLD) - 'published_at') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'registry.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
 $$;
 
 SET default_tablespace = '';
@@ -915,6 +939,41 @@ UNION ALL
   WHERE (r.carried_over_idr > 0);
 
 --
+-- Name: dead_letters; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.dead_letters (
+    dead_letter_id bigint NOT NULL,
+    service text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    "offset" bigint NOT NULL,
+    key bytea,
+    value bytea,
+    reason text NOT NULL,
+    detail text DEFAULT ''::text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: dead_letters; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.dead_letters AS
+ SELECT dead_letter_id,
+    service,
+    topic,
+    partition,
+    "offset",
+    reason,
+    detail,
+    encode(key, 'escape'::text) AS key_text,
+    encode(value, 'escape'::text) AS value_text,
+    octet_length(value) AS value_bytes,
+    recorded_at
+   FROM ledger.dead_letters;
+
+--
 -- Name: discrepancies; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -991,6 +1050,97 @@ CREATE VIEW finance.outstanding AS
   GROUP BY fc.programme, fc.period;
 
 --
+-- Name: refused_contributions; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.refused_contributions (
+    refused_id bigint NOT NULL,
+    contribution_id uuid NOT NULL,
+    nik text NOT NULL,
+    period text NOT NULL,
+    generation integer NOT NULL,
+    programme text NOT NULL,
+    opd_code text NOT NULL,
+    funding_source text NOT NULL,
+    due_date date NOT NULL,
+    amount_idr bigint NOT NULL,
+    schedule_id uuid NOT NULL,
+    registration_event_id uuid NOT NULL,
+    reason text NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: refused_contributions; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.refused_contributions AS
+ SELECT refused_id,
+    contribution_id,
+    nik,
+    programme,
+    period,
+    generation,
+    opd_code,
+    funding_source,
+    due_date,
+    amount_idr,
+    reason,
+    seen_at,
+    schedule_id,
+    registration_event_id,
+    (EXISTS ( SELECT 1
+           FROM ledger.contributions c
+          WHERE (c.contribution_id = f.contribution_id))) AS booked_since
+   FROM ledger.refused_contributions f;
+
+--
+-- Name: decisions; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.decisions (
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    nik text NOT NULL,
+    programme text NOT NULL,
+    opd_code text NOT NULL,
+    outcome text NOT NULL,
+    periods text[] DEFAULT '{}'::text[] NOT NULL,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    warnings jsonb DEFAULT '[]'::jsonb NOT NULL,
+    schedule_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    rejection_id uuid,
+    source_topic text NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset bigint NOT NULL,
+    decided_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT decisions_outcome_check CHECK ((outcome = ANY (ARRAY['accepted'::text, 'partially_accepted'::text, 'rejected'::text])))
+);
+
+--
+-- Name: registration_decisions; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_decisions AS
+ SELECT event_id,
+    event_type,
+    nik,
+    programme,
+    opd_code,
+    outcome,
+    periods,
+    errors,
+    warnings,
+    schedule_ids,
+    rejection_id,
+    source_topic,
+    source_partition,
+    source_offset,
+    decided_at
+   FROM registry.decisions;
+
+--
 -- Name: cancellations_refused; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1021,6 +1171,122 @@ CREATE TABLE ledger.duplicate_attempts (
     generation integer DEFAULT 0 NOT NULL,
     CONSTRAINT duplicate_generation_not_negative CHECK ((generation >= 0))
 );
+
+--
+-- Name: registration_months; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_months AS
+ SELECT c.registration_event_id AS event_id,
+        CASE
+            WHEN (x.contribution_id IS NULL) THEN 'booked'::text
+            ELSE 'cancelled'::text
+        END AS what,
+    c.period
+   FROM (ledger.contributions c
+     LEFT JOIN ledger.cancellations x ON ((x.contribution_id = c.contribution_id)))
+UNION ALL
+ SELECT h.registration_event_id AS event_id,
+        CASE r.outcome
+            WHEN 'cancelled'::text THEN 'cancelled'::text
+            WHEN 'duplicate'::text THEN 'duplicate'::text
+            ELSE 'held'::text
+        END AS what,
+    h.period
+   FROM (ledger.held_contributions h
+     LEFT JOIN ledger.held_resolutions r ON ((r.contribution_id = h.contribution_id)))
+  WHERE (r.outcome IS DISTINCT FROM 'booked'::text)
+UNION ALL
+ SELECT duplicate_attempts.registration_event_id AS event_id,
+    'duplicate'::text AS what,
+    duplicate_attempts.period
+   FROM ledger.duplicate_attempts
+UNION ALL
+ SELECT refused_contributions.registration_event_id AS event_id,
+    'refused'::text AS what,
+    refused_contributions.period
+   FROM ledger.refused_contributions
+UNION ALL
+ SELECT x.registration_event_id AS event_id,
+    'stopped'::text AS what,
+    c.period
+   FROM (ledger.cancellations x
+     JOIN ledger.contributions c USING (contribution_id))
+UNION ALL
+ SELECT d.event_id,
+    'stopped'::text AS what,
+    h.period
+   FROM (((registry.decisions d
+     CROSS JOIN LATERAL unnest(d.schedule_ids) s(schedule_id))
+     JOIN ledger.held_resolutions r ON (((r.schedule_id = s.schedule_id) AND (r.outcome = 'cancelled'::text))))
+     JOIN ledger.held_contributions h ON ((h.contribution_id = r.contribution_id)))
+  WHERE (d.event_type = 'deregistered'::text)
+UNION ALL
+ SELECT f.registration_event_id AS event_id,
+    'too_late'::text AS what,
+    c.period
+   FROM (ledger.cancellations_refused f
+     JOIN ledger.contributions c USING (contribution_id));
+
+--
+-- Name: registration_outcomes; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_outcomes AS
+ WITH outcome AS (
+         SELECT d.event_id,
+            d.event_type,
+            d.nik,
+            d.programme,
+            d.opd_code,
+            d.outcome AS decision,
+            d.periods AS decided_periods,
+            d.errors,
+            d.warnings,
+            d.decided_at,
+            COALESCE(m.booked, '{}'::text[]) AS booked_periods,
+            COALESCE(m.held, '{}'::text[]) AS held_periods,
+            COALESCE(m.cancelled, '{}'::text[]) AS cancelled_periods,
+            COALESCE(m.duplicate, '{}'::text[]) AS duplicate_periods,
+            COALESCE(m.refused, '{}'::text[]) AS refused_periods,
+            COALESCE(m.too_late, '{}'::text[]) AS cancellation_refused_periods
+           FROM (registry.decisions d
+             LEFT JOIN LATERAL ( SELECT array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'booked'::text)) AS booked,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'held'::text)) AS held,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = ANY (ARRAY['cancelled'::text, 'stopped'::text]))) AS cancelled,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'duplicate'::text)) AS duplicate,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'refused'::text)) AS refused,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'too_late'::text)) AS too_late
+                   FROM finance.registration_months rm
+                  WHERE (rm.event_id = d.event_id)) m ON (true))
+        )
+ SELECT event_id,
+    event_type,
+    nik,
+    programme,
+    opd_code,
+    decision,
+    decided_periods,
+    errors,
+    warnings,
+    decided_at,
+    booked_periods,
+    held_periods,
+    cancelled_periods,
+    duplicate_periods,
+    refused_periods,
+    cancellation_refused_periods,
+        CASE
+            WHEN (decision = 'rejected'::text) THEN 'rejected'::text
+            WHEN ((event_type = 'deregistered'::text) AND (cardinality(cancelled_periods) > 0)) THEN 'cancelled'::text
+            WHEN ((event_type = 'deregistered'::text) AND (cardinality(cancellation_refused_periods) > 0)) THEN 'refused'::text
+            WHEN (cardinality(held_periods) > 0) THEN 'held'::text
+            WHEN (cardinality(booked_periods) > 0) THEN 'booked'::text
+            WHEN (cardinality(cancelled_periods) > 0) THEN 'cancelled'::text
+            WHEN ((cardinality(duplicate_periods) + cardinality(refused_periods)) > 0) THEN 'refused'::text
+            ELSE 'accepted'::text
+        END AS status
+   FROM outcome o;
 
 --
 -- Name: worker_history; Type: VIEW; Schema: finance; Owner: -
@@ -1148,6 +1414,23 @@ ALTER TABLE ledger.budget_allocation_changes ALTER COLUMN change_id ADD GENERATE
 );
 
 --
+-- Name: dead_letters_dead_letter_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+CREATE SEQUENCE ledger.dead_letters_dead_letter_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: dead_letters_dead_letter_id_seq; Type: SEQUENCE OWNED BY; Schema: ledger; Owner: -
+--
+
+ALTER SEQUENCE ledger.dead_letters_dead_letter_id_seq OWNED BY ledger.dead_letters.dead_letter_id;
+
+--
 -- Name: held_contributions_hold_seq_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1159,6 +1442,84 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: refused_contributions_refused_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+CREATE SEQUENCE ledger.refused_contributions_refused_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: refused_contributions_refused_id_seq; Type: SEQUENCE OWNED BY; Schema: ledger; Owner: -
+--
+
+ALTER SEQUENCE ledger.refused_contributions_refused_id_seq OWNED BY ledger.refused_contributions.refused_id;
+
+--
+-- Name: submission_rows; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.submission_rows (
+    submission_id uuid NOT NULL,
+    row_number integer NOT NULL,
+    event_id uuid,
+    event_type text,
+    nik text,
+    programme text,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    event text,
+    published_at timestamp with time zone,
+    CONSTRAINT submission_rows_event_or_errors CHECK (((event_id IS NULL) = (event IS NULL))),
+    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT submission_rows_row_number_check CHECK ((row_number >= 1))
+);
+
+--
+-- Name: submissions; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.submissions (
+    submission_id uuid NOT NULL,
+    opd_code text NOT NULL,
+    token_name text NOT NULL,
+    idempotency_key text,
+    request_hash text NOT NULL,
+    source text NOT NULL,
+    programme text,
+    row_count integer NOT NULL,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT submissions_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
+    CONSTRAINT submissions_row_count_check CHECK ((row_count >= 0)),
+    CONSTRAINT submissions_source_check CHECK ((source = ANY (ARRAY['json'::text, 'csv'::text, 'xlsx'::text])))
+);
+
+--
+-- Name: worker_state; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.worker_state (
+    nik text NOT NULL,
+    version integer NOT NULL,
+    state jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: dead_letters dead_letter_id; Type: DEFAULT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.dead_letters ALTER COLUMN dead_letter_id SET DEFAULT nextval('ledger.dead_letters_dead_letter_id_seq'::regclass);
+
+--
+-- Name: refused_contributions refused_id; Type: DEFAULT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refused_contributions ALTER COLUMN refused_id SET DEFAULT nextval('ledger.refused_contributions_refused_id_seq'::regclass);
 
 --
 -- Name: bill_lines bill_lines_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -1252,6 +1613,20 @@ ALTER TABLE ONLY ledger.credits
     ADD CONSTRAINT credits_pkey PRIMARY KEY (contribution_id);
 
 --
+-- Name: dead_letters dead_letters_one_per_record; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.dead_letters
+    ADD CONSTRAINT dead_letters_one_per_record UNIQUE (service, topic, partition, "offset");
+
+--
+-- Name: dead_letters dead_letters_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.dead_letters
+    ADD CONSTRAINT dead_letters_pkey PRIMARY KEY (dead_letter_id);
+
+--
 -- Name: discrepancies discrepancies_payment_id_key; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1315,11 +1690,60 @@ ALTER TABLE ONLY ledger.programme_billing
     ADD CONSTRAINT programme_billing_pkey PRIMARY KEY (programme);
 
 --
+-- Name: refused_contributions refused_contributions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refused_contributions
+    ADD CONSTRAINT refused_contributions_pkey PRIMARY KEY (refused_id);
+
+--
+-- Name: refused_contributions refused_once_per_schedule; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refused_contributions
+    ADD CONSTRAINT refused_once_per_schedule UNIQUE (contribution_id, schedule_id);
+
+--
 -- Name: transfers transfers_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_pkey PRIMARY KEY (transfer_id);
+
+--
+-- Name: decisions decisions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.decisions
+    ADD CONSTRAINT decisions_pkey PRIMARY KEY (event_id);
+
+--
+-- Name: submission_rows submission_rows_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submission_rows
+    ADD CONSTRAINT submission_rows_pkey PRIMARY KEY (submission_id, row_number);
+
+--
+-- Name: submissions submissions_one_per_key; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submissions
+    ADD CONSTRAINT submissions_one_per_key UNIQUE (opd_code, idempotency_key);
+
+--
+-- Name: submissions submissions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submissions
+    ADD CONSTRAINT submissions_pkey PRIMARY KEY (submission_id);
+
+--
+-- Name: worker_state worker_state_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.worker_state
+    ADD CONSTRAINT worker_state_pkey PRIMARY KEY (nik);
 
 --
 -- Name: bill_lines_bill; Type: INDEX; Schema: ledger; Owner: -
@@ -1338,6 +1762,18 @@ CREATE INDEX bill_settlements_payment ON ledger.bill_settlements USING btree (pa
 --
 
 CREATE INDEX budget_allocation_changes_key ON ledger.budget_allocation_changes USING btree (programme, funding_source, fiscal_year);
+
+--
+-- Name: cancellations_refused_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX cancellations_refused_registration ON ledger.cancellations_refused USING btree (registration_event_id);
+
+--
+-- Name: cancellations_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX cancellations_registration ON ledger.cancellations USING btree (registration_event_id);
 
 --
 -- Name: contributions_nik; Type: INDEX; Schema: ledger; Owner: -
@@ -1370,6 +1806,18 @@ CREATE INDEX contributions_registration ON ledger.contributions USING btree (reg
 CREATE INDEX credits_programme ON ledger.credits USING btree (programme);
 
 --
+-- Name: dead_letters_recorded; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX dead_letters_recorded ON ledger.dead_letters USING btree (recorded_at);
+
+--
+-- Name: duplicate_attempts_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX duplicate_attempts_registration ON ledger.duplicate_attempts USING btree (registration_event_id);
+
+--
 -- Name: held_contributions_nik; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1388,6 +1836,18 @@ CREATE INDEX held_contributions_period ON ledger.held_contributions USING btree 
 CREATE INDEX held_contributions_queue ON ledger.held_contributions USING btree (programme, funding_source, hold_seq);
 
 --
+-- Name: held_contributions_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX held_contributions_registration ON ledger.held_contributions USING btree (registration_event_id);
+
+--
+-- Name: held_resolutions_schedule; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX held_resolutions_schedule ON ledger.held_resolutions USING btree (schedule_id);
+
+--
 -- Name: payments_programme_period; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1398,6 +1858,18 @@ CREATE INDEX payments_programme_period ON ledger.payments USING btree (programme
 --
 
 CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
+
+--
+-- Name: refused_contributions_month; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX refused_contributions_month ON ledger.refused_contributions USING btree (nik, period);
+
+--
+-- Name: refused_contributions_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX refused_contributions_registration ON ledger.refused_contributions USING btree (registration_event_id);
 
 --
 -- Name: transfers_contribution; Type: INDEX; Schema: ledger; Owner: -
@@ -1434,6 +1906,36 @@ CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers USING btree (co
 --
 
 CREATE INDEX transfers_payment ON ledger.transfers USING btree (payment_id) WHERE (payment_id IS NOT NULL);
+
+--
+-- Name: decisions_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX decisions_nik ON registry.decisions USING btree (nik);
+
+--
+-- Name: decisions_opd; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX decisions_opd ON registry.decisions USING btree (opd_code, decided_at);
+
+--
+-- Name: submission_rows_event; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submission_rows_event ON registry.submission_rows USING btree (event_id);
+
+--
+-- Name: submission_rows_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submission_rows_nik ON registry.submission_rows USING btree (nik);
+
+--
+-- Name: submissions_opd; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submissions_opd ON registry.submissions USING btree (opd_code, submitted_at);
 
 --
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -1580,6 +2082,18 @@ CREATE TRIGGER credits_append_only BEFORE DELETE OR UPDATE ON ledger.credits FOR
 CREATE TRIGGER credits_no_truncate BEFORE TRUNCATE ON ledger.credits FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: dead_letters dead_letters_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER dead_letters_append_only BEFORE DELETE OR UPDATE ON ledger.dead_letters FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: dead_letters dead_letters_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER dead_letters_no_truncate BEFORE TRUNCATE ON ledger.dead_letters FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: discrepancies discrepancies_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -1664,6 +2178,18 @@ CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.p
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: refused_contributions refused_contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER refused_contributions_append_only BEFORE DELETE OR UPDATE ON ledger.refused_contributions FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: refused_contributions refused_contributions_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refused_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: transfers transfers_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -1680,6 +2206,18 @@ CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers FOR EAC
 --
 
 CREATE TRIGGER transfers_track_budget AFTER INSERT ON ledger.transfers REFERENCING NEW TABLE AS new_transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_budget();
+
+--
+-- Name: submission_rows submission_rows_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER submission_rows_append_only BEFORE DELETE OR UPDATE ON registry.submission_rows FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
+-- Name: submissions submissions_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER submissions_append_only BEFORE DELETE OR UPDATE ON registry.submissions FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
 
 --
 -- Name: bill_lines bill_lines_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -1794,6 +2332,13 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
 
 --
+-- Name: submission_rows submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submission_rows
+    ADD CONSTRAINT submission_rows_submission_id_fkey FOREIGN KEY (submission_id) REFERENCES registry.submissions(submission_id);
+
+--
 -- Name: SCHEMA finance; Type: ACL; Schema: -; Owner: -
 --
 
@@ -1805,6 +2350,12 @@ GRANT USAGE ON SCHEMA finance TO iuran_finance;
 --
 
 GRANT USAGE ON SCHEMA ledger TO iuran_ledger_writer;
+
+--
+-- Name: SCHEMA registry; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA registry TO iuran_ledger_writer;
 
 --
 -- Name: FUNCTION effective_due_date(billing text, bill_due date, month_due date); Type: ACL; Schema: finance; Owner: -
@@ -1869,6 +2420,12 @@ REVOKE ALL ON FUNCTION ledger.track_budget() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) TO iuran_ledger_writer;
+
+--
+-- Name: FUNCTION refuse_submission_change(); Type: ACL; Schema: registry; Owner: -
+--
+
+REVOKE ALL ON FUNCTION registry.refuse_submission_change() FROM PUBLIC;
 
 --
 -- Name: TABLE transfers; Type: ACL; Schema: ledger; Owner: -
@@ -2029,6 +2586,19 @@ GRANT SELECT ON TABLE finance.credits TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.credits TO iuran_finance;
 
 --
+-- Name: TABLE dead_letters; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.dead_letters TO iuran_ledger_writer;
+
+--
+-- Name: TABLE dead_letters; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.dead_letters TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.dead_letters TO iuran_finance;
+
+--
 -- Name: TABLE discrepancies; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -2050,6 +2620,32 @@ GRANT SELECT ON TABLE finance.outstanding TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_finance;
 
 --
+-- Name: TABLE refused_contributions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.refused_contributions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE refused_contributions; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.refused_contributions TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.refused_contributions TO iuran_finance;
+
+--
+-- Name: TABLE decisions; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.decisions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE registration_decisions; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_finance;
+
+--
 -- Name: TABLE cancellations_refused; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -2060,6 +2656,20 @@ GRANT SELECT,INSERT ON TABLE ledger.cancellations_refused TO iuran_ledger_writer
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.duplicate_attempts TO iuran_ledger_writer;
+
+--
+-- Name: TABLE registration_months; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_months TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
+
+--
+-- Name: TABLE registration_outcomes; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
 
 --
 -- Name: TABLE worker_history; Type: ACL; Schema: finance; Owner: -
@@ -2075,10 +2685,64 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_finance;
 GRANT USAGE ON SEQUENCE ledger.budget_allocation_changes_change_id_seq TO iuran_ledger_writer;
 
 --
+-- Name: SEQUENCE dead_letters_dead_letter_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_writer;
+
+--
 -- Name: SEQUENCE held_contributions_hold_seq_seq; Type: ACL; Schema: ledger; Owner: -
 --
 
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE refused_contributions_refused_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.refused_contributions_refused_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE submission_rows; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN submission_rows.published_at; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(published_at) ON TABLE registry.submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: TABLE submissions; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.submissions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE worker_state; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.version; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(version) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.state; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(state) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN worker_state.updated_at; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(updated_at) ON TABLE registry.worker_state TO iuran_ledger_writer;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: finance; Owner: -
@@ -2098,6 +2762,12 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA ledger GRANT USAGE ON SEQUE
 --
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA ledger GRANT SELECT,INSERT ON TABLES TO iuran_ledger_writer;
+
+--
+-- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: registry; Owner: -
+--
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA registry GRANT SELECT,INSERT ON TABLES TO iuran_ledger_writer;
 
 --
 -- PostgreSQL database dump complete
