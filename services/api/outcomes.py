@@ -29,6 +29,8 @@ class Outcome(BaseModel):
     event_type: Literal["registered", "deregistered"] | None
     nik: str | None
     status: Status = Field(description=STATUS_HELP)
+    final: bool = Field(description="nothing more happens to it by itself (held months may "
+                                    "still be booked when the budget is raised)")
     errors: list[RejectionError] = Field(description="why it was refused (stable codes)")
     warnings: list[RejectionError] = Field(
         default_factory=list, description="checks that failed without refusing it")
@@ -62,23 +64,24 @@ class EventOutcome(Outcome):
     programme: str | None
 
 
-_OUTCOME_COLUMNS = """o.event_id AS decided_event, o.status, o.errors AS decision_errors,
+_OUTCOME_COLUMNS = """o.event_id AS decided_event, o.status, o.final, o.errors AS decision_errors,
        o.warnings, o.decided_at, o.booked_periods, o.held_periods, o.cancelled_periods,
        o.duplicate_periods, o.refused_periods, o.cancellation_refused_periods"""
 
 
 def _outcome(row: asyncpg.Record) -> dict[str, Any]:
     if row["event_id"] is None:
-        status, errors = "invalid", json.loads(row["errors"])
+        status, errors, final = "invalid", json.loads(row["errors"]), True
     elif row["published_at"] is None:
-        status, errors = "not_sent", []
+        status, errors, final = "not_sent", [], False
     elif row["decided_event"] is None:
-        status, errors = "pending", []
+        status, errors, final = "pending", [], False
     else:
         status, errors = row["status"], json.loads(row["decision_errors"])
+        final = row["final"]
     found: dict[str, Any] = {
         "event_id": row["event_id"], "event_type": row["event_type"], "nik": row["nik"],
-        "status": status, "errors": errors,
+        "status": status, "final": final, "errors": errors,
     }
     if row["decided_event"] is not None:
         found["warnings"] = json.loads(row["warnings"])

@@ -1244,6 +1244,7 @@ CREATE VIEW finance.registration_outcomes AS
             d.errors,
             d.warnings,
             d.decided_at,
+            d.schedule_ids,
             COALESCE(m.booked, '{}'::text[]) AS booked_periods,
             COALESCE(m.held, '{}'::text[]) AS held_periods,
             COALESCE(m.cancelled, '{}'::text[]) AS cancelled_periods,
@@ -1270,6 +1271,7 @@ CREATE VIEW finance.registration_outcomes AS
     errors,
     warnings,
     decided_at,
+    schedule_ids,
     booked_periods,
     held_periods,
     cancelled_periods,
@@ -1285,7 +1287,8 @@ CREATE VIEW finance.registration_outcomes AS
             WHEN (cardinality(cancelled_periods) > 0) THEN 'cancelled'::text
             WHEN ((cardinality(duplicate_periods) + cardinality(refused_periods)) > 0) THEN 'refused'::text
             ELSE 'accepted'::text
-        END AS status
+        END AS status,
+    ((decision = 'rejected'::text) OR (cardinality(schedule_ids) = 0) OR ((((((cardinality(booked_periods) + cardinality(held_periods)) + cardinality(cancelled_periods)) + cardinality(duplicate_periods)) + cardinality(refused_periods)) + cardinality(cancellation_refused_periods)) > 0)) AS final
    FROM outcome o;
 
 --

@@ -19,7 +19,6 @@ from services.runtime.settings import Settings
 TOKENS = {opd: token for token, opd, _ in DEV_OPD_TOKENS}
 DISHUB = {"Authorization": f"Bearer {TOKENS['DISHUB']}"}
 DINSOS = {"Authorization": f"Bearer {TOKENS['DINSOS']}"}
-FINAL = {"invalid", "rejected", "booked", "held", "cancelled", "refused"}
 
 
 def base_url(settings: Settings) -> str:
@@ -56,7 +55,7 @@ async def outcomes(client: httpx.AsyncClient, submission_id: str, headers: dict[
         response = await client.get(f"/v1/submissions/{submission_id}", headers=headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        if all(r["status"] in FINAL for r in body["rows"]):
+        if all(r["final"] for r in body["rows"]):
             return body
         assert time.monotonic() < deadline, f"rows still open: {body['rows']}"
         await asyncio.sleep(0.5)

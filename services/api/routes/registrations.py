@@ -21,6 +21,7 @@ from services.api.deps import Agency, AgencyOrPersonal, Pool
 from services.api.intake import IntakeError, Limits, Row, Source
 from services.api.params import Code
 from services.api.producer import Gateway
+from services.runtime import metrics
 
 log = logging.getLogger(__name__)
 WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's
@@ -195,9 +196,11 @@ async def register(
                                              wanted, rows)
     sent, already = await _publish(pool, gateway, submission_id, principal)
     recorded = await submissions.receipt_rows(pool, submission_id)
-    log.info("submission %s: opd=%s rows=%d sent=%d already=%d refused=%d", submission_id,
-             principal.opd_code, len(recorded), sent, already,
-             sum(1 for r in recorded if r["event_id"] is None))
+    invalid = sum(1 for r in recorded if r["event_id"] is None)
+    for result, count in (("sent", sent), ("already_sent", already), ("invalid", invalid)):
+        metrics.GATEWAY_ROWS.labels(principal.opd_code, result).inc(count)
+    log.info("submission %s: opd=%s rows=%d sent=%d already=%d invalid=%d", submission_id,
+             principal.opd_code, len(recorded), sent, already, invalid)
     return JSONResponse(_jsonable(_receipt(submission_id, False, recorded, sent, already)), 201)
 
 

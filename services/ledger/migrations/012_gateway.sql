@@ -109,11 +109,12 @@ SELECT f.registration_event_id, 'too_late', c.period
 --              all stopped since;
 --   refused    the ledger booked none of it: paid by another payer, refused, or (for a
 --              deregistration) every month already billed or paid.
--- One row per event; the lookup of a few events by event_id reads only their rows.
+-- final: nothing more happens to it by itself (a held month may still be booked when the
+-- budget is raised). One row per event; a lookup by event_id reads only its rows.
 CREATE VIEW finance.registration_outcomes AS
 WITH outcome AS (
     SELECT d.event_id, d.event_type, d.nik, d.programme, d.opd_code, d.outcome AS decision,
-           d.periods AS decided_periods, d.errors, d.warnings, d.decided_at,
+           d.periods AS decided_periods, d.errors, d.warnings, d.decided_at, d.schedule_ids,
            coalesce(m.booked, '{}') AS booked_periods, coalesce(m.held, '{}') AS held_periods,
            coalesce(m.cancelled, '{}') AS cancelled_periods,
            coalesce(m.duplicate, '{}') AS duplicate_periods,
@@ -142,7 +143,14 @@ SELECT o.*,
             WHEN cardinality(o.cancelled_periods) > 0 THEN 'cancelled'
             WHEN cardinality(o.duplicate_periods) + cardinality(o.refused_periods) > 0
                  THEN 'refused'
-            ELSE 'accepted' END AS status
+            ELSE 'accepted' END AS status,
+       -- nothing more will happen by itself: decided and either nothing to book or the
+       -- ledger has something for it (held months may still be booked by a budget raise)
+       (o.decision = 'rejected' OR cardinality(o.schedule_ids) = 0
+        OR cardinality(o.booked_periods) + cardinality(o.held_periods)
+           + cardinality(o.cancelled_periods) + cardinality(o.duplicate_periods)
+           + cardinality(o.refused_periods) + cardinality(o.cancellation_refused_periods) > 0)
+           AS final
   FROM outcome o;
 
 -- The grants of 005 and 008: the writer role (the services) reads and records submissions
