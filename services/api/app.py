@@ -44,6 +44,7 @@ def create_app(
     *,
     kafka: Settings | None = None,
     programmes: dict[str, Programme] | None = None,
+    broker_timeout_ms: int = 15_000,
 ) -> FastAPI:
     """The FastAPI application; the pool (and, given ``kafka``, the gateway's producer) is
     opened by the lifespan.
@@ -51,9 +52,9 @@ def create_app(
     ``routers`` add endpoints of other packages: each factory gets a function returning the
     pool (503 while PostgreSQL is not connected) and returns an APIRouter. Without ``kafka``
     the registration gateway answers 503; ``programmes`` are the configured programmes the
-    gateway checks rows against."""
+    gateway checks rows against; a request waits ``broker_timeout_ms`` for the broker."""
     database = Database(database_url, api_settings.pool_size)
-    gateway = Gateway(kafka) if kafka is not None else None
+    gateway = Gateway(kafka, timeout_ms=broker_timeout_ms) if kafka is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 class Gateway:
     """One producer per API process, keyed by NIK (the contract's key)."""
 
-    def __init__(self, settings: Settings, topic: str = TOPIC_REGISTRATIONS) -> None:
+    def __init__(self, settings: Settings, topic: str = TOPIC_REGISTRATIONS, *,
+                 timeout_ms: int = 15_000) -> None:
         self.settings = settings
         self.topic = topic
+        self.timeout_ms = timeout_ms  # how long a request waits for the broker before a 503
         self.producer: AIOKafkaProducer | None = None
         self.detail = "Kafka not connected yet"
 
@@ -32,7 +34,7 @@ class Gateway:
         delay = 0.5
         while self.producer is None:
             producer = AIOKafkaProducer(**client_options(self.settings), acks="all",
-                                        linger_ms=5)
+                                        linger_ms=5, request_timeout_ms=self.timeout_ms)
             try:
                 await ensure_topics(self.settings, (self.topic,))
                 await producer.start()
