@@ -56,7 +56,7 @@ async def published(db: asyncpg.Pool, submission_id: str) -> int:
 
 
 async def test_an_upload_ends_with_every_rows_outcome(
-    client: httpx.AsyncClient, db: asyncpg.Pool
+    client: httpx.AsyncClient, db: asyncpg.Pool, stack: ServiceProcesses
 ) -> None:
     # DINSOS enrolled a worker first (JSON events, its own token)
     taken = registration(opd_code="DINSOS")
@@ -125,6 +125,12 @@ async def test_an_upload_ends_with_every_rows_outcome(
             ).status_code == 404
     assert (await client.get(f"/v1/submissions/{submission_id}", headers=DINSOS)
             ).status_code == 404
+
+    # the API's log names the submission, never a worker
+    log = (stack.log_dir / "api.log").read_text(encoding="utf-8", errors="replace")
+    assert submission_id in log
+    for event in (good, other, warned, taken):
+        assert event.worker.nik not in log and event.worker.full_name not in log
 
 
 async def test_one_opd_cannot_see_or_change_another_opds_workers(
