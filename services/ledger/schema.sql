@@ -294,6 +294,24 @@ CREATE FUNCTION ledger.worker_month_lock(nik text, period text) RETURNS bigint
     SELECT hashtextextended('worker-month:' || (hashtext(nik || ':' || period) & 1023)::text, 0)
 $$;
 
+--
+-- Name: refuse_submission_change(); Type: FUNCTION; Schema: registry; Owner: -
+--
+
+CREATE FUNCTION registry.refuse_submission_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND to_jsonb(OLD) ? 'published_at'
+       AND to_jsonb(OLD) ->> 'published_at' IS NULL
+       AND (to_jsonb(NEW) - 'published_at') = (to_jsonb(OLD) - 'published_at') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'registry.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -1155,6 +1173,125 @@ CREATE TABLE ledger.duplicate_attempts (
 );
 
 --
+-- Name: registration_months; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_months AS
+ SELECT c.registration_event_id AS event_id,
+        CASE
+            WHEN (x.contribution_id IS NULL) THEN 'booked'::text
+            ELSE 'cancelled'::text
+        END AS what,
+    c.period
+   FROM (ledger.contributions c
+     LEFT JOIN ledger.cancellations x ON ((x.contribution_id = c.contribution_id)))
+UNION ALL
+ SELECT h.registration_event_id AS event_id,
+        CASE r.outcome
+            WHEN 'cancelled'::text THEN 'cancelled'::text
+            WHEN 'duplicate'::text THEN 'duplicate'::text
+            ELSE 'held'::text
+        END AS what,
+    h.period
+   FROM (ledger.held_contributions h
+     LEFT JOIN ledger.held_resolutions r ON ((r.contribution_id = h.contribution_id)))
+  WHERE (r.outcome IS DISTINCT FROM 'booked'::text)
+UNION ALL
+ SELECT duplicate_attempts.registration_event_id AS event_id,
+    'duplicate'::text AS what,
+    duplicate_attempts.period
+   FROM ledger.duplicate_attempts
+UNION ALL
+ SELECT refused_contributions.registration_event_id AS event_id,
+    'refused'::text AS what,
+    refused_contributions.period
+   FROM ledger.refused_contributions
+UNION ALL
+ SELECT x.registration_event_id AS event_id,
+    'stopped'::text AS what,
+    c.period
+   FROM (ledger.cancellations x
+     JOIN ledger.contributions c USING (contribution_id))
+UNION ALL
+ SELECT d.event_id,
+    'stopped'::text AS what,
+    h.period
+   FROM (((registry.decisions d
+     CROSS JOIN LATERAL unnest(d.schedule_ids) s(schedule_id))
+     JOIN ledger.held_resolutions r ON (((r.schedule_id = s.schedule_id) AND (r.outcome = 'cancelled'::text))))
+     JOIN ledger.held_contributions h ON ((h.contribution_id = r.contribution_id)))
+  WHERE (d.event_type = 'deregistered'::text)
+UNION ALL
+ SELECT f.registration_event_id AS event_id,
+    'too_late'::text AS what,
+    c.period
+   FROM (ledger.cancellations_refused f
+     JOIN ledger.contributions c USING (contribution_id));
+
+--
+-- Name: registration_outcomes; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.registration_outcomes AS
+ WITH outcome AS (
+         SELECT d.event_id,
+            d.event_type,
+            d.nik,
+            d.programme,
+            d.opd_code,
+            d.outcome AS decision,
+            d.periods AS decided_periods,
+            d.errors,
+            d.warnings,
+            d.decided_at,
+            d.schedule_ids,
+            COALESCE(m.booked, '{}'::text[]) AS booked_periods,
+            COALESCE(m.held, '{}'::text[]) AS held_periods,
+            COALESCE(m.cancelled, '{}'::text[]) AS cancelled_periods,
+            COALESCE(m.duplicate, '{}'::text[]) AS duplicate_periods,
+            COALESCE(m.refused, '{}'::text[]) AS refused_periods,
+            COALESCE(m.too_late, '{}'::text[]) AS cancellation_refused_periods
+           FROM (registry.decisions d
+             LEFT JOIN LATERAL ( SELECT array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'booked'::text)) AS booked,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'held'::text)) AS held,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = ANY (ARRAY['cancelled'::text, 'stopped'::text]))) AS cancelled,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'duplicate'::text)) AS duplicate,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'refused'::text)) AS refused,
+                    array_agg(DISTINCT rm.period) FILTER (WHERE (rm.what = 'too_late'::text)) AS too_late
+                   FROM finance.registration_months rm
+                  WHERE (rm.event_id = d.event_id)) m ON (true))
+        )
+ SELECT event_id,
+    event_type,
+    nik,
+    programme,
+    opd_code,
+    decision,
+    decided_periods,
+    errors,
+    warnings,
+    decided_at,
+    schedule_ids,
+    booked_periods,
+    held_periods,
+    cancelled_periods,
+    duplicate_periods,
+    refused_periods,
+    cancellation_refused_periods,
+        CASE
+            WHEN (decision = 'rejected'::text) THEN 'rejected'::text
+            WHEN ((event_type = 'deregistered'::text) AND (cardinality(cancelled_periods) > 0)) THEN 'cancelled'::text
+            WHEN ((event_type = 'deregistered'::text) AND (cardinality(cancellation_refused_periods) > 0)) THEN 'refused'::text
+            WHEN (cardinality(held_periods) > 0) THEN 'held'::text
+            WHEN (cardinality(booked_periods) > 0) THEN 'booked'::text
+            WHEN (cardinality(cancelled_periods) > 0) THEN 'cancelled'::text
+            WHEN ((cardinality(duplicate_periods) + cardinality(refused_periods)) > 0) THEN 'refused'::text
+            ELSE 'accepted'::text
+        END AS status,
+    ((decision = 'rejected'::text) OR (cardinality(schedule_ids) = 0) OR ((((((cardinality(booked_periods) + cardinality(held_periods)) + cardinality(cancelled_periods)) + cardinality(duplicate_periods)) + cardinality(refused_periods)) + cardinality(cancellation_refused_periods)) > 0)) AS final
+   FROM outcome o;
+
+--
 -- Name: worker_history; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -1325,6 +1462,44 @@ CREATE SEQUENCE ledger.refused_contributions_refused_id_seq
 --
 
 ALTER SEQUENCE ledger.refused_contributions_refused_id_seq OWNED BY ledger.refused_contributions.refused_id;
+
+--
+-- Name: submission_rows; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.submission_rows (
+    submission_id uuid NOT NULL,
+    row_number integer NOT NULL,
+    event_id uuid,
+    event_type text,
+    nik text,
+    programme text,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    event text,
+    published_at timestamp with time zone,
+    CONSTRAINT submission_rows_event_or_errors CHECK (((event_id IS NULL) = (event IS NULL))),
+    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT submission_rows_row_number_check CHECK ((row_number >= 1))
+);
+
+--
+-- Name: submissions; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.submissions (
+    submission_id uuid NOT NULL,
+    opd_code text NOT NULL,
+    token_name text NOT NULL,
+    idempotency_key text,
+    request_hash text NOT NULL,
+    source text NOT NULL,
+    programme text,
+    row_count integer NOT NULL,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT submissions_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
+    CONSTRAINT submissions_row_count_check CHECK ((row_count >= 0)),
+    CONSTRAINT submissions_source_check CHECK ((source = ANY (ARRAY['json'::text, 'csv'::text, 'xlsx'::text])))
+);
 
 --
 -- Name: worker_state; Type: TABLE; Schema: registry; Owner: -
@@ -1546,6 +1721,27 @@ ALTER TABLE ONLY registry.decisions
     ADD CONSTRAINT decisions_pkey PRIMARY KEY (event_id);
 
 --
+-- Name: submission_rows submission_rows_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submission_rows
+    ADD CONSTRAINT submission_rows_pkey PRIMARY KEY (submission_id, row_number);
+
+--
+-- Name: submissions submissions_one_per_key; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submissions
+    ADD CONSTRAINT submissions_one_per_key UNIQUE (opd_code, idempotency_key);
+
+--
+-- Name: submissions submissions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submissions
+    ADD CONSTRAINT submissions_pkey PRIMARY KEY (submission_id);
+
+--
 -- Name: worker_state worker_state_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
 --
 
@@ -1569,6 +1765,18 @@ CREATE INDEX bill_settlements_payment ON ledger.bill_settlements USING btree (pa
 --
 
 CREATE INDEX budget_allocation_changes_key ON ledger.budget_allocation_changes USING btree (programme, funding_source, fiscal_year);
+
+--
+-- Name: cancellations_refused_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX cancellations_refused_registration ON ledger.cancellations_refused USING btree (registration_event_id);
+
+--
+-- Name: cancellations_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX cancellations_registration ON ledger.cancellations USING btree (registration_event_id);
 
 --
 -- Name: contributions_nik; Type: INDEX; Schema: ledger; Owner: -
@@ -1607,6 +1815,12 @@ CREATE INDEX credits_programme ON ledger.credits USING btree (programme);
 CREATE INDEX dead_letters_recorded ON ledger.dead_letters USING btree (recorded_at);
 
 --
+-- Name: duplicate_attempts_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX duplicate_attempts_registration ON ledger.duplicate_attempts USING btree (registration_event_id);
+
+--
 -- Name: held_contributions_nik; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1625,6 +1839,18 @@ CREATE INDEX held_contributions_period ON ledger.held_contributions USING btree 
 CREATE INDEX held_contributions_queue ON ledger.held_contributions USING btree (programme, funding_source, hold_seq);
 
 --
+-- Name: held_contributions_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX held_contributions_registration ON ledger.held_contributions USING btree (registration_event_id);
+
+--
+-- Name: held_resolutions_schedule; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX held_resolutions_schedule ON ledger.held_resolutions USING btree (schedule_id);
+
+--
 -- Name: payments_programme_period; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -1641,6 +1867,12 @@ CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
 --
 
 CREATE INDEX refused_contributions_month ON ledger.refused_contributions USING btree (nik, period);
+
+--
+-- Name: refused_contributions_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX refused_contributions_registration ON ledger.refused_contributions USING btree (registration_event_id);
 
 --
 -- Name: transfers_contribution; Type: INDEX; Schema: ledger; Owner: -
@@ -1689,6 +1921,24 @@ CREATE INDEX decisions_nik ON registry.decisions USING btree (nik);
 --
 
 CREATE INDEX decisions_opd ON registry.decisions USING btree (opd_code, decided_at);
+
+--
+-- Name: submission_rows_event; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submission_rows_event ON registry.submission_rows USING btree (event_id);
+
+--
+-- Name: submission_rows_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submission_rows_nik ON registry.submission_rows USING btree (nik);
+
+--
+-- Name: submissions_opd; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX submissions_opd ON registry.submissions USING btree (opd_code, submitted_at);
 
 --
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -1961,6 +2211,18 @@ CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers FOR EAC
 CREATE TRIGGER transfers_track_budget AFTER INSERT ON ledger.transfers REFERENCING NEW TABLE AS new_transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_budget();
 
 --
+-- Name: submission_rows submission_rows_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER submission_rows_append_only BEFORE DELETE OR UPDATE ON registry.submission_rows FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
+-- Name: submissions submissions_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER submissions_append_only BEFORE DELETE OR UPDATE ON registry.submissions FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
 -- Name: bill_lines bill_lines_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2073,6 +2335,13 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
 
 --
+-- Name: submission_rows submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.submission_rows
+    ADD CONSTRAINT submission_rows_submission_id_fkey FOREIGN KEY (submission_id) REFERENCES registry.submissions(submission_id);
+
+--
 -- Name: SCHEMA finance; Type: ACL; Schema: -; Owner: -
 --
 
@@ -2154,6 +2423,12 @@ REVOKE ALL ON FUNCTION ledger.track_budget() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) TO iuran_ledger_writer;
+
+--
+-- Name: FUNCTION refuse_submission_change(); Type: ACL; Schema: registry; Owner: -
+--
+
+REVOKE ALL ON FUNCTION registry.refuse_submission_change() FROM PUBLIC;
 
 --
 -- Name: TABLE transfers; Type: ACL; Schema: ledger; Owner: -
@@ -2386,6 +2661,20 @@ GRANT SELECT,INSERT ON TABLE ledger.cancellations_refused TO iuran_ledger_writer
 GRANT SELECT,INSERT ON TABLE ledger.duplicate_attempts TO iuran_ledger_writer;
 
 --
+-- Name: TABLE registration_months; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_months TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
+
+--
+-- Name: TABLE registration_outcomes; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
+
+--
 -- Name: TABLE worker_history; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -2415,6 +2704,24 @@ GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_w
 --
 
 GRANT USAGE ON SEQUENCE ledger.refused_contributions_refused_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE submission_rows; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN submission_rows.published_at; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT UPDATE(published_at) ON TABLE registry.submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: TABLE submissions; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.submissions TO iuran_ledger_writer;
 
 --
 -- Name: TABLE worker_state; Type: ACL; Schema: registry; Owner: -

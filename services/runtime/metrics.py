@@ -111,4 +111,10 @@ DEAD_LETTERS = Counter(
     "(their offset committed), by stable reason code.",
     ["service", "topic", "reason"],
 )
+GATEWAY_ROWS = Counter(
+    "iuran_gateway_rows_total",
+    "Rows of submissions to the registration gateway: sent to Kafka, invalid (refused by the "
+    "row checks) or already_sent (an earlier submission sent the same event).",
+    ["opd_code", "result"],
+)
 SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])
