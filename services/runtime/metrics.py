@@ -95,7 +95,6 @@ COVERAGE_RATIO = Gauge(
 COVERAGE_TARGET_RATIO = Gauge(
     "iuran_coverage_target_ratio", "The RPJPD coverage target.", ["programme"]
 )
-BILLS_ISSUED = Counter("iuran_bills_issued_total", "Monthly bills issued.", ["programme"])
 BILLS_UNPAID_PAST_DUE = Gauge(
     "iuran_bills_unpaid_past_due", "Issued bills unpaid after their due date.", ["programme"]
 )

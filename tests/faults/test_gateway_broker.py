@@ -16,13 +16,13 @@ from schemas.events import TOPIC_REGISTRATIONS
 from services.api.app import create_app
 from services.api.auth import ApiSettings, ApiToken
 from services.domain.programme import load_programmes
-from services.ledger.testing import scratch_database
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.kafka import ensure_topics
 from services.runtime.settings import Settings
 from tests.support.faults import wait_for
 from tests.support.gateway import template_csv, template_row
 from tests.support.kafka import collect
+from tests.support.ledger import scratch_database
 from tests.support.workers import registration
 
 pytestmark = pytest.mark.integration

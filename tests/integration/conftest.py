@@ -10,8 +10,8 @@ import pytest
 
 from services.domain.programme import Programme, load_programmes
 from services.ledger import book
-from services.ledger.testing import NikSource, scratch_database
 from services.runtime.settings import Settings
+from tests.support.ledger import NikSource, scratch_database
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment
-from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
 from services.runtime.settings import Settings
+from tests.support.ledger import NikSource, programme_copy, schedule, scratch_database
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment
-from services.ledger.testing import NikSource, schedule
 from services.runtime.settings import get_settings
+from tests.support.ledger import NikSource, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, resolve_discrepancy
 from services.ledger.report import finance_summary
-from services.ledger.testing import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ import pytest
 
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_REJECTED, RejectedEvent
 from services.domain.programme import load_programmes
-from services.ledger.testing import schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support import faults
 from tests.support.kafka import collect, publish
+from tests.support.ledger import schedule
 from tests.support.workers import unique_nik
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from services.ledger import book
 from services.ledger.bills import BillError, issue_bill, issue_prepaid_bill, record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, refund_credit
-from services.ledger.testing import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 

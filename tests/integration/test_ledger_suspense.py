@@ -17,7 +17,7 @@ from services.ledger.bills import Bill, issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate, migration_files
 from services.ledger.payments import ResolutionError, apply_payment, resolve_discrepancy
-from services.ledger.testing import NikSource, programme_copy, schedule, scratch_database
+from tests.support.ledger import NikSource, programme_copy, schedule, scratch_database
 
 pytestmark = pytest.mark.integration
 

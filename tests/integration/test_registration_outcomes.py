@@ -13,7 +13,7 @@ import pytest
 from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
-from services.ledger.testing import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,10 @@ from services.domain.schedule import contribution_id
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation, raise_allocation
-from services.ledger.testing import programme_copy, schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import publish
+from tests.support.ledger import programme_copy, schedule
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration

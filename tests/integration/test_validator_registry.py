@@ -15,9 +15,9 @@ from services.domain.enrolment import WorkerState, decide, empty_state
 from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
-from services.ledger.testing import programme_copy
 from services.validator.process import Incoming, Outcome, Source, decide_message, read_message
 from services.validator.registry import decide_alone, decide_batch, seed_from_ledger
+from tests.support.ledger import programme_copy
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 TODAY = registration().occurred_at.date()

@@ -25,12 +25,12 @@ from schemas.events import (
     RejectedEvent,
 )
 from services.domain.programme import load_programmes
-from services.ledger.testing import programme_copy, schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.security.test_fuzz import publish_cases
 from tests.support import faults
 from tests.support.kafka import collect
+from tests.support.ledger import programme_copy, schedule
 from tests.support.workers import unique_nik
 
 pytestmark = pytest.mark.integration

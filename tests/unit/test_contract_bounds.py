@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from schemas.events import INT64_MAX, ContributionSchedule, PaymentConfirmed
 from services.domain.programme import load_programmes
-from services.ledger.testing import schedule, worker_nik
 from services.runtime.settings import Settings
+from tests.support.ledger import schedule, worker_nik
 
 
 def _schedule() -> dict[str, Any]:
