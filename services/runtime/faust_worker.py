@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
 from collections.abc import Callable
 from typing import Any
 
 import faust
 
-from services.runtime import metrics
+from services.runtime import metrics, patches
 from services.runtime.http import Handler, OpsServer
-from services.runtime.kafka import client_options
 from services.runtime.settings import Settings
 
 
@@ -36,126 +33,6 @@ def broker_credentials(settings: Settings) -> Any:
     )
 
 
-_fetch_wait = {"ms": 50}
-
-
-def _bound_fetch_wait(ms: int) -> None:
-    """Faust builds its aiokafka consumer with fetch_max_wait_ms=1500 and no setting to
-    change it. The embedded broker holds a fetch for most of that wait even when data has
-    arrived, which put ~0.4 s on every hop of a quiet stream; Kafka answers as soon as
-    fetch_min_bytes are there, so a short wait costs it nothing. The wait is set on the
-    consumer Faust created, before it starts."""
-    from faust.transport.drivers import aiokafka as driver
-
-    _fetch_wait["ms"] = ms
-    thread_class = driver.AIOKafkaConsumerThread
-    if getattr(thread_class, "_iuran_fetch_wait", False):
-        return
-    original = thread_class._create_worker_consumer
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = _fetch_wait["ms"]  # noqa: SLF001
-        return consumer
-
-    thread_class._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
-    thread_class._iuran_fetch_wait = True  # type: ignore[attr-defined]
-
-
-_highwater_client: dict[str, Any] = {}
-
-
-async def true_highwaters(options: dict[str, Any], ends: dict[Any, int]) -> dict[Any, int]:
-    """End offsets confirmed by a fetch.
-
-    The embedded broker answers ListOffsets(latest) with the base offset of the partition's
-    last record batch plus one, not the last record's offset plus one; fetch responses carry
-    the right high watermark. Faust rebuilds a table from its changelog up to the
-    ListOffsets answer, so without this the last records of each changelog partition were
-    forgotten at every restart. On Kafka both answers agree and this changes nothing.
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    wanted = {tp: end for tp, end in ends.items() if end is not None and end > 0}
-    if not wanted:
-        return dict(ends)
-    probe = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
-                             fetch_max_wait_ms=50)
-    await probe.start()
-    try:
-        partitions = [TopicPartition(tp.topic, tp.partition) for tp in wanted]
-        probe.assign(partitions)
-        for tp, end in zip(partitions, wanted.values(), strict=True):
-            probe.seek(tp, end - 1)
-        await probe.getmany(timeout_ms=2000)
-        corrected = dict(ends)
-        for original, tp in zip(wanted, partitions, strict=True):
-            seen = probe.highwater(tp)
-            if seen is not None and seen > wanted[original]:
-                corrected[original] = seen
-        return corrected
-    finally:
-        await probe.stop()
-
-
-def _confirm_highwaters(options: dict[str, Any]) -> None:
-    """Make Faust's table recovery use :func:`true_highwaters`."""
-    from faust.transport.drivers import aiokafka as driver
-
-    _highwater_client["options"] = options
-    thread_class = driver.AIOKafkaConsumerThread
-    if getattr(thread_class, "_iuran_highwaters", False):
-        return
-    original = thread_class._highwaters
-
-    async def highwaters(self: Any, partitions: Any) -> Any:
-        ends = dict(await original(self, partitions))
-        if self.consumer.in_transaction:
-            return ends
-        return await true_highwaters(_highwater_client["options"], ends)
-
-    thread_class._highwaters = highwaters  # type: ignore[method-assign]
-    thread_class._iuran_highwaters = True  # type: ignore[attr-defined]
-
-
-def _flush_means_everything() -> None:
-    """Make Faust's producer-buffer flush wait until every buffered message is handed over.
-
-    Before committing offsets Faust flushes its producer, but the buffer that ``send_soon``
-    and every table write go through returned from ``flush`` as soon as one message took
-    longer than 0.1 s, and did not count the message being handed over at that moment.
-    Offsets could then be committed while schedules or changelog records were still in the
-    buffer, and a ``kill -9`` lost them for good. Now flush returns when the buffer is empty
-    and nothing is in flight; if the broker is away it waits, and so does the commit
-    (at-least-once).
-    """
-    from faust.transport import producer as faust_producer
-
-    buffer_class = faust_producer.ProducerBuffer
-    if getattr(buffer_class, "_iuran_flush", False):
-        return
-    send_pending = buffer_class._send_pending
-
-    async def counted_send_pending(self: Any, fut: Any) -> None:
-        self._iuran_in_flight = getattr(self, "_iuran_in_flight", 0) + 1
-        try:
-            await send_pending(self, fut)
-        finally:
-            self._iuran_in_flight -= 1
-
-    async def flush(self: Any) -> None:
-        while self.size or getattr(self, "_iuran_in_flight", 0):
-            if self.state != "running" and self.size:
-                raise RuntimeError("Cannot flush: Producer not Running")
-            self.message_sent.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
-
-    buffer_class._send_pending = counted_send_pending  # type: ignore[method-assign]
-    buffer_class.flush = flush  # type: ignore[method-assign]
-    buffer_class._iuran_flush = True  # type: ignore[attr-defined]
-
-
 def _request_timeout(settings: Settings) -> dict[str, Any]:
     """The producer's request timeout when one is configured (else Faust's default)."""
     seconds = settings.kafka_request_timeout_seconds
@@ -170,9 +47,7 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
     rebuilt from their changelog topics; producer batches are large because a contribution
     schedule is a few KiB and per-request overhead dominates with small batches.
     """
-    _bound_fetch_wait(settings.kafka_fetch_max_wait_ms)
-    _confirm_highwaters(client_options(settings))
-    _flush_means_everything()
+    patches.apply(settings.kafka_fetch_max_wait_ms)
     # one folder per process: two processes of a service on one machine must not share one
     datadir = settings.data_dir.resolve() / "faust" / f"{service}-{settings.port_of(service)}"
     datadir.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.runtime import metrics
+from services.runtime.patches import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def install_faust_lag(app: Any, service: str, topics: list[str], every: float = 
     @app.timer(every)
     async def _report_lag() -> None:
         consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", {})
+        committed = committed_offsets(consumer)
         try:
             publish_lag(service, consumer.assignment(), consumer.highwater, committed.get,
                         topics)
