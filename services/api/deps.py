@@ -3,7 +3,6 @@ producer of the registration gateway, and the caller's identity from the bearer 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from services.api.auth import Principal, TokenBook
 from services.api.producer import Gateway
 from services.domain.nik import mask_nik
 from services.runtime.database import RETRYABLE
+from services.runtime.retry import until_done
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,15 @@ class Database:
         self.detail = "PostgreSQL not connected yet"
 
     async def connect_forever(self) -> None:
-        delay = 0.2
-        while self.pool is None:
-            try:
-                self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.size)
-                self.detail = "ok"
-            except RETRYABLE as exc:
-                self.detail = f"PostgreSQL unreachable ({type(exc).__name__})"
-                log.warning("%s; retrying in %.1fs", self.detail, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        def waiting(exc: BaseException, delay: float) -> None:
+            self.detail = f"PostgreSQL unreachable ({type(exc).__name__})"
+            log.warning("%s; retrying in %.1fs", self.detail, delay)
+
+        async def create() -> asyncpg.Pool:
+            return await asyncpg.create_pool(self.url, min_size=1, max_size=self.size)
+
+        self.pool = await until_done(create, RETRYABLE, on_retry=waiting)
+        self.detail = "ok"
 
     def require(self) -> asyncpg.Pool:
         if self.pool is None:

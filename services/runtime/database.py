@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from services.runtime.retry import until_done
+
 log = logging.getLogger(__name__)
 
 RETRYABLE = (
@@ -35,19 +37,19 @@ async def connect_with_retry(
     max_delay: float = 5.0,
 ) -> asyncpg.Connection:
     """Connect, waiting with exponential backoff while PostgreSQL is unreachable."""
-    delay = 0.2
-    while True:
-        try:
-            connection = await asyncpg.connect(url, timeout=10)
-            if init is not None:
-                await init(connection)
-            if on_wait is not None:
-                on_wait(True)
-            return connection
-        except RETRYABLE as exc:
-            if on_wait is not None:
-                on_wait(False)
-            log.warning("PostgreSQL unreachable (%s); retrying in %.1fs",
-                        type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+
+    async def attempt() -> asyncpg.Connection:
+        connection = await asyncpg.connect(url, timeout=10)
+        if init is not None:
+            await init(connection)
+        if on_wait is not None:
+            on_wait(True)
+        return connection
+
+    def waiting(exc: BaseException, delay: float) -> None:
+        if on_wait is not None:
+            on_wait(False)
+        log.warning("PostgreSQL unreachable (%s); retrying in %.1fs",
+                    type(exc).__name__, delay)
+
+    return await until_done(attempt, RETRYABLE, on_retry=waiting, max_delay=max_delay)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from services.runtime import ops
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,15 @@ class OpsServer:
         return app
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": self.service})
+        return web.json_response(ops.health(self.service))
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        ready, detail = self._ready()
-        body = {"ready": ready, "service": self.service, "detail": detail}
-        return web.json_response(body, status=200 if ready else 503)
+        body, status = ops.readiness(self.service, *self._ready())
+        return web.json_response(body, status=status)
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(REGISTRY))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        response = web.Response(body=ops.metrics_text())
+        response.headers["Content-Type"] = ops.METRICS_CONTENT_TYPE
         return response
 
     async def start(self) -> None:

@@ -8,11 +8,10 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 
 from services.api.deps import Database, database
-from services.runtime import metrics
+from services.runtime import metrics, ops
 from services.runtime.database import RETRYABLE
 
 SERVICE = "api"
@@ -33,7 +32,7 @@ class Readiness(BaseModel):
 
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
-    return Health(status="ok", service=SERVICE)
+    return Health(**ops.health(SERVICE))
 
 
 @router.get("/readyz", response_model=Readiness,
@@ -48,12 +47,12 @@ async def readyz(db: Annotated[Database, Depends(database)]) -> JSONResponse:
         except (*RETRYABLE, asyncpg.PostgresError) as exc:
             detail = f"PostgreSQL unreachable ({type(exc).__name__})"
     metrics.SERVICE_READY.labels(SERVICE).set(1 if ready else 0)
-    return JSONResponse({"ready": ready, "service": SERVICE, "detail": detail},
-                        status_code=200 if ready else 503)
+    body, status = ops.readiness(SERVICE, ready, detail)
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
+            responses={200: {"content": {ops.METRICS_CONTENT_TYPE: {}},
                              "description": "Prometheus text format"}})
 async def prometheus_metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(ops.metrics_text(), media_type=ops.METRICS_CONTENT_TYPE)

@@ -1,0 +1,36 @@
+"""The shared backoff: transient faults are waited out, anything else is raised at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.runtime.retry import until_done
+
+
+async def test_a_transient_fault_is_retried_with_growing_delays() -> None:
+    calls: list[int] = []
+    waits: list[tuple[str, float]] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise OSError("refused")
+        return "connected"
+
+    result = await until_done(flaky, (OSError,), first=0.001, max_delay=0.002,
+                              on_retry=lambda exc, delay: waits.append((str(exc), delay)))
+    assert result == "connected"
+    assert len(calls) == 4
+    assert waits == [("refused", 0.001), ("refused", 0.002), ("refused", 0.002)]
+
+
+async def test_any_other_fault_is_raised_unchanged_without_retrying() -> None:
+    calls: list[int] = []
+
+    async def broken() -> None:
+        calls.append(1)
+        raise ValueError("a bug, not a fault")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await until_done(broken, (OSError,), first=0.001)
+    assert len(calls) == 1
