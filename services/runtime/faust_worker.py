@@ -95,7 +95,7 @@ def run_faust_app(
 
     ops = OpsServer(service, settings.http_host, settings.port_of(service), readiness, routes)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust types it loosely
     async def _start_ops() -> None:
         await ops.start()
         state["started"] = True

@@ -43,7 +43,7 @@ def publish_lag(
 def install_faust_lag(app: Any, service: str, topics: list[str], every: float = 10.0) -> None:
     """A Faust timer that reports the lag of the app's consumer on its source topics."""
 
-    @app.timer(every)
+    @app.timer(every)  # type: ignore[untyped-decorator]  # app is Any here
     async def _report_lag() -> None:
         consumer = app.consumer
         committed = committed_offsets(consumer)
