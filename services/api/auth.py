@@ -25,7 +25,6 @@ from services.runtime.settings import PLACEHOLDER_SECRETS, Settings, SettingsErr
 log = logging.getLogger(__name__)
 
 Role = Literal["finance", "ops", "auditor", "opd"]
-ROLES: tuple[Role, ...] = ("finance", "ops", "auditor", "opd")
 PERSONAL_DATA_ROLES: frozenset[str] = frozenset({"finance", "auditor"})
 MIN_TOKEN_LENGTH = 16
 
