@@ -29,6 +29,7 @@ from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.faust_worker import broker_credentials, create_faust_app
 from services.runtime.lag import install_faust_lag
+from services.runtime.retry import until_done
 from services.runtime.settings import Settings
 from services.validator import registry
 from services.validator.process import Incoming, Outcome, Source, decide_message, read_message
@@ -95,56 +96,51 @@ class Validator:
                   time.perf_counter() - started)
 
     async def _decide_until_done(self, batch: list[Incoming]) -> list[Outcome]:
-        delay = 0.2
         split = False
-        while True:
+
+        async def attempt() -> list[Outcome]:
+            nonlocal split
             try:
                 connection = await self._connect()
             except Exception as exc:  # e.g. a migration that cannot run yet: wait, not ready
-                self._health.waiting_for = "PostgreSQL"
-                log.error("cannot prepare PostgreSQL (%s); retrying in %.1fs",
-                          type(exc).__name__, delay)
                 self._connection = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-                continue
+                raise _Wait("cannot prepare PostgreSQL", "PostgreSQL", logging.ERROR) from exc
             try:
                 if split:
                     outcomes = [await registry.decide_alone(connection, i, self._decide)
                                 for i in batch]
                 else:
                     outcomes = await registry.decide_batch(connection, batch, self._decide)
-                self._health.waiting_for = None
-                return outcomes
             except RETRYABLE as exc:
-                self._health.waiting_for = "PostgreSQL"
-                log.warning("PostgreSQL failed deciding a batch (%s); retrying in %.1fs",
-                            type(exc).__name__, delay)
                 if self._connection is not None and not self._connection.is_closed():
                     await self._connection.close()
                 self._connection = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                raise _Wait("PostgreSQL failed deciding a batch", "PostgreSQL",
+                            logging.WARNING) from exc
             except Exception as exc:  # refused for a reason of one of its messages
-                if not split:
-                    log.error("a batch failed (%s); deciding its messages one by one",
-                              type(exc).__name__)
-                    split = True
-                    continue
-                # even a dead letter could not be written: wait, not ready, and try again
-                self._health.waiting_for = "PostgreSQL"
-                log.exception("the validator cannot record a failed message; retrying in "
-                              "%.1fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                if split:  # even a dead letter could not be written: wait, not ready
+                    raise _Wait("the validator cannot record a failed message", "PostgreSQL",
+                                logging.ERROR, trace=True) from exc
+                log.error("a batch failed (%s); deciding its messages one by one",
+                          type(exc).__name__)
+                split = True
+                return await attempt()
+            self._health.waiting_for = None
+            return outcomes
+
+        return await until_done(attempt, (_Wait,), on_retry=self._waiting,
+                                max_delay=MAX_BACKOFF_SECONDS)
 
     async def _deliver(self, outcomes: list[Outcome]) -> None:
         """Send every output in order and wait until the broker has taken each one. After
         a failure everything from the first failed output on is sent again, in order
         (sinks ignore a repeat; the order of one NIK's outputs is kept)."""
         pending = _outputs(outcomes, self._contributions, self._rejected)
-        delay = 0.2
-        while pending:
+        if not pending:
+            return
+
+        async def attempt() -> None:
+            nonlocal pending
             futures: list[Any] = []
             failed_at: int | None = None
             error: BaseException | None = None
@@ -162,12 +158,30 @@ class Validator:
             if failed_at is None:
                 self._health.waiting_for = None
                 return
-            self._health.waiting_for = "the broker"
-            log.warning("%d outputs of a batch not delivered (%s); sending them again in "
-                        "%.1fs", len(pending) - failed_at, type(error).__name__, delay)
+            undelivered = len(pending) - failed_at
             pending = pending[failed_at:]
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            raise _Wait(f"{undelivered} outputs of a batch not delivered", "the broker",
+                        logging.WARNING, again="sending them again") from error
+
+        await until_done(attempt, (_Wait,), on_retry=self._waiting,
+                         max_delay=MAX_BACKOFF_SECONDS)
+
+    def _waiting(self, exc: BaseException, delay: float) -> None:
+        """Before each backoff wait: not ready, and one log line saying why."""
+        if not isinstance(exc, _Wait):
+            return
+        self._health.waiting_for = exc.on
+        log.log(exc.level, "%s (%s); %s in %.1fs", exc.what, type(exc.__cause__).__name__,
+                exc.again, delay, exc_info=exc.__cause__ if exc.trace else None)
+
+
+class _Wait(Exception):
+    """A batch that must wait (backoff) for ``on`` before it is tried again."""
+
+    def __init__(self, what: str, on: str, level: int, *, trace: bool = False,
+                 again: str = "retrying") -> None:
+        super().__init__(what)
+        self.what, self.on, self.level, self.trace, self.again = what, on, level, trace, again
 
 
 async def _migrated(connection: asyncpg.Connection) -> None:
