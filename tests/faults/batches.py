@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import asyncpg
-import pytest
 
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
 from services.runtime.stack import ServiceProcesses
@@ -27,21 +26,6 @@ from tests.support.workers import as_message, registration
 PREMIUM = 16_800
 EVERY_GROUP = [(GROUPS["validator"], TOPIC_REGISTRATIONS), (GROUPS["ledger"], TOPIC_CONTRIBUTIONS),
                (GROUPS["projector"], TOPIC_CONTRIBUTIONS)]
-
-# Faust rebuilds a table from its changelog only up to the partition's "high water" offset,
-# and the embedded broker (Tansu) answers ListOffsets with the base offset of the last record
-# batch plus one instead of the last record's offset plus one. A restarted validator or
-# projector therefore forgets the tail of each changelog partition. Until that is fixed, the
-# tests below that restart them gracefully are expected to fail, and the kill/rebalance
-# tests hold the projector to "never more than the ledger" instead of "equal".
-TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL = False
-table_recovery_bug = pytest.mark.xfail(
-    TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL, strict=True,
-    reason="Faust table recovery stops at the embedded broker's high water, which is the "
-           "last record batch's base offset + 1: the last records of each changelog "
-           "partition are not restored after a restart (services/runtime, Faust + Tansu)",
-)
-
 
 def batch(rng: random.Random, workers: int) -> tuple[list[tuple[bytes, bytes]], list[str]]:
     """``workers`` registrations, a few of them published twice (same event id)."""
@@ -87,8 +71,6 @@ async def projector_agrees(settings: Any, totals: LedgerTotals,
         return bool(seen) and (seen["contributions_booked"], seen["active_workers"]) == (
             totals.contributions, totals.workers)
 
-    if TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL:
-        within = min(within, 5.0)
     await wait_for(agrees, within=within, interval=0.5)
     return await snapshot() or {}
 
@@ -114,11 +96,6 @@ def assert_ledger_exact(expected: int, totals: LedgerTotals) -> None:
 
 def assert_projector_right(totals: LedgerTotals, projected: dict[str, Any]) -> None:
     booked, workers = projected.get("contributions_booked"), projected.get("active_workers")
-    if TABLE_RECOVERY_LOSES_THE_CHANGELOG_TAIL:  # see table_recovery_bug: never more
-        assert booked is not None and booked <= totals.contributions, \
-            f"projector counts {booked} contributions, the ledger {totals.contributions}"
-        assert workers is not None and workers <= totals.workers
-        return
     assert booked == totals.contributions, f"projector {booked} != ledger {totals.contributions}"
     assert workers == totals.workers, f"projector {workers} workers != ledger {totals.workers}"
 

@@ -27,7 +27,6 @@ from tests.faults.batches import (
     kill,
     projector_agrees,
     settled,
-    table_recovery_bug,
     verdict,
 )
 from tests.support import faults
@@ -170,7 +169,6 @@ async def test_replaying_the_registrations_topic_from_zero_changes_nothing(
         after.contributions, after.workers)
 
 
-@table_recovery_bug
 async def test_a_restarted_validator_and_projector_forget_nothing(
     crash_stack: FaultStack,
 ) -> None:
