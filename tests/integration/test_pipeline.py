@@ -21,6 +21,7 @@ from services.domain.schedule import contribution_id
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
+from tests.support.settle import handled
 from tests.support.workers import as_message, registration
 
 pytestmark = pytest.mark.integration
@@ -98,7 +99,7 @@ async def test_replaying_the_same_events_books_nothing_twice(
     assert {e.code for r in rejected for e in RejectedEvent.model_validate_json(r.value).errors} \
         == {"duplicate_enrollment"}
 
-    await asyncio.sleep(2)  # the replays have passed through every service by now
+    await handled(settings)  # the replays have passed through every service
     assert len(await booked_for(db, niks)) == 120
     after = await db.fetchval("SELECT count(*) FROM ledger.transfers t JOIN "
                               "ledger.contributions c USING (contribution_id) "
