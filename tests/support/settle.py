@@ -38,14 +38,14 @@ async def read_to_end(settings: Settings, topic: str, keep: Callable[[ConsumerRe
     """Every record of ``topic`` up to its end (as it is at the call) that passes ``keep``."""
     deadline = time.monotonic() + within
     ends = await end_offsets(settings, topic)
+    wanted = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
+    if not wanted:
+        return []
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     found: list[ConsumerRecord] = []
     try:
-        wanted = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-        if not wanted:
-            return found
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
         remaining = set(wanted)
