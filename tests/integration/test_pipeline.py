@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import date
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,9 +19,12 @@ from schemas.events import (
     ContributionSchedule,
     RejectedEvent,
 )
+from services.domain.nik import encode_nik
 from services.domain.schedule import contribution_id
+from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support import faults
 from tests.support.kafka import collect, publish
 from tests.support.settle import handled
 from tests.support.workers import as_message, registration
@@ -128,3 +133,80 @@ async def test_malformed_json_lands_in_the_rejected_topic(
     assert "missing_field" in {e.code for e in rejected[b"3573010101900002"].errors}
     # the stream keeps flowing: the good event behind them is booked
     assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+
+
+async def test_a_schedule_the_ledger_cannot_read_is_rejected_as_malformed_schedule(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    """Something other than the validator wrote to the contributions topic: the ledger sends
+    it to the rejected topic as ``malformed_schedule`` and books the schedules behind it."""
+    marker = uuid.uuid4().hex
+    good = registration()
+    await publish(settings, TOPIC_CONTRIBUTIONS, [
+        (good.worker.nik.encode(), json.dumps({"schedule_id": marker}).encode())])
+    await publish(settings, TOPIC_REGISTRATIONS, [as_message(good)])
+    records = await collect(settings, TOPIC_REJECTED, lambda r: marker.encode() in r.value,
+                            want=1)
+    assert len(records) == 1
+    event = RejectedEvent.model_validate_json(records[0].value)
+    assert event.source_topic == TOPIC_CONTRIBUTIONS
+    assert [e.code for e in event.errors] == ["malformed_schedule"]
+    assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+
+
+def _programme_past_year_9999(folder: Path) -> Path:
+    """The deployed programmes and one more whose last month is 9999-12: a registration for
+    it passes every rule, yet its schedule runs past what a date can hold, so the validator
+    fails on it (a configuration the domain cannot compute; no rule gives it a code)."""
+    folder.mkdir()
+    deployed = Settings().programmes_dir
+    for path in deployed.glob("*.toml"):
+        (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (deployed / "malang-2025.toml").read_text(encoding="utf-8")
+    for old, new in (('id = "malang-2025"', 'id = "far-9999"'), ("fiscal_year = 2025",
+                     "fiscal_year = 9999"), ('first_period = "2025-12"', 'first_period = '
+                     '"9999-12"'), ('last_period = "2026-11"', 'last_period = "9999-12"'),
+                     ("min_age = 15", "min_age = 0"), ("max_age = 65", "max_age = 120")):
+        assert old in text, old
+        text = text.replace(old, new)
+    (folder / "far-9999.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+async def test_an_event_the_validator_fails_on_is_rejected_as_internal_error(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The validator's own failure on one event: it lands in the rejected topic as
+    ``internal_error`` (counted, logged with its place), and the stream flows on."""
+    programmes = _programme_past_year_9999(tmp_path / "programmes")
+    ours = settings.model_copy(update={"programmes_dir": programmes,
+                                       "validator_port": free_port()})
+    validator = ServiceProcesses(ours, ["validator"], tmp_path / "logs")
+    nik = encode_nik("35", "73", "01", date(1990, 1, 1), "M", 1 + uuid.uuid4().int % 9998)
+    body = json.loads(registration().model_dump_json())
+    body.update(programme="far-9999", coverage_start="9999-12",
+                occurred_at="9999-06-01T09:00:00+07:00")
+    body["worker"].update(nik=nik, birth_date="9990-01-01")
+    good = registration()
+    stack.stop("validator")  # this test's validator takes every partition
+    try:
+        validator.start()
+        validator.wait_ready(timeout=120)
+        await publish(settings, TOPIC_REGISTRATIONS, [(nik.encode(), json.dumps(body).encode()),
+                                                      as_message(good)])
+        records = await collect(settings, TOPIC_REJECTED,
+                                lambda r: body["event_id"].encode() in r.value, want=1)
+        assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+        metrics = faults.metrics_text(ours, "validator")
+    finally:
+        validator.stop()
+        stack.start("validator")
+        stack.wait_ready(timeout=120)
+    assert len(records) == 1
+    event = RejectedEvent.model_validate_json(records[0].value)
+    assert [e.code for e in event.errors] == ["internal_error"]
+    assert event.original == json.dumps(body)
+    assert faults.metric_value(
+        metrics, 'iuran_registrations_rejected_total{code="internal_error"}') == 1
+    log = (tmp_path / "logs" / "validator.log").read_text(encoding="utf-8")
+    assert "validator failed on an event" in log and nik not in log
