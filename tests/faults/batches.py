@@ -6,18 +6,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
+from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import (
     GROUPS,
+    INPUT_TOPIC,
     FaultStack,
     LedgerTotals,
+    Progress,
+    committed_total,
+    consumed_events,
     coverage_of,
     ledger_totals,
+    publish_paced,
+    record,
     wait_caught_up,
     wait_for,
 )
@@ -27,9 +35,13 @@ PREMIUM = 16_800
 EVERY_GROUP = [(GROUPS["validator"], TOPIC_REGISTRATIONS), (GROUPS["ledger"], TOPIC_CONTRIBUTIONS),
                (GROUPS["projector"], TOPIC_CONTRIBUTIONS)]
 
+SENT_NIKS: list[str] = []  # every NIK a batch of this session carried
+
+
 def batch(rng: random.Random, workers: int) -> tuple[list[tuple[bytes, bytes]], list[str]]:
     """``workers`` registrations, a few of them published twice (same event id)."""
     events = [registration() for _ in range(workers)]
+    SENT_NIKS.extend(e.worker.nik for e in events)
     messages = [as_message(e) for e in events]
     messages += rng.sample(messages, k=max(1, workers // 20))
     rng.shuffle(messages)
@@ -118,3 +130,67 @@ def kill(services: ServiceProcesses, name: str, *, restart: bool) -> int:
     return pid
 
 
+@dataclass(frozen=True)
+class Mark:
+    consumed: int  # events the running processes of a service handled since they started
+    committed: int  # offsets its consumer group committed on its input topic
+
+
+async def mark(instances: list[Settings], name: str) -> Mark:
+    """Where a service stands; ``instances`` are the settings of each of its processes."""
+    topic = INPUT_TOPIC[name]
+    consumed = 0
+    for settings in instances:
+        consumed += await asyncio.to_thread(consumed_events, settings, name, topic)
+    return Mark(consumed, await committed_total(instances[0], GROUPS[name], topic))
+
+
+async def marks(instances: list[Settings]) -> dict[str, Mark]:
+    return {name: await mark(instances, name) for name in INPUT_TOPIC}
+
+
+async def kill_holding_work(services: ServiceProcesses, instances: list[Settings], name: str,
+                            since: dict[str, Mark], *, restart: bool,
+                            wait: float = 3.0) -> tuple[int, int]:
+    """kill -9 a service while its process holds work it has not committed: once it handled
+    more events since ``since`` than its group committed (waiting up to ``wait`` s). Returns
+    the pid and that uncommitted work measured across the kill: events handled up to just
+    before it, minus the offsets committed once the process was dead. With two instances
+    (``instances``) the figure is their group's."""
+    start, topic = since[name], INPUT_TOPIC[name]
+    deadline = time.monotonic() + wait
+    now = await mark(instances, name)
+    while (now.consumed - start.consumed <= now.committed - start.committed
+           and time.monotonic() < deadline):
+        await asyncio.sleep(0.05)
+        now = await mark(instances, name)
+    consumed = sum(consumed_events(s, name, topic) for s in instances)
+    pid = kill(services, name, restart=False)
+    committed = await committed_total(instances[0], GROUPS[name], topic)
+    if restart:
+        services.start(name)
+    return pid, (consumed - start.consumed) - (committed - start.committed)
+
+
+
+
+# The names and the phone number (in its notations) that every batch's workers carry.
+PERSONAL_DATA = ["Budi Santoso", "Siti Rahayu", "0812-3456-7890", "081234567890",
+                 "6281234567890", "+6281234567890"]
+
+
+async def assert_logs_carry_no_personal_data(stack: FaultStack) -> None:
+    """The service logs of a fault stack (kills, outages, restarts and all) hold no full
+    NIK, name or phone number of any batch; run alone, a small batch goes through first, so
+    that there is always something to look for."""
+    if not SENT_NIKS:
+        before = await settled(stack, 0)
+        messages, niks = batch(random.Random(7), 20)
+        await publish_paced(stack.settings, TOPIC_REGISTRATIONS, messages, chunks=1, pause=0,
+                            progress=Progress())
+        await settled(stack, before.contributions + len(niks) * 12)
+    logs = stack.logs()
+    assert len(logs) > 1000, "no service logs to scan"
+    found = sorted({s for s in [*SENT_NIKS, *PERSONAL_DATA] if s in logs})
+    record("fault.logs-scanned", log_chars=len(logs), niks=len(SENT_NIKS), leaked=len(found))
+    assert not found, f"the fault stack's logs carry personal data: {found[:10]}"
