@@ -190,7 +190,7 @@ async def assert_logs_carry_no_personal_data(stack: FaultStack) -> None:
                             progress=Progress())
         await settled(stack, before.contributions + len(niks) * 12)
     logs = stack.logs()
-    assert len(logs) > 1000, "no service logs to scan"
+    assert logs.strip(), "no service logs to scan"
     found = sorted({s for s in [*SENT_NIKS, *PERSONAL_DATA] if s in logs})
     record("fault.logs-scanned", log_chars=len(logs), niks=len(SENT_NIKS), leaked=len(found))
     assert not found, f"the fault stack's logs carry personal data: {found[:10]}"
