@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 25808
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run up test test-unit lint schemas clean bench chaos
+.PHONY: help install tools run up test test-unit lint schemas clean bench profile chaos
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,11 +55,15 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check schemas services tests
 	$(BIN)/mypy schemas services/domain
 
-schemas: install ## regenerate the JSON Schema files in schemas/ from the models
+schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's schema.sql
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m services.ledger.dump_schema
 
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache
 
-bench: install ## benchmark: raw floor vs iuran, latency, memory, scale-out (writes bench-results.json)
+bench: install ## issue 14's figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
 	$(BIN)/iuran bench $(BENCH_ARGS)
+
+profile: install ## the Malang batch with every service under py-spy; summaries in .iuran/profiles/ (PROFILE_ARGS)
+	$(BIN)/iuran bench --profile $(PROFILE_ARGS)

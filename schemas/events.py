@@ -7,7 +7,15 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 TOPIC_REGISTRATIONS = "iuran.registrations.v1"
 TOPIC_REJECTED = "iuran.registrations.rejected.v1"
@@ -27,8 +35,21 @@ Nik = Annotated[
         examples=["3573014507900001"],
     ),
 ]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The bounds the ledger's tables enforce, checked at the edge so that a bad event is rejected
+# with a code instead of failing in SQL: no NUL character in text (PostgreSQL text cannot
+# hold one), amounts within BIGINT, a schedule's NIK 16 ASCII digits.
+INT64_MAX = 2**63 - 1
+NO_NUL = r"^[^\x00]*$"
+ScheduleNik = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{16}$"),
+    Field(description="Nomor Induk Kependudukan: 16 digits.", examples=["3573014507900001"]),
+]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 Rupiah = Annotated[int, Field(ge=0, description="Integer rupiah.")]
+BigintRupiah = Annotated[int, Field(ge=0, le=INT64_MAX, description="Integer rupiah.")]
+PositiveRupiah = Annotated[
+    int, Field(gt=0, le=INT64_MAX, description="Integer rupiah, more than zero.")]
 
 
 class Category(StrEnum):
@@ -47,13 +68,13 @@ class _Event(BaseModel):
 
 class Worker(_Event):
     nik: Nik
-    full_name: Annotated[str, StringConstraints(max_length=200)]
+    full_name: Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
     birth_date: date
     sex: Literal["M", "F"]
     category: Category
     kecamatan: Code
     kelurahan: Code
-    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=NO_NUL)] | None = None
 
 
 class _RegistrationBase(_Event):
@@ -75,7 +96,7 @@ class WorkerDeregistered(_RegistrationBase):
     event_type: Literal["deregistered"]
     nik: Nik
     effective_period: Period = Field(description="First month no longer paid.")
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 RegistrationEvent = Annotated[
@@ -111,11 +132,15 @@ class RejectedEvent(_Event):
     event_id: str | None = None
     opd_code: str | None = None
     programme: str | None = None
+    rejection_id: UUID | None = Field(
+        default=None,
+        description="Stable id of this rejection: a redelivery of the same message is "
+                    "rejected again with the same id, so consumers can ignore the repeat.")
 
 
 class Components(_Event):
-    jkk: Rupiah
-    jkm: Rupiah
+    jkk: BigintRupiah
+    jkm: BigintRupiah
 
 
 class ContributionDue(_Event):
@@ -123,7 +148,7 @@ class ContributionDue(_Event):
         description="UUIDv5 of programme, NIK and period (and of the generation, from 1 on).")
     period: Period
     due_date: date
-    amount_idr: Rupiah
+    amount_idr: PositiveRupiah
     components: Components
     generation: int = Field(
         default=0, ge=0,
@@ -131,11 +156,17 @@ class ContributionDue(_Event):
                     "cancelled (deregistered): 0 the first time a month is paid, 1 when it is "
                     "paid again after a deregistration, and so on.")
 
+    @model_validator(mode="after")
+    def _components_add_up(self) -> ContributionDue:
+        if self.components.jkk + self.components.jkm != self.amount_idr:
+            raise ValueError("components.jkk + components.jkm must equal amount_idr")
+        return self
+
 
 class ContributionSchedule(_Event):
     schedule_id: UUID
     kind: Literal["due", "cancelled"]
-    nik: Nik
+    nik: ScheduleNik
     programme: Code
     opd_code: Code
     category: Category
@@ -146,14 +177,18 @@ class ContributionSchedule(_Event):
         default=None, description="When the registration event happened (for event age)."
     )
     contributions: list[ContributionDue]
+    warnings: list[RejectionError] = Field(
+        default_factory=list,
+        description="Checks that failed without refusing the registration (stable codes, "
+                    "e.g. nik_birth_date_mismatch): for finance and the OPD to look at.")
 
 
 class PaymentConfirmed(_Event):
     payment_id: UUID
     programme: Code
     period: Period
-    amount_idr: Rupiah
-    reference: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    amount_idr: PositiveRupiah
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
     paid_at: AwareDatetime
 
 

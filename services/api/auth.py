@@ -1,9 +1,11 @@
 """Bearer tokens with roles, from configuration (``IURAN_API_TOKENS``).
 
 Roles: ``finance`` and ``auditor`` may see personal data (full NIKs); ``ops`` sees masked
-NIKs and cannot export, read discrepancies or look a worker up by NIK. Tokens are compared
-in constant time; in development, documented default tokens are used when none is set, in
-production a missing or placeholder token refuses to start.
+NIKs and cannot export, read discrepancies or look a worker up by NIK; ``opd`` is a city
+agency: it names its ``opd_code`` and ``programmes``, may register workers through the
+gateway (/v1/registrations) and sees its own workers and submissions, nothing else.
+Tokens are compared in constant time; in development, documented default tokens are used
+when none is set, in production a missing or placeholder token refuses to start.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,8 +24,8 @@ from services.runtime.settings import PLACEHOLDER_SECRETS, Settings, SettingsErr
 
 log = logging.getLogger(__name__)
 
-Role = Literal["finance", "ops", "auditor"]
-ROLES: tuple[Role, ...] = ("finance", "ops", "auditor")
+Role = Literal["finance", "ops", "auditor", "opd"]
+ROLES: tuple[Role, ...] = ("finance", "ops", "auditor", "opd")
 PERSONAL_DATA_ROLES: frozenset[str] = frozenset({"finance", "auditor"})
 MIN_TOKEN_LENGTH = 16
 
@@ -32,17 +35,26 @@ DEV_TOKENS: tuple[tuple[str, Role], ...] = (
     ("iuran-dev-ops-token", "ops"),
     ("iuran-dev-auditor-token", "auditor"),
 )
+# Development only, like DEV_TOKENS: one OPD token per a couple of OPDs (token, OPD,
+# programmes), documented in docs/publishing.md.
+DEV_OPD_TOKENS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("iuran-dev-opd-dishub-token", "DISHUB", ("malang-2025",)),
+    ("iuran-dev-opd-dinsos-token", "DINSOS", ("malang-2025",)),
+)
 
 
 class ApiToken(BaseModel):
     """One token: ``{"token": "...", "role": "finance", "name": "bpkad-bi"}`` (or ``roles``:
-    a list)."""
+    a list). An OPD's token also names the OPD and the programmes it registers in:
+    ``{"token": "...", "role": "opd", "opd_code": "DISHUB", "programmes": ["malang-2025"]}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     token: SecretStr
     roles: tuple[Role, ...] = Field(min_length=1)
     name: str = Field(default="unnamed", max_length=64)
+    opd_code: str | None = Field(default=None, min_length=1, max_length=64)
+    programmes: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -52,6 +64,20 @@ class ApiToken(BaseModel):
             role = data.pop("role")
             data.setdefault("roles", [role])
         return data
+
+    @model_validator(mode="after")
+    def _opd_names_its_agency(self) -> ApiToken:
+        if "opd" in self.roles:
+            if not self.opd_code or not self.programmes:
+                raise ValueError("a token with role opd needs opd_code and programmes")
+            if len(self.roles) > 1:
+                raise ValueError("role opd is not combined with other roles")
+        elif self.opd_code is not None or self.programmes:
+            raise ValueError("opd_code and programmes belong to tokens with role opd")
+        return self
+
+
+DEVELOPMENT_SECRETS = frozenset(t for t, _ in DEV_TOKENS) | {t for t, _, _ in DEV_OPD_TOKENS}
 
 
 class ApiSettings(BaseSettings):
@@ -66,12 +92,20 @@ class ApiSettings(BaseSettings):
     )
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
     pool_size: int = Field(default=5, ge=1, le=50)
+    max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="largest body POST /v1/registrations accepts (413 beyond)")
+    max_upload_rows: int = Field(
+        default=5000, ge=1, le=100_000,
+        description="most rows or events one submission may hold (422 beyond)")
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     roles: frozenset[str]
+    opd_code: str | None = None  # the OPD of an ``opd`` token
+    programmes: frozenset[str] = frozenset()
 
     @property
     def personal_data(self) -> bool:
@@ -98,7 +132,7 @@ def load_api_settings(settings: Settings) -> ApiSettings:
         for item in api.tokens:
             secret = item.token.get_secret_value()
             if (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_TOKEN_LENGTH
-                    or secret in {t for t, _ in DEV_TOKENS}):
+                    or secret in DEVELOPMENT_SECRETS):
                 raise SettingsError(
                     f"IURAN_API_TOKENS: token {item.name!r} is a placeholder or shorter than "
                     f"{MIN_TOKEN_LENGTH} characters")
@@ -106,9 +140,25 @@ def load_api_settings(settings: Settings) -> ApiSettings:
         log.warning("IURAN_API_TOKENS is not set: using the development tokens (see "
                     "docs/finance.md); never in production")
         api = api.model_copy(update={"tokens": [
-            ApiToken(token=SecretStr(token), roles=(role,), name=f"dev-{role}")
-            for token, role in DEV_TOKENS]})
+            *(ApiToken(token=SecretStr(token), roles=(role,), name=f"dev-{role}")
+              for token, role in DEV_TOKENS),
+            *(ApiToken(token=SecretStr(token), roles=("opd",), name=f"dev-opd-{opd.lower()}",
+                       opd_code=opd, programmes=programmes)
+              for token, opd, programmes in DEV_OPD_TOKENS)]})
     return api
+
+
+def check_opd_tokens(api: ApiSettings, opds_of: Mapping[str, Collection[str]]) -> None:
+    """Every OPD token names configured programmes and an OPD each of them allows
+    (``opds_of``: programme id -> its OPD codes); SettingsError otherwise."""
+    for item in api.tokens:
+        for programme in item.programmes:
+            if programme not in opds_of:
+                raise SettingsError(f"IURAN_API_TOKENS: token {item.name!r} names unknown "
+                                    f"programme {programme!r}")
+            if item.opd_code not in opds_of[programme]:
+                raise SettingsError(f"IURAN_API_TOKENS: token {item.name!r}: OPD "
+                                    f"{item.opd_code!r} may not register in {programme}")
 
 
 class TokenBook:
@@ -125,4 +175,5 @@ class TokenBook:
                 found = item
         if found is None:
             return None
-        return Principal(found.name, frozenset(found.roles))
+        return Principal(found.name, frozenset(found.roles), found.opd_code,
+                         frozenset(found.programmes))

@@ -1,15 +1,18 @@
-"""Query parameters of the API, validated with readable messages (422 otherwise)."""
+"""Query parameters of the API, validated with readable messages (422 otherwise). The list
+filters are declared here once and shared by every list endpoint as dependencies."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Query
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
+from schemas.events import Category
 from services.domain.periods import PeriodError, parse_period
 
 
@@ -59,3 +62,35 @@ def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
         raise HTTPException(422, detail="cursor is not valid: pass next_cursor of the "
                                         "previous page unchanged")
     return values
+
+
+Filters = dict[str, Any]
+
+
+def _period_range(period_from: PeriodParam = None, period_to: PeriodParam = None) -> Filters:
+    check_range(period_from, period_to)
+    return {"period_from": period_from, "period_to": period_to}
+
+
+def _worker_filters(opd_code: Code = None, category: Category | None = None,
+                    kecamatan: Code = None, nik: NikParam = None) -> Filters:
+    return {"opd_code": opd_code, "category": category.value if category else None,
+            "kecamatan": kecamatan, "nik": nik}
+
+
+def _limit(request: Request, limit: Annotated[int, Query(
+        ge=1, description="rows per page, 1 to IURAN_API_MAX_PAGE_SIZE (default 1000)")] = 100,
+           ) -> int:
+    largest: int = request.app.state.api_settings.max_page_size
+    if limit > largest and "limit" in request.query_params:  # as FastAPI: defaults pass
+        raise RequestValidationError([{
+            "type": "less_than_equal", "loc": ("query", "limit"),
+            "msg": f"Input should be less than or equal to {largest}", "input": str(limit),
+            "ctx": {"le": largest}}])
+    return limit
+
+
+PeriodRange = Annotated[Filters, Depends(_period_range)]
+WorkerFilters = Annotated[Filters, Depends(_worker_filters)]
+Limit = Annotated[int, Depends(_limit)]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]

@@ -1,5 +1,6 @@
-"""`iuran service api`: the read API under uvicorn on IURAN_API_PORT (default 8100), with
-/healthz, /readyz and /metrics like every service."""
+"""`iuran service api`: the API (finance reads, the registration gateway, the coverage and
+OPD pages) under uvicorn on IURAN_API_PORT (default 8100), with /healthz, /readyz and
+/metrics like every service."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import uvicorn
 
 from services.api.app import create_app
-from services.api.auth import load_api_settings
+from services.api.auth import check_opd_tokens, load_api_settings
 from services.api.coverage import coverage_router
 from services.domain.programme import load_programmes
 from services.runtime.settings import Settings, SettingsError
@@ -18,15 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def run(settings: Settings) -> int:
+    programmes = load_programmes(settings.programmes_dir)
     try:
         api_settings = load_api_settings(settings)  # no placeholder tokens in production
+        check_opd_tokens(api_settings, {p.id: p.opds for p in programmes.values()})
     except SettingsError as exc:
         sys.stderr.write(f"iuran: bad configuration: {exc}\n")
         return 2
     assert settings.database_url
-    programmes = load_programmes(settings.programmes_dir)
     app = create_app(settings.database_url, api_settings,
-                     routers=[lambda pool: coverage_router(pool, lambda: programmes)])
+                     routers=[lambda pool: coverage_router(pool, lambda: programmes)],
+                     kafka=settings if settings.kafka_bootstrap else None,
+                     programmes=programmes)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.api_port, log_config=None,
         access_log=False, proxy_headers=False, server_header=False,

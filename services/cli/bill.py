@@ -1,4 +1,5 @@
-"""``iuran bill``: issue the monthly bill ("tagihan") of a programme and month, list bills.
+"""``iuran bill``: issue the bill of a programme ("tagihan": monthly, or prepaid at
+enrolment), list bills, list and refund the credits of deregistered billed months.
 
 A bill is frozen once issued; issuing again bills only what was booked since (a
 supplementary bill, sequence 2, 3, ...)."""
@@ -8,12 +9,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import uuid
+from datetime import date
 
 import asyncpg
 
 from services.cli.ledger_db import programme_of, rupiah, with_ledger
 from services.domain.periods import PeriodError, parse_period
-from services.ledger.bills import Bill, issue_bill
+from services.ledger.bills import Bill, BillError, issue_bill, issue_prepaid_bill
+from services.ledger.payments import ResolutionError, refund_credit
 from services.runtime.settings import Settings
 
 
@@ -25,35 +29,73 @@ def _period(text: str) -> str:
     return text
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a contribution id (UUID)") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("bill", help="monthly bills to BPJS: issue, list")
+    parser = sub.add_parser("bill", help="bills to BPJS: issue, list; credits")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    issue = actions.add_parser("issue", help="freeze the bill of a month (or a supplementary)")
+    issue = actions.add_parser(
+        "issue", help="freeze the bill of a month (monthly billing) or the prepaid bill of a "
+                      "day (prepaid billing); again: a supplementary bill")
     issue.add_argument("--programme", required=True, help="programme id, e.g. malang-2025")
-    issue.add_argument("--period", required=True, type=_period, help="the month, YYYY-MM")
+    when = issue.add_mutually_exclusive_group(required=True)
+    when.add_argument("--period", type=_period, help="monthly billing: the month, YYYY-MM")
+    when.add_argument("--on", type=_day,
+                      help="prepaid billing: the day it is billed and paid, YYYY-MM-DD")
     issue.add_argument("--by", default=None, help="who issues it (default: your user name)")
     issue.set_defaults(handler=handle_issue)
     listing = actions.add_parser("list", help="the bills issued, with their status")
     listing.add_argument("--programme", default=None)
     listing.add_argument("--period", default=None, type=_period)
     listing.set_defaults(handler=handle_list)
+    credits = actions.add_parser("credits", help="credits at BPJS (deregistered billed "
+                                                 "months, carried-over payments)")
+    credits.add_argument("--programme", default=None)
+    credits.set_defaults(handler=handle_credits)
+    refund = actions.add_parser("refund-credit",
+                                help="refund the credit of a deregistered billed month")
+    refund.add_argument("contribution_id", type=_uuid)
+    refund.add_argument("--reason", required=True, help="e.g. refund letter to BPJS, ref ...")
+    refund.add_argument("--by", default=None, help="who decided (default: your user name)")
+    refund.set_defaults(handler=handle_refund)
 
 
 def handle_issue(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.errors import CliError
+
     programme = programme_of(settings, args.programme)
     by = args.by or getpass.getuser()
 
     async def work(connection: asyncpg.Connection) -> Bill | None:
+        if args.on is not None:
+            return await issue_prepaid_bill(connection, programme, args.on, issued_by=by)
         return await issue_bill(connection, programme, args.period, issued_by=by)
 
-    bill = with_ledger(settings, work)
+    try:
+        bill = with_ledger(settings, work)
+    except BillError as exc:
+        raise CliError(str(exc)) from exc
+    when = args.on.isoformat() if args.on is not None else args.period
     if bill is None:
-        sys.stdout.write(f"{programme.id} {args.period}: nothing left to bill\n")
+        sys.stdout.write(f"{programme.id} {when}: nothing left to bill\n")
         return 0
-    kind = "bill" if bill.sequence == 1 else "supplementary bill"
+    kind = f"{bill.billing} bill" if bill.sequence == 1 else f"supplementary {bill.billing} bill"
     sys.stdout.write(f"{programme.id} {bill.period}: {kind} #{bill.sequence} issued, "
-                     f"{bill.lines:,} contributions, {rupiah(bill.amount_idr)}, due "
-                     f"{bill.due_date.isoformat()} (bill_id {bill.bill_id})\n")
+                     f"{bill.workers:,} workers, {bill.lines:,} contributions, "
+                     f"{rupiah(bill.amount_idr)}, due {bill.due_date.isoformat()} "
+                     f"(bill_id {bill.bill_id})\n")
     return 0
 
 
@@ -67,9 +109,46 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = with_ledger(settings, work)
     for r in rows:
-        sys.stdout.write(f"{r['programme']} {r['period']} #{r['sequence']}: {r['workers']:,} "
-                         f"contributions, {rupiah(r['amount_idr'])}, due {r['due_date']}, "
-                         f"{r['status']}\n")
+        sys.stdout.write(f"{r['programme']} {r['period']} #{r['sequence']} ({r['billing']}): "
+                         f"{r['workers']:,} workers, {r['lines']:,} contributions "
+                         f"{r['first_period']}..{r['last_period']}, "
+                         f"{rupiah(r['amount_idr'])}, due {r['due_date']}, {r['status']}\n")
     if not rows:
         sys.stdout.write("no bill issued\n")
+    return 0
+
+
+def handle_credits(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await connection.fetch(
+            """SELECT * FROM finance.credits WHERE $1::text IS NULL OR programme = $1
+                ORDER BY programme, recorded_at""", args.programme)
+        return rows
+
+    rows = with_ledger(settings, work)
+    for r in rows:
+        what = (f"contribution {r['contribution_id']} {r['period']}" if r["source"] ==
+                "deregistration" else f"payment {r['payment_id']} {r['period']}")
+        sys.stdout.write(f"{r['programme']} {what}: {rupiah(r['amount_idr'])}, "
+                         f"{r['status']}\n")
+    if not rows:
+        sys.stdout.write("no credit\n")
+    return 0
+
+
+def handle_refund(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.errors import CliError
+
+    async def work(connection: asyncpg.Connection) -> int | None:
+        return await refund_credit(connection, args.contribution_id, reason=args.reason,
+                                   refunded_by=args.by or getpass.getuser())
+
+    try:
+        amount = with_ledger(settings, work)
+    except ResolutionError as exc:
+        raise CliError(str(exc)) from exc
+    if amount is None:
+        sys.stdout.write(f"the credit of {args.contribution_id} was already refunded\n")
+    else:
+        sys.stdout.write(f"credit of {rupiah(amount)} refunded ({args.contribution_id})\n")
     return 0

@@ -9,17 +9,27 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent
+from schemas.events import (
+    TOPIC_PAYMENTS,
+    TOPIC_REGISTRATIONS,
+    TOPIC_REJECTED,
+    PaymentConfirmed,
+    RejectedEvent,
+)
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
 from services.demo.workers import demo_registrations
 from services.domain.programme import Programme, load_programmes
+from services.domain.schedule import derived_id
+from services.ledger.bills import issue_prepaid_bill
 from services.ledger.report import finance_summary, format_finance_summary
 from services.runtime.kafka import client_options, publish_all
 from services.runtime.settings import Settings
@@ -67,6 +77,48 @@ class Summary:
     rejection_codes: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, Any] = field(default_factory=dict)
     finance: dict[str, Any] = field(default_factory=dict)
+
+
+WIB = ZoneInfo("Asia/Jakarta")
+
+
+async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
+                       timeout: float, out: Any, services: ServiceProcesses) -> None:
+    """Issue the prepaid bill on the programme's payment day, publish its payment
+    confirmation (as treasury would) and wait until the ledger has settled it."""
+    paid_on = programme.billing.paid_on or datetime.now(WIB).date()
+    async with pool.acquire() as connection:
+        bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo")
+        if bill is not None:
+            out.write(f"  prepaid bill #{bill.sequence} issued: {bill.workers:,} workers, "
+                      f"{bill.lines:,} months, {_rupiah(bill.amount_idr)}\n")
+        unpaid = await connection.fetch(
+            """SELECT bill_id, period, sequence, amount_idr FROM finance.bills
+                WHERE programme = $1 AND billing = 'prepaid' AND status <> 'paid'
+                ORDER BY sequence""", programme.id)
+    for row in unpaid:
+        payment = PaymentConfirmed(
+            payment_id=derived_id("demo-payment", str(row["bill_id"])),
+            programme=programme.id, period=row["period"], amount_idr=row["amount_idr"],
+            reference=f"SP2D-{programme.funding_source}-{paid_on.year}-{row['sequence']:04d}",
+            paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=WIB))
+        await publish_all(settings, TOPIC_PAYMENTS,
+                          [(programme.id.encode(), payment.model_dump_json().encode())])
+        out.write(f"  payment {payment.reference} of {_rupiah(payment.amount_idr)} published "
+                  f"to {TOPIC_PAYMENTS}\n")
+    out.flush()
+    deadline = time.monotonic() + timeout
+    while unpaid:
+        services.check_alive()
+        open_bills = await pool.fetchval(
+            """SELECT count(*) FROM finance.bills WHERE bill_id = ANY($1::uuid[])
+                  AND status <> 'paid'""", [r["bill_id"] for r in unpaid])
+        if open_bills == 0:
+            out.write("  prepaid bill settled by the ledger\n")
+            break
+        if time.monotonic() > deadline:
+            raise StackError(f"the ledger settled no prepaid bill within {timeout:.0f}s")
+        await asyncio.sleep(0.5)
 
 
 def _rupiah(amount: int) -> str:
@@ -167,6 +219,8 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         summary.ledger_amount_total_idr = total_idr
         summary.budget_remaining_idr = programme.budget_idr - total_idr
         summary.contributions_per_second = round(booked / max(summary.seconds, 1e-9), 1)
+        if programme.billing.mode == "prepaid":
+            await _pay_prepaid(settings, pool, programme, timeout, out, services)
         async with pool.acquire() as connection:
             summary.finance = await finance_summary(connection, programme.id)
     finally:

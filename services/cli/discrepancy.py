@@ -1,4 +1,5 @@
-"""``iuran discrepancy``: list payment discrepancies, record how a person resolved one."""
+"""``iuran discrepancy``: list payment discrepancies (their money waits in the suspense
+account), resolve one by moving its money: apply it to a bill, refund it, carry it over."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import uuid
 import asyncpg
 
 from services.cli.ledger_db import rupiah, with_ledger
-from services.ledger.payments import resolve_discrepancy
+from services.ledger.payments import (
+    APPLY,
+    CARRY_OVER,
+    REFUND,
+    Resolution,
+    ResolutionError,
+    resolve_discrepancy,
+)
 from services.runtime.settings import Settings
 
 
@@ -27,8 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing = actions.add_parser("list", help="open discrepancies (--all for resolved too)")
     listing.add_argument("--all", action="store_true")
     listing.set_defaults(handler=handle_list)
-    resolve = actions.add_parser("resolve", help="record the resolution of a discrepancy")
+    resolve = actions.add_parser(
+        "resolve", help="move the money of a discrepancy out of suspense, with the reason")
     resolve.add_argument("discrepancy_id", type=_uuid)
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--apply-to", type=_uuid, metavar="BILL_ID",
+                     help="settle this open bill with the payment")
+    how.add_argument("--refund", action="store_true", help="BPJS refunds all of it")
+    how.add_argument("--carry-over", action="store_true",
+                     help="kept at BPJS as a credit of the programme")
+    resolve.add_argument("--rest", choices=(REFUND, CARRY_OVER), default=None,
+                         help="with --apply-to: what becomes of the money left over")
     resolve.add_argument("--resolution", required=True,
                          help="what was done (e.g. refund requested from BPJS, ref ...)")
     resolve.add_argument("--by", default=None, help="who resolved it (default: your user)")
@@ -46,7 +63,8 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
     for r in rows:
         sys.stdout.write(f"{r['discrepancy_id']} {r['status']} {r['programme']} {r['period']} "
                          f"{r['kind']}: paid {rupiah(r['paid_idr'])}, expected "
-                         f"{rupiah(r['expected_idr'])}, reference {r['reference']}\n")
+                         f"{rupiah(r['expected_idr'])}, in suspense "
+                         f"{rupiah(r['unapplied_idr'])}, reference {r['reference']}\n")
     if not rows:
         sys.stdout.write("no open discrepancy\n")
     return 0
@@ -55,16 +73,24 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
 def handle_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from services.cli.errors import CliError
 
-    async def work(connection: asyncpg.Connection) -> bool:
-        try:
-            return await resolve_discrepancy(
-                connection, args.discrepancy_id, resolution=args.resolution,
-                resolved_by=args.by or getpass.getuser())
-        except asyncpg.ForeignKeyViolationError:
-            raise CliError(f"no discrepancy {args.discrepancy_id}") from None
+    action = APPLY if args.apply_to else REFUND if args.refund else CARRY_OVER
+    if args.rest and action != APPLY:
+        raise CliError("--rest goes with --apply-to")
 
-    if with_ledger(settings, work):
-        sys.stdout.write(f"discrepancy {args.discrepancy_id} resolved\n")
-    else:
+    async def work(connection: asyncpg.Connection) -> Resolution | None:
+        return await resolve_discrepancy(
+            connection, args.discrepancy_id, resolution=args.resolution,
+            resolved_by=args.by or getpass.getuser(), action=action, bill_id=args.apply_to,
+            rest=args.rest)
+
+    try:
+        done = with_ledger(settings, work)
+    except ResolutionError as exc:
+        raise CliError(str(exc)) from exc
+    if done is None:
         sys.stdout.write(f"discrepancy {args.discrepancy_id} was already resolved\n")
+        return 0
+    sys.stdout.write(f"discrepancy {args.discrepancy_id} resolved: applied "
+                     f"{rupiah(done.applied_idr)}, refunded {rupiah(done.refunded_idr)}, "
+                     f"carried over {rupiah(done.carried_over_idr)}\n")
     return 0

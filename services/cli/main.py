@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "services.cli.budget",
     "services.cli.export",
     "services.cli.discrepancy",
+    "services.cli.deadletter",
 )
 
 log = logging.getLogger("iuran")

@@ -55,7 +55,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             for name in EVERY_SERVICE:
                 out.write(f"  {name:<10} http://{ready.http_host}:{ready.port_of(name)}/metrics\n")
             api = f"http://{ready.http_host}:{ready.api_port}"
-            out.write(f"  coverage page {api}/coverage, finance API {api}/docs\n")
+            out.write(f"  coverage page {api}/coverage, finance API {api}/docs, "
+                      f"OPD page {api}/opd\n")
             out.write(f"  logs in {services.log_dir}; Ctrl-C stops everything\n")
             out.flush()
             while not stop["requested"]:

@@ -8,13 +8,16 @@ personal data (NIK, name, phone number, free text).
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import Category, RejectionError
+from schemas.events import Category, RejectedEvent, RejectionError
 
 # The message as a whole
 MALFORMED_JSON = "malformed_json"
@@ -35,6 +38,8 @@ UNKNOWN_PROGRAMME = "unknown_programme"
 UNKNOWN_OPD = "unknown_opd"
 # The worker
 INVALID_NIK = "invalid_nik"
+UNKNOWN_REGENCY_CODE = "unknown_regency_code"
+UNKNOWN_KECAMATAN_CODE = "unknown_kecamatan_code"
 NIK_BIRTH_DATE_MISMATCH = "nik_birth_date_mismatch"
 NIK_SEX_MISMATCH = "nik_sex_mismatch"
 INVALID_NAME = "invalid_name"
@@ -48,6 +53,8 @@ COVERAGE_AFTER_PROGRAMME = "coverage_after_programme"
 # The worker's enrolment state
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
+DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
+EVENT_ALREADY_DECIDED = "event_already_decided"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
 INTERNAL_ERROR = "internal_error"
@@ -75,6 +82,10 @@ CATALOGUE: dict[str, str] = {
     UNKNOWN_PROGRAMME: "programme names no programme configured in this system.",
     UNKNOWN_OPD: "opd_code is not an OPD allowed to register in the programme.",
     INVALID_NIK: "The NIK cannot be real: length, digits, province, birth date or serial.",
+    UNKNOWN_REGENCY_CODE: "NIK digits 3-4 are no regency/city of the Kemendagri code list "
+                          "(any edition since 2016).",
+    UNKNOWN_KECAMATAN_CODE: "NIK digits 5-6 are no kecamatan of that regency/city in the "
+                            "Kemendagri code list (any edition since 2016).",
     NIK_BIRTH_DATE_MISMATCH: "birth_date differs from the birth date encoded in the NIK.",
     NIK_SEX_MISMATCH: "sex differs from the NIK (women have 40 added to the day of birth).",
     INVALID_NAME: "full_name is not a person's name (letters, spaces and . , ' - only).",
@@ -87,6 +98,11 @@ CATALOGUE: dict[str, str] = {
     COVERAGE_AFTER_PROGRAMME: "coverage_start is after the programme's last month.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
+    DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
+                                  "nor coordinates the programme.",
+    EVENT_ALREADY_DECIDED: "Another message reuses the event_id of an event decided before, "
+                           "which was rejected or whose months were stopped since: send a "
+                           "new event.",
     KEY_MISMATCH: "The message key is not the worker's NIK (it decides the partition).",
     INTERNAL_ERROR: "The system failed on this message; operations must look at it.",
     MALFORMED_SCHEDULE: "A contribution schedule that the ledger could not read.",
@@ -104,6 +120,38 @@ def rejection(field: str, code: str, message: str) -> RejectionError:
     """A RejectionError. Never raises (it runs at the stream edge); the unit tests check
     that every code the code base emits is in :data:`CATALOGUE`."""
     return RejectionError(field=field, code=code, message=message)
+
+
+# The namespace of rejection ids (UUIDv5), apart from the contribution ids' namespace.
+REJECTION_NAMESPACE = uuid.UUID("0f8a6c2e-3b7d-5e91-a4c6-7d2b9e1f3a58")
+MAX_ORIGINAL_BYTES = 128 * 1024  # of the original value kept in a rejection record
+
+
+def message_fingerprint(value: bytes | None) -> str:
+    """A fingerprint of a message value: tells a redelivery of one message (the same bytes)
+    from another message that reuses its event id."""
+    return hashlib.sha256(value or b"").hexdigest()[:32]
+
+
+def rejected_event(
+    value: bytes | None, source_topic: str, partition: int, offset: int,
+    errors: list[RejectionError], *, event_id: str | None = None, opd_code: str | None = None,
+    programme: str | None = None, rejected_at: datetime | None = None,
+) -> RejectedEvent:
+    """The one way to build a record of the rejected topic.
+
+    Its ``rejection_id`` is a UUIDv5 of the event id (or, for a message that is not an
+    event, of its source position) and of the message's fingerprint: the same message
+    rejected again, after a crash or a redelivery, gets the same id."""
+    subject = event_id or f"{source_topic}:{partition}:{offset}"
+    rejection_id = uuid.uuid5(REJECTION_NAMESPACE,
+                              f"{subject}:{message_fingerprint(value)}")
+    return RejectedEvent(
+        original=(value or b"")[:MAX_ORIGINAL_BYTES].decode("utf-8", errors="replace"),
+        source_topic=source_topic, partition=partition, offset=offset,
+        rejected_at=rejected_at or datetime.now(UTC), errors=errors,
+        event_id=event_id, opd_code=opd_code, programme=programme, rejection_id=rejection_id,
+    )
 
 
 def quote_code(value: str) -> str:

@@ -107,8 +107,9 @@ _BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contribution
 # Generation 1 and later: the rule of migration 007, which the database checks again.
 _BOOK_AGAIN = _BOOK.format(free="ledger.generation_may_be_booked(s.nik, s.period, s.generation)")
 
-# The advisory locks of the worker-months booked again, taken in one sorted sweep before
-# anything of them is read, so that two ledger processes never deadlock on them.
+# The advisory locks of the worker-months booked (every generation, as a budget release and
+# the trigger of migration 007 take them), taken in one sorted sweep before anything of them
+# is read, so that two writers never book one month for two payers nor deadlock on it.
 _LOCK_WORKER_MONTHS = """
 SELECT pg_advisory_xact_lock(key)
   FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
@@ -140,18 +141,44 @@ ON CONFLICT DO NOTHING
 RETURNING programme
 """
 
-# A month booked again whose earlier generation the ledger never closed and that nobody
-# holds (the validator and the ledger disagree): neither booked, held nor a duplicate.
-_UNBOOKABLE = """
-SELECT s.programme, count(*) AS n
+# Neither booked, held nor a duplicate: nothing is dropped silently, it is recorded with why.
+# A month booked again whose earlier generation the ledger never closed (the validator and
+# the ledger disagree), a second generation-0 row of a month in this batch whose first row
+# was held (nobody books the month yet, so it is no duplicate), or a contribution booked or
+# held already under another schedule (the same worker, programme and month enrolled again:
+# not a replay, which carries the same schedule id).
+_REFUSED = """
+INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
+    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
+SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.nik, s.period,
+       s.generation, s.programme, s.opd_code, s.funding_source, s.due_date, s.amount_idr,
+       s.schedule_id, s.registration_event_id,
+       CASE WHEN EXISTS (SELECT 1 FROM ledger.contributions c
+                          WHERE c.contribution_id = s.contribution_id)
+            THEN 'booked_by_another_schedule'
+            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
+                          WHERE h.contribution_id = s.contribution_id)
+            THEN 'held_for_another_schedule'
+            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
+                          WHERE h.nik = s.nik AND h.period = s.period
+                            AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                                             WHERE r.contribution_id = h.contribution_id))
+            THEN CASE WHEN s.generation > 0 THEN 'earlier_generation_held'
+                      ELSE 'month_held_for_another_payer' END
+            WHEN s.generation > 0 THEN 'no_earlier_generation_closed'
+            ELSE 'not_placed' END
   FROM stage_due s
  WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                    WHERE c.contribution_id = s.contribution_id)
+                    WHERE c.contribution_id = s.contribution_id
+                      AND c.schedule_id = s.schedule_id)
    AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
-                    WHERE h.contribution_id = s.contribution_id)
+                    WHERE h.contribution_id = s.contribution_id
+                      AND h.schedule_id = s.schedule_id)
    AND NOT EXISTS (SELECT 1 FROM ledger.duplicate_attempts d
                     WHERE d.contribution_id = s.contribution_id)
- GROUP BY s.programme
+ ORDER BY s.contribution_id, s.schedule_id, s.seq
+ON CONFLICT DO NOTHING
+RETURNING programme, reason
 """
 
 # A held contribution that is cancelled will never be booked.
@@ -167,38 +194,20 @@ ON CONFLICT DO NOTHING
 RETURNING contribution_id
 """
 
-# A month already on an issued bill (or paid) is not cancelled: the bill is frozen. The
-# attempt is recorded for a person to see.
-_CANCEL_REFUSED = """
-INSERT INTO ledger.cancellations_refused (contribution_id, schedule_id, registration_event_id,
-                                          reason)
-SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.schedule_id,
-       s.registration_event_id,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger.transfers t
-                          WHERE t.contribution_id = s.contribution_id AND t.kind = 'settlement')
-            THEN 'paid' ELSE 'billed' END
-  FROM stage_cancellations s
- WHERE EXISTS (SELECT 1 FROM ledger.bill_lines l WHERE l.contribution_id = s.contribution_id)
-   AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                    WHERE x.contribution_id = s.contribution_id)
- ORDER BY s.contribution_id, s.schedule_id
-ON CONFLICT DO NOTHING
-RETURNING contribution_id
-"""
-
-# Cancel what is booked, not yet cancelled and not yet billed: a reversal transfer each.
+# Cancel what is booked and not yet cancelled: a reversal transfer each. A month not yet
+# billed reverses its accrual (payable -> expense). A month already on an issued bill (or
+# paid) cannot leave the frozen bill, whose whole amount is (or will be) paid to BPJS: its
+# premium becomes a credit at BPJS (asset:bpjs_credit, carried over unless refunded),
+# recorded in ledger.credits, never a silent loss. Either reversal frees its budget.
 _CANCEL = """
 WITH eligible AS (
     SELECT DISTINCT ON (c.contribution_id) c.contribution_id, c.programme, c.amount_idr,
-           s.schedule_id, s.registration_event_id
+           s.schedule_id, s.registration_event_id, l.bill_id
       FROM stage_cancellations s
       JOIN ledger.contributions c USING (contribution_id)
+      LEFT JOIN ledger.bill_lines l ON l.contribution_id = c.contribution_id
      WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
                         WHERE x.contribution_id = c.contribution_id)
-       AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
-                        WHERE l.contribution_id = c.contribution_id)
-       AND NOT EXISTS (SELECT 1 FROM ledger.transfers t
-                        WHERE t.contribution_id = c.contribution_id AND t.kind = 'settlement')
      ORDER BY c.contribution_id
 ), cancelled AS (
     INSERT INTO ledger.cancellations (contribution_id, schedule_id, registration_event_id)
@@ -209,13 +218,21 @@ WITH eligible AS (
     INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
                                   amount_idr, contribution_id)
     SELECT md5('reversal:' || e.contribution_id::text)::uuid, 'reversal',
-           'liability:bpjs_payable:' || e.programme, 'expense:premium:' || e.programme,
-           e.amount_idr, e.contribution_id
+           CASE WHEN e.bill_id IS NULL THEN 'liability:bpjs_payable:'
+                ELSE 'asset:bpjs_credit:' END || e.programme,
+           'expense:premium:' || e.programme, e.amount_idr, e.contribution_id
       FROM eligible e JOIN cancelled USING (contribution_id)
     ON CONFLICT DO NOTHING
     RETURNING 1
+), credited AS (
+    INSERT INTO ledger.credits (contribution_id, bill_id, programme, amount_idr)
+    SELECT e.contribution_id, e.bill_id, e.programme, e.amount_idr
+      FROM eligible e JOIN cancelled USING (contribution_id)
+     WHERE e.bill_id IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
-SELECT e.programme, count(*) AS reversed
+SELECT e.programme, count(*) AS reversed, count(e.bill_id) AS credited
   FROM eligible e JOIN cancelled USING (contribution_id) GROUP BY e.programme
 """
 
@@ -229,10 +246,12 @@ class BatchResult:
     duplicates: Counter[str] = field(default_factory=Counter)
     reversed: Counter[str] = field(default_factory=Counter)
     held_cancelled: int = 0
-    cancellations_refused: int = 0
+    credited: Counter[str] = field(default_factory=Counter)  # billed months cancelled
     event_ages: list[float] = field(default_factory=list)
-    # Months booked again that the ledger cannot place (see _UNBOOKABLE): for a person.
+    # Contributions the ledger cannot place, recorded in ledger.refused_contributions (see
+    # _REFUSED): by programme, and by reason.
     unbookable: Counter[str] = field(default_factory=Counter)
+    refused_reasons: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -295,9 +314,10 @@ async def book_schedules(
         # Every allocation this batch may move, locked in one order (no deadlock between
         # two ledger processes); booking and releasing held ones queue behind this lock.
         await lock_allocations(connection, {(s.programme, s.funding_source) for s in schedules})
-        again = [(str(row[2]), str(row[3]))
-                 for generation, level in levels.items() if generation > 0 for row in level.due]
-        await lock_worker_months(connection, again)
+        # Then every worker-month booked: a writer that books the same month (another
+        # ledger process, a budget release) waits, and this batch then sees its row.
+        await lock_worker_months(connection, [(str(row[2]), str(row[3]))
+                                              for level in levels.values() for row in level.due])
         staged = cancels_staged = False
         for generation in sorted(levels):
             level = levels[generation]
@@ -335,9 +355,9 @@ async def _book_due(
             result.held_idr[row["programme"]] += row["amount_idr"]
     for row in await connection.fetch(_DUPLICATES):
         result.duplicates[row["programme"]] += 1
-    if generation > 0:
-        for row in await connection.fetch(_UNBOOKABLE):
-            result.unbookable[row["programme"]] += row["n"]
+    for row in await connection.fetch(_REFUSED):
+        result.unbookable[row["programme"]] += 1
+        result.refused_reasons[row["reason"]] += 1
 
 
 async def _cancel(
@@ -348,6 +368,7 @@ async def _cancel(
     )
     await connection.execute("ANALYZE stage_cancellations")
     result.held_cancelled += len(await connection.fetch(_CANCEL_HELD))
-    result.cancellations_refused += len(await connection.fetch(_CANCEL_REFUSED))
     for row in await connection.fetch(_CANCEL):
         result.reversed[row["programme"]] += row["reversed"]
+        if row["credited"]:
+            result.credited[row["programme"]] += row["credited"]

@@ -118,11 +118,11 @@ SELECT (SELECT count(*) FROM released) AS booked,
 """
 
 
-_LOCK_HELD_AGAIN = """
+_LOCK_HELD = """
 SELECT pg_advisory_xact_lock(key)
   FROM (SELECT DISTINCT ledger.worker_month_lock(h.nik, h.period) AS key
           FROM ledger.held_contributions h
-         WHERE h.programme = $1 AND h.funding_source = $2 AND h.generation > 0
+         WHERE h.programme = $1 AND h.funding_source = $2
            AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
                             WHERE r.contribution_id = h.contribution_id)
          ORDER BY key) keys
@@ -138,8 +138,9 @@ async def release_held(
     booked = booked_idr = duplicates = 0
     async with connection.transaction():
         await lock_allocations(connection, [(programme, funding_source)])
-        # Months booked again take their worker-month locks (migration 007) in one sweep.
-        await connection.execute(_LOCK_HELD_AGAIN, programme, funding_source)
+        # The worker-month locks of every held month (migration 007), in one sorted sweep:
+        # the stream booking one of these months meanwhile waits, then sees it booked.
+        await connection.execute(_LOCK_HELD, programme, funding_source)
         while True:  # a worker-month taken meanwhile frees room for the next ones
             row = await connection.fetchrow(_RELEASE, programme, funding_source)
             booked += row["booked"]

@@ -4,10 +4,13 @@ ledger exports to Prometheus."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.runtime import metrics
+
+WIB = ZoneInfo("Asia/Jakarta")
 
 
 async def finance_summary(connection: asyncpg.Connection, programme: str) -> dict[str, Any]:
@@ -26,7 +29,15 @@ async def finance_summary(connection: asyncpg.Connection, programme: str) -> dic
                      "held_idr": int, "held_contributions": int,
                      "remaining_idr": int}, ...],
          "contributions": {"booked": int, "billed": int, "paid": int, "held": int,
-                           "cancelled": int}}
+                           "cancelled": int},
+         "prepaid_bills": [{"sequence": int, "period": "YYYY-MM", "due_date": date,
+                            "workers": int, "lines": int, "months_min": int,
+                            "months_max": int, "amount_idr": int, "status": str,
+                            "paid_on": date | None, "payment_reference": str | None,
+                            "fiscal_year": int, "first_period": str,
+                            "last_period": str}, ...],
+         "suspense_idr": int,   # payments received and not applied (open discrepancies)
+         "credits_idr": int}    # credits at BPJS carried over (deregistered billed months)
     """
     first_period = await connection.fetchval(
         "SELECT min(period) FROM finance.monthly_bill WHERE programme = $1", programme)
@@ -59,12 +70,42 @@ async def finance_summary(connection: asyncpg.Connection, programme: str) -> dic
             WHERE programme = $1 GROUP BY status""", programme)
     counts = {s: 0 for s in ("booked", "billed", "paid", "held", "cancelled")}
     counts.update({r["status"]: r["n"] for r in statuses})
+    prepaid = await connection.fetch(
+        """SELECT b.sequence, b.period, b.due_date, b.workers, b.lines, b.amount_idr, b.status,
+                  b.paid_at, b.payment_reference, b.fiscal_year, b.first_period, b.last_period,
+                  m.months_min, m.months_max
+             FROM finance.bills b
+             LEFT JOIN LATERAL (
+                  SELECT min(n) AS months_min, max(n) AS months_max
+                    FROM (SELECT count(*) AS n FROM ledger.bill_lines l
+                            JOIN ledger.contributions c USING (contribution_id)
+                           WHERE l.bill_id = b.bill_id GROUP BY c.nik) per_worker) m ON true
+            WHERE b.programme = $1 AND b.billing = 'prepaid'
+            ORDER BY b.sequence""", programme)
+    money = await connection.fetchrow(
+        """SELECT (SELECT coalesce(sum(unapplied_idr), 0) FROM finance.discrepancies
+                    WHERE programme = $1)::bigint AS suspense,
+                  (SELECT coalesce(sum(amount_idr), 0) FROM finance.credits
+                    WHERE programme = $1 AND status = 'carried_over')::bigint AS credits""",
+        programme)
     return {
         "programme": programme,
         "first_bill": first_bill,
         "budget": [dict(r) for r in budget],
         "contributions": counts,
+        "prepaid_bills": [_prepaid_bill(r) for r in prepaid],
+        "suspense_idr": money["suspense"],
+        "credits_idr": money["credits"],
     }
+
+
+def _prepaid_bill(row: asyncpg.Record) -> dict[str, Any]:
+    bill = {k: row[k] for k in ("sequence", "period", "due_date", "workers", "lines",
+                                "months_min", "months_max", "amount_idr", "status",
+                                "payment_reference", "fiscal_year", "first_period",
+                                "last_period")}
+    bill["paid_on"] = None if row["paid_at"] is None else row["paid_at"].astimezone(WIB).date()
+    return bill
 
 
 def format_finance_summary(summary: dict[str, Any]) -> list[str]:
@@ -77,7 +118,8 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
     if bill is None:
         lines.append("    first monthly bill        (nothing booked)")
     else:
-        lines.append(f"    first monthly bill        {bill['period']}, due {bill['due_date']}: "
+        label = "first month" if summary.get("prepaid_bills") else "first monthly bill"
+        lines.append(f"    {label:<26}{bill['period']}, due {bill['due_date']}: "
                      f"{bill['workers']:,} workers, {rp(bill['amount_idr'])} "
                      f"(JKK {rp(bill['jkk_idr'])} + JKM {rp(bill['jkm_idr'])})")
         for opd in bill["by_opd"][:5]:
@@ -85,11 +127,25 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
                          f"{rp(opd['amount_idr']):>16}")
         if len(bill["by_opd"]) > 5:
             lines.append(f"      ... {len(bill['by_opd']) - 5} more OPDs")
+    sources = ", ".join(b["funding_source"] for b in summary["budget"]) or "?"
+    for p in summary.get("prepaid_bills", []):
+        months = (f"{p['months_min']}" if p["months_min"] == p["months_max"]
+                  else f"{p['months_min']}-{p['months_max']}")
+        paid = (f"paid {p['paid_on']} from {sources} FY{p['fiscal_year']} "
+                f"(ref {p['payment_reference']})" if p["paid_on"] is not None
+                else f"{p['status']}, due {p['due_date']}")
+        lines.append(f"    prepaid bill #{p['sequence']} {p['period']}     {p['workers']:,} "
+                     f"workers × {months} months ({p['first_period']}..{p['last_period']}), "
+                     f"{rp(p['amount_idr'])}, {paid}")
     for b in summary["budget"]:
         lines.append(f"    budget {b['funding_source']} {b['fiscal_year']}: allocated "
                      f"{rp(b['allocated_idr'])}, booked {rp(b['booked_idr'])}, paid "
                      f"{rp(b['paid_idr'])}, held {rp(b['held_idr'])} "
                      f"({b['held_contributions']:,}), remaining {rp(b['remaining_idr'])}")
+        lines.append(f"    left of the {rp(b['allocated_idr'])}   {rp(b['remaining_idr'])}")
+    if summary.get("suspense_idr") or summary.get("credits_idr"):
+        lines.append(f"    in suspense (unapplied)   {rp(summary['suspense_idr'])}; credits at "
+                     f"BPJS {rp(summary['credits_idr'])}")
     counts = summary["contributions"]
     lines.append("    contributions by status   " + ", ".join(
         f"{status} {n:,}" for status, n in counts.items()))

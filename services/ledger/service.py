@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -31,12 +31,14 @@ from schemas.events import (
     RejectionError,
 )
 from services.domain.programme import load_programmes
-from services.ledger import book, payments
+from services.ledger import book, payments, poison
+from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
 from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
+from services.runtime.deadletter import DeadLetter, record_dead_letters
 from services.runtime.kafka import client_options, ensure_topics
 from services.runtime.lag import publish_lag
 from services.runtime.service import Service
@@ -89,6 +91,7 @@ class LedgerService(Service):
             await migrate(connection)
             for programme in load_programmes(settings.programmes_dir).values():
                 release = await ensure_allocation(connection, programme)
+                await record_billing(connection, programme)
                 if release.booked:
                     metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
                     metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(
@@ -138,24 +141,30 @@ class LedgerService(Service):
             if not batches:
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
-            schedules: list[ContributionSchedule] = []
-            confirmed: list[PaymentConfirmed] = []
+            schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
+            confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
                 if record.topic == TOPIC_PAYMENTS:
                     payment = await self._decode(record, PaymentConfirmed, "malformed_payment",
                                                  "payment confirmation")
                     if payment is not None:
-                        confirmed.append(payment)
+                        confirmed.append((record, payment))
                     continue
                 schedule = await self._decode(record, ContributionSchedule, "malformed_schedule",
                                               "contribution schedule")
                 if schedule is not None:
-                    schedules.append(schedule)
+                    schedules.append((record, schedule))
             if schedules:
-                await self._book_until_done(schedules)
-            for payment in confirmed:
-                await self._apply_until_done(payment)
+                # A schedule the ledger cannot book is found within the batch (the others
+                # are booked) and kept as a dead letter; its offset is committed below.
+                await poison.isolate(schedules, self._book_until_done, self._record,
+                                     self._dead_letter)
+            for record, payment in confirmed:
+                try:
+                    await self._apply_until_done(payment)
+                except poison.Poisoned as poisoned:
+                    await self._dead_letter((record, payment), poisoned)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await self._consumer.commit(offsets)
@@ -189,7 +198,9 @@ class LedgerService(Service):
         self, what: str, write: Callable[[asyncpg.Connection], Awaitable[T]]
     ) -> T:
         """Run ``write`` on the ledger connection, retrying with backoff while PostgreSQL is
-        unreachable: a failed write is never skipped (Kafka offsets wait for it)."""
+        unreachable or failing for a reason of its own: a failed write is never skipped
+        (Kafka offsets wait for it). A failure caused by the records written raises
+        :class:`poison.Poisoned` instead (see :func:`poison.poison_reason`)."""
         delay = 0.2
         while True:
             connection = await self._connection_ready()
@@ -205,8 +216,34 @@ class LedgerService(Service):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            except Exception as exc:
+                reason = poison.poison_reason(exc)
+                if reason is not None:
+                    raise poison.Poisoned(reason, exc) from exc
+                # The ledger's or the server's own fault: no record is to blame; wait (on a
+                # fresh connection: this one may be in any state).
+                metrics.LEDGER_WRITE_RETRIES.inc()
+                self._set_db_ok(False)
+                log.exception("%s write failed (%s); retrying in %.1fs",
+                              what, type(exc).__name__, delay)
+                if not connection.is_closed():
+                    await connection.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
             self._set_db_ok(True)
             return result
+
+    async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel],
+                           poisoned: poison.Poisoned) -> None:
+        """Keep a record the ledger cannot book or apply as a dead letter."""
+        record = item[0]
+        letter = DeadLetter(
+            service=self.name, topic=record.topic, partition=record.partition,
+            offset=record.offset, key=record.key, value=record.value, reason=poisoned.reason,
+            detail=poisoned.detail)
+        await self._until_done(
+            "dead letter", lambda connection: record_dead_letters(connection, [letter]))
 
     async def _apply_until_done(self, payment: PaymentConfirmed) -> None:
         """Apply one payment confirmation."""
@@ -235,8 +272,11 @@ class LedgerService(Service):
             TOPIC_REJECTED, key=record.key, value=rejected.model_dump_json().encode()
         )
 
-    async def _book_until_done(self, schedules: list[ContributionSchedule]) -> None:
+    async def _book_until_done(
+        self, items: Sequence[tuple[ConsumerRecord, ContributionSchedule]]
+    ) -> book.BatchResult:
         """Book a batch of schedules in one transaction."""
+        schedules = [schedule for _, schedule in items]
 
         async def timed(connection: asyncpg.Connection) -> book.BatchResult:
             started = time.perf_counter()
@@ -244,7 +284,7 @@ class LedgerService(Service):
             metrics.LEDGER_WRITE_SECONDS.observe(time.perf_counter() - started)
             return result
 
-        self._record(await self._until_done("ledger", timed))
+        return await self._until_done("ledger", timed)
 
     def _record(self, result: book.BatchResult) -> None:
         for programme, count in result.booked.items():
@@ -260,9 +300,9 @@ class LedgerService(Service):
             metrics.CONTRIBUTIONS_REVERSED.labels(programme).inc(count)
         for programme, count in result.unbookable.items():
             metrics.CONTRIBUTIONS_UNBOOKABLE.labels(programme).inc(count)
-            log.error("%d contributions of %s paying a month again after a deregistration were "
-                      "not booked: the ledger never closed an earlier generation of the month "
-                      "and nobody pays it (see ledger.generation_may_be_booked)", count, programme)
+            log.error("%d contributions of %s could not be placed (neither booked, held nor a "
+                      "duplicate) and are recorded in finance.refused_contributions (%s)",
+                      count, programme, ", ".join(sorted(result.refused_reasons)))
         for age in result.event_ages:
             metrics.EVENT_AGE_SECONDS.observe(max(age, 0.0))
 

@@ -17,17 +17,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import Category, RejectionError, WorkerRegistered
+from schemas.events import Category, RejectionError, WorkerDeregistered, WorkerRegistered
 from services.domain import errors as E
 from services.domain.errors import rejection, rejections_from_validation_error
 from services.domain.periods import format_period
+from services.domain.places import normalise_name, normalise_phone
 from services.domain.programme import Programme
-from services.domain.registration import check_registration, normalise_name, normalise_phone
+from services.domain.rules import check_deregistration, check_registration
 from services.domain.schedule import covered_periods, derived_id
 from services.publisher.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
 from services.publisher.table import CellValue, Formula, Table, TableError
 
-__all__ = ["COLUMNS", "RowRejection", "UploadPlan", "UploadRow", "check_columns", "plan_upload"]
+__all__ = ["COLUMNS", "RowRejection", "UploadPlan", "UploadRow", "check_columns", "check_event",
+           "plan_upload"]
 
 _SEXES = {
     "m": "M", "l": "M", "laki-laki": "M", "laki laki": "M", "lakilaki": "M", "pria": "M",
@@ -106,9 +108,7 @@ def plan_upload(
         else:
             event, errors = _row_event(row.cells, programme, opd_code, occurred_at)
             if event is not None:
-                errors = [_as_column(e) for e in check_registration(event, programme, today)]
-            if event is not None and not errors:
-                errors = _duplicates_in_file(event, programme, row.number, held)
+                errors = check_event(event, programme, row.number, today, held)
         if errors or event is None:
             plan.rejected.append(RowRejection(row.number, errors, row.originals))
         else:
@@ -116,6 +116,20 @@ def plan_upload(
         if on_row is not None:
             on_row(done)
     return plan
+
+
+def check_event(
+    event: WorkerRegistered | WorkerDeregistered, programme: Programme, number: int,
+    today: date, held: dict[str, list[tuple[int, set[str]]]],
+) -> list[RejectionError]:
+    """The checks of one row's event: the programme's rules, then (for a registration) no
+    earlier row of the same submission for the same NIK and months (``held``: NIK -> the
+    rows and months seen so far, updated). Used for file rows and for the events of a JSON
+    submission to the registration gateway alike."""
+    if isinstance(event, WorkerDeregistered):
+        return [_as_column(e) for e in check_deregistration(event, programme, today)]
+    errors = [_as_column(e) for e in check_registration(event, programme, today)]
+    return errors or _duplicates_in_file(event, programme, number, held)
 
 
 def _duplicates_in_file(

@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,23 @@ def read_table(path: Path, *, sheet: str | None = None) -> Table:
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     if suffix in (".xlsx", ".xlsm"):
-        return _table(_xlsx_rows(path, sheet), "xlsx", path)
+        return _table(_xlsx_rows(path, sheet, path), "xlsx", path)
     if suffix == ".xls":
         raise TableError(f"{path}: old Excel .xls files are not read; save it as .xlsx or CSV")
     if sheet is not None:
         raise TableError("--sheet applies to XLSX files only")
-    return _table(_csv_rows(path), "csv", path)
+    return _table(_csv_rows(path.read_bytes(), path), "csv", path)
 
 
-def _table(rows: list[list[CellValue]], source: str, path: Path) -> Table:
+def read_table_bytes(data: bytes, source: str, name: str = "upload") -> Table:
+    """The same as :func:`read_table` for the bytes of an upload (``source``: "csv" or
+    "xlsx"); ``name`` stands for the file in messages."""
+    if source == "xlsx":
+        return _table(_xlsx_rows(io.BytesIO(data), None, name), "xlsx", name)
+    return _table(_csv_rows(data, name), "csv", name)
+
+
+def _table(rows: list[list[CellValue]], source: str, path: Path | str) -> Table:
     header_index = _find_header(rows)
     if header_index is None:
         raise TableError(f"{path}: the file has no header row (nik, full_name, ...) and no data")
@@ -143,7 +152,7 @@ def _find_header(rows: list[list[CellValue]]) -> int | None:
 # --- CSV ------------------------------------------------------------------------------
 
 
-def _decode(data: bytes, path: Path) -> str:
+def _decode(data: bytes, path: Path | str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     try:
@@ -155,7 +164,7 @@ def _decode(data: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise TableError(f"{path}: not a text file in UTF-8; save it as CSV UTF-8") from exc
     log.warning("%s is not UTF-8; read it as Windows-1252 (save as 'CSV UTF-8' to be sure)",
-                path.name)
+                path.name if isinstance(path, Path) else path)
     return text
 
 
@@ -169,8 +178,8 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _csv_rows(path: Path) -> list[list[CellValue]]:
-    text = _decode(path.read_bytes(), path)
+def _csv_rows(data: bytes, path: Path | str) -> list[list[CellValue]]:
+    text = _decode(data, path)
     if "\x00" in text:
         raise TableError(f"{path}: not a CSV file (binary content); is it an XLSX renamed?")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
@@ -183,11 +192,13 @@ def _csv_rows(path: Path) -> list[list[CellValue]]:
 # --- XLSX -----------------------------------------------------------------------------
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> list[list[CellValue]]:
+def _xlsx_rows(
+    source: Path | IO[bytes], sheet: str | None, path: Path | str
+) -> list[list[CellValue]]:
     from openpyxl import load_workbook  # imported here: only XLSX uploads need it
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=False)
+        workbook = load_workbook(source, read_only=True, data_only=False)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise TableError(f"{path}: not a readable XLSX file ({type(exc).__name__})") from exc
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -155,6 +156,12 @@ def _flush_means_everything() -> None:
     buffer_class._iuran_flush = True  # type: ignore[attr-defined]
 
 
+def _request_timeout(settings: Settings) -> dict[str, Any]:
+    """The producer's request timeout when one is configured (else Faust's default)."""
+    seconds = settings.kafka_request_timeout_seconds
+    return {} if seconds is None else {"producer_request_timeout": seconds}
+
+
 def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App:
     """A Faust app with the settings every iuran Faust service shares.
 
@@ -188,14 +195,18 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
+        **_request_timeout(settings),
         stream_wait_empty=False,
         table_standby_replicas=0,
     )
 
 
 def run_faust_app(
-    app: faust.App, service: str, settings: Settings, routes: dict[str, Handler] | None = None
+    app: faust.App, service: str, settings: Settings, routes: dict[str, Handler] | None = None,
+    health: Callable[[], tuple[bool, str]] | None = None,
 ) -> int:
+    """Run the app's worker. ``health`` adds the service's own readiness (e.g. waiting for
+    PostgreSQL or for the broker to take its outputs)."""
     state = {"started": False}
 
     def readiness() -> tuple[bool, str]:
@@ -203,6 +214,8 @@ def run_faust_app(
             return False, "starting"
         if app.rebalancing:
             return False, "rebalancing"
+        if health is not None:
+            return health()
         return True, "ok"
 
     ops = OpsServer(service, settings.http_host, settings.port_of(service), readiness, routes)

@@ -25,6 +25,11 @@ REGISTRATIONS_DUPLICATE_EVENTS = Counter(
     "iuran_registrations_duplicate_events_total",
     "Registration events whose event_id was already processed (no new effect).",
 )
+REGISTRATION_WARNINGS = Counter(
+    "iuran_registration_warnings_total",
+    "Warnings on accepted registrations (checks that failed without refusing), by code.",
+    ["code"],
+)
 SCHEDULES_EMITTED = Counter(
     "iuran_schedules_emitted_total", "Contribution schedules sent.", ["kind"]
 )
@@ -46,8 +51,8 @@ CONTRIBUTIONS_HELD = Counter(
 )
 CONTRIBUTIONS_UNBOOKABLE = Counter(
     "iuran_contributions_unbookable_total",
-    "Contributions the ledger could not place (a later generation whose earlier one is "
-    "still active); logged for a person to look at.",
+    "Contributions the ledger could not place (neither booked, held nor a duplicate), "
+    "recorded in ledger.refused_contributions with why, for a person to look at.",
     ["programme"],
 )
 CONTRIBUTIONS_REVERSED = Counter(
@@ -99,5 +104,17 @@ PAYMENTS_SETTLED = Counter(
 )
 DISCREPANCIES_OPEN = Gauge(
     "iuran_discrepancies_open", "Payment discrepancies waiting for a person.", ["programme"]
+)
+DEAD_LETTERS = Counter(
+    "iuran_dead_letters_total",
+    "Records a service could not process for a non-transient reason, kept as dead letters "
+    "(their offset committed), by stable reason code.",
+    ["service", "topic", "reason"],
+)
+GATEWAY_ROWS = Counter(
+    "iuran_gateway_rows_total",
+    "Rows of submissions to the registration gateway: sent to Kafka, invalid (refused by the "
+    "row checks) or already_sent (an earlier submission sent the same event).",
+    ["opd_code", "result"],
 )
 SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     projector_port: int = 8103
     api_port: int = 8100
 
+    # Batching of the validator: at most this many registrations per PostgreSQL transaction,
+    # waiting at most this long for them.
+    validator_batch_max: int = Field(default=500, ge=1)
+    validator_batch_wait_ms: int = Field(default=50, ge=1)
+    # How long a produce request of the Faust services may go unanswered before their
+    # producer gives up on it (the validator then sends the batch's outputs again); unset =
+    # Faust's default (1200 s).
+    kafka_request_timeout_seconds: float | None = Field(default=None, gt=0)
+
     # Batching of the ledger writer.
     ledger_batch_max: int = Field(default=2000, ge=1)
     ledger_batch_wait_ms: int = Field(default=100, ge=0)

@@ -1,27 +1,220 @@
-"""The validator's Faust app: one agent over the registrations topic, a table keyed by NIK
-that holds each worker's enrolments (co-partitioned with the topic, whose key is the NIK)."""
+"""The validator's Faust app: one agent over the registrations topic.
+
+The per-NIK enrolment state lives in PostgreSQL (registry.worker_state), not in a Faust
+table, so it survives the in-memory broker and does not depend on the publisher's
+partitioner. Per batch of messages (``noack_take``, so that nothing is acked before it is
+done): one PostgreSQL transaction decides them (services.validator.registry); then the
+schedules and rejections are sent and their delivery awaited; only then are the batch's
+events acked, so Faust never commits an offset past an unsent output. A crash between the
+commit and the sends is healed by the redelivery: an event already decided re-emits
+identical outputs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Sequence
+from typing import Any
 
+import asyncpg
 import faust
 
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS, TOPIC_REJECTED
+from services.domain.enrolment import WorkerState
 from services.domain.programme import Programme
+from services.ledger.migrate import migrate
 from services.runtime import metrics
+from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.faust_worker import broker_credentials, create_faust_app
 from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
-from services.validator.process import Outcome, Source, process_registration
+from services.validator import registry
+from services.validator.process import Incoming, Outcome, Source, decide_message, read_message
 
 log = logging.getLogger(__name__)
 
 APP_ID = "iuran-validator"
-__all__ = ["APP_ID", "broker_credentials", "create_app"]
+__all__ = ["APP_ID", "Health", "broker_credentials", "create_app"]
+
+MAX_BACKOFF_SECONDS = 5.0
 
 
-def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
+class Health:
+    """The validator's own readiness: false while a batch waits for PostgreSQL or for the
+    broker to take its outputs."""
+
+    def __init__(self) -> None:
+        self.waiting_for: str | None = None
+
+    def __call__(self) -> tuple[bool, str]:
+        if self.waiting_for is not None:
+            return False, f"waiting for {self.waiting_for}"
+        return True, "ok"
+
+
+class Validator:
+    """Decides batches in PostgreSQL and delivers their outputs."""
+
+    def __init__(self, settings: Settings, programmes: dict[str, Programme],
+                 contributions: faust.TopicT, rejected: faust.TopicT, health: Health) -> None:
+        self._url = settings.database_url or ""
+        self._programmes = programmes
+        self._contributions = contributions
+        self._rejected = rejected
+        self._health = health
+        self._connection: asyncpg.Connection | None = None
+
+    def _decide(self, incoming: Incoming, state: WorkerState) -> Outcome:
+        return decide_message(incoming, state, self._programmes)
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await connect_with_retry(self._url, init=_migrated,
+                                                        on_wait=self._on_database)
+        return self._connection
+
+    def _on_database(self, ok: bool) -> None:
+        self._health.waiting_for = None if ok else "PostgreSQL"
+
+    async def handle(self, events: Sequence[faust.types.EventT[Any]]) -> None:
+        """Decide and deliver one batch; returns only when every output is delivered."""
+        started = time.perf_counter()
+        batch = []
+        for event in events:
+            message = event.message
+            metrics.EVENTS_CONSUMED.labels("validator", message.topic).inc()
+            batch.append(read_message(message.key, message.value,
+                                      Source(message.topic, message.partition,
+                                             message.offset)))
+        outcomes = await self._decide_until_done(batch)
+        await self._deliver(outcomes)
+        _count(outcomes)
+        log.debug("validator batch of %d decided and delivered in %.3fs", len(batch),
+                  time.perf_counter() - started)
+
+    async def _decide_until_done(self, batch: list[Incoming]) -> list[Outcome]:
+        delay = 0.2
+        split = False
+        while True:
+            try:
+                connection = await self._connect()
+            except Exception as exc:  # e.g. a migration that cannot run yet: wait, not ready
+                self._health.waiting_for = "PostgreSQL"
+                log.error("cannot prepare PostgreSQL (%s); retrying in %.1fs",
+                          type(exc).__name__, delay)
+                self._connection = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                continue
+            try:
+                if split:
+                    outcomes = [await registry.decide_alone(connection, i, self._decide)
+                                for i in batch]
+                else:
+                    outcomes = await registry.decide_batch(connection, batch, self._decide)
+                self._health.waiting_for = None
+                return outcomes
+            except RETRYABLE as exc:
+                self._health.waiting_for = "PostgreSQL"
+                log.warning("PostgreSQL failed deciding a batch (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)
+                if self._connection is not None and not self._connection.is_closed():
+                    await self._connection.close()
+                self._connection = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            except Exception as exc:  # refused for a reason of one of its messages
+                if not split:
+                    log.error("a batch failed (%s); deciding its messages one by one",
+                              type(exc).__name__)
+                    split = True
+                    continue
+                # even a dead letter could not be written: wait, not ready, and try again
+                self._health.waiting_for = "PostgreSQL"
+                log.exception("the validator cannot record a failed message; retrying in "
+                              "%.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+    async def _deliver(self, outcomes: list[Outcome]) -> None:
+        """Send every output in order and wait until the broker has taken each one. After
+        a failure everything from the first failed output on is sent again, in order
+        (sinks ignore a repeat; the order of one NIK's outputs is kept)."""
+        pending = _outputs(outcomes, self._contributions, self._rejected)
+        delay = 0.2
+        while pending:
+            futures: list[Any] = []
+            failed_at: int | None = None
+            error: BaseException | None = None
+            for index, (topic, key, value) in enumerate(pending):
+                try:
+                    futures.append(await topic.send(key=key, value=value))
+                except Exception as exc:  # the producer refused it: the broker is away
+                    failed_at, error = index, exc
+                    break
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for index, result in enumerate(results):
+                if isinstance(result, Exception):
+                    failed_at, error = index, result
+                    break
+            if failed_at is None:
+                self._health.waiting_for = None
+                return
+            self._health.waiting_for = "the broker"
+            log.warning("%d outputs of a batch not delivered (%s); sending them again in "
+                        "%.1fs", len(pending) - failed_at, type(error).__name__, delay)
+            pending = pending[failed_at:]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+
+async def _migrated(connection: asyncpg.Connection) -> None:
+    """A connection ready to decide: migrations applied, and every NIK the ledger holds
+    months for has its state (rebuilt from the ledger where none was kept)."""
+    await migrate(connection)
+    try:
+        await registry.seed_from_ledger(connection)
+    except RETRYABLE:
+        raise
+    except Exception:  # never a reason to stop deciding; the NIKs stay without a seed
+        log.exception("the validator state could not be rebuilt from the ledger")
+
+
+def _outputs(outcomes: list[Outcome], contributions: faust.TopicT,
+             rejected: faust.TopicT) -> list[tuple[faust.TopicT, bytes | None, bytes]]:
+    found: list[tuple[faust.TopicT, bytes | None, bytes]] = []
+    for outcome in outcomes:
+        key = outcome.incoming.key
+        for schedule in outcome.schedules:
+            found.append((contributions, key, schedule.model_dump_json().encode()))
+        if outcome.rejected is not None:
+            found.append((rejected, key, outcome.rejected.model_dump_json().encode()))
+    return found
+
+
+def _count(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        for schedule in outcome.schedules:
+            metrics.SCHEDULES_EMITTED.labels(schedule.kind).inc()
+        if outcome.schedules and not outcome.duplicate_event:
+            metrics.REGISTRATIONS_ACCEPTED.labels(outcome.programme, outcome.event_type).inc()
+        for warning in outcome.warnings:
+            metrics.REGISTRATION_WARNINGS.labels(warning.code).inc()
+        if outcome.duplicate_event:
+            metrics.REGISTRATIONS_DUPLICATE_EVENTS.inc()
+        if outcome.rejected is not None:
+            for item in outcome.rejected.errors:
+                metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
+            source = outcome.incoming.source
+            log.info("registration rejected: %s", outcome.rejected.errors[0].code,
+                     extra={"topic": source.topic, "partition": source.partition,
+                            "offset": source.offset, "code": outcome.rejected.errors[0].code})
+
+
+def create_app(settings: Settings, programmes: dict[str, Programme],
+               health: Health | None = None) -> faust.App:
     app = create_faust_app(APP_ID, settings, "validator")
     registrations = app.topic(TOPIC_REGISTRATIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
@@ -29,64 +222,19 @@ def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.Ap
                               partitions=settings.partitions)
     rejected = app.topic(TOPIC_REJECTED, key_type=bytes, value_type=bytes,
                          partitions=settings.partitions)
-    enrollments = app.Table(
-        "enrollments", default=None, partitions=settings.partitions,
-    )
-
-    def emit(outcome: Outcome, key: bytes | None) -> None:
-        for schedule in outcome.schedules:
-            contributions.send_soon(key=key, value=schedule.model_dump_json().encode())
-            metrics.SCHEDULES_EMITTED.labels(schedule.kind).inc()
-        if outcome.schedules and not outcome.duplicate_event:
-            metrics.REGISTRATIONS_ACCEPTED.labels(outcome.programme, outcome.event_type).inc()
-        if outcome.rejected is not None:
-            rejected.send_soon(key=key, value=outcome.rejected.model_dump_json().encode())
-            for item in outcome.rejected.errors:
-                metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
-            first = outcome.rejected.errors[0]
-            log.info("registration rejected: %s", first.code,
-                     extra={"topic": outcome.rejected.source_topic,
-                            "partition": outcome.rejected.partition,
-                            "offset": outcome.rejected.offset, "code": first.code})
-        if outcome.duplicate_event:
-            metrics.REGISTRATIONS_DUPLICATE_EVENTS.inc()
+    validator = Validator(settings, programmes, contributions, rejected, health or Health())
 
     @app.agent(registrations, name="validate")
     async def validate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            source = Source(message.topic, message.partition, message.offset)
-            metrics.EVENTS_CONSUMED.labels("validator", message.topic).inc()
-            try:
-                outcome = process_registration(
-                    message.key, message.value, source, programmes, enrollments.get
-                )
-                if outcome.state is not None and outcome.nik is not None:
-                    enrollments[outcome.nik] = outcome.state
-                emit(outcome, message.key)
-            except Exception:  # an exception must never escape: Faust would ack the event
-                log.exception("validator failed on an event; it goes to the rejected topic",
-                              extra={"topic": source.topic, "partition": source.partition,
-                                     "offset": source.offset})
-                _reject_internal(rejected, message.key, message.value, source)
+        # noack_take: events are acked below, after their outputs are delivered (take()
+        # acks a batch as soon as the loop asks for the next one, even after an exception).
+        within = settings.validator_batch_wait_ms / 1000
+        batches = stream.noack_take(  # type: ignore[attr-defined]  # Stream has it, StreamT not
+            settings.validator_batch_max, within=within)
+        async for events in batches:
+            await validator.handle(events)
+            for event in events:
+                await stream.ack(event)
 
     install_faust_lag(app, "validator", [TOPIC_REGISTRATIONS])
     return app
-
-
-def _reject_internal(rejected: faust.TopicT, key: bytes | None, value: bytes | None,
-                     source: Source) -> None:
-    from datetime import UTC, datetime
-
-    from schemas.events import RejectedEvent, RejectionError
-
-    record = RejectedEvent(
-        original=(value or b"")[:4096].decode("utf-8", errors="replace"),
-        source_topic=source.topic, partition=source.partition, offset=source.offset,
-        rejected_at=datetime.now(UTC),
-        errors=[RejectionError(field="", code="internal_error",
-                               message="the validator could not process this event; "
-                                       "operations has been alerted")],
-    )
-    metrics.REGISTRATIONS_REJECTED.labels("internal_error").inc()
-    rejected.send_soon(key=key, value=record.model_dump_json().encode())

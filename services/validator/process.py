@@ -1,40 +1,29 @@
-"""Turn one raw registration message into what the validator must send.
+"""Turn one raw registration message into what the validator must send and record.
 
-Kept apart from Faust: decode → look up the worker's state → call the domain → outputs.
+Kept apart from Faust and PostgreSQL: decode → the worker's state → the domain → outputs
+(schedules, a rejection, the new state and the decision row of registry.decisions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 
 from schemas.events import (
     ContributionSchedule,
     RejectedEvent,
     RejectionError,
+    WorkerDeregistered,
     WorkerRegistered,
 )
+from services.domain import errors as E
+from services.domain.enrolment import WorkerState, decide
+from services.domain.errors import message_fingerprint, rejected_event, rejection
 from services.domain.programme import Programme
-from services.domain.registration import (
-    MAX_MESSAGE_BYTES,
-    NikState,
-    decide,
-    decode_registration,
-    empty_state,
-    error,
-)
+from services.validator.decode import decode_registration
 
-
-@dataclass
-class Outcome:
-    nik: str | None = None
-    schedules: list[ContributionSchedule] = field(default_factory=list)
-    rejected: RejectedEvent | None = None
-    state: NikState | None = None
-    duplicate_event: bool = False
-    programme: str = "unknown"  # a metrics label: only configured programme ids
-    event_type: str = "unknown"
+Event = WorkerRegistered | WorkerDeregistered
 
 
 @dataclass(frozen=True)
@@ -44,49 +33,116 @@ class Source:
     offset: int
 
 
-def _rejection(
-    value: bytes, source: Source, errors: list[RejectionError], **ids: str | None
-) -> RejectedEvent:
-    return RejectedEvent(
-        original=value[: 2 * MAX_MESSAGE_BYTES].decode("utf-8", errors="replace"),
-        source_topic=source.topic,
-        partition=source.partition,
-        offset=source.offset,
-        rejected_at=datetime.now(UTC),
-        errors=errors,
-        **ids,
-    )
+@dataclass(frozen=True)
+class Incoming:
+    """One message, decoded. ``nik`` is set when it is an event keyed by its NIK (only
+    those touch a worker's state)."""
+
+    key: bytes | None
+    value: bytes | None
+    source: Source
+    event: Event | None
+    problems: list[RejectionError]
+    nik: str | None
+    fingerprint: str
 
 
-def process_registration(
-    key: bytes | None,
-    value: bytes | None,
-    source: Source,
-    programmes: Mapping[str, Programme],
-    load_state: Callable[[str], NikState | None],
-) -> Outcome:
-    """Decide what one message produces. ``load_state(nik)`` returns the NIK's table state."""
+@dataclass
+class Outcome:
+    incoming: Incoming
+    schedules: list[ContributionSchedule] = field(default_factory=list)
+    rejected: RejectedEvent | None = None
+    state: WorkerState | None = None  # the NIK's new state, None when unchanged
+    duplicate_event: bool = False
+    warnings: list[RejectionError] = field(default_factory=list)
+    programme: str = "unknown"  # a metrics label: only configured programme ids
+    event_type: str = "unknown"
+
+    @property
+    def nik(self) -> str | None:
+        return self.incoming.nik
+
+
+def read_message(key: bytes | None, value: bytes | None, source: Source) -> Incoming:
     event, problems = decode_registration(value)
+    nik = None
+    if event is not None:
+        claimed = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
+        if key is not None and key == claimed.encode():
+            nik = claimed
+        else:
+            problems = [rejection(
+                "key", E.KEY_MISMATCH,
+                "the message key must be the worker's NIK (it decides the partition)")]
+    return Incoming(key, value, source, event, problems, nik, message_fingerprint(value))
+
+
+def _reject(incoming: Incoming, errors: list[RejectionError]) -> RejectedEvent:
+    event, source = incoming.event, incoming.source
     if event is None:
-        return Outcome(rejected=_rejection(value or b"", source, problems))
-    ids = {"event_id": str(event.event_id), "opd_code": event.opd_code,
-           "programme": event.programme}
-    nik = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
-    if key is None or key != nik.encode():
-        return Outcome(rejected=_rejection(value or b"", source, [error(
-            "key", "key_mismatch",
-            "the message key must be the worker's NIK (it decides the partition)")], **ids))
-    state = load_state(nik) or empty_state()
+        return rejected_event(incoming.value, source.topic, source.partition, source.offset,
+                              errors)
+    return rejected_event(incoming.value, source.topic, source.partition, source.offset,
+                          errors, event_id=str(event.event_id), opd_code=event.opd_code,
+                          programme=event.programme)
+
+
+def decide_message(
+    incoming: Incoming, state: WorkerState, programmes: dict[str, Programme]
+) -> Outcome:
+    """Decide what one message produces, given its NIK's state (ignored when the message
+    is not an event keyed by its NIK)."""
+    event = incoming.event
+    if event is None or incoming.nik is None:
+        return Outcome(incoming, rejected=_reject(incoming, incoming.problems))
     # Decisions depend on the event alone (never on the clock), so a replay decides the same.
-    decision = decide(state, event, programmes, event.occurred_at.astimezone(UTC).date())
+    decision = decide(state, event, programmes, event.occurred_at.astimezone(UTC).date(),
+                      incoming.fingerprint)
     outcome = Outcome(
-        nik=nik,
+        incoming,
         schedules=decision.schedules,
         state=decision.state,
         duplicate_event=decision.duplicate_event,
+        warnings=decision.warnings,
         programme=event.programme if event.programme in programmes else "unknown",
         event_type=event.event_type,
     )
     if decision.errors:
-        outcome.rejected = _rejection(value or b"", source, decision.errors, **ids)
+        outcome.rejected = _reject(incoming, decision.errors)
     return outcome
+
+
+def internal_error(incoming: Incoming) -> Outcome:
+    """The outcome of a message the validator failed on: rejected as internal_error."""
+    return Outcome(incoming, rejected=_reject(incoming, [rejection(
+        "", E.INTERNAL_ERROR,
+        "the validator could not process this event; operations has been alerted")]))
+
+
+def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
+    """The registry.decisions row of a first decision (None for a message that is not an
+    event of a NIK, or an event decided before)."""
+    incoming = outcome.incoming
+    event = incoming.event
+    if event is None or incoming.nik is None or outcome.state is None:
+        return None
+    accepted = bool(outcome.schedules)
+    if accepted:
+        result = "partially_accepted" if outcome.rejected is not None else "accepted"
+    else:
+        result = "rejected"
+    periods = sorted({c.period for s in outcome.schedules for c in s.contributions})
+    errors = outcome.rejected.errors if outcome.rejected is not None else []
+    return (
+        event.event_id, event.event_type, incoming.nik, event.programme,
+        outcome.schedules[0].opd_code if outcome.schedules else event.opd_code,
+        result, periods,
+        _json(errors), _json(outcome.warnings),
+        [s.schedule_id for s in outcome.schedules],
+        outcome.rejected.rejection_id if outcome.rejected is not None else None,
+        incoming.source.topic, incoming.source.partition, incoming.source.offset,
+    )
+
+
+def _json(items: list[RejectionError]) -> str:
+    return json.dumps([item.model_dump() for item in items])

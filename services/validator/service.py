@@ -5,9 +5,10 @@ from __future__ import annotations
 from services.domain.programme import load_programmes
 from services.runtime.faust_worker import run_faust_app
 from services.runtime.settings import Settings
-from services.validator.app import create_app
+from services.validator.app import Health, create_app
 
 
 def run(settings: Settings) -> int:
-    app = create_app(settings, load_programmes(settings.programmes_dir))
-    return run_faust_app(app, "validator", settings)
+    health = Health()
+    app = create_app(settings, load_programmes(settings.programmes_dir), health)
+    return run_faust_app(app, "validator", settings, health=health)

@@ -199,6 +199,13 @@ def test_demo_prints_the_summary_and_the_json_figures(
     assert figures["seconds"] > 0
     assert "contributions booked                3,600" in result.stdout
     assert figures["coverage"]["active_workers"] == 300
+    # Malang is prepaid: one bill of every worker's 12 months, settled through the broker
+    (prepaid,) = figures["finance"]["prepaid_bills"]
+    assert (prepaid["workers"], prepaid["months_min"], prepaid["months_max"]) == (300, 12, 12)
+    assert (prepaid["amount_idr"], prepaid["status"], prepaid["paid_on"]) == (
+        3600 * 16_800, "paid", "2025-11-25")
+    assert figures["finance"]["budget"][0]["remaining_idr"] == 5_300_000_000 - 3600 * 16_800
+    assert "300 workers × 12 months" in result.stdout
 
 
 def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:

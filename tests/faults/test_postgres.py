@@ -123,8 +123,8 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
             readiness.append((round(time.monotonic() - stopped, 2),
                               await asyncio.to_thread(ledger_ready, stack)))
             await asyncio.sleep(0.25)
-        others_ready = [await asyncio.to_thread(readyz_body, settings, name)
-                        for name in ("validator", "projector")]
+        # the validator keeps its state in PostgreSQL: a batch waits (not ready) meanwhile
+        others_ready = [await asyncio.to_thread(readyz_body, settings, "projector")]
         # the ledger process holds what it read and could not book: uncommitted
         during = await mark([settings], "ledger")
         held = (during.consumed - since.consumed) - (during.committed - since.committed)
@@ -159,7 +159,7 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
     after = [ready for t, ready in readiness if t >= first_not_ready]
     assert not any(after), f"the ledger said ready while PostgreSQL was down: {readiness}"
     assert all(body and body.get("ready") for body in others_ready), \
-        f"validator/projector need no PostgreSQL, yet: {others_ready}"
+        f"the projector needs no PostgreSQL, yet: {others_ready}"
     assert back, "the ledger never became ready again after PostgreSQL came back"
     assert in_batch - booked > 0, "PostgreSQL stopped after the batch was booked"
     assert held > 0, "the ledger held no uncommitted work while PostgreSQL was down"

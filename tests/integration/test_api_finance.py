@@ -22,7 +22,7 @@ from schemas.events import Category, PaymentConfirmed
 from services.api.app import create_app
 from services.api.auth import ApiSettings, ApiToken
 from services.domain.nik import mask_nik
-from services.domain.programme import Programme, load_programmes
+from services.domain.programme import Billing, Programme, load_programmes
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
@@ -54,7 +54,8 @@ class World:
 async def world_url(database_url: str) -> AsyncIterator[tuple[World, str]]:
     async with scratch_database(database_url, prefix="iuran_api") as url:
         malang = load_programmes(Settings().programmes_dir)["malang-2025"]
-        programme = programme_copy(malang, budget_idr=17 * PREMIUM)  # the 18th month is held
+        programme = programme_copy(malang, budget_idr=17 * PREMIUM,  # the 18th month is held
+                                   billing=Billing())
         niks = NikSource().take(6)
         layout = [("DISHUB", Category.SOPIR_ANGKOT, "Klojen"),
                   ("DISHUB", Category.OJEK_ONLINE, "Sukun"),
@@ -246,7 +247,7 @@ async def test_monthly_bill_budget_outstanding_discrepancies(
     programme = world.programme.id
     bill = (await client.get("/monthly-bill", headers=OPS,
                              params={"programme": programme, "period": "2026-02"})).json()
-    assert bill["due_date"] == "2026-02-16"  # the 15th is a Sunday
+    assert bill["due_date"] == "2026-02-18"  # 15 Feb a Sunday, 16 Feb cuti bersama, 17 Feb Imlek
     assert bill["totals"] == {"workers": 5, "amount_idr": 5 * PREMIUM, "jkk_idr": 50_000,
                               "jkm_idr": 34_000, "billed_idr": 0, "paid_idr": 0,
                               "unbilled_idr": 5 * PREMIUM}

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from schemas.events import PaymentConfirmed
-from services.domain.programme import Programme
+from services.domain.programme import Billing, Programme
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
@@ -28,7 +28,7 @@ YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
 
 @pytest.fixture
 async def programme(conn: asyncpg.Connection, malang: Programme) -> Programme:
-    copy = programme_copy(malang, budget_idr=10**12)
+    copy = programme_copy(malang, budget_idr=10**12, billing=Billing())
     await ensure_allocation(conn, copy)
     return copy
 
@@ -76,16 +76,19 @@ async def test_an_issued_bill_is_frozen_and_later_months_go_to_a_supplementary_b
                               first.bill_id)
     assert tuple(row) == (3, 3 * PREMIUM)
 
-    # a billed month cannot be cancelled any more: the refusal is recorded
+    # a billed month stays on its frozen bill; cancelled, its premium becomes a credit
     billed_nik = (await conn.fetchrow(
         "SELECT c.nik FROM ledger.bill_lines l JOIN ledger.contributions c "
         "USING (contribution_id) WHERE l.bill_id = $1 LIMIT 1", first.bill_id))["nik"]
     result = await book.book_schedules(
         conn, [schedule(programme, billed_nik, YEAR[:2], kind="cancelled")])
-    assert result.cancellations_refused == 1 and result.reversed[programme.id] == 1
+    assert result.credited[programme.id] == 1 and result.reversed[programme.id] == 2
     statuses = await conn.fetch("SELECT period, status FROM finance.contributions WHERE nik = $1 "
                                 "ORDER BY period", billed_nik)
-    assert [tuple(r) for r in statuses] == [("2025-12", "billed"), ("2026-01", "cancelled")]
+    assert [tuple(r) for r in statuses] == [("2025-12", "cancelled"), ("2026-01", "cancelled")]
+    credits = await conn.fetch("SELECT period, bill_id, amount_idr, status FROM finance.credits "
+                               "WHERE nik = $1", billed_nik)
+    assert [tuple(r) for r in credits] == [("2025-12", first.bill_id, PREMIUM, "carried_over")]
 
 
 async def test_a_matching_payment_settles_the_bill_once_even_when_replayed(
@@ -112,8 +115,13 @@ async def test_a_matching_payment_settles_the_bill_once_even_when_replayed(
     assert len(settlements) == 4
     assert {(s["debit_account"], s["credit_account"], s["amount_idr"], s["reference"])
             for s in settlements} == {(f"liability:bpjs_payable:{programme.id}",
-                                       f"asset:cash:{programme.funding_source}", PREMIUM,
+                                       f"asset:unapplied:{programme.id}", PREMIUM,
                                        "BPJS-0001")}
+    receipt = await conn.fetchrow(
+        "SELECT debit_account, credit_account, amount_idr FROM ledger.transfers "
+        "WHERE payment_id = $1 AND kind = 'receipt'", paid.payment_id)
+    assert tuple(receipt) == (f"asset:unapplied:{programme.id}",
+                              f"asset:cash:{programme.funding_source}", 4 * PREMIUM)
     assert await conn.fetchval("SELECT status FROM finance.bills WHERE bill_id = $1",
                                bill.bill_id) == "paid"
     budget = await conn.fetchrow("SELECT booked_idr, paid_idr FROM finance.budget_utilisation "
@@ -168,8 +176,9 @@ async def test_payments_that_do_not_match_become_discrepancies_never_applied(
     first = await conn.fetchval("SELECT discrepancy_id FROM finance.discrepancies "
                                 "WHERE programme = $1 AND kind = 'partial'", programme.id)
     assert await resolve_discrepancy(conn, first, resolution="refund requested",
-                                     resolved_by="bpkad")
-    assert not await resolve_discrepancy(conn, first, resolution="again", resolved_by="x")
+                                     resolved_by="bpkad", action="refund")
+    assert await resolve_discrepancy(conn, first, resolution="again", resolved_by="x",
+                                     action="refund") is None
     assert await conn.fetchval("SELECT status FROM finance.discrepancies "
                                "WHERE discrepancy_id = $1", first) == "resolved"
 

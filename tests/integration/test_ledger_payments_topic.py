@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from schemas.events import TOPIC_PAYMENTS, TOPIC_REJECTED, PaymentConfirmed, RejectedEvent
-from services.domain.programme import load_programmes
+from services.domain.programme import Billing, load_programmes
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
@@ -56,7 +56,7 @@ async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_jour
     stack: ServiceProcesses, settings: Settings, database_url: str, db: asyncpg.Pool
 ) -> None:
     malang = load_programmes(Settings().programmes_dir)["malang-2025"]
-    programme = programme_copy(malang, budget_idr=10 * 16_800)
+    programme = programme_copy(malang, budget_idr=10 * 16_800, billing=Billing())  # monthly
     niks = NikSource().take(3)
     connection = await asyncpg.connect(database_url)
     try:
@@ -77,14 +77,13 @@ async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_jour
     await handled(settings, PAYMENTS_STAGE)
 
     transfers = await db.fetch(
-        "SELECT t.contribution_id, t.amount_idr, t.debit_account, t.credit_account "
+        "SELECT t.contribution_id, t.amount_idr, t.debit_account "
         "FROM ledger.transfers t JOIN ledger.contributions c USING (contribution_id) "
         "WHERE c.programme = $1 AND t.kind = 'settlement'", programme.id)
     assert len(transfers) == 3, f"{len(transfers)} settlement transfers for 3 bill lines"
     assert len({t["contribution_id"] for t in transfers}) == 3
     assert sum(t["amount_idr"] for t in transfers) == bill.amount_idr
-    assert {(t["debit_account"], t["credit_account"]) for t in transfers} == {
-        (f"liability:bpjs_payable:{programme.id}", f"asset:cash:{programme.funding_source}")}
+    assert {t["debit_account"] for t in transfers} == {f"liability:bpjs_payable:{programme.id}"}
     assert await db.fetchval("SELECT count(*) FROM ledger.bill_settlements "
                              "WHERE bill_id = $1", bill.bill_id) == 1
     assert await db.fetchval("SELECT count(*) FROM finance.discrepancies WHERE programme = $1",

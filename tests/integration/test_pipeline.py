@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import date
@@ -158,18 +159,27 @@ def _programme_past_year_9999(folder: Path) -> Path:
     """The deployed programmes and one more whose last month is 9999-12: a registration for
     it passes every rule, yet its schedule runs past what a date can hold, so the validator
     fails on it (a configuration the domain cannot compute; no rule gives it a code)."""
-    folder.mkdir()
     deployed = Settings().programmes_dir
-    for path in deployed.glob("*.toml"):
-        (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    for source, target in ((deployed, folder), (deployed.parent / "calendar",
+                                                folder.parent / "calendar")):
+        target.mkdir()
+        for path in source.glob("*.toml"):
+            (target / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     text = (deployed / "malang-2025.toml").read_text(encoding="utf-8")
-    for old, new in (('id = "malang-2025"', 'id = "far-9999"'), ("fiscal_year = 2025",
-                     "fiscal_year = 9999"), ('first_period = "2025-12"', 'first_period = '
-                     '"9999-12"'), ('last_period = "2026-11"', 'last_period = "9999-12"'),
-                     ("min_age = 15", "min_age = 0"), ("max_age = 65", "max_age = 120")):
-        assert old in text, old
-        text = text.replace(old, new)
+    # billed monthly (a prepaid bill names a day of the fiscal year)
+    text = re.sub(r"(?ms)^\[billing\]\n.*?(?=^\[|\Z)", "", text)
+    for pattern, new in ((r'(?m)^id = .*$', 'id = "far-9999"'),
+                         (r"(?m)^fiscal_year = .*$", "fiscal_year = 9999"),
+                         (r'(?m)^first_period = .*$', 'first_period = "9999-12"'),
+                         (r'(?m)^last_period = .*$', 'last_period = "9999-12"'),
+                         (r"(?m)^min_age = .*$", "min_age = 0"),
+                         (r"(?m)^max_age = .*$", "max_age = 120")):
+        text, count = re.subn(pattern, new, text, count=1)
+        assert count == 1, pattern
     (folder / "far-9999.toml").write_text(text, encoding="utf-8")
+    (folder.parent / "calendar" / "9999.toml").write_text(
+        'year = 9999\nsource = "none: a test year"\nnational_holidays = []\n'
+        "cuti_bersama = []\n", encoding="utf-8")
     return folder
 
 

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
+from services.domain.enrolment import WorkerState, decide, empty_state
 from services.domain.periods import period_range
-from services.domain.programme import Programme
-from services.domain.registration import NikState, decide, empty_state
+from services.domain.programme import Billing, Programme
 from services.domain.schedule import contribution_id
 from services.ledger import book
 from services.ledger.bills import issue_bill
@@ -37,7 +37,7 @@ AGAIN = list(period_range("2026-06", 6))  # 2026-06 .. 2026-11: paid again
 
 async def funded(conn: asyncpg.Connection, malang: Programme, budget_idr: int = 10**12,
                  name: str | None = None) -> Programme:
-    programme = programme_copy(malang, budget_idr=budget_idr, name=name)
+    programme = programme_copy(malang, budget_idr=budget_idr, name=name, billing=Billing())
     await ensure_allocation(conn, programme)
     return programme
 
@@ -52,7 +52,7 @@ class Worker:
     def __init__(self, programmes: list[Programme]) -> None:
         self.nik = unique_nik()
         self.programmes = {p.id: p for p in programmes}
-        self.state: NikState = empty_state()
+        self.state: WorkerState = empty_state()
         self.schedules: list[ContributionSchedule] = []
 
     def _decide(self, event: object) -> list[ContributionSchedule]:

@@ -454,9 +454,11 @@ async def rewind_group(settings: Settings, group: str, topic: str,
     from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
     class SameProtocol(RoundRobinPartitionAssignor):
-        # A Faust group's protocol is named "faust"; a member of another protocol is refused
-        # while the stopped members linger (until the broker expires them on a join).
-        name = "faust" if group in (GROUPS["validator"], GROUPS["projector"]) else "roundrobin"
+        # A Faust group with tables names its protocol "faust" (Faust's own assignor); an app
+        # without tables (the validator) uses aiokafka's round robin. A member of another
+        # protocol is refused while the stopped members linger (until the broker expires
+        # them on a join).
+        name = "faust" if group == GROUPS["projector"] else "roundrobin"
 
     deadline = time.monotonic() + within
     consumer = AIOKafkaConsumer(
@@ -546,3 +548,35 @@ async def where_are(settings: Settings, url: str, niks: list[str]) -> dict[str, 
                             entry = found.setdefault(r.key.decode()[-4:], {})
                             entry[topic] = entry.get(topic, 0) + 1
     return {"missing": len(missing), "messages_by_nik_tail": found}
+
+
+# --- the embedded broker as a process: stop answering, then answer again ---------------
+
+
+def broker_pid(bootstrap: str) -> int:
+    """The pid of the embedded broker (Tansu) that listens on ``bootstrap``."""
+    wanted = f"tcp://{bootstrap}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--listener-url" in argv and wanted in argv:
+            return int(entry.name)
+    raise AssertionError(f"no embedded broker process listens on {bootstrap}")
+
+
+@contextlib.contextmanager
+def broker_frozen(bootstrap: str) -> Iterator[int]:
+    """SIGSTOP the broker (its sockets stay open, nothing is answered) until the block ends;
+    SIGCONT then, whatever happened inside."""
+    import signal
+
+    pid = broker_pid(bootstrap)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from services.api.auth import DEV_TOKENS, TokenBook, load_api_settings
+from services.api.auth import (
+    DEV_OPD_TOKENS,
+    DEV_TOKENS,
+    TokenBook,
+    check_opd_tokens,
+    load_api_settings,
+)
 from services.runtime.settings import Settings, SettingsError
 
 
@@ -95,3 +101,61 @@ def test_a_token_is_compared_in_constant_time_with_every_configured_one(
         assert {b for _, b in compared} == {presented.encode()}
         assert (found.name if found else None) == (presented[0] if presented in secrets
                                                    else None)
+
+
+def test_an_opd_token_names_its_opd_and_programmes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IURAN_API_TOKENS", json.dumps([
+        {"token": "d" * 32, "role": "opd", "opd_code": "DISHUB", "programmes": ["malang-2025"],
+         "name": "dishub-simpeg"}]))
+    api = load_api_settings(settings("production"))
+    check_opd_tokens(api, {"malang-2025": {"DISHUB", "DINSOS"}})
+    principal = TokenBook(api.tokens).principal("d" * 32)
+    assert principal is not None and principal.roles == {"opd"}
+    assert (principal.opd_code, principal.programmes) == ("DISHUB", {"malang-2025"})
+    assert not principal.personal_data
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    ({"role": "opd", "programmes": ["malang-2025"]}, "needs opd_code and programmes"),
+    ({"role": "opd", "opd_code": "DISHUB"}, "needs opd_code and programmes"),
+    ({"roles": ["opd", "finance"], "opd_code": "DISHUB", "programmes": ["malang-2025"]},
+     "not combined"),
+    ({"role": "finance", "opd_code": "DISHUB"}, "belong to tokens with role opd"),
+])
+def test_an_opd_token_without_its_opd_is_refused(
+    monkeypatch: pytest.MonkeyPatch, token: dict[str, object], message: str
+) -> None:
+    monkeypatch.setenv("IURAN_API_TOKENS", json.dumps([{"token": "e" * 32, **token}]))
+    with pytest.raises(SettingsError, match=message):
+        load_api_settings(settings("production"))
+
+
+@pytest.mark.parametrize(("programmes", "message"), [
+    (["jatim-9999"], "unknown programme 'jatim-9999'"),
+    (["malang-2025"], "OPD 'DISKOMINFO' may not register in malang-2025"),
+])
+def test_an_opd_token_must_match_the_programme_configuration(
+    monkeypatch: pytest.MonkeyPatch, programmes: list[str], message: str
+) -> None:
+    monkeypatch.setenv("IURAN_API_TOKENS", json.dumps([
+        {"token": "f" * 32, "role": "opd", "opd_code": "DISKOMINFO",
+         "programmes": programmes}]))
+    api = load_api_settings(settings("production"))
+    with pytest.raises(SettingsError, match=message):
+        check_opd_tokens(api, {"malang-2025": {"DISHUB"}})
+
+
+def test_development_opd_tokens_exist_only_in_development(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IURAN_API_TOKENS", raising=False)
+    book = TokenBook(load_api_settings(settings("development")).tokens)
+    for token, opd, programmes in DEV_OPD_TOKENS:
+        principal = book.principal(token)
+        assert principal is not None and principal.roles == {"opd"}
+        assert (principal.opd_code, principal.programmes) == (opd, set(programmes))
+    monkeypatch.setenv("IURAN_API_TOKENS", json.dumps([
+        {"token": DEV_OPD_TOKENS[0][0], "role": "opd", "opd_code": "DISHUB",
+         "programmes": ["malang-2025"]}]))
+    with pytest.raises(SettingsError, match="placeholder"):
+        load_api_settings(settings("production"))

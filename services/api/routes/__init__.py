@@ -1,0 +1,1 @@
+"""The API's endpoints, one APIRouter per resource; services.api.app includes them."""

@@ -1,0 +1,115 @@
+"""The finance lists: contributions, monthly bill, bills, budget, outstanding, discrepancies,
+arrears and one worker's history. Every one needs a token; NIKs are masked for ops."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.api import models
+from services.api.deps import Anyone, Personal, Pool, max_page
+from services.api.params import Code, Cursor, Limit, PeriodParam, PeriodRange, WorkerFilters
+from services.api.reading import audit, listing, page
+from services.ledger.views import VIEWS
+
+router = APIRouter(tags=["finance"])
+
+MaxPage = Annotated[int, Depends(max_page)]
+
+
+@router.get("/contributions", response_model=models.Page[models.Contribution])
+async def contributions(
+    request: Request, principal: Anyone, pool: Pool, periods: PeriodRange,
+    workers: WorkerFilters, limit: Limit, cursor: Cursor = None, programme: Code = None,
+    status: Literal["booked", "held", "cancelled", "billed", "paid"] | None = None,
+) -> dict[str, Any]:
+    """Contributions with their status, in (period, contribution_id) order."""
+    return await page(pool, VIEWS["contributions"], principal, request.url.path,
+                      {"programme": programme, **periods, **workers, "status": status},
+                      limit, cursor)
+
+
+@router.get("/monthly-bill", response_model=models.MonthlyBill)
+async def monthly_bill(
+    principal: Anyone, pool: Pool, largest: MaxPage,
+    period: Annotated[PeriodParam, Query(description="the month, YYYY-MM")],
+    programme: Code = None, opd_code: Code = None,
+) -> dict[str, Any]:
+    """What is payable to BPJS for one month, per OPD, with totals."""
+    if period is None:
+        raise HTTPException(422, detail="period is required (YYYY-MM)")
+    items = (await listing(pool, VIEWS["monthly_bill"], {
+        "programme": programme, "period_from": period, "period_to": period,
+        "opd_code": opd_code}, largest))["items"]
+    totals = {k: sum(r[k] for r in items) for k in models.MonthlyBillTotals.model_fields}
+    due = min((r["due_date"] for r in items), default=None)
+    return {"period": period, "programme": programme, "due_date": due, "totals": totals,
+            "items": items}
+
+
+@router.get("/bills", response_model=models.Listing[models.Bill])
+async def bills(
+    principal: Anyone, pool: Pool, largest: MaxPage, periods: PeriodRange,
+    programme: Code = None, status: Literal["open", "past_due", "paid"] | None = None,
+) -> dict[str, Any]:
+    """Issued bills (original and supplementary) and whether they are paid."""
+    return await listing(pool, VIEWS["bills"],
+                         {"programme": programme, **periods, "status": status}, largest)
+
+
+@router.get("/budget", response_model=models.Listing[models.BudgetUtilisation])
+async def budget(principal: Anyone, pool: Pool, largest: MaxPage,
+                 programme: Code = None) -> dict[str, Any]:
+    """Budget utilisation per programme, funding source and fiscal year."""
+    return await listing(pool, VIEWS["budget_utilisation"], {"programme": programme}, largest)
+
+
+@router.get("/budget/changes", response_model=models.Listing[models.BudgetChange])
+async def budget_changes(principal: Personal, pool: Pool, largest: MaxPage,
+                         programme: Code = None) -> dict[str, Any]:
+    """Every allocation ever set, with its reason and who set it."""
+    return await listing(pool, VIEWS["budget_changes"], {"programme": programme}, largest)
+
+
+@router.get("/outstanding", response_model=models.Listing[models.Outstanding])
+async def outstanding(principal: Anyone, pool: Pool, largest: MaxPage, periods: PeriodRange,
+                      programme: Code = None) -> dict[str, Any]:
+    """Booked and not yet paid, per programme and month."""
+    return await listing(pool, VIEWS["outstanding"], {"programme": programme, **periods},
+                         largest)
+
+
+@router.get("/discrepancies", response_model=models.Page[models.Discrepancy])
+async def discrepancies(
+    request: Request, principal: Personal, pool: Pool, periods: PeriodRange, limit: Limit,
+    cursor: Cursor = None, programme: Code = None,
+    status: Literal["open", "resolved"] | None = None,
+) -> dict[str, Any]:
+    """Payments not applied (partial, excess, unknown bill, ...) for a person to resolve."""
+    return await page(pool, VIEWS["discrepancies"], principal, request.url.path,
+                      {"programme": programme, **periods, "status": status}, limit, cursor)
+
+
+@router.get("/arrears", response_model=models.Page[models.Arrears])
+async def arrears(
+    request: Request, principal: Anyone, pool: Pool, workers: WorkerFilters, limit: Limit,
+    cursor: Cursor = None, programme: Code = None, lapse_risk: bool | None = None,
+) -> dict[str, Any]:
+    """Workers with unpaid months past their due date; lapse_risk = 3 or more."""
+    return await page(pool, VIEWS["arrears"], principal, request.url.path,
+                      {"programme": programme, **workers, "lapse_risk": lapse_risk},
+                      limit, cursor)
+
+
+@router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
+async def worker_history(principal: Personal, pool: Pool, largest: MaxPage,
+                         nik: str) -> dict[str, Any]:
+    """Everything that happened to one worker's months (finance and auditor only)."""
+    if len(nik) != 16 or not nik.isdigit():
+        raise HTTPException(422, detail="a NIK is exactly 16 digits")
+    spec = VIEWS["worker_history"]
+    result = await listing(pool, spec, {"nik": nik}, largest)
+    audit(principal, "/workers/{nik}/history", spec, len(result["items"]))
+    return result
+

@@ -1,0 +1,210 @@
+"""The validator's memory in PostgreSQL: per-NIK worker state and the decision rows.
+
+One transaction per batch of messages: advisory locks on the batch's NIKs (sorted, so two
+validator processes that got one NIK on different partitions serialise on it, whatever
+partitioner its publisher used), their states, each message decided in order, the new
+states and the decision rows (and dead letters) written, commit. Only then does the agent
+send the batch's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from services.domain.enrolment import WorkerState, empty_state, read_state
+from services.runtime.database import RETRYABLE
+from services.runtime.deadletter import DeadLetter, record_dead_letters
+from services.validator.process import Incoming, Outcome, decision_row, internal_error
+
+log = logging.getLogger(__name__)
+
+SERVICE = "validator"
+
+_LOCK = """
+SELECT pg_advisory_xact_lock(k)
+  FROM (SELECT DISTINCT hashtextextended('registry.worker_state:' || nik, 0) AS k
+          FROM unnest($1::text[]) AS nik ORDER BY k) AS keys
+"""
+_LOAD = "SELECT nik, version, state FROM registry.worker_state WHERE nik = ANY($1::text[])"
+_INSERT_STATES = """
+INSERT INTO registry.worker_state (nik, version, state)
+SELECT nik, version, state::jsonb FROM unnest($1::text[], $2::integer[], $3::text[])
+    AS s(nik, version, state)
+"""
+_SAVE = _INSERT_STATES + """ON CONFLICT (nik) DO UPDATE
+   SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now()"""
+_SEED = _INSERT_STATES + "ON CONFLICT (nik) DO NOTHING"
+_DECISION = """
+INSERT INTO registry.decisions (event_id, event_type, nik, programme, opd_code, outcome,
+    periods, errors, warnings, schedule_ids, rejection_id, source_topic, source_partition,
+    source_offset)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+Decider = Callable[[Incoming, WorkerState], Outcome]
+
+# The months the ledger holds for NIKs that have no state yet (booked or held by a release
+# whose validator kept its state in a Faust table, or booked by the CLI), per registration
+# event, with what stopped them.
+_LEDGER_MONTHS = """
+WITH missing AS (
+    SELECT DISTINCT m.nik
+      FROM (SELECT nik FROM ledger.contributions
+            UNION SELECT nik FROM ledger.held_contributions) AS m
+     WHERE NOT EXISTS (SELECT 1 FROM registry.worker_state s WHERE s.nik = m.nik)
+), months AS (
+    SELECT c.nik, c.registration_event_id, c.programme, c.opd_code, c.category,
+           c.kecamatan, c.funding_source, c.period, c.generation, c.booked_at AS at,
+           x.contribution_id IS NOT NULL AS cancelled, x.registration_event_id AS stopped_by
+      FROM ledger.contributions c
+      LEFT JOIN ledger.cancellations x USING (contribution_id)
+     WHERE c.nik IN (SELECT nik FROM missing)
+    UNION ALL
+    SELECT h.nik, h.registration_event_id, h.programme, h.opd_code, h.category,
+           h.kecamatan, h.funding_source, h.period, h.generation, h.held_at,
+           r.outcome IS NOT NULL, NULL::uuid  -- a hold cancelled while held
+      FROM ledger.held_contributions h
+      LEFT JOIN ledger.held_resolutions r USING (contribution_id)
+     WHERE h.nik IN (SELECT nik FROM missing)
+       AND (r.outcome IS NULL OR r.outcome = 'cancelled')
+)
+SELECT * FROM months ORDER BY nik, generation, at, period
+"""
+
+
+def _dead_letter(incoming: Incoming, exc: BaseException) -> DeadLetter:
+    source = incoming.source
+    return DeadLetter(SERVICE, source.topic, source.partition, source.offset, incoming.key,
+                      incoming.value, "internal_error", f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _failed(incoming: Incoming, exc: BaseException, letters: list[DeadLetter]) -> Outcome:
+    log.error("validator failed on an event; rejected as internal_error and kept as a dead "
+              "letter (%s)", type(exc).__name__,
+              extra={"topic": incoming.source.topic, "partition": incoming.source.partition,
+                     "offset": incoming.source.offset, "code": "internal_error"})
+    letters.append(_dead_letter(incoming, exc))
+    return internal_error(incoming)
+
+
+async def decide_batch(
+    connection: asyncpg.Connection, batch: Sequence[Incoming], decide: Decider
+) -> list[Outcome]:
+    """Decide ``batch`` in one transaction (see the module's docstring). An exception on
+    one message rejects it as internal_error and records it as a dead letter; the others
+    are decided. Database errors propagate (the caller retries transient ones)."""
+    niks = sorted({i.nik for i in batch if i.nik is not None})
+    async with connection.transaction():
+        if niks:
+            await connection.execute(_LOCK, niks)
+        stored = {r["nik"]: r for r in await connection.fetch(_LOAD, niks)} if niks else {}
+        states: dict[str, WorkerState] = {}
+        changed: set[str] = set()
+        letters: list[DeadLetter] = []
+        outcomes: list[Outcome] = []
+        rows: list[tuple[object, ...]] = []
+        for incoming in batch:
+            try:
+                state = empty_state()
+                if incoming.nik is not None:
+                    if incoming.nik not in states and incoming.nik in stored:
+                        row = stored[incoming.nik]
+                        states[incoming.nik] = read_state(json.loads(row["state"]),
+                                                          row["version"])
+                    state = states.get(incoming.nik, state)
+                outcome = decide(incoming, state)
+                row = decision_row(outcome)
+            except Exception as exc:  # one bad message never stops the others
+                outcomes.append(_failed(incoming, exc, letters))
+                continue
+            if outcome.state is not None and outcome.nik is not None:
+                states[outcome.nik] = outcome.state
+                changed.add(outcome.nik)
+            if row is not None:
+                rows.append(row)
+            outcomes.append(outcome)
+        if changed:
+            order = sorted(changed)
+            await connection.execute(
+                _SAVE, order, [states[n].version for n in order],
+                [states[n].model_dump_json() for n in order])
+        if rows:
+            await connection.executemany(_DECISION, rows)
+        await record_dead_letters(connection, letters)
+    return outcomes
+
+
+def _states_from_ledger(rows: Sequence[asyncpg.Record]) -> dict[str, WorkerState]:
+    """Each NIK's enrolments as the ledger shows them: one per registration event, in the
+    order their months were first booked (the generations follow from it)."""
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        enrolments = grouped.setdefault(row["nik"], {})
+        key = str(row["registration_event_id"])
+        enrolment = enrolments.setdefault(key, {
+            "event_id": key, "programme": row["programme"], "opd_code": row["opd_code"],
+            "category": row["category"], "kecamatan": row["kecamatan"],
+            "funding_source": row["funding_source"], "periods": [], "cancelled": [],
+            "cancellations": {}})
+        if row["period"] not in enrolment["periods"]:
+            enrolment["periods"].append(row["period"])
+        if row["cancelled"]:
+            enrolment["cancelled"].append(row["period"])
+        if row["stopped_by"] is not None:
+            enrolment["cancellations"].setdefault(str(row["stopped_by"]), []).append(
+                row["period"])
+    states = {}
+    for nik, enrolments in grouped.items():
+        events = {key: "accepted" for key in enrolments}
+        for enrolment in enrolments.values():
+            events.update(dict.fromkeys(enrolment["cancellations"], "accepted"))
+        states[nik] = read_state({"enrollments": list(enrolments.values()), "events": events},
+                                 version=1)
+    return states
+
+
+async def seed_from_ledger(connection: asyncpg.Connection) -> int:
+    """Give every NIK the ledger holds months for, and that has no state yet, the state
+    those months imply, so that the validator decides as if it had decided them itself.
+    Returns how many NIKs were seeded (0 on every start after the first)."""
+    async with connection.transaction():
+        rows = await connection.fetch(_LEDGER_MONTHS)
+        states = _states_from_ledger(rows)
+        if not states:
+            return 0
+        order = sorted(states)
+        await connection.execute(_LOCK, order)
+        await connection.execute(
+            _SEED, order, [states[n].version for n in order],
+            [states[n].model_dump_json() for n in order])
+    log.info("validator state of %d workers rebuilt from the ledger", len(order))
+    return len(order)
+
+
+async def decide_alone(
+    connection: asyncpg.Connection, incoming: Incoming, decide: Decider
+) -> Outcome:
+    """One message in a transaction of its own (a batch that PostgreSQL refused for a
+    reason other than an outage is split into these); refused alone, it is rejected as
+    internal_error and kept as a dead letter."""
+    try:
+        (outcome,) = await decide_batch(connection, [incoming], decide)
+        return outcome
+    except Exception as exc:  # refused alone: this message is the reason
+        if _transient(exc):
+            raise
+        letters: list[DeadLetter] = []
+        outcome = _failed(incoming, exc, letters)
+        async with connection.transaction():
+            await record_dead_letters(connection, letters)
+        return outcome
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, RETRYABLE)

@@ -1,0 +1,96 @@
+"""Nothing is dropped silently: every contribution of a valid schedule ends booked, held, a
+duplicate attempt or refused with why (ledger.refused_contributions, finance view), even two
+different generation-0 rows for one worker-month in one batch."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from services.domain.programme import Programme
+from services.ledger import book
+from services.ledger.budget import ensure_allocation
+from services.ledger.testing import NikSource, programme_copy, schedule
+
+pytestmark = pytest.mark.integration
+
+MONTH = ["2026-04"]
+
+
+async def _where(conn: asyncpg.Connection, nik: str) -> dict[str, str]:
+    """Where each contribution of the worker-month ended, by programme."""
+    rows = await conn.fetch(
+        """SELECT programme, status AS outcome FROM finance.contributions
+            WHERE nik = $1 AND period = $2
+           UNION ALL
+           SELECT programme, 'duplicate' FROM ledger.duplicate_attempts
+            WHERE nik = $1 AND period = $2
+           UNION ALL
+           SELECT programme, 'refused:' || reason FROM finance.refused_contributions
+            WHERE nik = $1 AND period = $2""", nik, MONTH[0])
+    return {r["programme"]: r["outcome"] for r in rows}
+
+
+async def test_two_generation_0_rows_of_a_month_in_one_batch_both_end_visible(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    funded_nik, unfunded_nik = niks.take(2)
+    first, second = (programme_copy(malang, budget_idr=10**12) for _ in range(2))
+    for programme in (first, second):
+        await ensure_allocation(conn, programme)
+    result = await book.book_schedules(
+        conn, [schedule(first, funded_nik, MONTH), schedule(second, funded_nik, MONTH)])
+    assert await _where(conn, funded_nik) == {first.id: "booked", second.id: "duplicate"}
+    assert sum(result.unbookable.values()) == 0
+
+    # Neither programme has an allocation: the first row is held, the second cannot be
+    # held for the same month nor be a duplicate of a booking: it is refused, with why.
+    held, other = programme_copy(malang, budget_idr=0), programme_copy(malang, budget_idr=0)
+    batch = [schedule(held, unfunded_nik, MONTH), schedule(other, unfunded_nik, MONTH)]
+    result = await book.book_schedules(conn, batch)
+    assert await _where(conn, unfunded_nik) == {
+        held.id: "held", other.id: "refused:month_held_for_another_payer"}
+    assert result.unbookable == {other.id: 1}
+    again = await book.book_schedules(conn, batch)  # a replay records nothing twice
+    assert sum(again.unbookable.values()) == 0
+    assert await conn.fetchval(
+        "SELECT count(*) FROM ledger.refused_contributions WHERE nik = $1", unfunded_nik) == 1
+
+
+async def test_a_month_paid_again_with_no_earlier_generation_is_refused_with_why(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    nik = niks.take()[0]
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    result = await book.book_schedules(conn, [schedule(programme, nik, MONTH, generation=1)])
+    assert result.unbookable == {programme.id: 1}
+    assert result.refused_reasons == {"no_earlier_generation_closed": 1}
+    row = await conn.fetchrow(
+        """SELECT programme, generation, amount_idr, booked_since
+             FROM finance.refused_contributions WHERE nik = $1""", nik)
+    assert (row["programme"], row["generation"], row["booked_since"]) == (programme.id, 1, False)
+    assert row["amount_idr"] > 0
+
+
+async def test_a_month_enrolled_again_under_another_schedule_is_refused_not_swallowed(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    """The same worker, programme and month from a second enrolment (e.g. another OPD after
+    the validator lost its state) has the same contribution id as the booked one; unlike a
+    replay it carries another schedule id: recorded as refused, the booked month kept."""
+    nik = niks.take()[0]
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    first = schedule(programme, nik, MONTH, opd_code="DISNAKER", event="first")
+    second = schedule(programme, nik, MONTH, opd_code="DISHUB", event="second")
+    await book.book_schedules(conn, [first])
+    replay = await book.book_schedules(conn, [first])
+    assert sum(replay.unbookable.values()) == 0
+    result = await book.book_schedules(conn, [second])
+    assert result.refused_reasons == {"booked_by_another_schedule": 1}
+    row = await conn.fetchrow(
+        "SELECT opd_code, reason FROM finance.refused_contributions WHERE nik = $1", nik)
+    assert (row["opd_code"], row["reason"]) == ("DISHUB", "booked_by_another_schedule")
+    assert await conn.fetchval(
+        "SELECT opd_code FROM ledger.contributions WHERE nik = $1", nik) == "DISNAKER"
