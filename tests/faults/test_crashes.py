@@ -98,7 +98,7 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
             done = booked
         # A service downstream of one killed just before idles until it is back: wait.
         pid, uncommitted = await kill_holding_work(stack.services, [settings], name, since,
-                                                   restart=True, wait=20.0)
+                                                   restart=True, wait=60.0)
         kills.append(record("fault.kill", seed=seed, service=name, pid=pid,
                             at_seconds=round(time.monotonic() - started, 2),
                             published=progress.published, of=len(messages),
