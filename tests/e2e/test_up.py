@@ -22,6 +22,7 @@ from schemas.events import TOPIC_REGISTRATIONS
 from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import http_json
+from tests.support import faults
 from tests.support.infra import fresh_database
 from tests.support.kafka import publish
 from tests.support.workers import as_message, registration
@@ -98,6 +99,11 @@ async def _count(url: str, niks: list[str]) -> tuple[int, int, int]:
         await connection.close()
 
 
+async def _committed(settings: Settings) -> dict[str, int]:
+    return {name: await faults.committed_total(settings, faults.GROUPS[name], topic)
+            for name, topic in faults.INPUT_TOPIC.items()}
+
+
 def test_up_survives_a_crash_of_every_service_mid_batch(
     session_dir: Path, external_database: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -110,26 +116,45 @@ def test_up_survives_a_crash_of_every_service_mid_batch(
         banner = _read_until(up, r"Ctrl-C stops everything", timeout=150)
         bootstrap = re.search(r"IURAN_KAFKA_BOOTSTRAP=(\S+)", banner).group(1)  # type: ignore[union-attr]
         database_url = re.search(r"IURAN_DATABASE_URL='([^']+)'", banner).group(1)  # type: ignore[union-attr]
-        settings = Settings(kafka_bootstrap=bootstrap, database_url=database_url)
+        settings = Settings(kafka_bootstrap=bootstrap, database_url=database_url,
+                            **{f"{n}_port": int(env[f"IURAN_{n.upper()}_PORT"])
+                               for n in ("validator", "ledger", "projector", "api")})
         events = [registration() for _ in range(3000)]
         niks = [e.worker.nik for e in events]
         expected = len(events) * 12
 
-        async def batch_with_a_crash() -> int:
+        async def batch_with_a_crash() -> tuple[int, dict[str, int]]:
             sender = asyncio.create_task(
                 publish(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in events]))
             deadline = time.monotonic() + 120
-            while (await _count(database_url, niks))[0] < expected // 10:
+            while (await _count(database_url, niks))[0] == 0:
                 assert time.monotonic() < deadline, "the batch never started booking"
                 await asyncio.sleep(0.1)
-            in_flight = expected - (await _count(database_url, niks))[0]
-            for pid in _service_pids(up.pid).values():
+            # The broker is new (every group started at offset 0): a service holds work it
+            # has not committed while it handled more events than its group committed. Each
+            # is killed the moment it does; the measure across the kill decides.
+            pids, consumed = _service_pids(up.pid), {}
+            deadline = time.monotonic() + 30
+            for name, topic in faults.INPUT_TOPIC.items():
+                while True:
+                    so_far = await faults.committed_total(settings, faults.GROUPS[name], topic)
+                    consumed[name] = faults.consumed_events(settings, name, topic)
+                    if consumed[name] > so_far:
+                        break
+                    assert time.monotonic() < deadline, f"{name} never held work"
+                os.kill(pids.pop(name), signal.SIGKILL)
+            for pid in pids.values():
                 os.kill(pid, signal.SIGKILL)
+            committed = await _committed(settings)
+            in_flight = expected - (await _count(database_url, niks))[0]
             await sender
-            return in_flight
+            return in_flight, {n: consumed[n] - committed[n] for n in faults.INPUT_TOPIC}
 
-        in_flight = asyncio.run(batch_with_a_crash())
+        in_flight, uncommitted = asyncio.run(batch_with_a_crash())
+        faults.record("fault.up-kill", in_flight=in_flight, uncommitted_in_process=uncommitted)
         assert in_flight > 0
+        # measured across the kill: handled just before it, committed once they were dead
+        assert min(uncommitted.values()) > 0, f"a service held no work at the kill: {uncommitted}"
         deadline = time.monotonic() + 240
         counts = asyncio.run(_count(database_url, niks))
         while counts[0] < expected and time.monotonic() < deadline:

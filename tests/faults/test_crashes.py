@@ -21,13 +21,14 @@ from services.cli.service import PIPELINE
 from tests.faults.batches import (
     EVERY_GROUP,
     assert_ledger_exact,
+    assert_logs_carry_no_personal_data,
     assert_projector_right,
     batch,
     cancelled,
-    kill,
+    kill_holding_work,
+    marks,
     projector_agrees,
     settled,
-    table_recovery_bug,
     verdict,
 )
 from tests.support import faults
@@ -80,6 +81,7 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
     plan = sorted((rng.uniform(0.05, 0.95) * window, name)
                   for name in rng.sample(PIPELINE, k=len(PIPELINE)))
 
+    since = await marks([settings])
     started = time.monotonic()
     progress = Progress()
     sender = asyncio.create_task(publish_paced(settings, TOPIC_REGISTRATIONS, messages,
@@ -94,11 +96,14 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
                 - projected_before.get("contributions_booked", 0)
         else:
             done = booked
-        pid = kill(stack.services, name, restart=True)
+        # A service downstream of one killed just before idles until it is back: wait.
+        pid, uncommitted = await kill_holding_work(stack.services, [settings], name, since,
+                                                   restart=True, wait=60.0)
         kills.append(record("fault.kill", seed=seed, service=name, pid=pid,
                             at_seconds=round(time.monotonic() - started, 2),
                             published=progress.published, of=len(messages),
-                            booked=booked, in_flight=in_batch - done))
+                            booked=booked, in_flight=in_batch - done,
+                            uncommitted_in_process=uncommitted))
     await sender
     totals = await settled(stack, expected)
     booked_after = round(time.monotonic() - started, 1)
@@ -110,6 +115,8 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
            settled_seconds=booked_after, seconds=round(time.monotonic() - started, 1),
            **figures)
     assert all(k["in_flight"] > 0 for k in kills), "a kill struck after the batch was done"
+    idle = [k["service"] for k in kills if k["uncommitted_in_process"] <= 0]
+    assert not idle, f"killed with no uncommitted work in the process: {idle}"
     if totals.contributions != expected:
         record("fault.kill-lost", seed=seed,
                **await faults.where_are(settings, stack.database_url, niks))
@@ -170,7 +177,6 @@ async def test_replaying_the_registrations_topic_from_zero_changes_nothing(
         after.contributions, after.workers)
 
 
-@table_recovery_bug
 async def test_a_restarted_validator_and_projector_forget_nothing(
     crash_stack: FaultStack,
 ) -> None:
@@ -222,6 +228,8 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
 
         assert await wait_for(both_members, within=60), "the second instances never joined"
         before = await settled(stack, 0)
+        instances = [settings, second.settings]
+        since = await marks(instances)
         messages, niks = batch(rng, WORKERS)
         in_batch = len(niks) * 12
         expected = before.contributions + in_batch
@@ -235,17 +243,20 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
         plan = sorted((rng.uniform(0.1, 0.9) * chunks * pause, name,
                        rng.choice(["first", "second"])) for name in PIPELINE)
         survivors = {}
+        kills = []
         for moment, name, which in plan:
             await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
             booked = (await ledger_totals(stack.database_url)).contributions \
                 - before.contributions
             victim = stack.services if which == "first" else second
-            pid = kill(victim, name, restart=False)
+            pid, uncommitted = await kill_holding_work(victim, instances, name, since,
+                                                       restart=False)
             survivors[name] = second if which == "first" else stack.services
-            record("fault.rebalance-kill", seed=seed, service=name, instance=which, pid=pid,
-                   at_seconds=round(time.monotonic() - started, 2),
-                   published=progress.published, of=len(messages), booked=booked,
-                   in_flight=in_batch - booked)
+            kills.append(record(
+                "fault.rebalance-kill", seed=seed, service=name, instance=which, pid=pid,
+                at_seconds=round(time.monotonic() - started, 2),
+                published=progress.published, of=len(messages), booked=booked,
+                in_flight=in_batch - booked, uncommitted_in_group=uncommitted))
         await sender
         totals = await settled(stack, expected)
         projected = await projector_agrees(survivors["projector"].settings, totals)
@@ -266,3 +277,7 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
         second.stop()
         stack.services.restart_dead()
         stack.services.wait_ready(timeout=120)
+
+
+async def test_the_logs_of_this_stack_carry_no_personal_data(crash_stack: FaultStack) -> None:
+    await assert_logs_carry_no_personal_data(crash_stack)

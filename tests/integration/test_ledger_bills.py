@@ -270,3 +270,28 @@ async def test_the_writer_role_books_but_cannot_delete_or_rewrite_the_journal(
             async with conn.transaction():
                 await conn.execute("SET LOCAL ROLE iuran_ledger_writer")
                 await conn.execute(sql)
+    # The append-only triggers refuse those statements with the same error code even for a
+    # role that holds the privilege: the privileges themselves are checked as well.
+    granted = await conn.fetch(
+        """SELECT c.relname, p.privilege
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN unnest(ARRAY['DELETE', 'TRUNCATE', 'UPDATE', 'REFERENCES', 'TRIGGER'])
+                  AS p(privilege)
+            WHERE n.nspname = 'ledger' AND c.relkind IN ('r', 'p')
+              AND (has_table_privilege('iuran_ledger_writer', c.oid, p.privilege)
+                   OR (p.privilege = 'UPDATE'
+                       AND has_any_column_privilege('iuran_ledger_writer', c.oid, 'UPDATE')
+                       AND c.relname <> 'budget_allocations'))
+            ORDER BY 1, 2""")
+    assert [tuple(r) for r in granted] == [], "the writer role may rewrite the journal"
+    updatable = await conn.fetch(
+        """SELECT attname FROM pg_attribute
+            WHERE attrelid = 'ledger.budget_allocations'::regclass AND attnum > 0
+              AND NOT attisdropped
+              AND has_column_privilege('iuran_ledger_writer', attrelid, attnum, 'UPDATE')""")
+    assert [r["attname"] for r in updatable] == ["allocated_idr"]
+    owned = await conn.fetch(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname IN ('ledger', 'finance')
+              AND pg_has_role('iuran_ledger_writer', c.relowner, 'USAGE')""")
+    assert [r["relname"] for r in owned] == [], "the writer role owns (may alter) tables"

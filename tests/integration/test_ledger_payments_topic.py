@@ -1,11 +1,10 @@
 """The ledger service consumes iuran.payments.v1 (real broker, service processes, real
-PostgreSQL): a payment is recorded once however often it is delivered, one for no issued
-bill becomes a discrepancy, a malformed one lands in the rejected topic."""
+PostgreSQL): a payment is recorded, and its bill settled in the journal, once however often
+it is delivered; one for no issued bill becomes a discrepancy, a malformed one lands in the
+rejected topic."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -13,9 +12,15 @@ import asyncpg
 import pytest
 
 from schemas.events import TOPIC_PAYMENTS, TOPIC_REJECTED, PaymentConfirmed, RejectedEvent
+from services.domain.programme import Billing, load_programmes
+from services.ledger import book
+from services.ledger.bills import issue_bill
+from services.ledger.budget import ensure_allocation
+from services.ledger.testing import NikSource, programme_copy, schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
+from tests.support.settle import PAYMENTS_STAGE, handled
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +37,7 @@ async def test_payments_from_the_topic_are_recorded_once_and_never_applied_silen
     await publish(settings, TOPIC_PAYMENTS, [(programme.encode(), value)] * 3 + [
         (programme.encode(), f'{{"payment_id": "{marker}"}}'.encode())])
 
-    deadline = time.monotonic() + 60
-    rows: list[asyncpg.Record] = []
-    while time.monotonic() < deadline and not rows:
-        rows = await db.fetch("SELECT kind, expected_idr, paid_idr, reference, status "
-                              "FROM finance.discrepancies WHERE programme = $1", programme)
-        await asyncio.sleep(0.3)
-    await asyncio.sleep(1)  # the replays have been consumed by now
+    await handled(settings, PAYMENTS_STAGE)  # the ledger committed past all four
     rows = await db.fetch("SELECT kind, expected_idr, paid_idr, reference, status "
                           "FROM finance.discrepancies WHERE programme = $1", programme)
     assert [tuple(r) for r in rows] == [
@@ -51,3 +50,41 @@ async def test_payments_from_the_topic_are_recorded_once_and_never_applied_silen
     event = RejectedEvent.model_validate_json(rejected[0].value)
     assert (event.source_topic, [e.code for e in event.errors]) == (
         TOPIC_PAYMENTS, ["malformed_payment"])
+
+
+async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_journal(
+    stack: ServiceProcesses, settings: Settings, database_url: str, db: asyncpg.Pool
+) -> None:
+    malang = load_programmes(Settings().programmes_dir)["malang-2025"]
+    programme = programme_copy(malang, budget_idr=10 * 16_800, billing=Billing())  # monthly
+    niks = NikSource().take(3)
+    connection = await asyncpg.connect(database_url)
+    try:
+        await book.prepare(connection)
+        await ensure_allocation(connection, programme)
+        await book.book_schedules(connection, [schedule(programme, nik, ["2025-12"])
+                                               for nik in niks])
+        bill = await issue_bill(connection, programme, "2025-12", issued_by="test")
+    finally:
+        await connection.close()
+    assert bill is not None and bill.amount_idr == 3 * 16_800
+    payment = PaymentConfirmed(
+        payment_id=uuid.uuid4(), programme=programme.id, period="2025-12",
+        amount_idr=bill.amount_idr, reference=f"BPJS-{uuid.uuid4().hex[:8]}",
+        paid_at=datetime(2025, 12, 12, tzinfo=UTC))
+    await publish(settings, TOPIC_PAYMENTS,
+                  [(programme.id.encode(), payment.model_dump_json().encode())] * 3)
+    await handled(settings, PAYMENTS_STAGE)
+
+    transfers = await db.fetch(
+        "SELECT t.contribution_id, t.amount_idr, t.debit_account "
+        "FROM ledger.transfers t JOIN ledger.contributions c USING (contribution_id) "
+        "WHERE c.programme = $1 AND t.kind = 'settlement'", programme.id)
+    assert len(transfers) == 3, f"{len(transfers)} settlement transfers for 3 bill lines"
+    assert len({t["contribution_id"] for t in transfers}) == 3
+    assert sum(t["amount_idr"] for t in transfers) == bill.amount_idr
+    assert {t["debit_account"] for t in transfers} == {f"liability:bpjs_payable:{programme.id}"}
+    assert await db.fetchval("SELECT count(*) FROM ledger.bill_settlements "
+                             "WHERE bill_id = $1", bill.bill_id) == 1
+    assert await db.fetchval("SELECT count(*) FROM finance.discrepancies WHERE programme = $1",
+                             programme.id) == 0

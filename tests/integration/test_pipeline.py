@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
+from datetime import date
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,10 +20,14 @@ from schemas.events import (
     ContributionSchedule,
     RejectedEvent,
 )
+from services.domain.nik import encode_nik
 from services.domain.schedule import contribution_id
+from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support import faults
 from tests.support.kafka import collect, publish
+from tests.support.settle import handled
 from tests.support.workers import as_message, registration
 
 pytestmark = pytest.mark.integration
@@ -98,7 +105,7 @@ async def test_replaying_the_same_events_books_nothing_twice(
     assert {e.code for r in rejected for e in RejectedEvent.model_validate_json(r.value).errors} \
         == {"duplicate_enrollment"}
 
-    await asyncio.sleep(2)  # the replays have passed through every service by now
+    await handled(settings)  # the replays have passed through every service
     assert len(await booked_for(db, niks)) == 120
     after = await db.fetchval("SELECT count(*) FROM ledger.transfers t JOIN "
                               "ledger.contributions c USING (contribution_id) "
@@ -127,3 +134,89 @@ async def test_malformed_json_lands_in_the_rejected_topic(
     assert "missing_field" in {e.code for e in rejected[b"3573010101900002"].errors}
     # the stream keeps flowing: the good event behind them is booked
     assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+
+
+async def test_a_schedule_the_ledger_cannot_read_is_rejected_as_malformed_schedule(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    """Something other than the validator wrote to the contributions topic: the ledger sends
+    it to the rejected topic as ``malformed_schedule`` and books the schedules behind it."""
+    marker = uuid.uuid4().hex
+    good = registration()
+    await publish(settings, TOPIC_CONTRIBUTIONS, [
+        (good.worker.nik.encode(), json.dumps({"schedule_id": marker}).encode())])
+    await publish(settings, TOPIC_REGISTRATIONS, [as_message(good)])
+    records = await collect(settings, TOPIC_REJECTED, lambda r: marker.encode() in r.value,
+                            want=1)
+    assert len(records) == 1
+    event = RejectedEvent.model_validate_json(records[0].value)
+    assert event.source_topic == TOPIC_CONTRIBUTIONS
+    assert [e.code for e in event.errors] == ["malformed_schedule"]
+    assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+
+
+def _programme_past_year_9999(folder: Path) -> Path:
+    """The deployed programmes and one more whose last month is 9999-12: a registration for
+    it passes every rule, yet its schedule runs past what a date can hold, so the validator
+    fails on it (a configuration the domain cannot compute; no rule gives it a code)."""
+    deployed = Settings().programmes_dir
+    for source, target in ((deployed, folder), (deployed.parent / "calendar",
+                                                folder.parent / "calendar")):
+        target.mkdir()
+        for path in source.glob("*.toml"):
+            (target / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (deployed / "malang-2025.toml").read_text(encoding="utf-8")
+    # billed monthly (a prepaid bill names a day of the fiscal year)
+    text = re.sub(r"(?ms)^\[billing\]\n.*?(?=^\[|\Z)", "", text)
+    for pattern, new in ((r'(?m)^id = .*$', 'id = "far-9999"'),
+                         (r"(?m)^fiscal_year = .*$", "fiscal_year = 9999"),
+                         (r'(?m)^first_period = .*$', 'first_period = "9999-12"'),
+                         (r'(?m)^last_period = .*$', 'last_period = "9999-12"'),
+                         (r"(?m)^min_age = .*$", "min_age = 0"),
+                         (r"(?m)^max_age = .*$", "max_age = 120")):
+        text, count = re.subn(pattern, new, text, count=1)
+        assert count == 1, pattern
+    (folder / "far-9999.toml").write_text(text, encoding="utf-8")
+    (folder.parent / "calendar" / "9999.toml").write_text(
+        'year = 9999\nsource = "none: a test year"\nnational_holidays = []\n'
+        "cuti_bersama = []\n", encoding="utf-8")
+    return folder
+
+
+async def test_an_event_the_validator_fails_on_is_rejected_as_internal_error(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The validator's own failure on one event: it lands in the rejected topic as
+    ``internal_error`` (counted, logged with its place), and the stream flows on."""
+    programmes = _programme_past_year_9999(tmp_path / "programmes")
+    ours = settings.model_copy(update={"programmes_dir": programmes,
+                                       "validator_port": free_port()})
+    validator = ServiceProcesses(ours, ["validator"], tmp_path / "logs")
+    nik = encode_nik("35", "73", "01", date(1990, 1, 1), "M", 1 + uuid.uuid4().int % 9998)
+    body = json.loads(registration().model_dump_json())
+    body.update(programme="far-9999", coverage_start="9999-12",
+                occurred_at="9999-06-01T09:00:00+07:00")
+    body["worker"].update(nik=nik, birth_date="9990-01-01")
+    good = registration()
+    stack.stop("validator")  # this test's validator takes every partition
+    try:
+        validator.start()
+        validator.wait_ready(timeout=120)
+        await publish(settings, TOPIC_REGISTRATIONS, [(nik.encode(), json.dumps(body).encode()),
+                                                      as_message(good)])
+        records = await collect(settings, TOPIC_REJECTED,
+                                lambda r: body["event_id"].encode() in r.value, want=1)
+        assert len(await wait_booked(db, [good.worker.nik], 12)) == 12
+        metrics = faults.metrics_text(ours, "validator")
+    finally:
+        validator.stop()
+        stack.start("validator")
+        stack.wait_ready(timeout=120)
+    assert len(records) == 1
+    event = RejectedEvent.model_validate_json(records[0].value)
+    assert [e.code for e in event.errors] == ["internal_error"]
+    assert event.original == json.dumps(body)
+    assert faults.metric_value(
+        metrics, 'iuran_registrations_rejected_total{code="internal_error"}') == 1
+    log = (tmp_path / "logs" / "validator.log").read_text(encoding="utf-8")
+    assert "validator failed on an event" in log and nik not in log

@@ -18,12 +18,12 @@ import openpyxl
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent
-from services.cli.service import PIPELINE
 from services.domain.nik import parse_nik
 from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
+from tests.support.settle import handled
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ async def test_two_validators_refuse_a_second_payer_for_the_same_worker_month(
             assert [e.code for e in errors] == ["duplicate_enrollment"]
             assert "DISHUB" in errors[0].message and "malang-2025" in errors[0].message
         # the province pays 2026-12 to 2027-03 only where the city does not: 2026-12 is new
-        await asyncio.sleep(3)
+        await handled(settings)
         rows = await active_months(db, niks)
         by_month = {(r["nik"], r["period"]): r for r in rows}
         assert len(by_month) == len(rows), "a worker-month is paid twice"
@@ -183,6 +183,5 @@ async def test_iuran_publish_csv_and_xlsx_through_the_broker(
 
     again = await asyncio.to_thread(_upload, csv_file, settings)  # the same file twice
     assert again.returncode == 0
-    await asyncio.sleep(3)
+    await handled(settings)  # the second upload went through every service
     assert len(await active_months(db, niks)) == 72
-    assert PIPELINE  # the services of the shared stack did the work

@@ -6,7 +6,9 @@ the stream must keep flowing, and the ledger must not change.
 The cases are generated with hypothesis strategies (a fixed seed and count, printed) and
 published in one batch through the shared stack, then matched to their rejections by source
 topic, partition and offset. ``IURAN_FUZZ_CASES`` sets how many of each kind (make chaos
-raises it); ``IURAN_CHAOS_SEED`` replays a run.
+raises it); a kind whose space is smaller (the fixed values that are not objects, the
+hostile strings) stops when hypothesis has tried them all, and the figures recorded list the
+count of each kind that ran. ``IURAN_CHAOS_SEED`` replays a run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support import faults
 from tests.support.kafka import collect, publish
+from tests.support.settle import PAYMENTS_STAGE, handled
 from tests.support.workers import as_message, registration
 
 pytestmark = pytest.mark.integration
@@ -181,12 +184,14 @@ def hostile(draw: st.DrawFn) -> Case:
     return "hostile", key.encode("utf-8", "surrogatepass"), json.dumps(event).encode()
 
 
-not_objects = st.sampled_from([
+# A fixed list (hypothesis would draw each at most once): every one is sent in every run.
+NOT_OBJECTS: list[bytes | None] = [
     b"", b"null", b"true", b"0", b"-1e400", b"[]", b"\"registered\"", b"[" * 20000 + b"]" * 20000,
     b"{\"a\":" * 5000 + b"1" + b"}" * 5000, b"{}", b"{\"event_type\": \"registered\"}",
     b"\xef\xbb\xbf{}", b"{\"event_type\": \"registered\", \"event_type\": \"deregistered\"}",
     b"\x00\x00\x00\x01", b"NaN", b"{'single': 'quotes'}", None,
-]).map(lambda v: ("not_an_object", b"0" * 16, v))
+]
+not_objects = st.sampled_from(NOT_OBJECTS).map(lambda v: ("not_an_object", b"0" * 16, v))
 
 REGISTRATION_KINDS: dict[str, st.SearchStrategy[Case]] = {
     "raw_bytes": raw_bytes, "truncated_json": truncated(), "oversized_json": oversized(),
@@ -322,6 +327,10 @@ async def test_fuzzed_registrations_are_rejected_with_a_code_and_the_stream_flow
 ) -> None:
     cases = [case for index, (name, strategy) in enumerate(sorted(REGISTRATION_KINDS.items()))
              for case in generate(strategy, PER_KIND, index)]
+    by_kind = Counter(kind for kind, _, _ in cases)
+    # hypothesis stops early once a finite space is exhausted: the count is what ran
+    assert by_kind["not_an_object"] == min(PER_KIND, len(NOT_OBJECTS))
+    assert set(by_kind) == set(REGISTRATION_KINDS) and min(by_kind.values()) > 0
     niks = sorted({nik for _, _, value in cases if (nik := _nik_in(value))})
     before = await ledger_counts(db)
     started = time.monotonic()
@@ -335,8 +344,8 @@ async def test_fuzzed_registrations_are_rejected_with_a_code_and_the_stream_flow
         "SELECT count(*) FROM ledger.contributions WHERE nik = ANY($1::text[])", niks)
     codes, problems = check(placed, found,
                             lambda code: code in CATALOGUE and code != "internal_error")
-    faults.record("fuzz.registrations", seed=SEED, cases=len(cases),
-                  by_kind=dict(Counter(kind for kind, _, _ in cases)), rejected=len(found),
+    faults.record("fuzz.registrations", seed=SEED, cases=len(cases), per_kind_asked=PER_KIND,
+                  by_kind=dict(by_kind), rejected=len(found),
                   codes=dict(codes), valid_after_fuzz_booked=booked,
                   fuzz_contributions_booked=fuzz_booked, problems=len(problems),
                   seconds=round(time.monotonic() - started, 1))
@@ -364,15 +373,27 @@ async def test_fuzzed_payments_are_rejected_with_a_code_and_change_nothing(
     payments_before = await _payments_state(db)
     started = time.monotonic()
     placed = await publish_cases(settings, TOPIC_PAYMENTS, cases)
+    # the stream keeps flowing: a valid payment behind the fuzz (for a month without a bill)
+    # is recorded, as a discrepancy
+    good = {**valid_payment(), "programme": f"fuzz-{uuid.uuid4().hex[:8]}",
+            "reference": f"BPJS-{uuid.uuid4().hex[:8]}"}
+    await publish(settings, TOPIC_PAYMENTS, [(None, json.dumps(good).encode())])
     found = await rejections_of(settings, TOPIC_PAYMENTS, placed)
+    await handled(settings, PAYMENTS_STAGE)
     codes, problems = check(placed, found, lambda code: code == "malformed_payment")
     payments_after = await _payments_state(db)
+    good_recorded = await db.fetchval(
+        "SELECT count(*) FROM ledger.payments p JOIN ledger.discrepancies d USING (payment_id) "
+        "WHERE p.payment_id = $1 AND d.kind = 'unknown_bill'", uuid.UUID(good["payment_id"]))
     faults.record("fuzz.payments", seed=SEED, cases=len(cases),
                   by_kind=dict(Counter(kind for kind, _, _ in cases)), rejected=len(found),
                   codes=dict(codes), problems=len(problems),
+                  valid_after_fuzz_recorded=good_recorded,
                   seconds=round(time.monotonic() - started, 1))
     assert not problems, "\n".join(problems[:20])
-    assert payments_after == payments_before, "a fuzzed payment was recorded"
+    assert good_recorded == 1, "a valid payment behind the fuzz batch was not recorded"
+    expected = [payments_before[0] + 1, payments_before[1] + 1, payments_before[2]]
+    assert payments_after == expected, "a fuzzed payment was recorded"
 
 
 async def _payments_state(db: asyncpg.Pool) -> list[int]:

@@ -7,7 +7,6 @@ the publisher's own message back by contract and is not scanned.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import string
@@ -29,6 +28,7 @@ from services.runtime.stack import ServiceProcesses
 from services.validator.decode import decode_registration
 from tests.support import faults
 from tests.support.kafka import collect, publish
+from tests.support.settle import handled
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ async def ordinary(
     batch = Batch()
     ordinary_rejections(batch)
     rejected = await run_batch(settings, batch, want=len(batch.messages) - 11)
-    await asyncio.sleep(2)  # the logs and counters of the batch are written by now
+    await handled(settings)  # every service logged and counted the batch
     faults.record("security.personal-data-batch", messages=len(batch.messages),
                   rejected=len(rejected),
                   codes=sorted({e.code for r in rejected for e in r.errors}),

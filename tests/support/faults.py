@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
 from services.cli.service import PIPELINE
 from services.ledger.migrate import migrate_url
 from services.runtime.embedded import EmbeddedPostgres, free_port
@@ -41,6 +42,8 @@ RESULTS_FILE = "faults-results.jsonl"
 # Consumer groups of the services (Faust uses the app id as its group id).
 GROUPS = {"validator": "iuran-validator", "ledger": "iuran-ledger",
           "projector": "iuran-projector"}
+INPUT_TOPIC = {"validator": TOPIC_REGISTRATIONS, "ledger": TOPIC_CONTRIBUTIONS,
+               "projector": TOPIC_CONTRIBUTIONS}
 
 RESULTS: list[dict[str, Any]] = []  # everything recorded in this test session
 _results_dir: list[Path] = []
@@ -313,6 +316,16 @@ def metric_value(text: str, name: str) -> float:
     return total
 
 
+def consumed_events(settings: Settings, service: str, topic: str) -> int:
+    """iuran_events_consumed_total of one service process for one topic: the events it
+    handled since it started (it dies with the process, so read it before a kill)."""
+    total = 0.0
+    for line in metrics_text(settings, service).splitlines():
+        if line.startswith("iuran_events_consumed_total{") and f'topic="{topic}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def readyz_body(settings: Settings, service: str) -> dict[str, Any] | None:
     """/readyz's answer (its body is JSON for 200 and 503 alike), None when nothing answers."""
     import urllib.error
@@ -420,6 +433,11 @@ async def committed_offsets(settings: Settings, group: str, topic: str) -> dict[
         return {tp.partition: (await consumer.committed(tp) or 0) for tp in partitions}
 
 
+async def committed_total(settings: Settings, group: str, topic: str) -> int:
+    """The offsets ``group`` committed on ``topic``, summed over its partitions."""
+    return sum((await committed_offsets(settings, group, topic)).values())
+
+
 async def group_lag(settings: Settings, group: str, topic: str) -> int:
     """End offsets minus the group's committed offsets, summed over the topic's partitions."""
     ends = await end_offsets(settings, topic)
@@ -501,7 +519,7 @@ def as_dict(totals: LedgerTotals) -> dict[str, int]:
 async def where_are(settings: Settings, url: str, niks: list[str]) -> dict[str, Any]:
     """For the NIKs of a batch that the ledger lacks: did the validator send their schedule,
     or reject them? Tells a loss in the validator from one in the ledger."""
-    from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REJECTED
+    from schemas.events import TOPIC_REJECTED
 
     connection = await asyncpg.connect(url)
     try:

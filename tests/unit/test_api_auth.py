@@ -73,6 +73,36 @@ def test_development_falls_back_to_the_documented_tokens(
         assert principal is not None and principal.roles == {role}
 
 
+def test_a_token_is_compared_in_constant_time_with_every_configured_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No timing tells how much of a token was right: each presented token is compared with
+    hmac.compare_digest against every configured token, the matching one first or last."""
+    import hmac
+
+    from services.api import auth
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", compare_digest)
+    secrets = [c * 32 for c in "abcd"]
+    monkeypatch.setenv("IURAN_API_TOKENS", json.dumps(
+        [{"token": s, "role": "ops", "name": s[0]} for s in secrets]))
+    book = TokenBook(load_api_settings(settings("production")).tokens)
+    for presented in (secrets[0], secrets[-1], "a" * 31 + "b", "nope"):
+        compared.clear()
+        found = book.principal(presented)
+        assert sorted(a for a, _ in compared) == [s.encode() for s in secrets], presented
+        assert {b for _, b in compared} == {presented.encode()}
+        assert (found.name if found else None) == (presented[0] if presented in secrets
+                                                   else None)
+
+
 def test_an_opd_token_names_its_opd_and_programmes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IURAN_API_TOKENS", json.dumps([
         {"token": "d" * 32, "role": "opd", "opd_code": "DISHUB", "programmes": ["malang-2025"],

@@ -127,14 +127,19 @@ PROVINCE = MALANG.model_copy(
 )
 
 # Every code of the catalogue is exercised somewhere: in the tables below, in a named
-# test here, in test_publish, or (those set by the services at the stream edge) in the
-# service tests.
+# test here, or in the test file named for it (the upload tool's codes in test_publish, those
+# the services set at the stream edge on the real processes), which must assert it.
 TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
                          E.EVENT_ALREADY_DECIDED,  # tests/unit/test_worker_state.py
                          E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
 TESTED_ELSEWHERE = {
-    E.FORMULA_NOT_ALLOWED, E.WRONG_COLUMN_COUNT, E.DUPLICATE_IN_FILE, E.EXAMPLE_ROW,  # publish
-    E.KEY_MISMATCH, E.INTERNAL_ERROR, E.MALFORMED_SCHEDULE,  # validator and ledger
+    E.FORMULA_NOT_ALLOWED: ("tests/unit/test_publish.py", "E.FORMULA_NOT_ALLOWED"),
+    E.WRONG_COLUMN_COUNT: ("tests/unit/test_publish.py", "E.WRONG_COLUMN_COUNT"),
+    E.DUPLICATE_IN_FILE: ("tests/unit/test_publish.py", "E.DUPLICATE_IN_FILE"),
+    E.EXAMPLE_ROW: ("tests/unit/test_publish.py", "E.EXAMPLE_ROW"),
+    E.KEY_MISMATCH: ("tests/security/test_personal_data.py", '"key_mismatch"'),
+    E.INTERNAL_ERROR: ("tests/integration/test_pipeline.py", '== ["internal_error"]'),
+    E.MALFORMED_SCHEDULE: ("tests/integration/test_pipeline.py", '== ["malformed_schedule"]'),
 }
 
 
@@ -647,8 +652,11 @@ def test_every_code_is_catalogued_tested_and_documented() -> None:
     used = {getattr(E, name) for name in re.findall(r"\bE\.([A-Z_]+)\b", source)}
     assert used <= set(E.CATALOGUE)
     covered = {case[-1] for case in DECODING_CASES} | {case[-1] for case in RULE_CASES}
-    untested = set(E.CATALOGUE) - covered - TESTED_BY_NAMED_TESTS - TESTED_ELSEWHERE
+    untested = set(E.CATALOGUE) - covered - TESTED_BY_NAMED_TESTS - set(TESTED_ELSEWHERE)
     assert not untested, f"no test case for {sorted(untested)}"
+    unasserted = [code for code, (path, text) in TESTED_ELSEWHERE.items()
+                  if text not in (REPO / path).read_text(encoding="utf-8")]
+    assert not unasserted, f"the test named for {unasserted} does not assert it"
     docs = (REPO / "docs" / "publishing.md").read_text(encoding="utf-8")
     undocumented = [code for code in E.CATALOGUE if f"`{code}`" not in docs]
     assert not undocumented
