@@ -16,10 +16,10 @@ from services.domain.programme import Billing, load_programmes
 from services.ledger import book
 from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
-from services.ledger.testing import NikSource, programme_copy, schedule
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
+from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.settle import PAYMENTS_STAGE, handled
 
 pytestmark = pytest.mark.integration
