@@ -28,13 +28,6 @@ Period = Annotated[
     StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
     Field(description="A calendar month, YYYY-MM.", examples=["2025-12"]),
 ]
-Nik = Annotated[
-    str,
-    Field(
-        description="Nomor Induk Kependudukan: 16 digits PPKKSSDDMMYYNNNN.",
-        examples=["3573014507900001"],
-    ),
-]
 # The bounds the ledger's tables enforce, checked at the edge so that a bad event is rejected
 # with a code instead of failing in SQL: no NUL character in text (PostgreSQL text cannot
 # hold one), amounts within BIGINT, a schedule's NIK 16 ASCII digits.
@@ -46,6 +39,16 @@ ScheduleNik = Annotated[
     Field(description="Nomor Induk Kependudukan: 16 digits.", examples=["3573014507900001"]),
 ]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+# A registration's NIK is checked digit by digit by the rules (invalid_nik says what is wrong);
+# the contract only keeps out what no NIK can be and the registry cannot store.
+Nik = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=NO_NUL),
+    Field(
+        description="Nomor Induk Kependudukan: 16 digits PPKKSSDDMMYYNNNN.",
+        examples=["3573014507900001"],
+    ),
+]
 Rupiah = Annotated[int, Field(ge=0, description="Integer rupiah.")]
 BigintRupiah = Annotated[int, Field(ge=0, le=INT64_MAX, description="Integer rupiah.")]
 PositiveRupiah = Annotated[
