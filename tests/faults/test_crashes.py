@@ -257,11 +257,7 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
             record("fault.rebalance-lost", seed=seed,
                    **await faults.where_are(settings, stack.database_url, niks))
         assert_ledger_exact(expected, totals)
-        try:
-            assert_projector_right(totals, projected)
-        except AssertionError as exc:  # the ledger above is exact; the projector is not yet
-            pytest.xfail(f"known, intermittent: after one of two projector instances is "
-                         f"killed the survivor's totals can stay under the ledger ({exc})")
+        assert_projector_right(totals, projected)
     finally:
         second.stop()
         stack.services.restart_dead()
