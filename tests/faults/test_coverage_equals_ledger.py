@@ -12,6 +12,7 @@ import json
 import random
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,8 @@ import pytest
 
 from schemas.events import TOPIC_COVERAGE, TOPIC_REGISTRATIONS, Category
 from services.domain.programme import load_programmes
+from services.runtime.embedded import EmbeddedBroker
+from services.runtime.kafka import ensure_topics
 from services.runtime.settings import REPO_ROOT, Settings
 from services.runtime.stack import http_json
 from tests.e2e.test_coverage_page import CHROMIUM, id_number, render, text_of
@@ -100,8 +103,12 @@ def by_programme(body: object) -> dict[str, dict[str, Any]]:
 
 
 def gauges(settings: Settings) -> dict[str, dict[str, float]]:
-    """The coverage gauges the process exports, per programme."""
-    text = faults.metrics_text(settings, "projector")
+    """The coverage gauges the process exports, per programme ({} while it does not
+    answer)."""
+    try:
+        text = faults.metrics_text(settings, "projector")
+    except OSError:
+        return {}
     found: dict[str, dict[str, float]] = {}
     for name in ("iuran_active_workers", "iuran_awaiting_budget_workers",
                  "iuran_awaiting_budget_idr", "iuran_coverage_members",
@@ -290,3 +297,77 @@ async def test_every_coverage_figure_equals_the_ledger_with_two_projectors_one_k
         second.stop()
         stack.services.restart_dead()
         stack.services.wait_ready(timeout=120)
+
+
+def kill_broker(settings: Settings) -> int:
+    """kill -9 of the embedded broker of this stack: every topic and offset is gone."""
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "tansu" in line and f"tcp://{settings.kafka_bootstrap}" in line:
+            process.kill()  # the process that started it reaps it
+            host, port = (settings.kafka_bootstrap or "").rsplit(":", 1)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection((host, int(port)), timeout=0.2).close()
+                except OSError:
+                    return int(process.pid)
+                time.sleep(0.05)
+            raise AssertionError("the broker still answers after kill -9")
+    raise AssertionError("the stack's broker process was not found")
+
+
+async def test_the_figures_equal_the_ledger_after_the_broker_restarts_empty(
+    coverage_stack: FaultStack,
+) -> None:
+    """The embedded broker killed and started again on its port (its memory lost): the
+    projector's figures never leave the ledger's, and the gauges and snapshots come back
+    once a projector leads again; a batch published afterwards is covered too."""
+    stack, settings = coverage_stack, coverage_stack.settings
+    before = await expected_figures(stack.database_url)
+    pid = kill_broker(settings)
+    restarted_at = time.monotonic()
+    broker = EmbeddedBroker(stack.folder / "broker-again", port=int(
+        (settings.kafka_bootstrap or "").rsplit(":", 1)[1]))
+    broker.start()
+    stack.extras.append(broker)  # type: ignore[arg-type]  # stopped with the stack
+    await ensure_topics(settings)
+    record("fault.coverage-broker-kill", pid=pid)
+
+    url = f"http://{settings.http_host}:{settings.projector_port}/coverage"
+    assert by_programme(await asyncio.to_thread(http_json, url)) in ({}, before), \
+        "the projector's figures moved away from the ledger when the broker went away"
+
+    async def running_again() -> bool:
+        stack.services.restart_dead()  # a supervisor, as `iuran up` is
+        return all((faults.readyz_body(settings, n) or {}).get("ready")
+                   for n in stack.services.processes)
+
+    assert await wait_for(running_again, within=120, interval=1.0)
+    events = [varied(random.Random(7)) for _ in range(10)]
+    await publish_paced(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in events],
+                        chunks=1, pause=0, progress=Progress())
+    await settled_ledger(stack)
+    expected = await expected_figures(stack.database_url)
+    assert expected != before, "the batch after the restart booked or held nothing"
+
+    async def all_equal() -> bool:
+        stack.services.restart_dead()
+        seen = by_programme(await asyncio.to_thread(http_json, url))
+        snapshots = {s["programme"]: s for s in (await asyncio.to_thread(http_json, url) or [])}
+        exported = await asyncio.to_thread(gauges, settings)
+        return seen == expected and exported == {p: gauges_expected(s)
+                                                 for p, s in snapshots.items()}
+
+    assert await wait_for(all_equal, within=120, interval=0.5)
+    converged = round(time.monotonic() - restarted_at, 2)
+
+    async def topic_equal() -> bool:
+        latest = await latest_snapshots(settings)
+        return {p: as_figures(s) for p, s in latest.items()} == expected
+
+    assert await wait_for(topic_equal, within=60, interval=1.0)
+    record("fault.coverage-broker", projector_and_gauges_converged_after_restart_s=converged,
+           topic_converged_after_restart_s=round(time.monotonic() - restarted_at, 2))
