@@ -55,8 +55,9 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check schemas services tests
 	$(BIN)/mypy schemas services/domain
 
-schemas: install ## regenerate the JSON Schema files in schemas/ from the models
+schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's schema.sql
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m services.ledger.dump_schema
 
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache

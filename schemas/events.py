@@ -146,6 +146,10 @@ class ContributionSchedule(_Event):
         default=None, description="When the registration event happened (for event age)."
     )
     contributions: list[ContributionDue]
+    warnings: list[RejectionError] = Field(
+        default_factory=list,
+        description="Checks that failed without refusing the registration (stable codes, "
+                    "e.g. nik_birth_date_mismatch): for finance and the OPD to look at.")
 
 
 class PaymentConfirmed(_Event):

@@ -25,7 +25,7 @@ from schemas.events import TOPIC_REGISTRATIONS
 from services.bench import floor
 from services.cli.service import PIPELINE
 from services.demo.workers import demo_registrations
-from services.domain.programme import Programme, load_programmes
+from services.domain.programme import Programme, default_calendar_dir, load_programmes
 from services.domain.schedule import covered_periods, due_schedule
 from services.ledger.migrate import migrate_url
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
@@ -84,6 +84,7 @@ def _bench_programmes(folder: Path, source: Path) -> None:
     text = text.replace('id = "malang-2025"', f'id = "{BENCH_PROGRAMME}"')
     text = text.replace("budget_idr = 5_300_000_000", "budget_idr = 9_000_000_000_000_000")
     (folder / f"{BENCH_PROGRAMME}.toml").write_text(text, encoding="utf-8")
+    shutil.copytree(default_calendar_dir(source), default_calendar_dir(folder))
 
 
 @contextlib.contextmanager

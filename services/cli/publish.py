@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
 from services.cli.errors import CliError
+from services.domain.places import canonical_opd
 from services.domain.programme import ProgrammeConfigError, load_programmes
-from services.domain.registration import canonical_opd
 from services.publisher.kafka import PublishError, publish_events
 from services.publisher.progress import ProgressBar
 from services.publisher.rejects import default_rejects_path, describe, write_rejects

@@ -1,4 +1,5 @@
-"""Deterministic synthetic registrations across the categories and the five kecamatan."""
+"""Deterministic synthetic registrations: the Malang batch of 25,808 workers as reported in
+Nov 2025 (category mix, staged cohorts from September, Kemendagri kecamatan codes)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,36 @@ from services.domain.programme import Programme
 from services.domain.schedule import derived_id
 
 WIB = timezone(timedelta(hours=7))
-REGISTERED_AT = datetime(2025, 11, 25, 9, 0, tzinfo=WIB)
+BATCH = 25_808
 
-# Dukcapil district codes of Kota Malang (35.73.xx).
+# Kemendagri kecamatan codes of Kota Malang (35.73.xx; BPS numbers them differently).
 DISTRICT_OF = {
-    "Kedungkandang": "01", "Sukun": "02", "Klojen": "03", "Blimbing": "04", "Lowokwaru": "05",
+    "Blimbing": "01", "Klojen": "02", "Kedungkandang": "03", "Sukun": "04", "Lowokwaru": "05",
 }
-# Share of each category in the batch, and the OPD that finds such workers.
-CATEGORY_MIX = (
-    (Category.OJEK_ONLINE, 0.24, "DISHUB"),
-    (Category.BURUH_PABRIK, 0.22, "DISNAKER"),
-    (Category.LINMAS, 0.12, "SATPOLPP"),
-    (Category.SOPIR_ANGKOT, 0.06, "DISHUB"),
-    (Category.KELOMPOK_TANI, 0.08, "DISPANGTAN"),
-    (Category.UMKM, 0.16, "DISKOPINDAG"),
-    (Category.BPU_LAINNYA, 0.12, "DINSOS"),
+# One worker in OUTSIDE_EVERY lives in the city with a NIK issued in Kabupaten Malang
+# (35.07, kecamatan Singosari and Lawang): the region digits never change with a move.
+OUTSIDE_EVERY = 50
+OUTSIDE_PREFIXES = (("07", "24"), ("07", "25"))
+# The batch as reported locally (Nov 2025): who, how many, the OPD that registered them
+# (None: the kecamatan office of the worker's kecamatan). The sources give no category for
+# the education staff, cemetery workers and kecamatan registrations: bpu_lainnya.
+CATEGORY_MIX: tuple[tuple[Category, int, str | None], ...] = (
+    (Category.OJEK_ONLINE, 7_711, "DISHUB"),
+    (Category.UMKM, 5_615, "DISKOPINDAG"),
+    (Category.SOPIR_ANGKOT, 2_495, "DISHUB"),
+    (Category.KELOMPOK_TANI, 2_084, "DISPANGTAN"),
+    (Category.BPU_LAINNYA, 831, "DISNAKER"),  # non-civil-servant education staff
+    (Category.BPU_LAINNYA, 144, "DISNAKER"),  # cemetery workers
+    (Category.BPU_LAINNYA, BATCH - 18_880, None),  # 6,928 through the kecamatan offices
+)
+# Registration was staged: (first covered month, workers, when they were registered).
+# 15,000 were enrolled by 1 November, all of them by 25 November; every cohort is covered
+# in 2025-12.
+COHORTS: tuple[tuple[str, int, datetime], ...] = (
+    ("2025-09", 7_000, datetime(2025, 9, 1, 9, 0, tzinfo=WIB)),
+    ("2025-10", 8_000, datetime(2025, 10, 1, 9, 0, tzinfo=WIB)),
+    ("2025-11", 5_000, datetime(2025, 11, 3, 9, 0, tzinfo=WIB)),
+    ("2025-12", BATCH - 20_000, datetime(2025, 11, 25, 9, 0, tzinfo=WIB)),
 )
 FIRST_NAMES = ("Agus", "Budi", "Dwi", "Eko", "Hadi", "Joko", "Slamet", "Wahyu", "Yusuf", "Rudi",
                "Siti", "Sri", "Dewi", "Rina", "Nur", "Lestari", "Wulan", "Ani", "Ratna", "Yuli")
@@ -34,25 +50,37 @@ LAST_NAMES = ("Santoso", "Wibowo", "Setiawan", "Prasetyo", "Hidayat", "Susanto",
               "Handayani", "Purnomo", "Kurniawan", "Saputra", "Wijaya", "Utami", "Lestari")
 
 
+def _shuffled(sizes: list[int], seed: int) -> list[int]:
+    """BATCH slots, ``sizes[k]`` of them labelled k, in a fixed random order: worker i takes
+    slot i % BATCH, so a batch of BATCH workers has the exact mix and any prefix about it."""
+    slots = [label for label, size in enumerate(sizes) for _ in range(size)]
+    random.Random(seed).shuffle(slots)  # noqa: S311 - synthetic data, not security
+    return slots
+
+
 def demo_registrations(
     programme: Programme, count: int, *, seed: int = 2025, namespace: str = "demo"
 ) -> Iterator[WorkerRegistered]:
-    """``count`` valid registrations; the same arguments always give the same events."""
+    """``count`` valid registrations; the same arguments always give the same events, and a
+    shorter batch is the start of a longer one."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
     kecamatan = sorted(programme.kecamatan)
-    categories = [c for c, _, _ in CATEGORY_MIX]
-    weights = [w for _, w, _ in CATEGORY_MIX]
-    opd_of = {c: opd for c, _, opd in CATEGORY_MIX}
+    groups = _shuffled([size for _, size, _ in CATEGORY_MIX], seed)
+    cohorts = _shuffled([size for _, size, _ in COHORTS], seed + 1)
     serials: dict[str, int] = {}
     for index in range(count):
         district_name = kecamatan[index % len(kecamatan)]
-        category = rng.choices(categories, weights)[0]
+        category, _, opd = CATEGORY_MIX[groups[index % BATCH]]
+        start, _, registered_at = COHORTS[cohorts[index % BATCH]]
+        opd = opd or f"KEC_{district_name.upper()}"
         sex = "F" if rng.random() < 0.38 else "M"
         born = date(1962, 1, 1) + timedelta(days=rng.randrange(0, 365 * 44))
-        prefix = f"3573{DISTRICT_OF.get(district_name, '01')}{born:%d%m%y}{sex}"
+        regency, district = ("73", DISTRICT_OF[district_name])
+        if index % OUTSIDE_EVERY == OUTSIDE_EVERY - 1:
+            regency, district = OUTSIDE_PREFIXES[index // OUTSIDE_EVERY % len(OUTSIDE_PREFIXES)]
+        prefix = f"35{regency}{district}{born:%d%m%y}{sex}"
         serials[prefix] = serials.get(prefix, 0) + 1
-        nik = encode_nik("35", "73", DISTRICT_OF.get(district_name, "01"), born, sex,
-                         serials[prefix])
+        nik = encode_nik("35", regency, district, born, sex, serials[prefix])
         first = rng.choice(FIRST_NAMES[10:] if sex == "F" else FIRST_NAMES[:10])
         worker = Worker(
             nik=nik,
@@ -67,11 +95,10 @@ def demo_registrations(
         yield WorkerRegistered(
             event_id=derived_id(namespace, programme.id, nik),
             event_type="registered",
-            occurred_at=REGISTERED_AT,
-            opd_code=opd_of[category] if opd_of[category] in programme.opds
-            else next(iter(programme.opds)),
+            occurred_at=registered_at,
+            opd_code=opd if opd in programme.opds else next(iter(programme.opds)),
             programme=programme.id,
             worker=worker,
-            coverage_start=programme.first_period,
+            coverage_start=max(start, programme.first_period),
             months=programme.months,
         )

@@ -35,6 +35,8 @@ UNKNOWN_PROGRAMME = "unknown_programme"
 UNKNOWN_OPD = "unknown_opd"
 # The worker
 INVALID_NIK = "invalid_nik"
+UNKNOWN_REGENCY_CODE = "unknown_regency_code"
+UNKNOWN_KECAMATAN_CODE = "unknown_kecamatan_code"
 NIK_BIRTH_DATE_MISMATCH = "nik_birth_date_mismatch"
 NIK_SEX_MISMATCH = "nik_sex_mismatch"
 INVALID_NAME = "invalid_name"
@@ -48,6 +50,7 @@ COVERAGE_AFTER_PROGRAMME = "coverage_after_programme"
 # The worker's enrolment state
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
+DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
 INTERNAL_ERROR = "internal_error"
@@ -75,6 +78,10 @@ CATALOGUE: dict[str, str] = {
     UNKNOWN_PROGRAMME: "programme names no programme configured in this system.",
     UNKNOWN_OPD: "opd_code is not an OPD allowed to register in the programme.",
     INVALID_NIK: "The NIK cannot be real: length, digits, province, birth date or serial.",
+    UNKNOWN_REGENCY_CODE: "NIK digits 3-4 are no regency/city of the Kemendagri code list "
+                          "(any edition since 2016).",
+    UNKNOWN_KECAMATAN_CODE: "NIK digits 5-6 are no kecamatan of that regency/city in the "
+                            "Kemendagri code list (any edition since 2016).",
     NIK_BIRTH_DATE_MISMATCH: "birth_date differs from the birth date encoded in the NIK.",
     NIK_SEX_MISMATCH: "sex differs from the NIK (women have 40 added to the day of birth).",
     INVALID_NAME: "full_name is not a person's name (letters, spaces and . , ' - only).",
@@ -87,6 +94,8 @@ CATALOGUE: dict[str, str] = {
     COVERAGE_AFTER_PROGRAMME: "coverage_start is after the programme's last month.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
+    DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
+                                  "nor coordinates the programme.",
     KEY_MISMATCH: "The message key is not the worker's NIK (it decides the partition).",
     INTERNAL_ERROR: "The system failed on this message; operations must look at it.",
     MALFORMED_SCHEDULE: "A contribution schedule that the ledger could not read.",

@@ -1,8 +1,10 @@
 """NIK (Nomor Induk Kependudukan): 16 digits PPKKSS DDMMYY NNNN.
 
-Province (2), regency/city (2), district (2), birth date with day + 40 for women, serial
-from 0001. There is no check digit. The regency prefix is not checked: a Malang resident
-may hold a NIK issued elsewhere.
+Province (2), regency/city (2), kecamatan (2), birth date with day + 40 for women, serial
+from 0001. There is no check digit. The region digits must be a regency/city and kecamatan
+of the Kemendagri code list in some edition since 2016 (``data/regions.txt``): a NIK keeps
+the code it was issued under when a region is later split or renumbered. Where the code
+lies is not checked: a Malang resident may hold a NIK issued elsewhere.
 
 Messages of :class:`NikError` never repeat the NIK: they say which part is wrong.
 """
@@ -11,21 +13,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
+REGIONS_FILE = Path(__file__).with_name("data") / "regions.txt"
+
+
+def _load_regions(path: Path) -> dict[str, frozenset[str]]:
+    """Kecamatan codes (SS) by regency/city code (PPKK), from ``PPKK SS SS ...`` lines."""
+    regions: dict[str, frozenset[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            regency, *districts = line.split()
+            regions[regency] = frozenset(districts)
+    return regions
+
+
+# Loaded once: checking a NIK is two dictionary lookups.
+REGIONS: dict[str, frozenset[str]] = _load_regions(REGIONS_FILE)
 # Dukcapil province codes (38 provinces, including the 2022 Papua splits).
-PROVINCE_CODES: frozenset[str] = frozenset(
-    {
-        "11", "12", "13", "14", "15", "16", "17", "18", "19", "21",
-        "31", "32", "33", "34", "35", "36",
-        "51", "52", "53",
-        "61", "62", "63", "64", "65",
-        "71", "72", "73", "74", "75", "76",
-        "81", "82",
-        "91", "92", "93", "94", "95", "96",
-    }
-)  # fmt: skip
+PROVINCE_CODES: frozenset[str] = frozenset(regency[:2] for regency in REGIONS)
 
 INVALID_NIK = "invalid_nik"
+UNKNOWN_REGENCY_CODE = "unknown_regency_code"
+UNKNOWN_KECAMATAN_CODE = "unknown_kecamatan_code"
 NIK_LENGTH = 16
 FEMALE_DAY_OFFSET = 40
 
@@ -91,6 +101,7 @@ def parse_nik(text: str, *, reference: date) -> Nik:
         raise NikError(INVALID_NIK, "NIK digits 3-4 (regency/city code) cannot be 00")
     if text[4:6] == "00":
         raise NikError(INVALID_NIK, "NIK digits 5-6 (district code) cannot be 00")
+    _check_region(text[0:4], text[4:6])
     day, month, yy = int(text[6:8]), int(text[8:10]), int(text[10:12])
     sex = "M"
     if day > FEMALE_DAY_OFFSET:
@@ -107,6 +118,24 @@ def parse_nik(text: str, *, reference: date) -> Nik:
     if serial < 1:
         raise NikError(INVALID_NIK, "NIK serial (last 4 digits) must be 0001 or more")
     return Nik(province, text[2:4], text[4:6], born, sex, serial)
+
+
+def _check_region(regency: str, district: str) -> None:
+    districts = REGIONS.get(regency)
+    if districts is None:
+        raise NikError(
+            UNKNOWN_REGENCY_CODE,
+            f"NIK digits 3-4 are not a regency/city of province {regency[:2]}: "
+            f"{regency[:2]}.{regency[2:]} is in no edition of the Kemendagri region code list "
+            "since 2016; check the NIK against the KTP",
+        )
+    if district not in districts:
+        raise NikError(
+            UNKNOWN_KECAMATAN_CODE,
+            f"NIK digits 5-6 are not a kecamatan of regency/city {regency[:2]}.{regency[2:]} "
+            "in any edition of the Kemendagri region code list since 2016; check the NIK "
+            "against the KTP",
+        )
 
 
 def _describe_length(text: str) -> str:

@@ -7,10 +7,22 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.events import Category, Period
-from services.domain.periods import period_index
+from services.domain.official_calendar import CalendarError, load_calendar
+from services.domain.periods import parse_period, period_index
+
+BRACKETS_FILE = Path(__file__).with_name("data") / "jkk_bpu_income_brackets.toml"
+
+
+def _income_brackets(path: Path) -> tuple[int, ...]:
+    """The declared incomes a BPU member's JKK may be computed on (see the file's source)."""
+    table = tomllib.loads(path.read_text(encoding="utf-8"))
+    return tuple(sorted(row["income_idr"] for row in table["brackets"]))
+
+
+JKK_BPU_INCOME_BRACKETS: tuple[int, ...] = _income_brackets(BRACKETS_FILE)
 
 
 class ProgrammeConfigError(ValueError):
@@ -26,6 +38,16 @@ class Premium(_Config):
     jkk_rate_basis_points: Annotated[int, Field(ge=0, le=10_000)]
     jkm_flat_idr: Annotated[int, Field(ge=0)]
     due_day: Annotated[int, Field(ge=1, le=28)] = 15
+
+    @field_validator("declared_income_idr")
+    @classmethod
+    def _a_bracket(cls, value: int) -> int:
+        if value not in JKK_BPU_INCOME_BRACKETS:
+            raise ValueError(
+                f"Rp{value:,} is not a JKK income bracket for BPU members (PP 44/2015 as "
+                f"amended, last by PP 49/2023); brackets: "
+                f"{', '.join(f'Rp{b:,}' for b in JKK_BPU_INCOME_BRACKETS)} ({BRACKETS_FILE.name})")
+        return value
 
     @property
     def jkk_idr(self) -> int:
@@ -68,10 +90,6 @@ class Coverage(_Config):
     goal_year: int = 2045
 
 
-class Calendar(_Config):
-    holidays: list[date] = Field(default_factory=list)
-
-
 class Programme(_Config):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     name: str
@@ -88,8 +106,12 @@ class Programme(_Config):
     eligibility: Eligibility
     coverage: Coverage
     opds: dict[str, str]
+    # OPDs that may stop any enrolment of the programme (besides the OPD that enrolled it).
+    coordinators: list[str] = Field(default_factory=list)
     kecamatan: dict[str, list[str]]
-    calendar: Calendar = Field(default_factory=Calendar)
+    # National holidays and cuti bersama of the official calendar (not in the programme file:
+    # load_programme takes them from the calendar directory).
+    holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
@@ -100,13 +122,17 @@ class Programme(_Config):
             raise ValueError("coverage.headline_period is outside first_period..last_period")
         if not self.opds:
             raise ValueError("opds: at least one OPD must be allowed to register")
+        unknown = [c for c in self.coordinators if c not in self.opds]
+        if unknown:
+            raise ValueError(f"coordinators: {', '.join(unknown)} not among the opds")
         if not self.kecamatan:
             raise ValueError("kecamatan: at least one kecamatan is needed")
         return self
 
     @property
-    def holidays(self) -> frozenset[date]:
-        return frozenset(self.calendar.holidays)
+    def years(self) -> range:
+        """The calendar years of the programme's months."""
+        return range(parse_period(self.first_period)[0], parse_period(self.last_period)[0] + 1)
 
     def canonical_kecamatan(self, name: str) -> str | None:
         wanted = name.strip().casefold()
@@ -131,27 +157,50 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_programme(path: Path) -> Programme:
+def default_calendar_dir(programmes_dir: Path) -> Path:
+    """Where the official calendar lives beside a programme directory (deploy/calendar)."""
+    return programmes_dir.parent / "calendar"
+
+
+def load_programme(path: Path, calendar_dir: Path | None = None) -> Programme:
+    """A programme file, with the holidays of the official calendar for its years
+    (``calendar_dir``, by default the ``calendar`` directory beside the file's directory)."""
+    calendar_dir = calendar_dir or default_calendar_dir(path.parent)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProgrammeConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ProgrammeConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for key in ("calendar", "holidays"):
+        if key in raw:
+            raise ProgrammeConfigError(
+                f"{path}: {key}: holidays are not listed in a programme file; due dates use "
+                f"the official calendar, one file per year in {calendar_dir}")
     try:
         programme = Programme.model_validate(raw)
     except ValidationError as exc:
         raise ProgrammeConfigError(f"{path}: {_describe(exc)}") from exc
-    return programme
+    try:
+        calendar = load_calendar(calendar_dir)
+    except CalendarError as exc:
+        raise ProgrammeConfigError(f"{path}: calendar: {exc}") from exc
+    missing = [str(y) for y in programme.years if y not in calendar.years]
+    if missing:
+        raise ProgrammeConfigError(
+            f"{path}: calendar: no official calendar for {', '.join(missing)} in "
+            f"{calendar_dir} (the programme runs {programme.first_period} to "
+            f"{programme.last_period}); add {missing[0]}.toml from the year's SKB 3 Menteri")
+    return programme.model_copy(update={"holidays": calendar.days_off})
 
 
-def load_programmes(directory: Path) -> dict[str, Programme]:
-    """Every ``*.toml`` in the directory, by programme id."""
+def load_programmes(directory: Path, calendar_dir: Path | None = None) -> dict[str, Programme]:
+    """Every ``*.toml`` in the directory, by programme id (see :func:`load_programme`)."""
     if not directory.is_dir():
         raise ProgrammeConfigError(f"{directory}: programme directory does not exist")
     programmes: dict[str, Programme] = {}
     for path in sorted(directory.glob("*.toml")):
-        programme = load_programme(path)
+        programme = load_programme(path, calendar_dir)
         if programme.id in programmes:
             raise ProgrammeConfigError(f"{path}: id: {programme.id!r} is defined twice")
         programmes[programme.id] = programme

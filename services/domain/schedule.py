@@ -11,6 +11,7 @@ from schemas.events import (
     Components,
     ContributionDue,
     ContributionSchedule,
+    RejectionError,
     WorkerDeregistered,
     WorkerRegistered,
 )
@@ -88,6 +89,7 @@ def contributions_for(
 def due_schedule(
     programme: Programme, event: WorkerRegistered, periods: list[str],
     generations: Mapping[str, int] | None = None,
+    warnings: list[RejectionError] | None = None,
 ) -> ContributionSchedule:
     worker = event.worker
     return ContributionSchedule.model_construct(
@@ -102,6 +104,7 @@ def due_schedule(
         registration_event_id=event.event_id,
         occurred_at=event.occurred_at,
         contributions=contributions_for(programme, worker.nik, periods, generations),
+        warnings=warnings or [],
     )
 
 

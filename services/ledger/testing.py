@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 
 from schemas.events import Category, ContributionSchedule
-from services.domain.nik import encode_nik
+from services.domain.nik import REGIONS, encode_nik
 from services.domain.programme import Programme
 from services.domain.schedule import contributions_for, derived_id
 from services.ledger.migrate import migrate
@@ -92,6 +92,13 @@ def schedule(
     )
 
 
+# Real kecamatan codes of East Java outside Kota and Kabupaten Malang (whose codes
+# worker_nik and the demo use), e.g. ("09", "01"): NikSource's NIKs never collide with theirs.
+_OTHER_PLACES = sorted((regency[2:], district) for regency, districts in REGIONS.items()
+                       if regency.startswith("35") and regency not in {"3507", "3573"}
+                       for district in districts)
+
+
 class NikSource:
     """Distinct valid NIKs for one test session (so tests sharing a database never collide)."""
 
@@ -103,8 +110,8 @@ class NikSource:
         for _ in range(count):
             n = self._next
             self._next += 1
-            district = f"{10 + (n // 9999) % 90:02d}"
-            niks.append(encode_nik("35", "73", district, date(1990, 1 + n % 12, 1 + n % 28),
+            regency, district = _OTHER_PLACES[(n // 9999) % len(_OTHER_PLACES)]
+            niks.append(encode_nik("35", regency, district, date(1990, 1 + n % 12, 1 + n % 28),
                                    "M" if n % 2 else "F", n % 9999 + 1))
         return niks
 

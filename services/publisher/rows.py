@@ -21,8 +21,9 @@ from schemas.events import Category, RejectionError, WorkerRegistered
 from services.domain import errors as E
 from services.domain.errors import rejection, rejections_from_validation_error
 from services.domain.periods import format_period
+from services.domain.places import normalise_name, normalise_phone
 from services.domain.programme import Programme
-from services.domain.registration import check_registration, normalise_name, normalise_phone
+from services.domain.rules import check_registration
 from services.domain.schedule import covered_periods, derived_id
 from services.publisher.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
 from services.publisher.table import CellValue, Formula, Table, TableError

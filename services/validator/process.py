@@ -15,15 +15,10 @@ from schemas.events import (
     RejectionError,
     WorkerRegistered,
 )
+from services.domain.enrolment import NikState, decide, empty_state
+from services.domain.errors import rejection
 from services.domain.programme import Programme
-from services.domain.registration import (
-    MAX_MESSAGE_BYTES,
-    NikState,
-    decide,
-    decode_registration,
-    empty_state,
-    error,
-)
+from services.validator.decode import MAX_MESSAGE_BYTES, decode_registration
 
 
 @dataclass
@@ -73,7 +68,7 @@ def process_registration(
            "programme": event.programme}
     nik = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
     if key is None or key != nik.encode():
-        return Outcome(rejected=_rejection(value or b"", source, [error(
+        return Outcome(rejected=_rejection(value or b"", source, [rejection(
             "key", "key_mismatch",
             "the message key must be the worker's NIK (it decides the partition)")], **ids))
     state = load_state(nik) or empty_state()

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
+from services.domain.enrolment import NikState, decide, empty_state
 from services.domain.periods import period_range
 from services.domain.programme import Programme
-from services.domain.registration import NikState, decide, empty_state
 from services.domain.schedule import contribution_id
 from services.ledger import book
 from services.ledger.bills import issue_bill

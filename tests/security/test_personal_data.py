@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, TOPIC_REJECTED, RejectedEvent, WorkerRegistered
+from services.domain.enrolment import decide, empty_state
 from services.domain.nik import NikError, parse_nik
 from services.domain.programme import load_programmes
-from services.domain.registration import decide, decode_registration, empty_state
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from services.validator.decode import decode_registration
 from tests.support import faults
 from tests.support.kafka import collect, publish
 from tests.support.workers import as_message, deregistration, registration, unique_nik

@@ -7,17 +7,21 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 from schemas.events import WorkerDeregistered, WorkerRegistered
-from services.domain.nik import encode_nik, parse_nik
+from services.domain.nik import REGIONS, encode_nik, parse_nik
 
 WIB = timezone(timedelta(hours=7))
 _rng = random.Random(uuid.uuid4().int)  # noqa: S311 - unique test data, not security
+# Every (regency/city, kecamatan) of the Kemendagri code list, e.g. ("3573", "01").
+_PLACES = sorted((regency, district) for regency, districts in REGIONS.items()
+                 for district in districts)
 
 
 def unique_nik(sex: str = "M", born: date | None = None) -> str:
-    """A valid NIK from a random (province, regency, district) so tests do not collide."""
+    """A valid NIK from a random real kecamatan code so tests do not collide (a worker of
+    the city may hold a NIK issued anywhere)."""
     born = born or date(1970, 1, 1) + timedelta(days=_rng.randrange(0, 365 * 35))
-    return encode_nik("35", f"{_rng.randrange(1, 99):02d}", f"{_rng.randrange(1, 99):02d}",
-                      born, sex, _rng.randrange(1, 9999))
+    regency, district = _rng.choice(_PLACES)
+    return encode_nik(regency[:2], regency[2:], district, born, sex, _rng.randrange(1, 9999))
 
 
 def registration(

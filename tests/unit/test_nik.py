@@ -10,8 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.domain.data.build_regions import EDITIONS, codes_of
 from services.domain.nik import (
     PROVINCE_CODES,
+    REGIONS,
+    REGIONS_FILE,
     NikError,
     encode_nik,
     mask_nik,
@@ -30,6 +33,8 @@ TODAY = date(2025, 11, 26)
         ("3573016902000007", date(2000, 2, 29), "F"),  # 29 February 2000 exists
         ("3171023112059999", date(2005, 12, 31), "M"),  # a Jakarta NIK: prefix not checked
         ("9601011503800001", date(1980, 3, 15), "M"),  # a 2022 Papua province
+        ("9101011503800001", date(1980, 3, 15), "M"),  # Merauke before it became 93.01
+        ("3507244507900001", date(1990, 7, 5), "F"),  # Singosari, Kabupaten Malang
     ],
 )
 def test_real_niks_decode_to_their_birth_date_and_sex(nik: str, born: date, sex: str) -> None:
@@ -72,6 +77,32 @@ def test_impossible_niks_are_refused_with_the_part_that_is_wrong(nik: str, says:
         assert nik not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("nik", "code", "says"),
+    [
+        ("3599014507900001", "unknown_regency_code", "35.99"),  # Jawa Timur has no 35.99
+        ("3530014507900001", "unknown_regency_code", "35.30"),  # regencies end at 35.29
+        ("3573064507900001", "unknown_kecamatan_code", "35.73"),  # Malang: 01-05 only
+        ("3507994507900001", "unknown_kecamatan_code", "35.07"),
+    ],
+)
+def test_a_region_code_missing_from_the_kemendagri_list_is_refused_with_its_code(
+    nik: str, code: str, says: str
+) -> None:
+    with pytest.raises(NikError) as caught:
+        parse_nik(nik, reference=TODAY)
+    assert caught.value.code == code
+    assert says in caught.value.message and "Kemendagri" in caught.value.message
+    assert nik[:6] not in caught.value.message  # the six region digits are not echoed
+
+
+def test_the_region_list_keeps_retired_codes_and_knows_the_city() -> None:
+    assert REGIONS["3573"] == frozenset({"01", "02", "03", "04", "05"})
+    assert "9101" in REGIONS and "9301" in REGIONS  # Merauke's old and new code
+    assert len(PROVINCE_CODES) == 38
+    assert len(REGIONS) >= 540 and sum(len(d) for d in REGIONS.values()) >= 7_800
+
+
 def test_the_century_is_the_latest_that_puts_the_birth_on_or_before_the_reference() -> None:
     assert parse_nik("3573010112250001", reference=TODAY).birth_date == date(1925, 12, 1)
     assert parse_nik("3573012511250001", reference=TODAY).birth_date == date(2025, 11, 25)
@@ -99,18 +130,19 @@ def test_encode_refuses_parts_that_do_not_fit() -> None:
 
 # --- properties ------------------------------------------------------------------------
 
-provinces = st.sampled_from(sorted(PROVINCE_CODES))
-two_digits = st.integers(1, 99).map(lambda n: f"{n:02d}")
+# (province, regency, kecamatan) of the Kemendagri list, e.g. ("35", "73", "01").
+places = st.sampled_from(sorted((r[:2], r[2:], d) for r, ds in REGIONS.items() for d in ds))
 # Within the century before the reference, DDMMYY names exactly one date.
 birth_dates = st.dates(min_value=TODAY - timedelta(days=99 * 365), max_value=TODAY)
 sexes = st.sampled_from(["M", "F"])
 serials = st.integers(1, 9999)
 
 
-@given(provinces, two_digits, two_digits, birth_dates, sexes, serials)
+@given(places, birth_dates, sexes, serials)
 def test_every_valid_nik_round_trips(
-    province: str, regency: str, district: str, born: date, sex: str, serial: int
+    place: tuple[str, str, str], born: date, sex: str, serial: int
 ) -> None:
+    province, regency, district = place
     text = encode_nik(province, regency, district, born, sex, serial)
     assert len(text) == 16 and text.isdigit()
     nik = parse_nik(text, reference=TODAY)
@@ -120,7 +152,7 @@ def test_every_valid_nik_round_trips(
 
 def _could_be_real(text: str) -> bool:
     """An independent statement of the NIK rules, to judge mutated NIKs."""
-    if text[:2] not in PROVINCE_CODES or text[2:4] == "00" or text[4:6] == "00":
+    if text[4:6] not in REGIONS.get(text[:4], ()):
         return False
     day, month, yy = int(text[6:8]), int(text[8:10]), int(text[10:12])
     day = day - 40 if day > 40 else day
@@ -130,14 +162,11 @@ def _could_be_real(text: str) -> bool:
     return 1 <= day <= longest and int(text[12:]) >= 1
 
 
-@given(
-    provinces, two_digits, two_digits, birth_dates, sexes, serials,
-    st.integers(0, 15), st.integers(0, 9),
-)
+@given(places, birth_dates, sexes, serials, st.integers(0, 15), st.integers(0, 9))
 def test_a_single_mistyped_digit_is_caught(
-    province: str, regency: str, district: str, born: date, sex: str, serial: int,
-    position: int, digit: int,
+    place: tuple[str, str, str], born: date, sex: str, serial: int, position: int, digit: int,
 ) -> None:
+    province, regency, district = place
     original = encode_nik(province, regency, district, born, sex, serial)
     mistyped = original[:position] + str(digit) + original[position + 1 :]
     if not _could_be_real(mistyped):
@@ -156,4 +185,20 @@ def test_arbitrary_text_never_crashes_the_parser(text: str) -> None:
     try:
         parse_nik(text, reference=TODAY)
     except NikError as exc:
-        assert exc.code == "invalid_nik"
+        assert exc.code in {"invalid_nik", "unknown_regency_code", "unknown_kecamatan_code"}
+
+
+def test_the_region_list_names_its_source_editions_and_licence() -> None:
+    header = [line for line in REGIONS_FILE.read_text(encoding="utf-8").splitlines()
+              if line.startswith("#")]
+    text = "\n".join(header)
+    assert "github.com/cahyadsn/wilayah" in text and "MIT" in text
+    for _, decree in EDITIONS:
+        assert decree in text
+
+
+def test_the_regeneration_script_reads_both_quoting_styles_and_skips_villages() -> None:
+    sql = """INSERT INTO wilayah VALUES ("35","JAWA TIMUR"),("35.73","KOTA MALANG"),
+    ("35.73.01","Blimbing"),("35.73.01.1001","Balearjosari"),
+    ('91.01','Kabupaten Merauke'),('91.01.02','Merauke');"""
+    assert codes_of(sql) == {"3573": {"01"}, "9101": {"02"}}

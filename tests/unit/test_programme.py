@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from services.domain.programme import ProgrammeConfigError, load_programme, load_programmes
+from services.domain.programme import (
+    BRACKETS_FILE,
+    JKK_BPU_INCOME_BRACKETS,
+    ProgrammeConfigError,
+    load_programme,
+    load_programmes,
+)
 from services.runtime.settings import REPO_ROOT
 
 MALANG = REPO_ROOT / "deploy" / "programmes" / "malang-2025.toml"
+CALENDAR = REPO_ROOT / "deploy" / "calendar"
 
 
 def test_the_malang_programme_pays_16800_a_month() -> None:
@@ -23,6 +31,16 @@ def test_the_malang_programme_pays_16800_a_month() -> None:
         "Blimbing", "Kedungkandang", "Klojen", "Lowokwaru", "Sukun"]
     assert sum(len(k) for k in programme.kecamatan.values()) == 57
     assert programme.coverage.baseline_members + 25_808 == 204_419
+    assert programme.first_period == "2025-09"  # the first cohort (registration was staged)
+
+
+def test_the_lowest_income_bracket_is_one_million_and_every_bracket_has_its_source() -> None:
+    table = tomllib.loads(BRACKETS_FILE.read_text(encoding="utf-8"))
+    assert "No. 44 Tahun 2015" in table["source"] and "PP No. 49 Tahun 2023" in table["source"]
+    assert JKK_BPU_INCOME_BRACKETS[0] == 1_000_000
+    for row in table["brackets"]:
+        assert row["jkk_idr"] == row["income_idr"] // 100  # JKK is 1 % of it
+        assert row["checked_against"]
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -38,19 +56,28 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     [
         ("jkm_flat_idr = 6_800", "jkm_flat_idr = -1", "premium.jkm_flat_idr"),
         ("jkm_flat_idr = 6_800", "jkm_flat_idr = 6800.5", "premium.jkm_flat_idr"),
-        ('first_period = "2025-12"', 'first_period = "2025-13"', "first_period"),
+        ('first_period = "2025-09"', 'first_period = "2025-13"', "first_period"),
         ('last_period = "2026-11"', 'last_period = "2025-01"', "last_period is before"),
         ("min_age = 15", "min_age = 70", "min_age is greater than max_age"),
         ('    "ojek_online",', '    "becak",', "eligibility.categories"),
         ("budget_idr = 5_300_000_000", "budget_idr = 'lots'", "budget_idr"),
         ("[premium]", "[premium\n", "not valid TOML"),
+        # Not an income bracket of PP 44/2015 (as amended): the key and the value are named.
+        ("declared_income_idr = 1_000_000", "declared_income_idr = 1_500_000",
+         "premium.declared_income_idr: Value error, Rp1,500,000 is not a JKK income bracket"),
+        ("declared_income_idr = 1_000_000", "declared_income_idr = 900_000",
+         "premium.declared_income_idr: Value error, Rp900,000 is not a JKK income bracket"),
+        # Holidays come from the shared official calendar, never from a programme file.
+        ("[eligibility]", '[calendar]\nholidays = ["2026-02-16"]\n\n[eligibility]',
+         "calendar: holidays are not listed in a programme file"),
+        ('last_period = "2026-11"', 'last_period = "2027-03"', "no official calendar for 2027"),
     ],
 )
 def test_a_broken_file_names_the_key_and_the_problem(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
     with pytest.raises(ProgrammeConfigError) as caught:
-        load_programme(_broken(tmp_path, old, new))
+        load_programme(_broken(tmp_path, old, new), CALENDAR)
     assert message in str(caught.value)
     assert "broken.toml" in str(caught.value)
 
@@ -59,14 +86,14 @@ def test_a_second_city_is_only_a_new_file(tmp_path: Path) -> None:
     text = MALANG.read_text(encoding="utf-8").replace('id = "malang-2025"', 'id = "batu-2026"')
     (tmp_path / "malang.toml").write_text(MALANG.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "batu.toml").write_text(text, encoding="utf-8")
-    assert sorted(load_programmes(tmp_path)) == ["batu-2026", "malang-2025"]
+    assert sorted(load_programmes(tmp_path, CALENDAR)) == ["batu-2026", "malang-2025"]
 
 
 def test_the_same_id_twice_is_refused(tmp_path: Path) -> None:
     for name in ("a.toml", "b.toml"):
         (tmp_path / name).write_text(MALANG.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(ProgrammeConfigError, match="defined twice"):
-        load_programmes(tmp_path)
+        load_programmes(tmp_path, CALENDAR)
 
 
 def test_an_empty_directory_is_refused(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_a_csv_with_good_and_bad_rows_reports_each_bad_row_by_its_spreadsheet_nu
         worker(3, sex="F"),                                 # row 4
         [""] * len(HEADER),                                 # row 5: blank, skipped
         worker(4, kelurahan="Dinoyo"),                      # row 6: a Lowokwaru kelurahan
-        worker(5, coverage_start="2025-11"),                # row 7
+        worker(5, coverage_start="2025-08"),                # row 7
         worker(6, category="tukang_parkir"),                # row 8
         worker(7, months="13"),                             # row 9
         worker(8, full_name=""),                            # row 10

@@ -22,26 +22,26 @@ from schemas.events import (
     parse_registration,
 )
 from services.domain import errors as E
-from services.domain.nik import encode_nik
-from services.domain.periods import add_months, period_index, period_range
-from services.domain.programme import Programme, load_programmes
-from services.domain.registration import (
+from services.domain.enrolment import (
     Decision,
     NikState,
     decide,
     decide_deregistration,
     decide_registration,
-    decode_registration,
     describe_periods,
     empty_state,
-    normalise_phone,
 )
+from services.domain.nik import encode_nik
+from services.domain.periods import add_months, period_index, period_range
+from services.domain.places import normalise_phone
+from services.domain.programme import Programme, load_programmes
 from services.domain.schedule import (
     IURAN_NAMESPACE,
     contribution_id,
     contributions_for,
     covered_periods,
 )
+from services.validator.decode import decode_registration
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMMES = load_programmes(REPO / "deploy" / "programmes")
@@ -128,7 +128,8 @@ PROVINCE = MALANG.model_copy(
 # Every code of the catalogue is exercised somewhere: in the tables below, in a named
 # test here, in test_publish, or (those set by the services at the stream edge) in the
 # service tests.
-TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED}
+TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
+                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED, E.WRONG_COLUMN_COUNT, E.DUPLICATE_IN_FILE, E.EXAMPLE_ROW,  # publish
     E.KEY_MISMATCH, E.INTERNAL_ERROR, E.MALFORMED_SCHEDULE,  # validator and ledger
@@ -223,8 +224,11 @@ RULE_CASES: list[tuple[str, dict[str, Any], Programme, str, str]] = [
     ("nik date", {"worker__nik": NIK[:6] + "7207" + NIK[10:]}, MALANG, "worker.nik",
      E.INVALID_NIK),
     ("nik serial", {"worker__nik": NIK[:12] + "0000"}, MALANG, "worker.nik", E.INVALID_NIK),
-    ("birth date differs", {"worker__birth_date": "1990-07-06"}, MALANG,
-     "worker.birth_date", E.NIK_BIRTH_DATE_MISMATCH),
+    ("nik regency", {"worker__nik": "3599" + NIK[4:]}, MALANG, "worker.nik",
+     E.UNKNOWN_REGENCY_CODE),
+    # Kota Malang has five kecamatan, 35.73.01-05: 06 was never one of them.
+    ("nik kecamatan", {"worker__nik": "357306" + NIK[6:]}, MALANG, "worker.nik",
+     E.UNKNOWN_KECAMATAN_CODE),
     ("sex differs", {"worker__sex": "M"}, MALANG, "worker.sex", E.NIK_SEX_MISMATCH),
     ("man's nik for a woman", {"worker__nik": MAN_1990}, MALANG, "worker.sex",
      E.NIK_SEX_MISMATCH),
@@ -248,7 +252,7 @@ RULE_CASES: list[tuple[str, dict[str, Any], Programme, str, str]] = [
                             "worker__birth_date": "2025-12-05"}, MALANG,
      "worker.birth_date", E.INVALID_DATE),
     ("more months than the programme", {"months": 12}, SIX_MONTHS, "months", E.INVALID_MONTHS),
-    ("before the programme", {"coverage_start": "2025-11"}, MALANG, "coverage_start",
+    ("before the programme", {"coverage_start": "2025-08"}, MALANG, "coverage_start",
      E.COVERAGE_BEFORE_PROGRAMME),
     ("after the programme", {"coverage_start": "2026-12"}, MALANG, "coverage_start",
      E.COVERAGE_AFTER_PROGRAMME),
@@ -293,8 +297,8 @@ def test_messages_tell_the_clerk_what_to_fix() -> None:
     assert "kecamatan Lowokwaru" in errors[0].message  # where that kelurahan really is
     errors = check(worker__kecamatan="Batu")
     assert "Blimbing" in errors[0].message and "Sukun" in errors[0].message
-    errors = check(coverage_start="2025-11")
-    assert "2025-12" in errors[0].message
+    errors = check(coverage_start="2025-08")
+    assert "2025-09" in errors[0].message
     errors = check(opd_code="DINKES")
     assert "DISNAKER" in errors[0].message
 
@@ -306,7 +310,7 @@ def check(**changes: Any) -> list[RejectionError]:
 
 def test_several_mistakes_are_all_reported_at_once() -> None:
     errors = check(worker__sex="M", worker__phone="12", worker__kecamatan="Batu", months=12,
-                   coverage_start="2025-10")
+                   coverage_start="2025-08")
     assert set(codes(errors)) == {
         E.NIK_SEX_MISMATCH, E.INVALID_PHONE, E.UNKNOWN_KECAMATAN, E.COVERAGE_BEFORE_PROGRAMME,
     }
@@ -324,6 +328,8 @@ def test_several_mistakes_are_all_reported_at_once() -> None:
         {"worker__full_name": "Moch. Nur'aini, S.Pd"},
         {"worker__full_name": "Ni Luh Putu Ayu"},
         {"worker__nik": "3171014507900001"},  # a Jakarta NIK living in Malang
+        {"worker__nik": "3507244507900001"},  # issued in Singosari, Kabupaten Malang
+        {"worker__nik": "9101014507900001"},  # Merauke's code before Papua Selatan (93.01)
         {"worker__nik": "3573014507100001", "worker__birth_date": "2010-07-05"},  # 15
         {"worker__nik": "3573014511600001", "worker__birth_date": "1960-11-05"},  # 65
     ],
@@ -373,11 +379,31 @@ def test_a_valid_registration_pays_twelve_months_of_16800() -> None:
             for c in schedule.contributions} == {(16_800, 10_000, 6_800)}
     assert sum(c.amount_idr for c in schedule.contributions) == 201_600
     assert schedule.funding_source == "DBHCHT"
+    # 15 Feb 2026 is a Sunday, the 16th cuti bersama and the 17th Imlek.
     assert [c.due_date for c in schedule.contributions][:3] == [
-        date(2025, 12, 15), date(2026, 1, 15), date(2026, 2, 16),  # 15 Feb 2026 is a Sunday
+        date(2025, 12, 15), date(2026, 1, 15), date(2026, 2, 18),
     ]
     # 15 Aug 2026 is a Saturday and the 17th Independence Day.
     assert schedule.contributions[8].due_date == date(2026, 8, 18)
+
+
+@pytest.mark.parametrize(("start", "last", "first_due"), [
+    ("2025-09", "2026-08", date(2025, 9, 15)),
+    ("2025-10", "2026-09", date(2025, 10, 15)),
+    ("2025-11", "2026-10", date(2025, 11, 17)),  # 15 Nov 2025 is a Saturday
+])
+def test_an_earlier_cohort_is_covered_for_its_own_twelve_months(
+    start: str, last: str, first_due: date
+) -> None:
+    """Registration was staged from September 2025: each cohort pays its own months."""
+    registered_in = date(int(start[:4]), int(start[5:]), 1)
+    decision = decide_registration(
+        empty_state(), registered(coverage_start=start), MALANG, registered_in)
+    assert decision.errors == []
+    (schedule,) = decision.schedules
+    assert [c.period for c in schedule.contributions] == list(period_range(start, 12))
+    assert schedule.contributions[-1].period == last
+    assert schedule.contributions[0].due_date == first_due
 
 
 def test_a_late_start_is_clipped_to_the_programme_end() -> None:
@@ -389,13 +415,13 @@ def test_a_late_start_is_clipped_to_the_programme_end() -> None:
 
 def test_another_programme_file_changes_the_amounts_without_code() -> None:
     richer = _programme_with(
-        premium=MALANG.premium.model_copy(update={"declared_income_idr": 2_000_000})
+        premium=MALANG.premium.model_copy(update={"declared_income_idr": 20_700_000})
     )
     (due,) = contributions_for(richer, NIK, ["2025-12"])
-    assert (due.amount_idr, due.components.jkk, due.components.jkm) == (26_800, 20_000, 6_800)
+    assert (due.amount_idr, due.components.jkk, due.components.jkm) == (213_800, 207_000, 6_800)
 
 
-starts = st.integers(period_index("2025-12"), period_index("2026-11")).map(
+starts = st.integers(period_index("2025-09"), period_index("2026-11")).map(
     lambda i: f"{i // 12:04d}-{i % 12 + 1:02d}"
 )
 
@@ -531,6 +557,34 @@ def test_deregistration_stops_payment_and_a_later_registration_is_accepted() -> 
     assert back.errors == [] and months_of(back) == list(period_range("2026-03", 9))
 
 
+def test_a_birth_date_that_differs_from_the_nik_is_a_warning_on_an_accepted_registration(
+) -> None:
+    event = registered(worker__birth_date="1990-07-06")  # Dukcapil corrected the date
+    decision = decide_registration(empty_state(), event, MALANG, TODAY)
+    assert decision.errors == []
+    assert months_of(decision) == list(period_range("2025-12", 12))
+    assert codes(decision.warnings) == [E.NIK_BIRTH_DATE_MISMATCH]
+    (schedule,) = decision.schedules
+    assert codes(schedule.warnings) == [E.NIK_BIRTH_DATE_MISMATCH]
+    assert_no_personal_data(decision.warnings)
+    # A replay re-emits the identical schedule, warning included.
+    again = decide_registration(apply(empty_state(), decision), event, MALANG, TODAY)
+    assert again.duplicate_event and again.schedules == decision.schedules
+
+
+def test_only_the_enrolling_opd_or_a_coordinator_may_stop_an_enrolment() -> None:
+    state = apply(empty_state(), register(empty_state()))  # enrolled by DISNAKER
+    foreign = decide_deregistration(state, deregistered(opd_code="DISHUB"), MALANG, TODAY)
+    assert foreign.schedules == []
+    assert codes(foreign.errors) == [E.DEREGISTRATION_NOT_PERMITTED]
+    assert "DISNAKER" in foreign.errors[0].message
+    assert_no_personal_data(foreign.errors)
+    state_dishub = apply(empty_state(), register(empty_state(), opd_code="DISHUB"))
+    for opd in ("DISHUB", "DISNAKER", "DISPENDUKCAPIL"):  # the enroller and the coordinators
+        stop = decide_deregistration(state_dishub, deregistered(opd_code=opd), MALANG, TODAY)
+        assert stop.errors == [] and len(stop.schedules) == 1, opd
+
+
 def test_deregistering_a_worker_nobody_pays_for_is_refused() -> None:
     decision = decide_deregistration(empty_state(), deregistered(), MALANG, TODAY)
     assert codes(decision.errors) == [E.NOT_ENROLLED]
@@ -586,7 +640,8 @@ def test_any_json_value_gets_catalogued_codes_never_a_crash(value: Any) -> None:
 
 
 def test_every_code_is_catalogued_tested_and_documented() -> None:
-    source = (REPO / "services" / "domain" / "registration.py").read_text(encoding="utf-8")
+    source = "".join((REPO / "services" / "domain" / f"{name}.py").read_text(encoding="utf-8")
+                     for name in ("rules", "enrolment", "places"))
     used = {getattr(E, name) for name in re.findall(r"\bE\.([A-Z_]+)\b", source)}
     assert used <= set(E.CATALOGUE)
     covered = {case[-1] for case in DECODING_CASES} | {case[-1] for case in RULE_CASES}

@@ -1,0 +1,186 @@
+"""The rules of a programme that one registration must meet, each with a stable code.
+
+Errors refuse the registration. Warnings are checks that can legitimately fail (Dukcapil
+corrects a birth date without changing the NIK): the registration is accepted and the
+warning travels with it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from schemas.events import RejectionError, WorkerDeregistered, WorkerRegistered
+from services.domain import errors as E
+from services.domain.errors import rejection
+from services.domain.nik import NikError, nik_matches_birth_date, parse_nik
+from services.domain.periods import period_index
+from services.domain.places import (
+    canonical_kecamatan,
+    canonical_kelurahan,
+    canonical_opd,
+    normalise_name,
+    normalise_phone,
+    places_of,
+)
+from services.domain.programme import Programme
+
+__all__ = ["check_deregistration", "check_opd", "check_registration", "registration_warnings"]
+
+_NAME_OK = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .,'`\u2019-])*$")
+
+
+def _age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def _first_day(period: str) -> date:
+    year, month0 = divmod(period_index(period), 12)
+    return date(year, month0 + 1, 1)
+
+
+def check_opd(event: WorkerRegistered | WorkerDeregistered, programme: Programme) -> list[
+    RejectionError
+]:
+    if canonical_opd(programme, event.opd_code) is not None:
+        return []
+    return [
+        rejection("opd_code", E.UNKNOWN_OPD,
+              f"OPD code {E.quote_code(event.opd_code)} may not register workers in programme "
+              f"{programme.id}; allowed: {', '.join(sorted(programme.opds))}")
+    ]
+
+
+def _check_nik(worker_nik: str, sex: str, today: date, prefix: str) -> list[RejectionError]:
+    try:
+        nik = parse_nik(worker_nik, reference=today)
+    except NikError as exc:
+        return [rejection(f"{prefix}nik", exc.code, exc.message)]
+    if nik.sex != sex:
+        return [
+            rejection(f"{prefix}sex", E.NIK_SEX_MISMATCH,
+                      f"sex is {sex} but the NIK is a {'woman' if nik.sex == 'F' else 'man'}'s "
+                      "(women have 40 added to the day of birth): check both")
+        ]
+    return []
+
+
+def registration_warnings(event: WorkerRegistered, today: date) -> list[RejectionError]:
+    """Checks that may legitimately fail on a valid registration (empty when none does)."""
+    worker = event.worker
+    try:
+        nik = parse_nik(worker.nik, reference=today)
+    except NikError:
+        return []  # an error, reported by check_registration
+    if nik_matches_birth_date(nik, worker.birth_date):
+        return []
+    return [
+        rejection("worker.birth_date", E.NIK_BIRTH_DATE_MISMATCH,
+                  "birth_date differs from the birth date in the NIK (digits 7-12, DDMMYY, day "
+                  "+ 40 for women); accepted, since Dukcapil corrects birth dates without "
+                  "changing the NIK: check the KTP")
+    ]
+
+
+def _check_place(
+    worker_kecamatan: str, worker_kelurahan: str, programme: Programme
+) -> list[RejectionError]:
+    kecamatan = canonical_kecamatan(programme, worker_kecamatan)
+    if kecamatan is None:
+        return [
+            rejection("worker.kecamatan", E.UNKNOWN_KECAMATAN,
+                      f"kecamatan is not one of the kecamatan of {programme.city}: "
+                      f"{', '.join(programme.kecamatan)}")
+        ]
+    places = places_of(programme)
+    if canonical_kelurahan(programme, kecamatan, worker_kelurahan) is not None:
+        return []
+    elsewhere = places.kecamatan_of_kelurahan(worker_kelurahan)
+    hint = (f"; that kelurahan is in kecamatan {', '.join(elsewhere)}" if elsewhere else
+            f"; its kelurahan are {', '.join(programme.kecamatan[kecamatan])}")
+    return [
+        rejection("worker.kelurahan", E.UNKNOWN_KELURAHAN,
+                  f"kelurahan is not in kecamatan {kecamatan}{hint}")
+    ]
+
+
+def _check_coverage(event: WorkerRegistered, programme: Programme, today: date) -> list[
+    RejectionError
+]:
+    found = []
+    if not 1 <= event.months <= programme.months:
+        found.append(
+            rejection("months", E.INVALID_MONTHS,
+                  f"months must be from 1 to {programme.months} in programme {programme.id}")
+        )
+    start = period_index(event.coverage_start)
+    if start < period_index(programme.first_period):
+        found.append(
+            rejection("coverage_start", E.COVERAGE_BEFORE_PROGRAMME,
+                  f"coverage_start {event.coverage_start} is before programme {programme.id} "
+                  f"starts ({programme.first_period})")
+        )
+    elif start > period_index(programme.last_period):
+        found.append(
+            rejection("coverage_start", E.COVERAGE_AFTER_PROGRAMME,
+                  f"coverage_start {event.coverage_start} is after programme {programme.id} "
+                  f"ends ({programme.last_period})")
+        )
+    born = event.worker.birth_date
+    if born > today:
+        found.append(rejection("worker.birth_date", E.INVALID_DATE, "birth_date is in the future"))
+        return found
+    age = _age_on(born, _first_day(event.coverage_start))
+    limits = programme.eligibility
+    if not limits.min_age <= age <= limits.max_age:
+        found.append(
+            rejection("worker.birth_date", E.AGE_OUT_OF_RANGE,
+                  f"worker is {age} years old at coverage start {event.coverage_start}; "
+                  f"programme {programme.id} covers ages {limits.min_age} to {limits.max_age}")
+        )
+    return found
+
+
+def check_registration(
+    event: WorkerRegistered, programme: Programme, today: date
+) -> list[RejectionError]:
+    """Every rule of the programme that the registration breaks (empty when it is valid)."""
+    worker = event.worker
+    errors = check_opd(event, programme)
+    errors += _check_nik(worker.nik, worker.sex, today, "worker.")
+    name = normalise_name(worker.full_name)
+    if len(name) < 2 or not _NAME_OK.match(name):
+        errors.append(
+            rejection("worker.full_name", E.INVALID_NAME,
+                  "full_name must be the worker's name as on the KTP: at least 2 characters, "
+                  "starting with a letter, then letters, spaces and . , ' - only (no digits)")
+        )
+    if worker.phone is not None and worker.phone.strip() and normalise_phone(worker.phone) is None:
+        errors.append(
+            rejection("worker.phone", E.INVALID_PHONE,
+                  "phone is not an Indonesian phone number (e.g. 0812-3456-7890, +62 812 3456 "
+                  "7890 or (0341) 551234); leave it empty if unknown")
+        )
+    if worker.category not in programme.eligibility.categories:
+        errors.append(
+            rejection("worker.category", E.CATEGORY_NOT_ELIGIBLE,
+                  f"category {worker.category.value} is not covered by programme {programme.id}; "
+                  f"covered: {', '.join(c.value for c in programme.eligibility.categories)}")
+        )
+    errors += _check_place(worker.kecamatan, worker.kelurahan, programme)
+    errors += _check_coverage(event, programme, today)
+    return errors
+
+
+
+
+def check_deregistration(event: WorkerDeregistered, programme: Programme, today: date) -> list[
+    RejectionError
+]:
+    """The rules a deregistration must meet before it is held against the enrolments."""
+    errors = check_opd(event, programme)
+    try:
+        parse_nik(event.nik, reference=today)
+    except NikError as exc:
+        errors.append(rejection("nik", exc.code, exc.message))
+    return errors
