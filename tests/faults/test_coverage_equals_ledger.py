@@ -47,14 +47,17 @@ CITY_OPDS = ["DISNAKER", "DISHUB", "DINSOS", "KEC_SUKUN"]
 @pytest.fixture(scope="module")
 def coverage_stack() -> Iterator[FaultStack]:
     folder = faults.private_dir("iuran-programmes-")
+    programmes = folder / "programmes"  # with the official calendar beside it
+    programmes.mkdir()
+    shutil.copytree(REPO_ROOT / "deploy" / "calendar", folder / "calendar")
     for path in (REPO_ROOT / "deploy" / "programmes").glob("*.toml"):
         text = path.read_text(encoding="utf-8")
         if path.stem == CITY:
             text = re.sub(r"(?m)^budget_idr = .*$",
                           f"budget_idr = {BUDGET_WORKERS * 12 * PREMIUM}", text)
-        (folder / path.name).write_text(text, encoding="utf-8")
+        (programmes / path.name).write_text(text, encoding="utf-8")
     try:
-        with faults.fault_stack("coverage", programmes_dir=folder) as stack:
+        with faults.fault_stack("coverage", programmes_dir=programmes) as stack:
             yield stack
     finally:
         shutil.rmtree(folder, ignore_errors=True)
