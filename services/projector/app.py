@@ -9,7 +9,9 @@ contribution schedules, without keeping anything of them: it stays a member of i
 consumer group (Faust elects the leader among the members) and its lag shows that it
 follows the pipeline.
 
-Only the Faust leader (the member assigned the leader topic's partition) publishes
+Only the Faust leader (the member assigned the leader topic's single partition; an app
+without tables gets aiokafka's round-robin assignor from Faust, which still hands that
+partition to exactly one member) publishes
 snapshots on iuran.coverage.v1 and exports the coverage gauges, so dashboards need no
 ``max by``; a process that stops being leader clears its gauges. Any process answers
 GET /coverage with the figures it last read.

@@ -436,9 +436,11 @@ async def rewind_group(settings: Settings, group: str, topic: str,
     from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
     class SameProtocol(RoundRobinPartitionAssignor):
-        # A Faust group's protocol is named "faust"; a member of another protocol is refused
-        # while the stopped members linger (until the broker expires them on a join).
-        name = "faust" if group in (GROUPS["validator"], GROUPS["projector"]) else "roundrobin"
+        # A Faust app with tables (the validator) names its group's protocol "faust"; one
+        # without (the projector) uses aiokafka's round robin, as the ledger does. A member
+        # of another protocol is refused while the stopped members linger (until the broker
+        # expires them on a join).
+        name = "faust" if group == GROUPS["validator"] else "roundrobin"
 
     deadline = time.monotonic() + within
     consumer = AIOKafkaConsumer(
