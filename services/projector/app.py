@@ -20,6 +20,7 @@ GET /coverage with the figures it last read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 APP_ID = "iuran-projector"
 REFRESH_SECONDS = 1.0  # the longest a committed booking waits to be seen
 REPUBLISH_SECONDS = 30.0  # the leader sends unchanged snapshots again this often
+REFRESH_TIMEOUT = 30.0  # a read that takes longer is abandoned and tried again
 _GAUGES = (metrics.ACTIVE_WORKERS, metrics.COVERAGE_RATIO, metrics.COVERAGE_TARGET_RATIO,
            metrics.COVERAGE_MEMBERS, metrics.AWAITING_BUDGET_WORKERS,
            metrics.AWAITING_BUDGET_IDR)
@@ -56,8 +58,7 @@ class Projection:
     programmes: dict[str, Programme]
     snapshots: list[CoverageSnapshot] = field(default_factory=list)
     marker: int | None = None
-    exporting: bool = False  # this process set the coverage gauges (it was the leader)
-    published_at: float = 0.0
+    exporting: bool = False  # this process set the coverage gauges (it leads)
 
     async def refresh(self, connection: asyncpg.Connection) -> bool:
         """Read the figures again when the ledger changed; True when they changed."""
@@ -70,14 +71,16 @@ class Projection:
         metrics.COVERAGE_REFRESH_SECONDS.observe(time.perf_counter() - started)
         return True
 
-    def export(self, leader: bool) -> None:
-        """Set the coverage gauges when leader; clear them when leadership was lost."""
+    def export(self, leader: bool) -> bool:
+        """Set the coverage gauges when leader; clear them when leadership was lost.
+        True when this process has just become the one that exports."""
         if not leader:
             if self.exporting:
                 for gauge in _GAUGES:
                     gauge.clear()
                 self.exporting = False
-            return
+            return False
+        started = not self.exporting
         for s in self.snapshots:
             metrics.ACTIVE_WORKERS.labels(s.programme).set(s.active_workers)
             metrics.COVERAGE_RATIO.labels(s.programme).set(s.coverage_ratio)
@@ -86,6 +89,7 @@ class Projection:
             metrics.AWAITING_BUDGET_WORKERS.labels(s.programme).set(s.awaiting_budget_workers)
             metrics.AWAITING_BUDGET_IDR.labels(s.programme).set(s.awaiting_budget_idr)
         self.exporting = True
+        return started
 
     async def handler(self, _: web.Request) -> web.Response:
         """GET /coverage: the snapshots (503 until the ledger was read once)."""
@@ -110,19 +114,11 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
         async for event in stream.events():
             metrics.EVENTS_CONSUMED.labels("projector", event.message.topic).inc()
 
-    async def publish(changed: bool) -> None:
-        leader = app.is_leader()
-        view.export(leader)
-        if not leader or not view.snapshots:
-            return
-        if not changed and time.monotonic() - view.published_at < REPUBLISH_SECONDS:
-            return
-        for s in view.snapshots:
-            await coverage.send(key=s.programme.encode(), value=s.model_dump_json().encode())
-        view.published_at = time.monotonic()
+    changed = asyncio.Event()  # new figures, or a new leader: the snapshots are due
 
     @app.task
     async def follow_the_ledger() -> None:
+        """Read the ledger every REFRESH_SECONDS; never waits on the broker."""
         if not settings.database_url:
             log.error("no database URL: the projector reads coverage from the ledger")
             return
@@ -133,14 +129,34 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                     pool = await asyncpg.create_pool(settings.database_url, min_size=1,
                                                      max_size=1)
                 async with pool.acquire() as connection:
-                    changed = await view.refresh(connection)
-                await publish(changed)
+                    if await asyncio.wait_for(view.refresh(connection), REFRESH_TIMEOUT):
+                        changed.set()
             except (*RETRYABLE, asyncpg.PostgresError) as exc:
                 log.warning("could not read coverage from the ledger (%s); keeping the "
                             "last figures", type(exc).__name__)
-            except Exception:  # a broker fault while publishing: try again next round
-                log.exception("could not publish coverage")
+            try:
+                if view.export(app.is_leader()):
+                    changed.set()
+            except Exception:  # the consumer between two assignments: next round
+                log.exception("could not tell whether this projector leads")
             await asyncio.sleep(REFRESH_SECONDS)
+
+    @app.task
+    async def publish_snapshots() -> None:
+        """The leader sends the snapshots when they changed, and every REPUBLISH_SECONDS.
+        A send that waits on the broker (a rebalance, an outage) holds up only this task."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=REPUBLISH_SECONDS)
+            changed.clear()
+            if not view.exporting or not view.snapshots:
+                continue
+            try:
+                for s in list(view.snapshots):
+                    await coverage.send(key=s.programme.encode(),
+                                        value=s.model_dump_json().encode())
+            except Exception:  # a broker fault: the next change or round sends them again
+                log.exception("could not publish coverage snapshots")
 
     install_faust_lag(app, "projector", [TOPIC_CONTRIBUTIONS])
     return app
