@@ -248,7 +248,9 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
                    in_flight=in_batch - booked)
         await sender
         totals = await settled(stack, expected)
-        projected = await projector_agrees(survivors["projector"].settings, totals)
+        # coverage counts no cancelled month (an earlier test of the module deregisters)
+        covered = await ledger_totals(stack.database_url, covered_only=True)
+        projected = await projector_agrees(survivors["projector"].settings, covered)
         figures = verdict(expected, totals, projected)
         record("fault.rebalance", seed=seed, workers=len(niks), expected=expected,
                booked=totals.contributions, projector=projected.get("contributions_booked"),
@@ -257,7 +259,7 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
             record("fault.rebalance-lost", seed=seed,
                    **await faults.where_are(settings, stack.database_url, niks))
         assert_ledger_exact(expected, totals)
-        assert_projector_right(totals, projected)
+        assert_projector_right(covered, projected)
     finally:
         second.stop()
         stack.services.restart_dead()

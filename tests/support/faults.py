@@ -242,9 +242,15 @@ class LedgerTotals:
     amount_idr: int
 
 
-async def ledger_totals(url: str, niks: list[str] | None = None) -> LedgerTotals:
-    """Totals of the whole database (a stack of one's own), or of the given NIKs."""
+async def ledger_totals(url: str, niks: list[str] | None = None, *,
+                       covered_only: bool = False) -> LedgerTotals:
+    """Totals of the whole database (a stack of one's own), or of the given NIKs; with
+    ``covered_only`` without the cancelled contributions (what coverage counts)."""
     where, args = ("WHERE nik = ANY($1::text[])", [niks]) if niks is not None else ("", [])
+    if covered_only:
+        where = (f"{where} AND" if where else "WHERE") + (
+            " NOT EXISTS (SELECT 1 FROM ledger.cancellations x"
+            " WHERE x.contribution_id = ledger.contributions.contribution_id)")
     connection = await asyncpg.connect(url)
     try:
         row = await connection.fetchrow(
