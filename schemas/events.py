@@ -28,13 +28,6 @@ Period = Annotated[
     StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
     Field(description="A calendar month, YYYY-MM.", examples=["2025-12"]),
 ]
-Nik = Annotated[
-    str,
-    Field(
-        description="Nomor Induk Kependudukan: 16 digits PPKKSSDDMMYYNNNN.",
-        examples=["3573014507900001"],
-    ),
-]
 # The bounds the ledger's tables enforce, checked at the edge so that a bad event is rejected
 # with a code instead of failing in SQL: no NUL character in text (PostgreSQL text cannot
 # hold one), amounts within BIGINT, a schedule's NIK 16 ASCII digits.
@@ -46,6 +39,16 @@ ScheduleNik = Annotated[
     Field(description="Nomor Induk Kependudukan: 16 digits.", examples=["3573014507900001"]),
 ]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+# A registration's NIK is checked digit by digit by the rules (invalid_nik says what is wrong);
+# the contract only keeps out what no NIK can be and the registry cannot store.
+Nik = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=NO_NUL),
+    Field(
+        description="Nomor Induk Kependudukan: 16 digits PPKKSSDDMMYYNNNN.",
+        examples=["3573014507900001"],
+    ),
+]
 Rupiah = Annotated[int, Field(ge=0, description="Integer rupiah.")]
 BigintRupiah = Annotated[int, Field(ge=0, le=INT64_MAX, description="Integer rupiah.")]
 PositiveRupiah = Annotated[
@@ -196,6 +199,23 @@ class CoverageTotals(_Event):
     active_workers: int
     booked_idr: Rupiah
     contributions_booked: int
+    awaiting_budget_workers: int = Field(
+        default=0, description="Workers with a month held because the budget has no room "
+                               "(not covered in that month).")
+    awaiting_budget_contributions: int = 0
+    awaiting_budget_idr: Rupiah = 0
+
+
+class CoverageMonth(_Event):
+    period: Period
+    covered_workers: int = Field(description="Distinct workers this programme covers.")
+    booked_idr: Rupiah
+    covered_all_programmes: int = Field(
+        default=0, description="Distinct workers any programme run by iuran covers.")
+    coverage_ratio: float = Field(
+        default=0.0, description="(baseline + covered_all_programmes) / workforce.")
+    awaiting_budget_contributions: int = 0
+    awaiting_budget_idr: Rupiah = 0
 
 
 class CoverageSnapshot(_Event):
@@ -205,9 +225,11 @@ class CoverageSnapshot(_Event):
     contributions_booked: int
     booked_idr: Rupiah
     paid_idr: Rupiah = 0
-    registered_outside_programme: int = 0
+    registered_outside_programme: int = Field(
+        default=0, description="The baseline: members no programme run by iuran pays.")
     workforce: int = 0
-    coverage_ratio: float = Field(default=0.0, description="Share of the workforce covered.")
+    coverage_ratio: float = Field(
+        default=0.0, description="Share of the workforce covered in headline_period.")
     target_ratio: float = 0.0
     by_opd: dict[str, CoverageTotals] = Field(default_factory=dict)
     by_category: dict[str, CoverageTotals] = Field(default_factory=dict)
@@ -218,5 +240,18 @@ class CoverageSnapshot(_Event):
     workers_to_goal: int = Field(default=0, description="More workers the goal needs.")
     next_year_cost_idr: Rupiah = Field(
         default=0, description="Keeping today's active workers covered for 12 months.")
-    registrations_by_day: dict[str, int] = Field(default_factory=dict)
-    deregistrations_by_day: dict[str, int] = Field(default_factory=dict)
+    registrations_by_day: dict[str, int] = Field(
+        default_factory=dict, description="No longer filled: see finance.worker_history.")
+    deregistrations_by_day: dict[str, int] = Field(
+        default_factory=dict, description="No longer filled: see finance.worker_history.")
+    awaiting_budget_workers: int = Field(
+        default=0, description="Workers with a month held because the budget has no room.")
+    awaiting_budget_contributions: int = 0
+    awaiting_budget_idr: Rupiah = 0
+    headline_period: Period | None = Field(
+        default=None, description="The month coverage_ratio and members are taken at.")
+    covered_in_headline_period: int = Field(
+        default=0, description="Distinct workers any programme run by iuran covers then.")
+    members: int = Field(
+        default=0, description="registered_outside_programme + covered_in_headline_period.")
+    months: list[CoverageMonth] = Field(default_factory=list)

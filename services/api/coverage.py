@@ -1,7 +1,10 @@
 """Coverage for city leaders: aggregate figures (no personal data, no login) and a page.
 
-GET /coverage.json — per programme: active workers, coverage against the RPJPD target and
-the 2045 goal, month by month, by category and kecamatan, budget used and remaining.
+GET /coverage.json — per programme: the coverage snapshot the projector publishes (active
+workers, workers awaiting budget, coverage at the headline month against the RPJPD target
+and the 2045 goal, month by month, by OPD, category and kecamatan), plus the budget and the
+sources of the city's figures. Every coverage figure is read from the ledger's coverage
+summary (services/ledger/coverage.py), as the projector reads it.
 GET /coverage      — the same as a page with charts, readable on a phone.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -16,88 +20,65 @@ import asyncpg
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
-from services.domain.coverage import (
-    coverage_ratio,
-    workers_coverable,
-    workers_to_reach,
-    yearly_cost,
-)
+from services.domain.coverage import snapshots, workers_coverable
 from services.domain.programme import Programme
+from services.ledger.coverage import changes, read_coverage
 
-ACTIVE = "status IN ('booked', 'billed', 'paid')"
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 5.0  # budget figures may be this old; coverage figures never are
 
 
-async def programme_coverage(
-    connection: asyncpg.Connection, programme: Programme
-) -> dict[str, Any]:
-    """The aggregate coverage figures of one programme, read from the finance views."""
-    pid = programme.id
-    active = await connection.fetchval(
-        "SELECT count(DISTINCT nik) FROM finance.contributions "
-        f"WHERE programme = $1 AND {ACTIVE}", pid)
-    months = await connection.fetch(
-        f"""SELECT period, count(DISTINCT nik) AS workers, sum(amount_idr)::bigint AS amount_idr
-              FROM finance.contributions WHERE programme = $1 AND {ACTIVE}
-             GROUP BY period ORDER BY period""", pid)
-    by: dict[str, dict[str, int]] = {}
-    for dimension in ("category", "kecamatan", "opd_code"):
-        rows = await connection.fetch(
-            f"""SELECT {dimension} AS key, count(DISTINCT nik) AS workers
-                  FROM finance.contributions WHERE programme = $1 AND {ACTIVE}
-                 GROUP BY 1 ORDER BY 2 DESC, 1""", pid)
-        by[dimension] = {r["key"]: r["workers"] for r in rows}
-    budget_rows = await connection.fetch(
+async def budget_rows(connection: asyncpg.Connection, programme: str) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
         """SELECT funding_source, fiscal_year, allocated_idr, booked_idr, paid_idr, held_idr,
-                  remaining_idr FROM finance.budget_utilisation WHERE programme = $1""", pid)
-    cover = programme.coverage
-    outside, workforce = cover.registered_outside_programme, cover.workforce
-    monthly = programme.premium.monthly_idr
-    remaining = sum(r["remaining_idr"] for r in budget_rows)
-    return {
-        "programme": pid,
-        "name": programme.name,
-        "city": programme.city,
-        "active_workers": active,
-        "registered_outside_programme": outside,
-        "workforce": workforce,
-        "coverage_ratio": round(coverage_ratio(outside, active, workforce), 6),
-        "target_ratio": cover.target_ratio,
-        "goal_ratio": cover.goal_ratio,
-        "goal_year": cover.goal_year,
-        "workers_to_target": workers_to_reach(cover.target_ratio, outside, active, workforce),
-        "workers_to_goal": workers_to_reach(cover.goal_ratio, outside, active, workforce),
-        "monthly_premium_idr": monthly,
-        "next_year_cost_idr": yearly_cost(active, monthly),
-        "workers_coverable_by_remaining_budget": workers_coverable(remaining, monthly),
-        "months": [
-            {"period": r["period"], "workers": r["workers"], "amount_idr": r["amount_idr"],
-             "coverage_ratio": round(coverage_ratio(outside, r["workers"], workforce), 6)}
-            for r in months
-        ],
-        "by_category": by["category"],
-        "by_kecamatan": by["kecamatan"],
-        "by_opd": by["opd_code"],
-        "budget": [dict(r) for r in budget_rows],
-    }
+                  remaining_idr FROM finance.budget_utilisation WHERE programme = $1""",
+        programme)
+    return [dict(r) for r in rows]
+
+
+async def coverage_figures(
+    connection: asyncpg.Connection, programmes: dict[str, Programme]
+) -> list[dict[str, Any]]:
+    """Every programme's coverage figures, read from the ledger."""
+    ledger = await read_coverage(connection)
+    figures = []
+    for snapshot in snapshots(programmes, ledger, datetime.now(UTC)):
+        programme = programmes[snapshot.programme]
+        cover = programme.coverage
+        budget = await budget_rows(connection, programme.id)
+        monthly = programme.premium.monthly_idr
+        remaining = sum(r["remaining_idr"] for r in budget)
+        figures.append({
+            **snapshot.model_dump(mode="json"),
+            "name": programme.name,
+            "city": programme.city,
+            "baseline_as_of": cover.baseline_as_of,
+            "baseline_source": cover.baseline_source,
+            "workforce_source": cover.workforce_source,
+            "workforce_rough": cover.workforce_rough,
+            "workforce_rough_source": cover.workforce_rough_source,
+            "monthly_premium_idr": monthly,
+            "workers_coverable_by_remaining_budget": workers_coverable(remaining, monthly),
+            "budget": budget,
+        })
+    return figures
 
 
 def coverage_router(
     pool: Callable[[], asyncpg.Pool], programmes: Callable[[], dict[str, Programme]]
 ) -> APIRouter:
     router = APIRouter(tags=["coverage"])
-    cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+    cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
 
     @router.get("/coverage.json")
     async def coverage_json() -> list[dict[str, Any]]:
         """Aggregate coverage of every programme (no personal data; no token needed)."""
-        cached = cache.get("all")
-        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1]
         async with pool().acquire() as connection:
-            figures = [await programme_coverage(connection, p)
-                       for p in sorted(programmes().values(), key=lambda p: p.id)]
-        cache["all"] = (time.monotonic(), figures)
+            marker = await changes(connection)
+            cached = cache.get("all")
+            if cached and cached[0] == marker and time.monotonic() - cached[1] < CACHE_SECONDS:
+                return cached[2]
+            figures = await coverage_figures(connection, programmes())
+        cache["all"] = (marker, time.monotonic(), figures)
         return figures
 
     @router.get("/coverage", response_class=HTMLResponse)
@@ -113,5 +94,3 @@ def page_html() -> str:
     if not text:
         raise HTTPException(500, detail="coverage page missing from the installation")
     return text
-
-

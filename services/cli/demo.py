@@ -274,10 +274,16 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
     ]
     if cov:
         lines += [
-            "  coverage",
+            f"  coverage in {cov['headline_period']} (from the ledger)",
             f"    active workers (programme)  {cov['active_workers']:>11,}",
-            f"    Jamsostek members outside   {cov['registered_outside_programme']:>11,}",
-            f"    workforce                   {cov['workforce']:>11,}",
+            f"    awaiting budget             {cov['awaiting_budget_workers']:>11,}"
+            f"  ({_rupiah(cov['awaiting_budget_idr'])})",
+            f"    members no programme pays   {cov['registered_outside_programme']:>11,}"
+            f"  (baseline {programme.coverage.baseline_as_of})",
+            f"    covered by iuran programmes {cov['covered_in_headline_period']:>11,}",
+            f"    Jamsostek members           {cov['members']:>11,}",
+            f"    workforce                   {cov['workforce']:>11,}"
+            f"  (the source's rough figure: ~{programme.coverage.workforce_rough:,})",
             f"    coverage ratio              {cov['coverage_ratio']:>11.2%}"
             f"  (RPJPD target {cov['target_ratio']:.2%})",
             "    by category: " + ", ".join(

@@ -1,148 +1,86 @@
-"""The coverage fold: per-worker state from contribution schedules, and totals over workers.
+"""Coverage from what the ledger holds: tallies per programme and group, the month series,
+and the city's coverage ratio without counting any worker twice.
 
-Applying the same schedule twice changes nothing (schedule ids are remembered), so totals
-stay exact under at-least-once delivery.
+The ledger sums its outcomes (booked, held awaiting budget; cancelled and refused months
+are in neither) per group in the transaction that books them; these functions turn those
+tallies into the figures people read. Coverage at a month is
+
+    (baseline + distinct workers with a booked month there, across every programme)
+    / workforce
+
+where the baseline counts the members no programme run by iuran pays. One active payer per
+worker-month across programmes makes "distinct workers booked in a month" the sum of the
+programmes' booked months of that month: a worker paid by the province and the city in
+different months counts once in each month, never twice.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
-from schemas.events import ContributionSchedule
-
-WorkerState = dict[str, Any]
-# {"applied": [schedule_id, ...],
-#  "months": {"programme|period": [opd, category, kecamatan, idr]},
-#  "days": {"programme|due|YYYY-MM-DD": count}}   (registrations and deregistrations per day)
+from schemas.events import CoverageMonth, CoverageSnapshot, CoverageTotals
+from services.domain.programme import Programme
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduleFacts:
-    """What the coverage fold needs of a contribution schedule."""
+class Tally:
+    """What the ledger holds for one group (a programme, an OPD, a category, a kecamatan)."""
 
-    schedule_id: str
-    kind: str
-    nik: str
+    active_workers: int = 0  # distinct workers with at least one booked month
+    contributions_booked: int = 0
+    booked_idr: int = 0
+    awaiting_budget_workers: int = 0  # distinct workers with a month held for budget
+    awaiting_budget_contributions: int = 0
+    awaiting_budget_idr: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTally:
+    """One programme's month: booked months (= distinct workers covered) and held ones."""
+
     programme: str
-    opd_code: str
-    category: str
-    kecamatan: str
-    day: str | None  # date the registration event occurred, YYYY-MM-DD
-    months: tuple[tuple[str, int], ...]  # (period, amount_idr)
+    period: str
+    covered_workers: int
+    booked_idr: int
+    awaiting_budget_contributions: int = 0
+    awaiting_budget_idr: int = 0
 
 
-def facts_of(schedule: ContributionSchedule) -> ScheduleFacts:
-    return ScheduleFacts(
-        schedule_id=str(schedule.schedule_id), kind=schedule.kind, nik=schedule.nik,
-        programme=schedule.programme, opd_code=schedule.opd_code,
-        category=schedule.category.value, kecamatan=schedule.kecamatan,
-        day=str(schedule.occurred_at.date()) if schedule.occurred_at else None,
-        months=tuple((c.period, c.amount_idr) for c in schedule.contributions),
-    )
+@dataclass(frozen=True)
+class LedgerCoverage:
+    """Everything the coverage figures are computed from, read in one snapshot."""
+
+    marker: int  # grows with every change; equal markers mean equal figures
+    totals: dict[str, Tally] = field(default_factory=dict)
+    # programme -> dimension ("by_opd", "by_category", "by_kecamatan") -> key -> tally
+    groups: dict[str, dict[str, dict[str, Tally]]] = field(default_factory=dict)
+    months: tuple[MonthTally, ...] = ()
 
 
-def read_facts(raw: bytes) -> ScheduleFacts:
-    """The facts of a v1 ContributionSchedule message, without validating the whole model
-    (the ledger does that and rejects a malformed one); ValueError when a fact is missing."""
-    try:
-        data = json.loads(raw)
-        occurred = data.get("occurred_at")
-        return ScheduleFacts(
-            schedule_id=str(data["schedule_id"]), kind=str(data["kind"]),
-            nik=str(data["nik"]), programme=str(data["programme"]),
-            opd_code=str(data["opd_code"]), category=str(data["category"]),
-            kecamatan=str(data["kecamatan"]),
-            day=datetime.fromisoformat(occurred).date().isoformat() if occurred else None,
-            months=tuple((str(c["period"]), int(c["amount_idr"]))
-                         for c in data["contributions"]),
-        )
-    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a contribution schedule: {type(exc).__name__}") from exc
+DIMENSIONS = ("by_opd", "by_category", "by_kecamatan")
 
 
-def apply_schedule(
-    state: WorkerState | None, schedule: ContributionSchedule | ScheduleFacts
-) -> WorkerState | None:
-    """The worker's state after ``schedule``; None when the schedule was already applied."""
-    facts = facts_of(schedule) if isinstance(schedule, ContributionSchedule) else schedule
-    current = state or {"applied": [], "months": {}}
-    if facts.schedule_id in current["applied"]:
-        return None
-    months = dict(current["months"])
-    for period, amount in facts.months:
-        key = f"{facts.programme}|{period}"
-        if facts.kind == "due":
-            months.setdefault(key, [facts.opd_code, facts.category, facts.kecamatan, amount])
-        else:
-            months.pop(key, None)
-    days = dict(current.get("days", {}))
-    schedule_key = facts.schedule_id
-    if facts.day is not None:
-        day_key = f"{facts.programme}|{facts.kind}|{facts.day}"
-        days[day_key] = days.get(day_key, 0) + 1
-    return {"applied": [*current["applied"], schedule_key], "months": months, "days": days}
+def covered_by_month(months: Iterable[MonthTally]) -> dict[str, int]:
+    """Distinct workers with a booked month, per month, across every programme."""
+    result: dict[str, int] = {}
+    for month in months:
+        result[month.period] = result.get(month.period, 0) + month.covered_workers
+    return dict(sorted(result.items()))
 
 
-def _bucket() -> dict[str, int]:
-    return {"active_workers": 0, "contributions_booked": 0, "booked_idr": 0}
-
-
-def _entry(result: dict[str, Any], programme: str) -> dict[str, Any]:
-    entry: dict[str, Any] = result.setdefault(programme, {
-        "total": _bucket(),
-        "by_opd": defaultdict(_bucket),
-        "by_category": defaultdict(_bucket),
-        "by_kecamatan": defaultdict(_bucket),
-    })
-    return entry
-
-
-def totals(states: Iterable[WorkerState]) -> dict[str, Any]:
-    """Totals per programme, and per OPD, category and kecamatan within each programme."""
-    result: dict[str, Any] = {}
-    for state in states:
-        seen: set[tuple[str, str, str]] = set()
-        for key, (opd, category, kecamatan, amount) in state["months"].items():
-            programme = key.split("|", 1)[0]
-            entry = _entry(result, programme)
-            for dimension, value in (("total", None), ("by_opd", opd),
-                                     ("by_category", category), ("by_kecamatan", kecamatan)):
-                bucket = entry[dimension] if value is None else entry[dimension][value]
-                bucket["contributions_booked"] += 1
-                bucket["booked_idr"] += amount
-                marker = (programme, dimension, value or "")
-                if marker not in seen:
-                    seen.add(marker)
-                    bucket["active_workers"] += 1
-        for key, count in state.get("days", {}).items():
-            programme, kind, day = key.split("|", 2)
-            entry = _entry(result, programme)
-            per_day = entry.setdefault("registrations_by_day" if kind == "due"
-                                       else "deregistrations_by_day", {})
-            per_day[day] = per_day.get(day, 0) + count
-    for entry in result.values():
-        for dimension in ("by_opd", "by_category", "by_kecamatan"):
-            entry[dimension] = dict(sorted(entry[dimension].items()))
-    return result
-
-
-def coverage_ratio(registered_outside: int, active_in_programme: int, workforce: int) -> float:
-    """(registered outside the programme + active in it) / workforce."""
+def coverage_ratio(baseline: int, covered: int, workforce: int) -> float:
+    """(members no iuran programme pays + workers an iuran programme covers) / workforce."""
     if workforce <= 0:
         return 0.0
-    return (registered_outside + active_in_programme) / workforce
+    return (baseline + covered) / workforce
 
 
-def workers_to_reach(ratio: float, registered_outside: int, active_in_programme: int,
-                     workforce: int) -> int:
+def workers_to_reach(ratio: float, baseline: int, covered: int, workforce: int) -> int:
     """How many more covered workers the ratio needs (0 when it is reached)."""
     needed = -(-int(round(ratio * workforce * 1_000_000)) // 1_000_000)  # ceil, no float drift
-    return max(needed - registered_outside - active_in_programme, 0)
+    return max(needed - baseline - covered, 0)
 
 
 def yearly_cost(active_workers: int, monthly_premium_idr: int, months: int = 12) -> int:
@@ -155,3 +93,55 @@ def workers_coverable(budget_idr: int, monthly_premium_idr: int, months: int = 1
     if monthly_premium_idr <= 0 or months <= 0:
         return 0
     return budget_idr // (monthly_premium_idr * months)
+
+
+def snapshot(programme: Programme, ledger: LedgerCoverage, as_of: datetime) -> CoverageSnapshot:
+    """The coverage snapshot of one programme: its own tallies, and the city's coverage at
+    the programme's headline month from every programme's booked months."""
+    cover = programme.coverage
+    baseline, workforce = cover.baseline_members, cover.workforce
+    total = ledger.totals.get(programme.id, Tally())
+    everyone = covered_by_month(ledger.months)
+    covered = everyone.get(cover.headline_period, 0)
+    by = ledger.groups.get(programme.id, {})
+    months = [
+        CoverageMonth(
+            period=m.period, covered_workers=m.covered_workers, booked_idr=m.booked_idr,
+            covered_all_programmes=everyone.get(m.period, 0),
+            coverage_ratio=round(coverage_ratio(baseline, everyone.get(m.period, 0),
+                                                workforce), 6),
+            awaiting_budget_contributions=m.awaiting_budget_contributions,
+            awaiting_budget_idr=m.awaiting_budget_idr)
+        for m in ledger.months if m.programme == programme.id
+    ]
+    return CoverageSnapshot(
+        as_of=as_of,
+        programme=programme.id,
+        **asdict(total),
+        registered_outside_programme=baseline,
+        workforce=workforce,
+        headline_period=cover.headline_period,
+        covered_in_headline_period=covered,
+        members=baseline + covered,
+        coverage_ratio=round(coverage_ratio(baseline, covered, workforce), 6),
+        target_ratio=cover.target_ratio,
+        goal_ratio=cover.goal_ratio,
+        goal_year=cover.goal_year,
+        workers_to_target=workers_to_reach(cover.target_ratio, baseline, covered, workforce),
+        workers_to_goal=workers_to_reach(cover.goal_ratio, baseline, covered, workforce),
+        next_year_cost_idr=yearly_cost(total.active_workers, programme.premium.monthly_idr),
+        months=months,
+        by_opd=_totals(by.get("by_opd", {})),
+        by_category=_totals(by.get("by_category", {})),
+        by_kecamatan=_totals(by.get("by_kecamatan", {})),
+    )
+
+
+def _totals(group: dict[str, Tally]) -> dict[str, CoverageTotals]:
+    return {key: CoverageTotals(**asdict(tally)) for key, tally in group.items()}
+
+
+def snapshots(programmes: dict[str, Programme], ledger: LedgerCoverage,
+              as_of: datetime) -> list[CoverageSnapshot]:
+    """One snapshot per configured programme, by id."""
+    return [snapshot(programmes[pid], ledger, as_of) for pid in sorted(programmes)]

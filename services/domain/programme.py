@@ -71,8 +71,19 @@ class Eligibility(_Config):
 
 
 class Coverage(_Config):
+    """The city's coverage figures that iuran does not compute, each with its source.
+
+    Coverage at a month = (baseline + distinct workers any iuran programme covers in that
+    month) / workforce; the headline is the month ``headline_period``."""
+
+    baseline_members: Annotated[int, Field(ge=0)]  # members no iuran programme pays
+    baseline_as_of: Annotated[str, Field(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")]
+    baseline_source: Annotated[str, Field(min_length=1)]
     workforce: Annotated[int, Field(gt=0)]
-    registered_outside_programme: Annotated[int, Field(ge=0)]
+    workforce_source: Annotated[str, Field(min_length=1)]
+    workforce_rough: Annotated[int, Field(ge=0)] = 0  # a rounder figure the source also gives
+    workforce_rough_source: str = ""
+    headline_period: Period
     as_of: date
     target_ratio: Annotated[float, Field(ge=0, le=1)]
     goal_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
@@ -126,6 +137,9 @@ class Programme(_Config):
     def _consistent(self) -> Programme:
         if period_index(self.last_period) < period_index(self.first_period):
             raise ValueError("last_period is before first_period")
+        headline = period_index(self.coverage.headline_period)
+        if not period_index(self.first_period) <= headline <= period_index(self.last_period):
+            raise ValueError("coverage.headline_period is outside first_period..last_period")
         if not self.opds:
             raise ValueError("opds: at least one OPD must be allowed to register")
         unknown = [c for c in self.coordinators if c not in self.opds]

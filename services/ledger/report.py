@@ -118,8 +118,11 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
     if bill is None:
         lines.append("    first monthly bill        (nothing booked)")
     else:
-        label = "first month" if summary.get("prepaid_bills") else "first monthly bill"
-        lines.append(f"    {label:<26}{bill['period']}, due {bill['due_date']}: "
+        # A prepaid programme's months are due on its prepaid bill, not by the 15th.
+        prepaid = bool(summary.get("prepaid_bills"))
+        label = "first covered month" if prepaid else "first monthly bill"
+        due = "" if prepaid else f", due {bill['due_date']}"
+        lines.append(f"    {label:<26}{bill['period']}{due}: "
                      f"{bill['workers']:,} workers, {rp(bill['amount_idr'])} "
                      f"(JKK {rp(bill['jkk_idr'])} + JKM {rp(bill['jkm_idr'])})")
         for opd in bill["by_opd"][:5]:

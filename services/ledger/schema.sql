@@ -285,6 +285,94 @@ END;
 $_$;
 
 --
+-- Name: track_coverage(); Type: FUNCTION; Schema: ledger; Owner: -
+--
+
+CREATE FUNCTION ledger.track_coverage() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    deltas text;
+BEGIN
+    deltas := CASE TG_TABLE_NAME
+        WHEN 'contributions' THEN
+            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
+                      1 AS booked, amount_idr AS booked_idr, 0 AS held, 0::bigint AS held_idr
+                 FROM changed$d$
+        WHEN 'cancellations' THEN
+            $d$SELECT c.programme, c.period, c.nik, c.opd_code, c.category, c.kecamatan,
+                      -1, -c.amount_idr, 0, 0::bigint
+                 FROM changed x JOIN ledger.contributions c USING (contribution_id)$d$
+        WHEN 'held_contributions' THEN
+            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
+                      0, 0::bigint, 1, amount_idr
+                 FROM changed$d$
+        WHEN 'held_resolutions' THEN
+            $d$SELECT h.programme, h.period, h.nik, h.opd_code, h.category, h.kecamatan,
+                      0, 0::bigint, -1, -h.amount_idr
+                 FROM changed r JOIN ledger.held_contributions h USING (contribution_id)$d$
+    END;
+    EXECUTE format($sql$
+        WITH d (programme, period, nik, opd_code, category, kecamatan,
+                booked, booked_idr, held, held_idr) AS (%s),
+        months AS (
+            INSERT INTO ledger.coverage_months AS m
+                   (programme, period, opd_code, category, kecamatan,
+                    booked_months, booked_idr, held_months, held_idr, changes)
+            SELECT programme, period, opd_code, category, kecamatan,
+                   sum(booked), sum(booked_idr), sum(held), sum(held_idr), count(*)
+              FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (programme, period, opd_code, category, kecamatan) DO UPDATE
+               SET booked_months = m.booked_months + EXCLUDED.booked_months,
+                   booked_idr = m.booked_idr + EXCLUDED.booked_idr,
+                   held_months = m.held_months + EXCLUDED.held_months,
+                   held_idr = m.held_idr + EXCLUDED.held_idr,
+                   changes = m.changes + EXCLUDED.changes
+            RETURNING 1
+        ), g AS (
+            SELECT d.programme, x.dimension, x.key, d.nik::bigint AS nik,
+                   sum(d.booked) AS booked, sum(d.booked_idr) AS booked_idr,
+                   sum(d.held) AS held, sum(d.held_idr) AS held_idr
+              FROM d CROSS JOIN LATERAL (VALUES ('total', ''), ('by_opd', d.opd_code),
+                                                ('by_category', d.category),
+                                                ('by_kecamatan', d.kecamatan)) x (dimension, key)
+             GROUP BY 1, 2, 3, 4
+        ), workers AS (
+            INSERT INTO ledger.coverage_workers AS w
+                   (programme, dimension, key, nik, booked_months, held_months)
+            SELECT programme, dimension, key, nik, booked, held FROM g ORDER BY 1, 2, 3, 4
+            ON CONFLICT (programme, dimension, key, nik) DO UPDATE
+               SET booked_months = w.booked_months + EXCLUDED.booked_months,
+                   held_months = w.held_months + EXCLUDED.held_months
+            RETURNING w.programme, w.dimension, w.key, w.nik, w.booked_months, w.held_months
+        )
+        INSERT INTO ledger.coverage_groups AS t
+               (programme, dimension, key, active_workers, contributions_booked, booked_idr,
+                awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr)
+        SELECT g.programme, g.dimension, g.key,
+               -- now minus before: +1 when the worker's months went from 0 to more, -1 back
+               sum((w.booked_months > 0)::int - (w.booked_months - g.booked > 0)::int),
+               sum(g.booked), sum(g.booked_idr),
+               sum((w.held_months > 0)::int - (w.held_months - g.held > 0)::int),
+               sum(g.held), sum(g.held_idr)
+          FROM g JOIN workers w USING (programme, dimension, key, nik)
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (programme, dimension, key) DO UPDATE
+           SET active_workers = t.active_workers + EXCLUDED.active_workers,
+               contributions_booked = t.contributions_booked + EXCLUDED.contributions_booked,
+               booked_idr = t.booked_idr + EXCLUDED.booked_idr,
+               awaiting_budget_workers = t.awaiting_budget_workers
+                                         + EXCLUDED.awaiting_budget_workers,
+               awaiting_budget_contributions = t.awaiting_budget_contributions
+                                               + EXCLUDED.awaiting_budget_contributions,
+               awaiting_budget_idr = t.awaiting_budget_idr + EXCLUDED.awaiting_budget_idr
+    $sql$, deltas);
+    RETURN NULL;
+END;
+$_$;
+
+--
 -- Name: worker_month_lock(text, text); Type: FUNCTION; Schema: ledger; Owner: -
 --
 
@@ -1417,6 +1505,53 @@ ALTER TABLE ledger.budget_allocation_changes ALTER COLUMN change_id ADD GENERATE
 );
 
 --
+-- Name: coverage_groups; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.coverage_groups (
+    programme text NOT NULL,
+    dimension text NOT NULL,
+    key text NOT NULL,
+    active_workers bigint DEFAULT 0 NOT NULL,
+    contributions_booked bigint DEFAULT 0 NOT NULL,
+    booked_idr bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_workers bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_contributions bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_idr bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT coverage_groups_dimension_check CHECK ((dimension = ANY (ARRAY['total'::text, 'by_opd'::text, 'by_category'::text, 'by_kecamatan'::text])))
+);
+
+--
+-- Name: coverage_months; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.coverage_months (
+    programme text NOT NULL,
+    period text NOT NULL,
+    opd_code text NOT NULL,
+    category text NOT NULL,
+    kecamatan text NOT NULL,
+    booked_months bigint DEFAULT 0 NOT NULL,
+    booked_idr bigint DEFAULT 0 NOT NULL,
+    held_months bigint DEFAULT 0 NOT NULL,
+    held_idr bigint DEFAULT 0 NOT NULL,
+    changes bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: coverage_workers; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.coverage_workers (
+    programme text NOT NULL,
+    dimension text NOT NULL,
+    key text NOT NULL,
+    nik bigint NOT NULL,
+    booked_months bigint DEFAULT 0 NOT NULL,
+    held_months bigint DEFAULT 0 NOT NULL
+);
+
+--
 -- Name: dead_letters_dead_letter_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1600,6 +1735,27 @@ ALTER TABLE ONLY ledger.contributions
 
 ALTER TABLE ONLY ledger.contributions
     ADD CONSTRAINT contributions_pkey PRIMARY KEY (contribution_id);
+
+--
+-- Name: coverage_groups coverage_groups_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.coverage_groups
+    ADD CONSTRAINT coverage_groups_pkey PRIMARY KEY (programme, dimension, key);
+
+--
+-- Name: coverage_months coverage_months_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.coverage_months
+    ADD CONSTRAINT coverage_months_pkey PRIMARY KEY (programme, period, opd_code, category, kecamatan);
+
+--
+-- Name: coverage_workers coverage_workers_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.coverage_workers
+    ADD CONSTRAINT coverage_workers_pkey PRIMARY KEY (programme, dimension, key, nik);
 
 --
 -- Name: credit_refunds credit_refunds_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2037,6 +2193,12 @@ CREATE TRIGGER cancellations_refused_append_only BEFORE DELETE OR UPDATE ON ledg
 CREATE TRIGGER cancellations_refused_no_truncate BEFORE TRUNCATE ON ledger.cancellations_refused FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: cancellations cancellations_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER cancellations_track_coverage AFTER INSERT ON ledger.cancellations REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+
+--
 -- Name: contributions contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2059,6 +2221,12 @@ CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions
 --
 
 CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
+
+--
+-- Name: contributions contributions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER contributions_track_coverage AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
 
 --
 -- Name: credit_refunds credit_refunds_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2155,6 +2323,18 @@ CREATE TRIGGER held_resolutions_append_only BEFORE DELETE OR UPDATE ON ledger.he
 --
 
 CREATE TRIGGER held_resolutions_no_truncate BEFORE TRUNCATE ON ledger.held_resolutions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: held_resolutions held_resolutions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resolutions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+
+--
+-- Name: held_contributions held_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
 
 --
 -- Name: payments payments_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2416,6 +2596,12 @@ REVOKE ALL ON FUNCTION ledger.refuse_resolved_holds() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ledger.track_budget() FROM PUBLIC;
+
+--
+-- Name: FUNCTION track_coverage(); Type: ACL; Schema: ledger; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ledger.track_coverage() FROM PUBLIC;
 
 --
 -- Name: FUNCTION worker_month_lock(nik text, period text); Type: ACL; Schema: ledger; Owner: -
@@ -2686,6 +2872,24 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_finance;
 --
 
 GRANT USAGE ON SEQUENCE ledger.budget_allocation_changes_change_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE coverage_groups; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.coverage_groups TO iuran_ledger_writer;
+
+--
+-- Name: TABLE coverage_months; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.coverage_months TO iuran_ledger_writer;
+
+--
+-- Name: TABLE coverage_workers; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.coverage_workers TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE dead_letters_dead_letter_id_seq; Type: ACL; Schema: ledger; Owner: -

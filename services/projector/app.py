@@ -1,33 +1,41 @@
-"""The projector's Faust app: a table keyed by NIK folds contribution schedules into each
-worker's covered months; totals are folded from the table and published as snapshots."""
+"""The projector's Faust app: coverage read from the ledger, published by the leader.
+
+Every figure comes from the ledger (the system of record), never from what the validator
+intended: the booking transactions sum what they booked, held and cancelled (migration
+011), and every projector process reads those sums, so all of them compute the same global
+totals. The ledger is polled every REFRESH_SECONDS with a change marker (one small query);
+the figures are read again only when it moved. The projector still consumes the
+contribution schedules, without keeping anything of them: it stays a member of its
+consumer group (Faust elects the leader among the members) and its lag shows that it
+follows the pipeline.
+
+Only the Faust leader (the member assigned the leader topic's single partition; an app
+without tables gets aiokafka's round-robin assignor from Faust, which still hands that
+partition to exactly one member) publishes
+snapshots on iuran.coverage.v1 and exports the coverage gauges, so dashboards need no
+``max by``; a process that stops being leader clears its gauges. Any process answers
+GET /coverage with the figures it last read.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import faust
 from aiohttp import web
 
-from schemas.events import (
-    TOPIC_CONTRIBUTIONS,
-    TOPIC_COVERAGE,
-    CoverageSnapshot,
-    CoverageTotals,
-)
-from services.domain.coverage import (
-    apply_schedule,
-    coverage_ratio,
-    read_facts,
-    totals,
-    workers_to_reach,
-    yearly_cost,
-)
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_COVERAGE, CoverageSnapshot
+from services.domain.coverage import snapshots
 from services.domain.programme import Programme
-from services.projector.bootstrap import empty_partitions, ledger_states, partition_of
+from services.ledger.coverage import changes, read_coverage
 from services.runtime import metrics
+from services.runtime.database import RETRYABLE
 from services.runtime.faust_worker import create_faust_app
 from services.runtime.lag import install_faust_lag
 from services.runtime.settings import Settings
@@ -35,115 +43,120 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_ID = "iuran-projector"
-SNAPSHOT_SECONDS = 5.0
+REFRESH_SECONDS = 1.0  # the longest a committed booking waits to be seen
+REPUBLISH_SECONDS = 30.0  # the leader sends unchanged snapshots again this often
+REFRESH_TIMEOUT = 30.0  # a read that takes longer is abandoned and tried again
+_GAUGES = (metrics.ACTIVE_WORKERS, metrics.COVERAGE_RATIO, metrics.COVERAGE_TARGET_RATIO,
+           metrics.COVERAGE_MEMBERS, metrics.AWAITING_BUDGET_WORKERS,
+           metrics.AWAITING_BUDGET_IDR)
 
 
-def snapshots(programmes: dict[str, Programme], folded: dict[str, Any]) -> list[CoverageSnapshot]:
-    now = datetime.now(UTC)
-    result = []
-    for programme_id, entry in sorted(folded.items()):
-        programme = programmes.get(programme_id)
-        total = entry["total"]
-        outside = programme.coverage.registered_outside_programme if programme else 0
-        workforce = programme.coverage.workforce if programme else 0
-        active = total["active_workers"]
-        target = programme.coverage.target_ratio if programme else 0.0
-        goal = programme.coverage.goal_ratio if programme else 1.0
-        result.append(CoverageSnapshot(
-            as_of=now,
-            programme=programme_id,
-            active_workers=active,
-            contributions_booked=total["contributions_booked"],
-            booked_idr=total["booked_idr"],
-            registered_outside_programme=outside,
-            workforce=workforce,
-            coverage_ratio=round(coverage_ratio(outside, active, workforce), 6),
-            target_ratio=target,
-            goal_ratio=goal,
-            goal_year=programme.coverage.goal_year if programme else 2045,
-            workers_to_target=workers_to_reach(target, outside, active, workforce),
-            workers_to_goal=workers_to_reach(goal, outside, active, workforce),
-            next_year_cost_idr=yearly_cost(
-                active, programme.premium.monthly_idr if programme else 0),
-            registrations_by_day=dict(sorted(entry.get("registrations_by_day", {}).items())),
-            deregistrations_by_day=dict(
-                sorted(entry.get("deregistrations_by_day", {}).items())),
-            by_opd={k: CoverageTotals(**v) for k, v in entry["by_opd"].items()},
-            by_category={k: CoverageTotals(**v) for k, v in entry["by_category"].items()},
-            by_kecamatan={k: CoverageTotals(**v) for k, v in entry["by_kecamatan"].items()},
-        ))
-    return result
+@dataclass
+class Projection:
+    """The coverage figures this process last read from the ledger."""
+
+    programmes: dict[str, Programme]
+    snapshots: list[CoverageSnapshot] = field(default_factory=list)
+    marker: int | None = None
+    exporting: bool = False  # this process set the coverage gauges (it leads)
+
+    async def refresh(self, connection: asyncpg.Connection) -> bool:
+        """Read the figures again when the ledger changed; True when they changed."""
+        if self.marker is not None and await changes(connection) == self.marker:
+            return False
+        started = time.perf_counter()
+        ledger = await read_coverage(connection)
+        self.snapshots = snapshots(self.programmes, ledger, datetime.now(UTC))
+        self.marker = ledger.marker
+        metrics.COVERAGE_REFRESH_SECONDS.observe(time.perf_counter() - started)
+        return True
+
+    def export(self, leader: bool) -> bool:
+        """Set the coverage gauges when leader; clear them when leadership was lost.
+        True when this process has just become the one that exports."""
+        if not leader:
+            if self.exporting:
+                for gauge in _GAUGES:
+                    gauge.clear()
+                self.exporting = False
+            return False
+        started = not self.exporting
+        for s in self.snapshots:
+            metrics.ACTIVE_WORKERS.labels(s.programme).set(s.active_workers)
+            metrics.COVERAGE_RATIO.labels(s.programme).set(s.coverage_ratio)
+            metrics.COVERAGE_TARGET_RATIO.labels(s.programme).set(s.target_ratio)
+            metrics.COVERAGE_MEMBERS.labels(s.programme).set(s.members)
+            metrics.AWAITING_BUDGET_WORKERS.labels(s.programme).set(s.awaiting_budget_workers)
+            metrics.AWAITING_BUDGET_IDR.labels(s.programme).set(s.awaiting_budget_idr)
+        self.exporting = True
+        return started
+
+    async def handler(self, _: web.Request) -> web.Response:
+        """GET /coverage: the snapshots (503 until the ledger was read once)."""
+        if self.marker is None:
+            return web.json_response({"error": "coverage not read from the ledger yet"},
+                                     status=503)
+        return web.json_response([s.model_dump(mode="json") for s in self.snapshots])
 
 
-def create_app(settings: Settings, programmes: dict[str, Programme]) -> faust.App:
+def create_app(settings: Settings, programmes: dict[str, Programme],
+               projection: Projection | None = None) -> faust.App:
     app = create_faust_app(APP_ID, settings, "projector")
+    view = projection or Projection(programmes)
     contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
                               partitions=settings.partitions)
     coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,
                          partitions=settings.partitions)
-    workers = app.Table("coverage-workers", default=None, partitions=settings.partitions)
-
-    @workers.on_recover
-    async def seed_from_ledger() -> None:
-        """Partitions that recovered nothing are read back from the ledger."""
-        if not settings.database_url:
-            return
-        assigned = {tp.partition for tp in app.assignor.assigned_actives()
-                    if tp.topic == TOPIC_CONTRIBUTIONS}
-        missing = empty_partitions(assigned, workers.keys(), settings.partitions)
-        if not missing:
-            return
-        try:
-            states = await ledger_states(settings.database_url, missing, settings.partitions)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("could not read the ledger to seed coverage (%s); totals start "
-                        "from the event stream only", type(exc).__name__)
-            return
-        for nik, state in states.items():
-            workers.data[nik] = state
-            workers.send_changelog(partition_of(nik, settings.partitions), nik, state)
-        if states:
-            log.info("seeded %d workers of %d partitions from the ledger",
-                     len(states), len(missing))
 
     @app.agent(contributions, name="project")
     async def project(stream: faust.StreamT[bytes]) -> None:
+        """Counted, not folded: the figures come from the ledger."""
         async for event in stream.events():
-            message = event.message
-            metrics.EVENTS_CONSUMED.labels("projector", message.topic).inc()
+            metrics.EVENTS_CONSUMED.labels("projector", event.message.topic).inc()
+
+    changed = asyncio.Event()  # new figures, or a new leader: the snapshots are due
+
+    @app.task
+    async def follow_the_ledger() -> None:
+        """Read the ledger every REFRESH_SECONDS; never waits on the broker."""
+        if not settings.database_url:
+            log.error("no database URL: the projector reads coverage from the ledger")
+            return
+        pool: asyncpg.Pool | None = None
+        while True:
             try:
-                schedule = read_facts(message.value or b"")
-            except ValueError:
-                log.error("unreadable contribution schedule skipped by the projector "
-                          "(the ledger rejects it)",
-                          extra={"topic": message.topic, "partition": message.partition,
-                                 "offset": message.offset})
+                if pool is None:
+                    pool = await asyncpg.create_pool(settings.database_url, min_size=1,
+                                                     max_size=1)
+                async with pool.acquire() as connection:
+                    if await asyncio.wait_for(view.refresh(connection), REFRESH_TIMEOUT):
+                        changed.set()
+            except (*RETRYABLE, asyncpg.PostgresError) as exc:
+                log.warning("could not read coverage from the ledger (%s); keeping the "
+                            "last figures", type(exc).__name__)
+            try:
+                if view.export(app.is_leader()):
+                    changed.set()
+            except Exception:  # the consumer between two assignments: next round
+                log.exception("could not tell whether this projector leads")
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    @app.task
+    async def publish_snapshots() -> None:
+        """The leader sends the snapshots when they changed, and every REPUBLISH_SECONDS.
+        A send that waits on the broker (a rebalance, an outage) holds up only this task."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=REPUBLISH_SECONDS)
+            changed.clear()
+            if not view.exporting or not view.snapshots:
                 continue
             try:
-                new_state = apply_schedule(workers.get(schedule.nik), schedule)
-                if new_state is not None:
-                    workers[schedule.nik] = new_state
-            except Exception:
-                log.exception("projector failed on a schedule",
-                              extra={"topic": message.topic, "partition": message.partition,
-                                     "offset": message.offset})
-
-    def current() -> list[CoverageSnapshot]:
-        return snapshots(programmes, totals(value for _, value in workers.items() if value))
-
-    @app.timer(SNAPSHOT_SECONDS)
-    async def publish() -> None:
-        for snapshot in current():
-            metrics.ACTIVE_WORKERS.labels(snapshot.programme).set(snapshot.active_workers)
-            metrics.COVERAGE_RATIO.labels(snapshot.programme).set(snapshot.coverage_ratio)
-            metrics.COVERAGE_TARGET_RATIO.labels(snapshot.programme).set(snapshot.target_ratio)
-            await coverage.send(key=snapshot.programme.encode(),
-                                value=snapshot.model_dump_json().encode())
-
-    async def coverage_handler(_: web.Request) -> web.Response:
-        body = [s.model_dump(mode="json") for s in current()]
-        return web.json_response(body)
+                for s in list(view.snapshots):
+                    await coverage.send(key=s.programme.encode(),
+                                        value=s.model_dump_json().encode())
+            except Exception:  # a broker fault: the next change or round sends them again
+                log.exception("could not publish coverage snapshots")
 
     install_faust_lag(app, "projector", [TOPIC_CONTRIBUTIONS])
-    app.conf.iuran_coverage_handler = coverage_handler  # type: ignore[attr-defined]
     return app

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from services.domain.programme import load_programmes
-from services.projector.app import create_app
+from services.projector.app import Projection, create_app
 from services.runtime.faust_worker import run_faust_app
 from services.runtime.settings import Settings
 
 
 def run(settings: Settings) -> int:
-    app = create_app(settings, load_programmes(settings.programmes_dir))
-    return run_faust_app(app, "projector", settings,
-                         routes={"/coverage": app.conf.iuran_coverage_handler})
+    projection = Projection(load_programmes(settings.programmes_dir))
+    app = create_app(settings, projection.programmes, projection)
+    return run_faust_app(app, "projector", settings, routes={"/coverage": projection.handler})

@@ -95,6 +95,24 @@ COVERAGE_RATIO = Gauge(
 COVERAGE_TARGET_RATIO = Gauge(
     "iuran_coverage_target_ratio", "The RPJPD coverage target.", ["programme"]
 )
+COVERAGE_MEMBERS = Gauge(
+    "iuran_coverage_members",
+    "Members in the headline month: the baseline plus workers any programme covers.",
+    ["programme"],
+)
+AWAITING_BUDGET_WORKERS = Gauge(
+    "iuran_awaiting_budget_workers",
+    "Workers with a month held because the budget has no room (not covered then).",
+    ["programme"],
+)
+AWAITING_BUDGET_IDR = Gauge(
+    "iuran_awaiting_budget_idr", "Rupiah of the months held for budget.", ["programme"]
+)
+COVERAGE_REFRESH_SECONDS = Histogram(
+    "iuran_coverage_refresh_seconds",
+    "Time to read every coverage figure from the ledger after it changed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 BILLS_UNPAID_PAST_DUE = Gauge(
     "iuran_bills_unpaid_past_due", "Issued bills unpaid after their due date.", ["programme"]
 )

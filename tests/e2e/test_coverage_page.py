@@ -79,7 +79,11 @@ async def test_the_coverage_page_shows_the_ledger_figures(
     assert 'data-loaded="true"' in dom
     assert id_number(text_of(dom, "malang-2025-active-workers")) == active
     assert text_of(dom, "malang-2025-target-ratio") == "41,23%"
-    ratio = (204_419 + active) / 420_000
+    covered = await db.fetchval(  # distinct workers any programme covers in 2025-12
+        "SELECT count(DISTINCT nik) FROM finance.contributions WHERE period = '2025-12' "
+        "AND status IN ('booked', 'billed', 'paid')")
+    ratio = (178_611 + covered) / 490_700
+    assert id_number(text_of(dom, "malang-2025-members")) == 178_611 + covered
     assert text_of(dom, "malang-2025-coverage-ratio") == f"{ratio * 100:.2f}%".replace(".", ",")
     assert id_number(text_of(dom, "malang-2025-budget-remaining")) == remaining
     assert 'data-key="ojek_online"' in dom and "Ojek online" in dom

@@ -259,7 +259,9 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
                 in_flight=in_batch - booked, uncommitted_in_group=uncommitted))
         await sender
         totals = await settled(stack, expected)
-        projected = await projector_agrees(survivors["projector"].settings, totals)
+        # coverage counts no cancelled month (an earlier test of the module deregisters)
+        covered = await ledger_totals(stack.database_url, covered_only=True)
+        projected = await projector_agrees(survivors["projector"].settings, covered)
         figures = verdict(expected, totals, projected)
         record("fault.rebalance", seed=seed, workers=len(niks), expected=expected,
                booked=totals.contributions, projector=projected.get("contributions_booked"),
@@ -268,11 +270,7 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
             record("fault.rebalance-lost", seed=seed,
                    **await faults.where_are(settings, stack.database_url, niks))
         assert_ledger_exact(expected, totals)
-        try:
-            assert_projector_right(totals, projected)
-        except AssertionError as exc:  # the ledger above is exact; the projector is not yet
-            pytest.xfail(f"known, intermittent: after one of two projector instances is "
-                         f"killed the survivor's totals can stay under the ledger ({exc})")
+        assert_projector_right(covered, projected)
     finally:
         second.stop()
         stack.services.restart_dead()

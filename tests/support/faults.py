@@ -245,9 +245,15 @@ class LedgerTotals:
     amount_idr: int
 
 
-async def ledger_totals(url: str, niks: list[str] | None = None) -> LedgerTotals:
-    """Totals of the whole database (a stack of one's own), or of the given NIKs."""
+async def ledger_totals(url: str, niks: list[str] | None = None, *,
+                       covered_only: bool = False) -> LedgerTotals:
+    """Totals of the whole database (a stack of one's own), or of the given NIKs; with
+    ``covered_only`` without the cancelled contributions (what coverage counts)."""
     where, args = ("WHERE nik = ANY($1::text[])", [niks]) if niks is not None else ("", [])
+    if covered_only:
+        where = (f"{where} AND" if where else "WHERE") + (
+            " NOT EXISTS (SELECT 1 FROM ledger.cancellations x"
+            " WHERE x.contribution_id = ledger.contributions.contribution_id)")
     connection = await asyncpg.connect(url)
     try:
         row = await connection.fetchrow(
@@ -454,11 +460,10 @@ async def rewind_group(settings: Settings, group: str, topic: str,
     from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
     class SameProtocol(RoundRobinPartitionAssignor):
-        # A Faust group with tables names its protocol "faust" (Faust's own assignor); an app
-        # without tables (the validator) uses aiokafka's round robin. A member of another
-        # protocol is refused while the stopped members linger (until the broker expires
-        # them on a join).
-        name = "faust" if group == GROUPS["projector"] else "roundrobin"
+        # Faust gives an app without tables (the validator and the projector keep none)
+        # aiokafka's round-robin assignor, as the ledger uses. A member of another protocol
+        # is refused while the stopped members linger (until the broker expires them).
+        name = "roundrobin"
 
     deadline = time.monotonic() + within
     consumer = AIOKafkaConsumer(

@@ -67,3 +67,26 @@ def test_schedules_beyond_the_tables_bounds_are_refused(change: Any) -> None:
 def test_payments_beyond_the_tables_bounds_are_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PaymentConfirmed.model_validate_json(json.dumps({**_payment(), **change}))
+
+
+@pytest.mark.parametrize("nik", ["\x00", "3573014507900001\x00", "9" * 65])
+@pytest.mark.parametrize("event_type", ["registered", "deregistered"])
+def test_a_registration_nik_the_registry_cannot_store_is_rejected_at_decoding(
+    nik: str, event_type: str
+) -> None:
+    from services.validator.decode import decode_registration
+
+    body: dict[str, Any] = {
+        "event_id": "6b1c3f0e-5a43-4f7b-9a43-2f1d7e5c9b10", "event_type": event_type,
+        "occurred_at": "2025-11-25T09:30:00+07:00", "opd_code": "DISNAKER",
+        "programme": "malang-2025"}
+    if event_type == "registered":
+        body |= {"worker": {"nik": nik, "full_name": "Siti", "birth_date": "1990-07-05",
+                            "sex": "F", "category": "umkm", "kecamatan": "Blimbing",
+                            "kelurahan": "Arjosari"}, "coverage_start": "2025-12"}
+    else:
+        body |= {"nik": nik, "effective_period": "2026-01", "reason": "pindah"}
+    event, errors = decode_registration(json.dumps(body).encode())
+    assert event is None
+    field = "worker.nik" if event_type == "registered" else "nik"
+    assert [(e.field, e.code) for e in errors] == [(field, "invalid_nik")]

@@ -1,101 +1,128 @@
-"""The coverage fold: idempotent per worker, exact totals per dimension."""
+"""The coverage formula: baseline + distinct workers any programme covers in a month, over
+the workforce; nobody counted twice; the headline month; held months awaiting budget."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from schemas.events import WorkerDeregistered
 from services.domain.coverage import (
-    apply_schedule,
+    LedgerCoverage,
+    MonthTally,
+    Tally,
     coverage_ratio,
-    facts_of,
-    read_facts,
-    totals,
+    covered_by_month,
+    snapshot,
     workers_coverable,
     workers_to_reach,
     yearly_cost,
 )
-from services.domain.programme import load_programme
-from services.domain.schedule import cancelled_schedule, due_schedule
+from services.domain.programme import ProgrammeConfigError, load_programme, load_programmes
 from services.runtime.settings import REPO_ROOT
-from tests.support.workers import registration
 
-PROGRAMME = load_programme(REPO_ROOT / "deploy" / "programmes" / "malang-2025.toml")
-PERIODS = ["2025-12", "2026-01", "2026-02", "2026-03"]
-
-
-def test_applying_a_schedule_twice_changes_nothing() -> None:
-    schedule = due_schedule(PROGRAMME, registration(), PERIODS)
-    once = apply_schedule(None, schedule)
-    assert once is not None
-    assert apply_schedule(once, schedule) is None
-    assert totals([once])["malang-2025"]["total"] == {
-        "active_workers": 1, "contributions_booked": 4, "booked_idr": 4 * 16_800}
+FOLDER = REPO_ROOT / "deploy" / "programmes"
+PROGRAMMES = load_programmes(FOLDER)
+MALANG = PROGRAMMES["malang-2025"]
+JATIM = PROGRAMMES["jatim-malang-2026"]
+NOW = datetime(2025, 12, 1, tzinfo=UTC)
+PREMIUM = 16_800
+YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
+        "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
 
 
-def test_cancellation_removes_months_and_the_worker_when_none_is_left() -> None:
-    event = registration()
-    state = apply_schedule(None, due_schedule(PROGRAMME, event, PERIODS))
-    deregistered = WorkerDeregistered(
-        event_id=uuid.uuid4(), event_type="deregistered", occurred_at=datetime.now(UTC),
-        opd_code="DISNAKER", programme="malang-2025", nik=event.worker.nik,
-        effective_period="2026-02", reason="moved away")
-    held = due_schedule(PROGRAMME, event, PERIODS)
-    state = apply_schedule(state, cancelled_schedule(PROGRAMME, deregistered, held,
-                                                      ["2026-02", "2026-03"]))
-    assert state is not None
-    assert totals([state])["malang-2025"]["total"]["contributions_booked"] == 2
-    state = apply_schedule(state, cancelled_schedule(
-        PROGRAMME, deregistered.model_copy(update={"event_id": uuid.uuid4()}), held,
-        ["2025-12", "2026-01"]))
-    folded = totals([state])["malang-2025"]
-    assert folded["total"] == {"active_workers": 0, "contributions_booked": 0, "booked_idr": 0}
-    assert sum(folded["deregistrations_by_day"].values()) == 2
-    assert sum(folded["registrations_by_day"].values()) == 1
+def the_25_808() -> LedgerCoverage:
+    """The city's 25,808 workers booked for twelve months from 2025-12."""
+    months = tuple(MonthTally("malang-2025", p, 25_808, 25_808 * PREMIUM) for p in YEAR)
+    return LedgerCoverage(marker=1, totals={"malang-2025": Tally(
+        active_workers=25_808, contributions_booked=25_808 * 12,
+        booked_idr=25_808 * 12 * PREMIUM)}, months=months)
 
 
-def test_totals_split_by_opd_category_and_kecamatan() -> None:
-    states = [
-        apply_schedule(None, due_schedule(PROGRAMME, registration(opd_code=opd), PERIODS))
-        for opd in ("DISHUB", "DISHUB", "DINSOS")
-    ]
-    folded = totals(s for s in states if s)["malang-2025"]
-    assert folded["total"]["active_workers"] == 3
-    assert folded["by_opd"]["DISHUB"] == {
-        "active_workers": 2, "contributions_booked": 8, "booked_idr": 8 * 16_800}
-    assert folded["by_opd"]["DINSOS"]["active_workers"] == 1
-    assert folded["by_kecamatan"]["Klojen"]["active_workers"] == 3
+def test_the_programme_file_names_its_figures_and_their_sources() -> None:
+    cover = MALANG.coverage
+    assert (cover.baseline_members, cover.baseline_as_of) == (178_611, "2024")
+    assert cover.workforce == 490_700 and cover.workforce_rough == 420_000
+    assert cover.baseline_source and cover.workforce_source and cover.workforce_rough_source
+    assert cover.headline_period == "2025-12"
+    # the source disagrees with itself: its members over its rough workforce is not 41.66 %
+    assert round(204_419 / cover.workforce_rough, 3) == 0.487
+    assert round(204_419 / cover.workforce, 4) == 0.4166
 
 
-def test_registrations_are_counted_per_day_once() -> None:
-    event = registration()
-    schedule = due_schedule(PROGRAMME, event, PERIODS)
-    state = apply_schedule(None, schedule)
-    assert apply_schedule(state, schedule) is None
-    assert totals([state])["malang-2025"]["registrations_by_day"] == {"2025-11-25": 1}
+def test_the_city_s_workers_booked_give_the_published_figures() -> None:
+    seen = snapshot(MALANG, the_25_808(), NOW)
+    assert seen.members == 204_419  # 178,611 + 25,808: the 25,808 are not counted twice
+    assert seen.covered_in_headline_period == 25_808
+    assert seen.coverage_ratio == pytest.approx(0.4166, abs=0.0001)
+    assert seen.coverage_ratio > seen.target_ratio == 0.4123
+    assert seen.workers_to_target == 0
+    assert [m.period for m in seen.months] == YEAR
+    assert all(m.coverage_ratio == seen.coverage_ratio for m in seen.months)
+
+
+def test_a_worker_paid_by_the_province_and_the_city_in_other_months_counts_once_a_month() -> None:
+    # one worker: the city pays 2025-12, the province 2026-01 (the ledger books at most one
+    # payer per worker-month); another worker only the province pays, in 2026-01
+    ledger = LedgerCoverage(marker=2, months=(
+        MonthTally("malang-2025", "2025-12", 1, PREMIUM),
+        MonthTally("jatim-malang-2026", "2026-01", 2, 2 * PREMIUM),
+    ), totals={"malang-2025": Tally(1, 1, PREMIUM),
+               "jatim-malang-2026": Tally(2, 2, 2 * PREMIUM)})
+    assert covered_by_month(ledger.months) == {"2025-12": 1, "2026-01": 2}
+    city, province = snapshot(MALANG, ledger, NOW), snapshot(JATIM, ledger, NOW)
+    assert city.covered_in_headline_period == 1  # in 2025-12
+    assert province.covered_in_headline_period == 2  # in 2026-01: two workers, not three
+    assert province.members == 178_611 + 2
+
+
+def test_months_sum_over_programmes_of_the_same_month() -> None:
+    months = [MonthTally("a", "2026-01", 10, 0), MonthTally("b", "2026-01", 5, 0),
+              MonthTally("a", "2026-02", 10, 0)]
+    assert covered_by_month(months) == {"2026-01": 15, "2026-02": 10}
+
+
+def test_held_months_await_budget_and_are_not_covered() -> None:
+    ledger = LedgerCoverage(marker=3, totals={"malang-2025": Tally(
+        active_workers=2, contributions_booked=24, booked_idr=24 * PREMIUM,
+        awaiting_budget_workers=3, awaiting_budget_contributions=36,
+        awaiting_budget_idr=36 * PREMIUM)},
+        months=tuple(MonthTally("malang-2025", p, 2, 2 * PREMIUM, 3, 3 * PREMIUM)
+                     for p in YEAR),
+        groups={"malang-2025": {"by_opd": {"DISHUB": Tally(1, 12, 12 * PREMIUM, 3, 36,
+                                                            36 * PREMIUM)},
+                                "by_category": {}, "by_kecamatan": {}}})
+    seen = snapshot(MALANG, ledger, NOW)
+    assert (seen.active_workers, seen.covered_in_headline_period) == (2, 2)
+    assert (seen.awaiting_budget_workers, seen.awaiting_budget_idr) == (3, 36 * PREMIUM)
+    assert seen.by_opd["DISHUB"].awaiting_budget_workers == 3
+    assert seen.months[0].awaiting_budget_idr == 3 * PREMIUM
+    assert seen.members == 178_611 + 2
+
+
+def test_an_empty_ledger_shows_the_baseline() -> None:
+    seen = snapshot(MALANG, LedgerCoverage(marker=0), NOW)
+    assert (seen.active_workers, seen.members, seen.months) == (0, 178_611, [])
+    assert seen.coverage_ratio == pytest.approx(178_611 / 490_700, abs=1e-6)
+
+
+def test_a_headline_month_outside_the_programme_fails_to_load(tmp_path: object) -> None:
+    from pathlib import Path
+
+    text = (FOLDER / "malang-2025.toml").read_text(encoding="utf-8")
+    bad = Path(str(tmp_path)) / "bad.toml"
+    bad.write_text(text.replace('headline_period = "2025-12"', 'headline_period = "2027-01"'),
+                   encoding="utf-8")
+    with pytest.raises(ProgrammeConfigError, match="headline_period"):
+        load_programme(bad)
 
 
 def test_coverage_figures_against_targets_and_budgets() -> None:
-    # 204,419 registered outside + 25,808 in the programme, of a 420,000 workforce
-    assert round(coverage_ratio(204_419, 25_808, 420_000), 4) == 0.5482
-    assert workers_to_reach(0.4123, 204_419, 25_808, 420_000) == 0
-    assert workers_to_reach(1.0, 204_419, 25_808, 420_000) == 420_000 - 204_419 - 25_808
+    assert round(coverage_ratio(178_611, 25_808, 490_700), 4) == 0.4166
+    assert coverage_ratio(1, 1, 0) == 0.0
+    assert workers_to_reach(0.4123, 178_611, 25_808, 490_700) == 0
+    assert workers_to_reach(1.0, 178_611, 25_808, 490_700) == 490_700 - 204_419
     assert workers_to_reach(0.5, 0, 0, 3) == 2
     assert yearly_cost(25_808, 16_800) == 5_202_892_800
     assert workers_coverable(5_300_000_000, 16_800) == 26_289
     assert workers_coverable(0, 16_800) == 0
-
-
-def test_facts_read_from_the_message_equal_the_model_s() -> None:
-    schedule = due_schedule(PROGRAMME, registration(), PERIODS)
-    assert read_facts(schedule.model_dump_json().encode()) == facts_of(schedule)
-
-
-@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"kind": "due"}', b'"text"',
-                                 b'{"schedule_id": 1, "contributions": [{"period": 1}]}'])
-def test_a_message_that_is_not_a_schedule_is_refused(raw: bytes) -> None:
-    with pytest.raises(ValueError):
-        read_facts(raw)

@@ -1,0 +1,69 @@
+"""Read the coverage the ledger holds (migration 011's summary tables) in one snapshot.
+
+The tables are summed by the booking transactions themselves, distinct worker counts
+included, so a read costs one row per programme and group and one per programme, month and
+(OPD, category, kecamatan), whatever the number of contributions. ``changes`` polls the
+change marker alone: equal markers mean equal figures, and a reader that saw no change
+needs no other query.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.domain.coverage import DIMENSIONS, LedgerCoverage, MonthTally, Tally
+
+_MARKER = "SELECT coalesce(sum(changes), 0)::bigint FROM ledger.coverage_months"
+
+_MONTHS = """
+SELECT programme, period, sum(booked_months)::bigint AS covered,
+       sum(booked_idr)::bigint AS booked_idr, sum(held_months)::bigint AS held,
+       sum(held_idr)::bigint AS held_idr
+  FROM ledger.coverage_months
+ GROUP BY programme, period
+HAVING sum(booked_months) <> 0 OR sum(held_months) <> 0
+ ORDER BY programme, period
+"""
+
+_GROUPS = """
+SELECT programme, dimension, key, active_workers, contributions_booked, booked_idr,
+       awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr
+  FROM ledger.coverage_groups
+ WHERE active_workers <> 0 OR awaiting_budget_workers <> 0
+ ORDER BY programme, dimension, key
+"""
+
+
+async def changes(connection: asyncpg.Connection) -> int:
+    """The change marker: it grows in every transaction that changes a coverage figure."""
+    return int(await connection.fetchval(_MARKER))
+
+
+async def read_coverage(connection: asyncpg.Connection) -> LedgerCoverage:
+    """Every programme's tallies, groups and months, as of one consistent snapshot."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        marker = await changes(connection)
+        month_rows = await connection.fetch(_MONTHS)
+        group_rows = await connection.fetch(_GROUPS)
+    totals: dict[str, Tally] = {}
+    groups: dict[str, dict[str, dict[str, Tally]]] = {}
+    for row in group_rows:
+        tally = Tally(
+            active_workers=row["active_workers"],
+            contributions_booked=row["contributions_booked"],
+            booked_idr=row["booked_idr"],
+            awaiting_budget_workers=row["awaiting_budget_workers"],
+            awaiting_budget_contributions=row["awaiting_budget_contributions"],
+            awaiting_budget_idr=row["awaiting_budget_idr"],
+        )
+        if row["dimension"] == "total":
+            totals[row["programme"]] = tally
+        else:
+            by = groups.setdefault(row["programme"], {d: {} for d in DIMENSIONS})
+            by[row["dimension"]][row["key"]] = tally
+    months = tuple(
+        MonthTally(programme=r["programme"], period=r["period"], covered_workers=r["covered"],
+                   booked_idr=r["booked_idr"], awaiting_budget_contributions=r["held"],
+                   awaiting_budget_idr=r["held_idr"])
+        for r in month_rows)
+    return LedgerCoverage(marker=marker, totals=totals, groups=groups, months=months)

@@ -1,0 +1,83 @@
+"""The ledger's coverage summary (migration 011) against SQL over finance.contributions:
+booked, held for budget, cancelled (booked or while held), refused duplicates, held ones
+booked when the allocation rises — every figure equal after every step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.domain.coverage import snapshot
+from services.domain.programme import Programme
+from services.ledger import book
+from services.ledger.budget import ensure_allocation, raise_allocation
+from services.ledger.coverage import changes, read_coverage
+from services.ledger.testing import NikSource, programme_copy, schedule
+from tests.support.coverage import as_figures, ledger_figures
+
+PREMIUM = 16_800
+YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
+        "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
+
+
+async def assert_equal(conn: asyncpg.Connection, programme: Programme) -> dict[str, object]:
+    ledger = await read_coverage(conn)
+    seen = snapshot(programme, ledger, datetime.now(UTC)).model_dump(mode="json")
+    expected = await ledger_figures(conn, programme.id, programme.coverage.headline_period)
+    assert as_figures(seen) == expected
+    return seen
+
+
+async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    city = programme_copy(malang, budget_idr=2 * 12 * PREMIUM)  # room for two workers
+    province = programme_copy(malang, budget_idr=10**12)
+    for programme in (city, province):
+        await ensure_allocation(conn, programme)
+    workers = niks.take(5)
+    before = await changes(conn)
+    await book.book_schedules(conn, [
+        schedule(city, nik, YEAR, opd_code=opd, kecamatan=kecamatan)
+        for nik, opd, kecamatan in zip(workers, ["DISNAKER", "DISHUB", "DISHUB", "DINSOS",
+                                                 "DISNAKER"],
+                                       ["Klojen", "Sukun", "Klojen", "Blimbing", "Sukun"],
+                                       strict=True)])
+    assert await changes(conn) > before
+    seen = await assert_equal(conn, city)
+    assert (seen["active_workers"], seen["awaiting_budget_workers"]) == (2, 3)
+    assert seen["awaiting_budget_idr"] == 3 * 12 * PREMIUM
+
+    # the province pays a worker the city already pays: refused months, nothing counted
+    # twice; and a new worker from 2026-01 that the city does not pay
+    other = niks.take(1)[0]
+    await book.book_schedules(conn, [schedule(province, workers[0], YEAR[1:]),
+                                     schedule(province, other, YEAR[1:])])
+    seen = await assert_equal(conn, city)
+    assert seen["covered_in_headline_period"] >= 2
+    province_seen = await assert_equal(conn, province)
+    assert province_seen["active_workers"] == 1
+
+    # a booked worker deregistered from 2026-06, a held one deregistered entirely
+    await book.book_schedules(conn, [
+        schedule(city, workers[1], YEAR[6:], kind="cancelled"),
+        schedule(city, workers[4], YEAR, kind="cancelled")])
+    seen = await assert_equal(conn, city)
+    assert seen["contributions_booked"] == 12 + 6
+    assert seen["awaiting_budget_workers"] == 2
+
+    # the allocation rises: with the six months freed above, room for 18 months; the held
+    # months are booked oldest first, so one worker is covered in part and awaits the rest
+    marker = await changes(conn)
+    await raise_allocation(conn, programme=city.id, amount_idr=12 * PREMIUM,
+                           reason="one more worker", changed_by="test")
+    assert await changes(conn) > marker
+    seen = await assert_equal(conn, city)
+    assert seen["active_workers"] == 4
+    assert (seen["awaiting_budget_workers"], seen["awaiting_budget_contributions"]) == (1, 6)
+
+    # nothing changed: the marker stands still
+    marker = await changes(conn)
+    await book.book_schedules(conn, [schedule(city, workers[2], YEAR)])  # a replay
+    assert await changes(conn) == marker
