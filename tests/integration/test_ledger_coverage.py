@@ -13,8 +13,8 @@ from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation, raise_allocation
 from services.ledger.coverage import changes, read_coverage
-from services.ledger.testing import NikSource, programme_copy, schedule
 from tests.support.coverage import as_figures, ledger_figures
+from tests.support.ledger import NikSource, programme_copy, schedule
 
 PREMIUM = 16_800
 YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
