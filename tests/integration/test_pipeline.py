@@ -172,6 +172,7 @@ def _programme_past_year_9999(folder: Path) -> Path:
                          (r"(?m)^fiscal_year = .*$", "fiscal_year = 9999"),
                          (r'(?m)^first_period = .*$', 'first_period = "9999-12"'),
                          (r'(?m)^last_period = .*$', 'last_period = "9999-12"'),
+                         (r'(?m)^headline_period = .*$', 'headline_period = "9999-12"'),
                          (r"(?m)^min_age = .*$", "min_age = 0"),
                          (r"(?m)^max_age = .*$", "max_age = 120")):
         text, count = re.subn(pattern, new, text, count=1)
