@@ -31,6 +31,7 @@ ids, and states written before generations existed need no new key.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,7 +48,7 @@ from schemas.events import (
 from services.domain import errors as E
 from services.domain.errors import rejection
 from services.domain.periods import period_from_index, period_index
-from services.domain.places import canonical_kecamatan, canonical_kelurahan, canonical_opd
+from services.domain.places import canonical_kecamatan, canonical_opd
 from services.domain.programme import Programme
 from services.domain.rules import check_deregistration, check_registration, registration_warnings
 from services.domain.schedule import (
@@ -111,14 +112,23 @@ class WorkerState(_State):
     events: dict[str, EventRecord] = Field(default_factory=dict)
 
 
-def read_state(document: Mapping[str, Any] | None, version: int | None = None) -> WorkerState:
-    """The state of a NIK from its stored document, upgraded from any older layout.
+def read_state(document: Mapping[str, Any] | str | bytes | None,
+               version: int | None = None) -> WorkerState:
+    """The state of a NIK from its stored document (a dict, or its JSON text), upgraded
+    from any older layout.
 
     ``version`` is the stored layout version (the document's own ``version`` key, else 1:
     the untyped dict of earlier releases). Raises ValueError for a version this release
-    does not know (a state written by a newer release is never guessed at)."""
+    does not know (a state written by a newer release is never guessed at). JSON text of
+    the current layout is validated in one pass, without a dict in between."""
     if document is None:
         return empty_state()
+    if isinstance(document, str | bytes):
+        if version == STATE_VERSION:
+            return WorkerState.model_validate_json(document)
+        document = json.loads(document)
+        if not isinstance(document, Mapping):
+            raise ValueError("a worker state must be a JSON object")
     layout = version if version is not None else int(document.get("version", 1))
     if layout == 1:
         document = {
@@ -154,8 +164,8 @@ def empty_state() -> WorkerState:
 def _decided(state: WorkerState, event_key: str, message: str | None,
              errors: list[RejectionError], accepted: bool,
              enrollments: list[Enrolment] | None = None) -> WorkerState:
-    record = EventRecord(outcome="accepted" if accepted else "rejected", message=message,
-                         errors=errors)
+    record = EventRecord.model_construct(outcome="accepted" if accepted else "rejected",
+                                         message=message, errors=list(errors))
     return WorkerState.model_construct(
         version=STATE_VERSION,
         enrollments=list(state.enrollments) if enrollments is None else enrollments,
@@ -211,19 +221,6 @@ def _duplicate_errors(
     return [p for p in periods if p not in holder_of], found
 
 
-def _canonical_event(event: WorkerRegistered, programme: Programme) -> WorkerRegistered:
-    worker = event.worker
-    kecamatan = canonical_kecamatan(programme, worker.kecamatan) or worker.kecamatan
-    kelurahan = canonical_kelurahan(programme, kecamatan, worker.kelurahan) or worker.kelurahan
-    opd = canonical_opd(programme, event.opd_code) or event.opd_code
-    return event.model_copy(
-        update={
-            "opd_code": opd,
-            "worker": worker.model_copy(update={"kecamatan": kecamatan, "kelurahan": kelurahan}),
-        }
-    )
-
-
 def decide_registration(
     state: WorkerState, event: WorkerRegistered, programme: Programme, today: date,
     message: str | None = None,
@@ -238,25 +235,29 @@ def decide_registration(
         periods, errors = _duplicate_errors(wanted, state.enrollments)
     if not periods:
         return Decision(errors=errors, state=_decided(state, event_key, message, errors, False))
-    event = _canonical_event(event, programme)
+    worker = event.worker
+    # the programme's spellings (rules have checked that both are known)
+    kecamatan = canonical_kecamatan(programme, worker.kecamatan) or worker.kecamatan
+    opd = canonical_opd(programme, event.opd_code) or event.opd_code
     months_again = generations(state.enrollments, periods)
     warnings = registration_warnings(event, today)
-    enrolment = Enrolment(
+    enrolment = Enrolment.model_construct(  # every value checked by the rules above
         event_id=event_key,
         programme=programme.id,
-        opd_code=event.opd_code,
-        category=event.worker.category.value,
-        kecamatan=event.worker.kecamatan,
+        opd_code=opd,
+        category=worker.category.value,
+        kecamatan=kecamatan,
         funding_source=programme.funding_source,
         periods=periods,
+        cancelled=[],
+        cancellations={},
         warnings=warnings,
     )
     new_state = _decided(state, event_key, message, errors, True,
                          [*state.enrollments, enrolment])
-    return Decision(
-        schedules=[due_schedule(programme, event, periods, months_again, warnings)],
-        errors=errors, state=new_state, warnings=warnings,
-    )
+    schedule = due_schedule(programme, event, periods, months_again, warnings,
+                            opd_code=opd, kecamatan=kecamatan)
+    return Decision(schedules=[schedule], errors=errors, state=new_state, warnings=warnings)
 
 
 def decide_deregistration(
@@ -358,12 +359,11 @@ def _replay(
     if isinstance(event, WorkerRegistered):
         if own is not None:
             enrollment = enrollments[own]
-            worker = event.worker.model_copy(update={"kecamatan": enrollment.kecamatan})
-            original = event.model_copy(update={"worker": worker,
-                                                "opd_code": enrollment.opd_code})
-            schedules.append(due_schedule(programme, original, enrollment.periods,
+            schedules.append(due_schedule(programme, event, enrollment.periods,
                                           generations(enrollments[:own], enrollment.periods),
-                                          list(enrollment.warnings)))
+                                          list(enrollment.warnings),
+                                          opd_code=enrollment.opd_code,
+                                          kecamatan=enrollment.kecamatan))
     else:
         for index, enrollment in enumerate(enrollments):
             stop = enrollment.cancellations.get(event_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterator
 from datetime import date, timedelta
@@ -24,6 +25,7 @@ def format_period(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
+@functools.lru_cache(maxsize=4096)  # a programme has a few dozen months: parsed once each
 def period_index(text: str) -> int:
     """Months since year 0: lets periods be compared and subtracted as integers."""
     year, month = parse_period(text)

@@ -6,6 +6,7 @@ it is loaded), so checking a registration compares one key per field.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -64,6 +65,7 @@ def normalise_phone(raw: str) -> str | None:
     return "+62" + national if ok else None
 
 
+@functools.lru_cache(maxsize=4096)  # the spellings people type repeat: each keyed once
 def _place_key(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).strip()
     stripped = _PLACE_PREFIX.sub("", text)

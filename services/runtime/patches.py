@@ -9,7 +9,8 @@ upgrade is noticed, not silent. pyproject.toml pins the versions these were test
   and has no setting for it (robinhood/faust#281, never merged; still hard-coded in
   faust-streaming). Canary: ``test_faust_still_hard_codes_the_fetch_wait``.
 - :func:`_flush_means_everything`: ``ProducerBuffer.flush`` returns while messages are
-  still buffered or being handed over (no upstream issue found; faust-streaming/faust#273
+  still buffered or being handed over (and waiting for an empty buffer instead would never
+  return under a steady stream) (no upstream issue found; faust-streaming/faust#273
   added the flush before the commit that this makes complete). Canary:
   ``test_faust_buffer_flush_still_returns_before_the_buffer_is_empty``.
 - :func:`committed_offsets`: Faust keeps the offsets it committed only in the consumer's
@@ -51,15 +52,19 @@ def _bound_fetch_wait(ms: int) -> None:
 
 
 def _flush_means_everything() -> None:
-    """Make Faust's producer-buffer flush wait until every buffered message is handed over.
+    """Make Faust's producer-buffer flush wait until every message buffered before it
+    started is handed over.
 
     Before committing offsets Faust flushes its producer, but the buffer that ``send_soon``
     and every table write go through returned from ``flush`` as soon as one message took
     longer than 0.1 s, and did not count the message being handed over at that moment.
     Offsets could then be committed while schedules or changelog records were still in the
-    buffer, and a ``kill -9`` lost them for good. Now flush returns when the buffer is empty
-    and nothing is in flight; if the broker is away it waits, and so does the commit
-    (at-least-once).
+    buffer, and a ``kill -9`` lost them for good. Now flush returns once the messages that
+    were buffered or in flight when it started are handed over (the buffer is a FIFO; the
+    offsets to commit are chosen before the flush, and an event's messages are buffered
+    before it is acked, so these include every output of the events committed); if the
+    broker is away it waits, and so does the commit (at-least-once). It does not wait for
+    the buffer to be empty: under a steady stream it never is, and no commit would come.
     """
     from faust.transport import producer as faust_producer
 
@@ -74,9 +79,12 @@ def _flush_means_everything() -> None:
             await send_pending(self, fut)
         finally:
             self._iuran_in_flight -= 1
+            self._iuran_handed = getattr(self, "_iuran_handed", 0) + 1
 
     async def flush(self: Any) -> None:
-        while self.size or getattr(self, "_iuran_in_flight", 0):
+        handed = getattr(self, "_iuran_handed", 0)
+        target = handed + self.size + getattr(self, "_iuran_in_flight", 0)
+        while getattr(self, "_iuran_handed", 0) < target:
             if self.state != "running" and self.size:
                 raise RuntimeError("Cannot flush: Producer not Running")
             self.message_sent.clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,10 +86,11 @@ class Validator:
         batch = []
         for event in events:
             message = event.message
-            metrics.EVENTS_CONSUMED.labels("validator", message.topic).inc()
             batch.append(read_message(message.key, message.value,
                                       Source(message.topic, message.partition,
                                              message.offset)))
+        for topic, count in Counter(i.source.topic for i in batch).items():
+            metrics.EVENTS_CONSUMED.labels("validator", topic).inc(count)
         outcomes = await self._decide_until_done(batch)
         await self._deliver(outcomes)
         _count(outcomes)
@@ -135,7 +137,8 @@ class Validator:
         """Send every output in order and wait until the broker has taken each one. After
         a failure everything from the first failed output on is sent again, in order
         (sinks ignore a repeat; the order of one NIK's outputs is kept)."""
-        pending = _outputs(outcomes, self._contributions, self._rejected)
+        pending = [(self._rejected if rejected else self._contributions, key, value)
+                   for rejected, key, value in encode_outputs(outcomes)]
         if not pending:
             return
 
@@ -196,35 +199,51 @@ async def _migrated(connection: asyncpg.Connection) -> None:
         log.exception("the validator state could not be rebuilt from the ledger")
 
 
-def _outputs(outcomes: list[Outcome], contributions: faust.TopicT,
-             rejected: faust.TopicT) -> list[tuple[faust.TopicT, bytes | None, bytes]]:
-    found: list[tuple[faust.TopicT, bytes | None, bytes]] = []
+def encode_outputs(outcomes: list[Outcome]) -> list[tuple[bool, bytes | None, bytes]]:
+    """(rejected?, key, value) of every output of a batch, in order, each encoded once."""
+    found: list[tuple[bool, bytes | None, bytes]] = []
     for outcome in outcomes:
         key = outcome.incoming.key
         for schedule in outcome.schedules:
-            found.append((contributions, key, schedule.model_dump_json().encode()))
+            found.append((False, key, schedule.model_dump_json().encode()))
         if outcome.rejected is not None:
-            found.append((rejected, key, outcome.rejected.model_dump_json().encode()))
+            found.append((True, key, outcome.rejected.model_dump_json().encode()))
     return found
 
 
 def _count(outcomes: list[Outcome]) -> None:
+    """The batch's metrics, one update per label; a log line per rejection."""
+    schedules: Counter[str] = Counter()
+    accepted: Counter[tuple[str, str]] = Counter()
+    warnings: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    duplicates = 0
     for outcome in outcomes:
         for schedule in outcome.schedules:
-            metrics.SCHEDULES_EMITTED.labels(schedule.kind).inc()
+            schedules[schedule.kind] += 1
         if outcome.schedules and not outcome.duplicate_event:
-            metrics.REGISTRATIONS_ACCEPTED.labels(outcome.programme, outcome.event_type).inc()
+            accepted[(outcome.programme, outcome.event_type)] += 1
         for warning in outcome.warnings:
-            metrics.REGISTRATION_WARNINGS.labels(warning.code).inc()
+            warnings[warning.code] += 1
         if outcome.duplicate_event:
-            metrics.REGISTRATIONS_DUPLICATE_EVENTS.inc()
+            duplicates += 1
         if outcome.rejected is not None:
             for item in outcome.rejected.errors:
-                metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
+                rejected[item.code] += 1
             source = outcome.incoming.source
             log.info("registration rejected: %s", outcome.rejected.errors[0].code,
                      extra={"topic": source.topic, "partition": source.partition,
                             "offset": source.offset, "code": outcome.rejected.errors[0].code})
+    for kind, count in schedules.items():
+        metrics.SCHEDULES_EMITTED.labels(kind).inc(count)
+    for (programme, event_type), count in accepted.items():
+        metrics.REGISTRATIONS_ACCEPTED.labels(programme, event_type).inc(count)
+    for code, count in warnings.items():
+        metrics.REGISTRATION_WARNINGS.labels(code).inc(count)
+    if duplicates:
+        metrics.REGISTRATIONS_DUPLICATE_EVENTS.inc(duplicates)
+    for code, count in rejected.items():
+        metrics.REGISTRATIONS_REJECTED.labels(code).inc(count)
 
 
 def create_app(settings: Settings, programmes: dict[str, Programme],

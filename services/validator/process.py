@@ -145,4 +145,4 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
 
 
 def _json(items: list[RejectionError]) -> str:
-    return json.dumps([item.model_dump() for item in items])
+    return json.dumps([item.model_dump() for item in items]) if items else "[]"

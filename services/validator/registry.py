@@ -9,7 +9,6 @@ send the batch's outputs.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,6 +77,16 @@ SELECT * FROM months ORDER BY nik, generation, at, period
 """
 
 
+def load_state(stored: str, version: int) -> WorkerState:
+    """A NIK's state from its registry.worker_state row (the JSON text and its version)."""
+    return read_state(stored, version)
+
+
+def dump_state(state: WorkerState) -> str:
+    """The JSON text a state is stored as."""
+    return state.model_dump_json()
+
+
 def _dead_letter(incoming: Incoming, exc: BaseException) -> DeadLetter:
     source = incoming.source
     return DeadLetter(SERVICE, source.topic, source.partition, source.offset, incoming.key,
@@ -115,8 +124,7 @@ async def decide_batch(
                 if incoming.nik is not None:
                     if incoming.nik not in states and incoming.nik in stored:
                         row = stored[incoming.nik]
-                        states[incoming.nik] = read_state(json.loads(row["state"]),
-                                                          row["version"])
+                        states[incoming.nik] = load_state(row["state"], row["version"])
                     state = states.get(incoming.nik, state)
                 outcome = decide(incoming, state)
                 row = decision_row(outcome)
@@ -133,7 +141,7 @@ async def decide_batch(
             order = sorted(changed)
             await connection.execute(
                 _SAVE, order, [states[n].version for n in order],
-                [states[n].model_dump_json() for n in order])
+                [dump_state(states[n]) for n in order])
         if rows:
             await connection.executemany(_DECISION, rows)
         await record_dead_letters(connection, letters)
