@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -27,9 +26,9 @@ from schemas.events import (
     TOPIC_REJECTED,
     ContributionSchedule,
     PaymentConfirmed,
-    RejectedEvent,
     RejectionError,
 )
+from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
 from services.ledger import book, payments, poison
 from services.ledger.bills import record_billing
@@ -256,14 +255,8 @@ class LedgerService(Service):
 
     async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
         assert self._producer is not None
-        rejected = RejectedEvent(
-            original=(record.value or b"").decode("utf-8", errors="replace"),
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            rejected_at=datetime.now(UTC),
-            errors=errors,
-        )
+        rejected = rejected_event(record.value, record.topic, record.partition, record.offset,
+                                  errors)
         for item in errors:
             metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
         log.error("rejected record", extra={"topic": record.topic, "partition": record.partition,
