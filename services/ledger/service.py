@@ -138,6 +138,10 @@ class LedgerService(Service):
             if time.monotonic() - self._gauges_at >= GAUGE_INTERVAL_SECONDS:
                 await self._refresh_gauges()
             if not batches:
+                if self._connection is not None and self._connection.is_closed():
+                    # PostgreSQL went away while nothing was to be written: not ready until
+                    # it is back (rather than only once the next write fails).
+                    await self._connection_ready()
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
