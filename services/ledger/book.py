@@ -319,6 +319,10 @@ def _levels(schedules: list[ContributionSchedule]) -> dict[int, _Level]:
 _SESSION = "SET work_mem = '64MB'; SET jit = off;"
 
 
+_INDEX_PROBES_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
+_ANY_JOIN = "RESET enable_hashjoin; RESET enable_mergejoin;"
+
+
 async def prepare(connection: asyncpg.Connection) -> None:
     """Per-connection set-up (session settings, temporary staging tables)."""
     await connection.execute(_SESSION)
@@ -391,9 +395,14 @@ async def _book_due(
         else:
             result.held[row["programme"]] += row["n"]
             result.held_idr[row["programme"]] += row["amount_idr"]
+    # The two passes below probe the tables' indexes once per staged row: a hash or merge
+    # join would read all of ledger.contributions once per batch (a cost growing with the
+    # table, not the batch). Set for these statements only, so their plans always see it.
+    await connection.execute(_INDEX_PROBES_ONLY)
     for row in await connection.fetch(_DUPLICATES):
         result.duplicates[row["programme"]] += 1
     _count_refused(result, await connection.fetch(_REFUSED))
+    await connection.execute(_ANY_JOIN)
 
 
 def _count_refused(result: BatchResult, rows: list[asyncpg.Record]) -> None:

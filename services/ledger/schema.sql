@@ -138,6 +138,8 @@ $$;
 CREATE FUNCTION ledger.check_one_payer() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $_$
 DECLARE
     bad text;
@@ -175,6 +177,8 @@ $_$;
 CREATE FUNCTION ledger.check_transfer_contributions() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $_$
 DECLARE
     bad text;
@@ -313,6 +317,8 @@ $_$;
 CREATE FUNCTION ledger.track_budget() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $_$
 DECLARE
     unallocated text;

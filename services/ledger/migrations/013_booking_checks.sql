@@ -12,6 +12,8 @@
 -- * Every transfer of a contribution names a booked contribution: checked per statement
 --   (one anti-join) instead of the foreign key's trigger per row. Contributions are never
 --   deleted nor their ids changed (append-only triggers), so checking inserts suffices.
+-- * The checks run over the batch with index probes (see the end), whatever the planner
+--   estimates for the table.
 -- * contributions_nik is dropped: the unique (nik, period, generation) index serves every
 --   lookup by NIK.
 -- * ledger.programme_premiums: the monthly premium of each programme as its configuration
@@ -96,6 +98,14 @@ CREATE TRIGGER programme_premiums_append_only BEFORE UPDATE OR DELETE ON ledger.
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- The checks over a batch's transition table probe the indexes once per row: a hash or
+-- merge join would read the whole of ledger.contributions once per batch, a cost that grows
+-- with the table rather than with the batch.
+ALTER FUNCTION ledger.check_one_payer() SET enable_hashjoin = off SET enable_mergejoin = off;
+ALTER FUNCTION ledger.check_transfer_contributions()
+    SET enable_hashjoin = off SET enable_mergejoin = off;
+ALTER FUNCTION ledger.track_budget() SET enable_hashjoin = off SET enable_mergejoin = off;
 
 REVOKE ALL ON FUNCTION ledger.check_one_payer() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger.check_transfer_contributions() FROM PUBLIC;
