@@ -160,6 +160,8 @@ async def _explain(connection: asyncpg.Connection, programme: Programme,
         await connection.execute("ANALYZE stage_due")
         for name, sql in (("book", book._BOOK_FIRST), ("duplicates", book._DUPLICATES),
                           ("refused", book._REFUSED)):
+            if name == "duplicates":  # as book._book_due runs the two passes
+                await connection.execute(book._INDEX_PROBES_ONLY)
             plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
             log.info("--- %s\n%s", name, "\n".join(r[0] for r in plan))
     finally:
