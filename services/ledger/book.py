@@ -53,7 +53,7 @@ WITH fresh AS (
        AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
                         WHERE h.contribution_id = s.contribution_id)
      ORDER BY s.nik, s.period, s.seq
-), allocation AS (
+), allocation AS MATERIALIZED (  -- a row or two: computed once, whatever the estimates
     SELECT a.programme, a.funding_source, a.allocated_idr - a.booked_idr AS remaining,
            EXISTS (SELECT 1 FROM ledger.held_contributions h
                     WHERE h.programme = a.programme AND h.funding_source = a.funding_source
@@ -78,7 +78,7 @@ WITH fresh AS (
            registration_event_id, occurred_at, generation
       FROM ranked WHERE fits ORDER BY seq
     ON CONFLICT DO NOTHING
-    RETURNING contribution_id, programme, amount_idr, occurred_at
+    RETURNING contribution_id, programme, amount_idr, occurred_at, schedule_id
 ), accrued AS (
 """ + accrual_insert("inserted") + """
 ), held AS (
@@ -95,11 +95,14 @@ WITH fresh AS (
     RETURNING programme, amount_idr
 )
 SELECT 'booked' AS outcome, programme, count(*) AS n, sum(amount_idr)::bigint AS amount_idr,
-       array_agg(extract(epoch FROM now() - occurred_at)::float8) FILTER
-           (WHERE occurred_at IS NOT NULL) AS ages
+       NULL::float8[] AS ages
   FROM inserted GROUP BY programme
 UNION ALL
 SELECT 'held', programme, count(*), sum(amount_idr)::bigint, NULL FROM held GROUP BY programme
+UNION ALL
+SELECT 'ages', NULL, NULL, NULL, array_agg(extract(epoch FROM now() - occurred_at)::float8)
+  FROM (SELECT DISTINCT schedule_id, occurred_at FROM inserted
+         WHERE occurred_at IS NOT NULL) booked_schedules
 """
 # Generation 0: nothing of the month is booked (the planner's anti-join on (nik, period)).
 _BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contributions c
@@ -181,6 +184,32 @@ ON CONFLICT DO NOTHING
 RETURNING programme, reason
 """
 
+# A contribution whose amount (or components) is not its programme's configured monthly
+# premium (ledger.programme_premiums) is refused before anything else sees it: it would
+# otherwise be held and block every later contribution of the programme behind it.
+_REFUSE_AMOUNT = """
+WITH premium AS (
+    SELECT DISTINCT ON (programme) programme, monthly_idr, jkk_idr, jkm_idr
+      FROM ledger.programme_premiums
+     WHERE programme IN (SELECT programme FROM stage_due)
+     ORDER BY programme, premium_id DESC
+), wrong AS (
+    DELETE FROM stage_due s USING premium p
+     WHERE s.programme = p.programme
+       AND (s.amount_idr, s.jkk_idr, s.jkm_idr) <> (p.monthly_idr, p.jkk_idr, p.jkm_idr)
+    RETURNING s.*
+)
+INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
+    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
+SELECT DISTINCT ON (contribution_id, schedule_id) contribution_id, nik, period, generation,
+       programme, opd_code, funding_source, due_date, amount_idr, schedule_id,
+       registration_event_id, 'amount_not_programme_premium'
+  FROM wrong
+ ORDER BY contribution_id, schedule_id, seq
+ON CONFLICT DO NOTHING
+RETURNING programme, reason
+"""
+
 # A held contribution that is cancelled will never be booked.
 _CANCEL_HELD = """
 INSERT INTO ledger.held_resolutions (contribution_id, outcome, schedule_id)
@@ -247,6 +276,7 @@ class BatchResult:
     reversed: Counter[str] = field(default_factory=Counter)
     held_cancelled: int = 0
     credited: Counter[str] = field(default_factory=Counter)  # billed months cancelled
+    # The age of each registration event (schedule) some of whose months were booked.
     event_ages: list[float] = field(default_factory=list)
     # Contributions the ledger cannot place, recorded in ledger.refused_contributions (see
     # _REFUSED): by programme, and by reason.
@@ -284,8 +314,18 @@ def _levels(schedules: list[ContributionSchedule]) -> dict[int, _Level]:
     return levels
 
 
+# The booking statements sort and hash a batch (24,000 rows and more): in memory, not in
+# temporary files; and compiled by JIT they cost more than they run.
+_SESSION = "SET work_mem = '64MB'; SET jit = off;"
+
+
+_INDEX_PROBES_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
+_ANY_JOIN = "RESET enable_hashjoin; RESET enable_mergejoin;"
+
+
 async def prepare(connection: asyncpg.Connection) -> None:
-    """Per-connection set-up (temporary staging tables)."""
+    """Per-connection set-up (session settings, temporary staging tables)."""
+    await connection.execute(_SESSION)
     await connection.execute(_CREATE_STAGING)
 
 
@@ -342,20 +382,31 @@ async def _book_due(
     result: BatchResult,
 ) -> None:
     await connection.copy_records_to_table("stage_due", records=due, columns=_STAGE_COLUMNS)
+    _count_refused(result, await connection.fetch(_REFUSE_AMOUNT))
     # Fresh statistics replan the cached statements below for this batch's size
     # (a plan made for a batch of 20 rows must not run a batch of 24,000).
     await connection.execute("ANALYZE stage_due")
     for row in await connection.fetch(_BOOK_FIRST if generation == 0 else _BOOK_AGAIN):
-        if row["outcome"] == "booked":
+        if row["outcome"] == "ages":
+            result.event_ages.extend(row["ages"] or ())
+        elif row["outcome"] == "booked":
             result.booked[row["programme"]] += row["n"]
             result.booked_idr[row["programme"]] += row["amount_idr"]
-            result.event_ages.extend(row["ages"] or ())
         else:
             result.held[row["programme"]] += row["n"]
             result.held_idr[row["programme"]] += row["amount_idr"]
+    # The two passes below probe the tables' indexes once per staged row: a hash or merge
+    # join would read all of ledger.contributions once per batch (a cost growing with the
+    # table, not the batch). Set for these statements only, so their plans always see it.
+    await connection.execute(_INDEX_PROBES_ONLY)
     for row in await connection.fetch(_DUPLICATES):
         result.duplicates[row["programme"]] += 1
-    for row in await connection.fetch(_REFUSED):
+    _count_refused(result, await connection.fetch(_REFUSED))
+    await connection.execute(_ANY_JOIN)
+
+
+def _count_refused(result: BatchResult, rows: list[asyncpg.Record]) -> None:
+    for row in rows:
         result.unbookable[row["programme"]] += 1
         result.refused_reasons[row["reason"]] += 1
 
@@ -372,3 +423,4 @@ async def _cancel(
         result.reversed[row["programme"]] += row["reversed"]
         if row["credited"]:
             result.credited[row["programme"]] += row["credited"]
+

@@ -132,6 +132,74 @@ END;
 $$;
 
 --
+-- Name: check_one_payer(); Type: FUNCTION; Schema: ledger; Owner: -
+--
+
+CREATE FUNCTION ledger.check_one_payer() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
+    AS $_$
+DECLARE
+    bad text;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'contributions are booked only in a READ COMMITTED transaction'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    EXECUTE $sql$
+        SELECT count(pg_advisory_xact_lock(key))
+          FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
+                  FROM new_contributions ORDER BY key) keys
+    $sql$;
+    EXECUTE $sql$
+        SELECT n.contribution_id::text
+          FROM new_contributions n
+          JOIN ledger.contributions c
+            ON c.nik = n.nik AND c.period = n.period AND c.contribution_id <> n.contribution_id
+         WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                            WHERE x.contribution_id = c.contribution_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'contribution % is not booked: its worker-month has another active payer', bad
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    RETURN NULL;
+END;
+$_$;
+
+--
+-- Name: check_transfer_contributions(); Type: FUNCTION; Schema: ledger; Owner: -
+--
+
+CREATE FUNCTION ledger.check_transfer_contributions() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
+    AS $_$
+DECLARE
+    bad text;
+BEGIN
+    EXECUTE $sql$
+        SELECT t.contribution_id::text
+          FROM new_transfers t
+         WHERE t.contribution_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM ledger.contributions c
+                            WHERE c.contribution_id = t.contribution_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'a transfer names contribution %, which is not booked', bad
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END;
+$_$;
+
+--
 -- Name: generation_may_be_booked(text, text, integer); Type: FUNCTION; Schema: ledger; Owner: -
 --
 
@@ -249,6 +317,8 @@ $_$;
 CREATE FUNCTION ledger.track_budget() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $_$
 DECLARE
     unallocated text;
@@ -1582,6 +1652,36 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
 );
 
 --
+-- Name: programme_premiums; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.programme_premiums (
+    premium_id bigint NOT NULL,
+    programme text NOT NULL,
+    monthly_idr bigint NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT programme_premiums_add_up CHECK (((jkk_idr + jkm_idr) = monthly_idr)),
+    CONSTRAINT programme_premiums_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT programme_premiums_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT programme_premiums_monthly_idr_check CHECK ((monthly_idr > 0))
+);
+
+--
+-- Name: programme_premiums_premium_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.programme_premiums ALTER COLUMN premium_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.programme_premiums_premium_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: refused_contributions_refused_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1849,6 +1949,13 @@ ALTER TABLE ONLY ledger.programme_billing
     ADD CONSTRAINT programme_billing_pkey PRIMARY KEY (programme);
 
 --
+-- Name: programme_premiums programme_premiums_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.programme_premiums
+    ADD CONSTRAINT programme_premiums_pkey PRIMARY KEY (premium_id);
+
+--
 -- Name: refused_contributions refused_contributions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1935,12 +2042,6 @@ CREATE INDEX cancellations_refused_registration ON ledger.cancellations_refused 
 CREATE INDEX cancellations_registration ON ledger.cancellations USING btree (registration_event_id);
 
 --
--- Name: contributions_nik; Type: INDEX; Schema: ledger; Owner: -
---
-
-CREATE INDEX contributions_nik ON ledger.contributions USING btree (nik);
-
---
 -- Name: contributions_period_id; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2017,6 +2118,12 @@ CREATE INDEX payments_programme_period ON ledger.payments USING btree (programme
 --
 
 CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
+
+--
+-- Name: programme_premiums_latest; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX programme_premiums_latest ON ledger.programme_premiums USING btree (programme, premium_id);
 
 --
 -- Name: refused_contributions_month; Type: INDEX; Schema: ledger; Owner: -
@@ -2223,6 +2330,12 @@ CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions
 CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
 
 --
+-- Name: contributions contributions_one_active_payer; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER contributions_one_active_payer AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_one_payer();
+
+--
 -- Name: contributions contributions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2361,6 +2474,18 @@ CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.p
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: programme_premiums programme_premiums_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_premiums_append_only BEFORE DELETE OR UPDATE ON ledger.programme_premiums FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: programme_premiums programme_premiums_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: refused_contributions refused_contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2377,6 +2502,12 @@ CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refus
 --
 
 CREATE TRIGGER transfers_append_only BEFORE DELETE OR UPDATE ON ledger.transfers FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: transfers transfers_contribution_booked; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER transfers_contribution_booked AFTER INSERT ON ledger.transfers REFERENCING NEW TABLE AS new_transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfer_contributions();
 
 --
 -- Name: transfers transfers_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2501,13 +2632,6 @@ ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.held_contributions(contribution_id);
 
 --
--- Name: transfers transfers_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
---
-
-ALTER TABLE ONLY ledger.transfers
-    ADD CONSTRAINT transfers_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
-
---
 -- Name: transfers transfers_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2565,6 +2689,18 @@ REVOKE ALL ON FUNCTION ledger.check_bill_lines() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ledger.check_generation() FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_one_payer(); Type: ACL; Schema: ledger; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ledger.check_one_payer() FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_transfer_contributions(); Type: ACL; Schema: ledger; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ledger.check_transfer_contributions() FROM PUBLIC;
 
 --
 -- Name: FUNCTION generation_may_be_booked(p_nik text, p_period text, p_generation integer); Type: ACL; Schema: ledger; Owner: -
@@ -2902,6 +3038,18 @@ GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_w
 --
 
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE programme_premiums; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.programme_premiums TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE programme_premiums_premium_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.programme_premiums_premium_id_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE refused_contributions_refused_id_seq; Type: ACL; Schema: ledger; Owner: -

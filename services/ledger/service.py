@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -27,9 +26,9 @@ from schemas.events import (
     TOPIC_REJECTED,
     ContributionSchedule,
     PaymentConfirmed,
-    RejectedEvent,
     RejectionError,
 )
+from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
 from services.ledger import book, payments, poison
 from services.ledger.bills import record_billing
@@ -139,6 +138,10 @@ class LedgerService(Service):
             if time.monotonic() - self._gauges_at >= GAUGE_INTERVAL_SECONDS:
                 await self._refresh_gauges()
             if not batches:
+                if self._connection is not None and self._connection.is_closed():
+                    # PostgreSQL went away while nothing was to be written: not ready until
+                    # it is back (rather than only once the next write fails).
+                    await self._connection_ready()
                 continue
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
@@ -256,14 +259,8 @@ class LedgerService(Service):
 
     async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
         assert self._producer is not None
-        rejected = RejectedEvent(
-            original=(record.value or b"").decode("utf-8", errors="replace"),
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            rejected_at=datetime.now(UTC),
-            errors=errors,
-        )
+        rejected = rejected_event(record.value, record.topic, record.partition, record.offset,
+                                  errors)
         for item in errors:
             metrics.REGISTRATIONS_REJECTED.labels(item.code).inc()
         log.error("rejected record", extra={"topic": record.topic, "partition": record.partition,

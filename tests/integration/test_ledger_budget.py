@@ -58,6 +58,17 @@ async def test_every_transfer_balances_and_accounts_agree_with_the_books(
     assert await statuses(conn, programme.id) == {"booked": 66, "cancelled": 6}
 
 
+
+async def test_a_transfer_of_a_contribution_that_is_not_booked_is_refused(
+    conn: asyncpg.Connection,
+) -> None:
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute(
+            """INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
+                   amount_idr, contribution_id)
+               VALUES (gen_random_uuid(), 'settlement', 'liability:bpjs_payable:x',
+                       'asset:cash:x', 16800, gen_random_uuid())""")
+
 async def test_replaying_a_batch_books_nothing_twice(
     conn: asyncpg.Connection, malang: Programme, niks: NikSource
 ) -> None:

@@ -179,6 +179,7 @@ async def test_payments_recorded_before_the_suspense_account_get_their_receipt(
         connection = await asyncpg.connect(url)
         try:
             await connection.execute("DROP SCHEMA ledger CASCADE; DROP SCHEMA finance CASCADE; "
+                                     "DROP SCHEMA IF EXISTS registry CASCADE; "
                                      "DELETE FROM public.iuran_migrations")
             for version, _, sql in migration_files():
                 if version < 10:

@@ -100,3 +100,24 @@ async def test_two_payers_booking_one_month_at_once_end_with_one_active(
     assert await conn.fetchval(
         "SELECT count(*) FROM ledger.duplicate_attempts WHERE nik = $1 AND programme = $2",
         nik, first.id) == 1
+
+
+async def test_the_database_refuses_a_generation_0_row_beside_an_active_later_generation(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    """Without the ledger's locks (a writer that forgot them): the database itself refuses
+    a second active payer of a worker-month whose generation 1 is booked."""
+    nik = niks.take()[0]
+    await _month_closed_while_held(conn, malang, nik)
+    await _book_again_by_stream(conn, malang, nik)
+    first = programme_copy(malang, budget_idr=10**12)
+    row = schedule(first, nik, MONTH).contributions[0]
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await conn.execute(
+            """INSERT INTO ledger.contributions (contribution_id, nik, period, programme,
+                   opd_code, category, kecamatan, funding_source, due_date, amount_idr,
+                   jkk_idr, jkm_idr, schedule_id, registration_event_id, generation)
+               VALUES ($1, $2, $3, $4, 'DISNAKER', 'ojek_online', 'Klojen', $5, $6, $7, $8,
+                       $9, gen_random_uuid(), gen_random_uuid(), 0)""",
+            row.contribution_id, nik, MONTH[0], first.id, first.funding_source, row.due_date,
+            row.amount_idr, row.components.jkk, row.components.jkm)

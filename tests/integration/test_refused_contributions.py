@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from schemas.events import Components
 from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
@@ -94,3 +95,30 @@ async def test_a_month_enrolled_again_under_another_schedule_is_refused_not_swal
     assert (row["opd_code"], row["reason"]) == ("DISHUB", "booked_by_another_schedule")
     assert await conn.fetchval(
         "SELECT opd_code FROM ledger.contributions WHERE nik = $1", nik) == "DISNAKER"
+
+
+async def test_a_contribution_not_of_the_programme_premium_is_refused_and_blocks_nobody(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    # Twelve months of 2**62 each: within BIGINT one by one, far beyond any budget. Held,
+    # it would block every later contribution of the programme behind it in the queue.
+    wrong_nik, later_nik = niks.take(2)
+    programme = programme_copy(malang, budget_idr=10**9)
+    await ensure_allocation(conn, programme)
+    periods = [f"2026-{m:02d}" for m in range(1, 13)]
+    due = schedule(programme, wrong_nik, periods)
+    components = Components(jkk=2**62 - 6_800, jkm=6_800)
+    wrong = due.model_copy(update={"contributions": [
+        c.model_copy(update={"amount_idr": 2**62, "components": components})
+        for c in due.contributions]})
+    result = await book.book_schedules(conn, [wrong])
+    assert result.refused_reasons == {"amount_not_programme_premium": 12}
+    assert sum(result.held.values()) == sum(result.booked.values()) == 0
+    assert await conn.fetchval(
+        """SELECT count(*) FROM finance.refused_contributions
+            WHERE nik = $1 AND reason = 'amount_not_programme_premium'""", wrong_nik) == 12
+
+    later = await book.book_schedules(conn, [schedule(programme, later_nik, periods)])
+    assert later.booked == {programme.id: 12}
+    again = await book.book_schedules(conn, [wrong])  # a replay records nothing twice
+    assert sum(again.unbookable.values()) == 0
