@@ -190,7 +190,7 @@ def table(results: dict[str, Any]) -> str:
     lines = ["", *_rate_rows(results), *_cpu_rows(results), *_memory_rows(results)]
     if "soak" in results:
         lines += soak_lines(results["soak"])
-    lines += ["", "targets (issue 14):"] + [
+    lines += ["", "targets:"] + [
         f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}"
         for t in results["targets"]]
     machine = results["machine"]

@@ -26,7 +26,7 @@ from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support import faults
-from tests.support.kafka import collect, publish
+from tests.support.kafka import collect, publish, schedule_of
 from tests.support.settle import handled
 from tests.support.workers import as_message, registration
 
@@ -74,8 +74,7 @@ async def test_registrations_become_schedules_and_ledger_rows(
     wanted = {e.event_id for e in events}
     records = await collect(
         settings, TOPIC_CONTRIBUTIONS,
-        lambda r: ContributionSchedule.model_validate_json(r.value).registration_event_id
-        in wanted, want=20)
+        schedule_of(*wanted), want=20)
     schedules = [ContributionSchedule.model_validate_json(r.value) for r in records]
     assert len(schedules) == 20
     assert all(s.kind == "due" and len(s.contributions) == 12 for s in schedules)

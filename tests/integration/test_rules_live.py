@@ -22,7 +22,7 @@ from services.domain.nik import encode_nik
 from services.domain.periods import period_range
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
-from tests.support.kafka import collect, publish
+from tests.support.kafka import collect, publish, schedule_of
 from tests.support.workers import WIB, as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration
@@ -92,8 +92,7 @@ async def test_a_birth_date_that_differs_from_the_nik_is_accepted_with_a_warning
     await publish(settings, TOPIC_REGISTRATIONS, [as_message(event)])
     (record,) = await collect(
         settings, TOPIC_CONTRIBUTIONS,
-        lambda r: ContributionSchedule.model_validate_json(r.value).registration_event_id
-        == event.event_id, want=1)
+        schedule_of(event.event_id), want=1)
     schedule = ContributionSchedule.model_validate_json(record.value)
     assert schedule.kind == "due" and len(schedule.contributions) == 12
     assert [(w.field, w.code) for w in schedule.warnings] == [

@@ -50,3 +50,23 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+def schedule_of(*event_ids: object) -> Callable[[ConsumerRecord], bool]:
+    """A `collect` filter for the schedules of these registration events. The contributions topic
+    is shared by the whole session and may hold records that are not schedules (a test puts
+    a foreign record there on purpose): those are skipped, not fatal."""
+    from pydantic import ValidationError
+
+    from schemas.events import ContributionSchedule
+
+    wanted = {str(e) for e in event_ids}
+
+    def keep(record: ConsumerRecord) -> bool:
+        try:
+            schedule = ContributionSchedule.model_validate_json(record.value or b"")
+        except ValidationError:
+            return False
+        return str(schedule.registration_event_id) in wanted
+
+    return keep
