@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -136,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"{'batch (decide + SQL)':<28}{cpu * us:8.1f} µs   "
                      f"(wall {wall * us:.1f} µs, batches of {args.batch})")
     gc_used = "Python's default GC" if args.default_gc else "the validator's GC settings"
-    print(f"validator CPU per registration ({len(messages)} registrations, best of 3, "  # noqa: T201
-          f"{gc_used}):")
-    for line in lines:
-        print("  " + line)  # noqa: T201
+    sys.stdout.write(f"validator CPU per registration ({len(messages)} registrations, best "
+                     f"of 3, {gc_used}):\n")
+    sys.stdout.writelines(f"  {line}\n" for line in lines)
     return 0
 
 
