@@ -13,6 +13,10 @@ upgrade is noticed, not silent. pyproject.toml pins the versions these were test
   return under a steady stream) (no upstream issue found; faust-streaming/faust#273
   added the flush before the commit that this makes complete). Canary:
   ``test_faust_buffer_flush_still_returns_before_the_buffer_is_empty``.
+- :func:`_committed_only_when_committed`: ``Consumer._commit_offsets`` records the offsets
+  as committed even when the commit failed (faust-streaming/faust#316, fixed upstream by
+  faust-streaming/faust#692, in no release up to 0.15.3). Canary:
+  ``test_faust_still_records_a_failed_commit_as_committed``.
 - :func:`committed_offsets`: Faust keeps the offsets it committed only in the consumer's
   private ``_committed_offset``; the public ``AIOKafkaConsumer.committed`` asks the group
   coordinator once per partition. Canary: ``test_faust_consumer_still_keeps_committed_offsets``.
@@ -96,6 +100,38 @@ def _flush_means_everything() -> None:
     buffer_class._iuran_flush = True  # type: ignore[attr-defined]
 
 
+def _committed_only_when_committed() -> None:
+    """Forget the committed offset of each partition whose commit failed.
+
+    Faust's ``Consumer._commit_offsets`` writes the offsets it tried into
+    ``_committed_offset`` whether or not the broker took them. When a commit fails in a
+    rebalance (``UnknownMemberIdError`` after a broker restart, say), the revocation clears
+    that mapping and the failed commit's offsets are written back after it: once the
+    partitions are assigned again, every event at or below those offsets is refused by
+    ``ack`` (it looks committed already), so nothing is committed any more until an event
+    beyond them arrives, and the group's lag never reaches zero on a quiet topic. Now a
+    commit that did not happen leaves those partitions with no known committed offset (the
+    next commit that succeeds sets it), as upstream does since faust-streaming/faust#692.
+    """
+    from faust.transport import consumer as faust_consumer
+
+    consumer_class = faust_consumer.Consumer
+    if getattr(consumer_class, "_iuran_commit_offsets", False):
+        return
+    commit_offsets = consumer_class._commit_offsets
+
+    async def checked_commit_offsets(self: Any, offsets: Mapping[Any, int],
+                                     start_new_transaction: bool = True) -> bool:
+        did_commit: bool = await commit_offsets(self, offsets, start_new_transaction)
+        if not did_commit:
+            for tp in offsets:
+                self._committed_offset.pop(tp, None)
+        return did_commit
+
+    consumer_class._commit_offsets = checked_commit_offsets  # type: ignore[method-assign]
+    consumer_class._iuran_commit_offsets = True  # type: ignore[attr-defined]
+
+
 def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """The offsets a Faust consumer last committed, per partition (empty when unknown).
 
@@ -108,3 +144,4 @@ def apply(fetch_wait_ms: int) -> None:
     """Install every workaround (idempotent): call before the Faust app is created."""
     _bound_fetch_wait(fetch_wait_ms)
     _flush_means_everything()
+    _committed_only_when_committed()

@@ -356,15 +356,21 @@ async def test_the_figures_equal_the_ledger_after_the_broker_restarts_empty(
     expected = await expected_figures(stack.database_url)
     assert expected != before, "the batch after the restart booked or held nothing"
 
+    seen: dict[str, Any] = {}
+
     async def all_equal() -> bool:
         stack.services.restart_dead()
-        seen = by_programme(await asyncio.to_thread(http_json, url))
-        snapshots = {s["programme"]: s for s in (await asyncio.to_thread(http_json, url) or [])}
-        exported = await asyncio.to_thread(gauges, settings)
-        return seen == expected and exported == {p: gauges_expected(s)
-                                                 for p, s in snapshots.items()}
+        body = await asyncio.to_thread(http_json, url)
+        seen["projector"] = by_programme(body)
+        snapshots = {s["programme"]: s for s in (body if isinstance(body, list) else [])}
+        seen["gauges"] = await asyncio.to_thread(gauges, settings)
+        seen["gauges_expected"] = {p: gauges_expected(s) for p, s in snapshots.items()}
+        return seen["projector"] == expected and seen["gauges"] == seen["gauges_expected"]
 
-    assert await wait_for(all_equal, within=120, interval=0.5)
+    assert await wait_for(all_equal, within=120, interval=0.5), (
+        f"projector equals the ledger: {seen.get('projector') == expected}; "
+        f"gauges {seen.get('gauges')} against {seen.get('gauges_expected')}; "
+        f"readiness {[faults.readyz_body(settings, n) for n in stack.services.processes]}")
     converged = round(time.monotonic() - restarted_at, 2)
 
     async def topic_equal() -> bool:

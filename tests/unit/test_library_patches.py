@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import logging
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -101,3 +102,51 @@ def test_faust_consumer_still_keeps_committed_offsets() -> None:
     assert offsets is app.consumer._committed_offset
     assert offsets[("topic", 0)] is None  # a defaultdict: unknown partitions read None
     assert "self._committed_offset.update(" in inspect.getsource(FaustConsumer)
+
+
+def _fresh_consumer_module() -> ModuleType:
+    """faust.transport.consumer as the library ships it (unpatched)."""
+    spec = importlib.util.find_spec("faust.transport.consumer")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _commit_that_fails(consumer_class: type) -> dict[Any, int | None]:
+    """What ``_commit_offsets`` leaves in ``_committed_offset`` when the broker refuses the
+    commit of offset 7 of a partition last committed at 3."""
+    from mode.utils.logging import CompositeLogger
+
+    async def flush() -> None:
+        return None
+
+    async def refused(offsets: Any) -> bool:
+        return False
+
+    tp = ("iuran.registrations.v1", 0)
+    consumer = SimpleNamespace(
+        log=CompositeLogger(logging.getLogger("canary"),
+                            formatter=lambda *args, **_: args[1] if len(args) > 1 else ""),
+        assignment=lambda: {tp}, in_transaction=False, _commit=refused,
+        _committed_offset={tp: 3},
+        app=SimpleNamespace(producer=SimpleNamespace(flush=flush),
+                            monitor=SimpleNamespace(on_tp_commit=lambda offsets: None),
+                            tables=SimpleNamespace(on_commit=lambda offsets: None)))
+    did_commit = await consumer_class._commit_offsets(consumer, {tp: 7})
+    assert did_commit is False
+    return dict(consumer._committed_offset)
+
+
+async def test_faust_still_records_a_failed_commit_as_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh = _fresh_consumer_module()
+    tp = ("iuran.registrations.v1", 0)
+    # the bug: the refused offset 7 is recorded as committed
+    assert await _commit_that_fails(fresh.Consumer) == {tp: 7}
+    # the workaround forgets it: the next commit that succeeds sets it again
+    monkeypatch.setattr(faust.transport, "consumer", fresh)
+    patches._committed_only_when_committed()
+    assert fresh.Consumer._iuran_commit_offsets is True
+    assert await _commit_that_fails(fresh.Consumer) == {}
