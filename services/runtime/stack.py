@@ -101,6 +101,14 @@ class ServiceProcesses:
                 restarted.append(name)
         return restarted
 
+    def start_missing(self) -> list[str]:
+        """Start every service of the stack that runs no process (one stopped or killed
+        without a restart); returns their names."""
+        missing = [name for name in self.names if name not in self.processes]
+        for name in missing:
+            self.start(name)
+        return missing
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         pending = set(self.processes)

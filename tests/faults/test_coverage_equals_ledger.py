@@ -298,6 +298,9 @@ async def test_every_coverage_figure_equals_the_ledger_with_two_projectors_one_k
                   for p in (CITY, PROVINCE)})
     finally:
         second.stop()
+        # the projector killed for good (when it was this stack's) comes back for the next
+        # test of the module, as do any that died
+        stack.services.start_missing()
         stack.services.restart_dead()
         stack.services.wait_ready(timeout=120)
 
