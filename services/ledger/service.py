@@ -39,7 +39,8 @@ from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.deadletter import DeadLetter, record_dead_letters
 from services.runtime.kafka import client_options, ensure_topics
-from services.runtime.lag import publish_lag
+from services.runtime.lag import Positions, publish_lag
+from services.runtime.retry import until_done
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
@@ -62,6 +63,8 @@ class LedgerService(Service):
         self._db_ok = False
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
+        self._positions = Positions(
+            self.name, lambda: self._consumer.assignment() if self._consumer else ())
 
     def readiness(self) -> tuple[bool, str]:
         if not self._db_ok:
@@ -143,6 +146,8 @@ class LedgerService(Service):
                     # it is back (rather than only once the next write fails).
                     await self._connection_ready()
                 continue
+            for tp, tp_records in batches.items():
+                self._positions.took(tp, tp_records[-1].offset)
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
             confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
@@ -204,38 +209,37 @@ class LedgerService(Service):
         unreachable or failing for a reason of its own: a failed write is never skipped
         (Kafka offsets wait for it). A failure caused by the records written raises
         :class:`poison.Poisoned` instead (see :func:`poison.poison_reason`)."""
-        delay = 0.2
-        while True:
+
+        async def attempt() -> T:
             connection = await self._connection_ready()
             try:
-                result = await write(connection)
-            except RETRYABLE as exc:
-                metrics.LEDGER_WRITE_RETRIES.inc()
-                self._set_db_ok(False)
-                log.warning("%s write failed (%s); retrying in %.1fs",
-                            what, type(exc).__name__, delay)
-                if not connection.is_closed():
-                    await connection.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                return await write(connection)
+            except RETRYABLE:
+                await _discard(connection)
+                raise
             except Exception as exc:
                 reason = poison.poison_reason(exc)
                 if reason is not None:
                     raise poison.Poisoned(reason, exc) from exc
-                # The ledger's or the server's own fault: no record is to blame; wait (on a
-                # fresh connection: this one may be in any state).
-                metrics.LEDGER_WRITE_RETRIES.inc()
-                self._set_db_ok(False)
-                log.exception("%s write failed (%s); retrying in %.1fs",
-                              what, type(exc).__name__, delay)
-                if not connection.is_closed():
-                    await connection.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self._set_db_ok(True)
-            return result
+                # The ledger's or the server's own fault: no record is to blame; wait (on
+                # a fresh connection: this one may be in any state).
+                await _discard(connection)
+                raise _OwnFault(exc) from exc
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            metrics.LEDGER_WRITE_RETRIES.inc()
+            self._set_db_ok(False)
+            if isinstance(exc, _OwnFault):
+                log.error("%s write failed (%s); retrying in %.1fs", what,
+                          type(exc.cause).__name__, delay, exc_info=exc.cause)
+            else:
+                log.warning("%s write failed (%s); retrying in %.1fs", what,
+                            type(exc).__name__, delay)
+
+        result = await until_done(attempt, (*RETRYABLE, _OwnFault), on_retry=retrying,
+                                  max_delay=_longest_wait)
+        self._set_db_ok(True)
+        return result
 
     async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel],
                            poisoned: poison.Poisoned) -> None:
@@ -313,6 +317,25 @@ class LedgerService(Service):
                             self._committed.get, [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS])
             except KafkaError as exc:
                 log.debug("lag report skipped: %s", exc)
+
+
+class _OwnFault(Exception):
+    """A write failed for a reason of the ledger's or the server's own, not of a record."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _longest_wait(exc: BaseException) -> float:
+    """Up to 30 s between tries of a write that fails for the ledger's own reason (an
+    operator has to act), up to 5 s while PostgreSQL is only unreachable."""
+    return 30.0 if isinstance(exc, _OwnFault) else 5.0
+
+
+async def _discard(connection: asyncpg.Connection) -> None:
+    if not connection.is_closed():
+        await connection.close()
 
 
 def run(settings: Settings) -> int:

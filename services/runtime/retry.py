@@ -8,6 +8,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 T = TypeVar("T")
+MaxDelay = float | Callable[[BaseException], float]
 
 FIRST_DELAY_SECONDS = 0.2
 MAX_DELAY_SECONDS = 5.0
@@ -18,11 +19,21 @@ def backoff(
     *,
     on_retry: Callable[[BaseException, float], None] | None = None,
     first: float = FIRST_DELAY_SECONDS,
-    max_delay: float = MAX_DELAY_SECONDS,
+    max_delay: MaxDelay = MAX_DELAY_SECONDS,
 ) -> AsyncRetrying:
     """Retry forever while the call raises one of ``retry_on``, waiting ``first`` seconds,
-    then twice as long each time up to ``max_delay``. ``on_retry(exc, delay)`` runs before
-    each wait (to log and report not-ready); any other exception is raised unchanged."""
+    then twice as long each time up to ``max_delay`` (a number, or a function of the
+    exception that was raised: some faults deserve a longer wait than others).
+    ``on_retry(exc, delay)`` runs before each wait (to log and report not-ready); any other
+    exception is raised unchanged."""
+    exponential = wait_exponential(multiplier=first, max=float("inf"))
+
+    def wait(state: RetryCallState) -> float:
+        delay = exponential(state)
+        if not callable(max_delay):
+            return min(delay, max_delay)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return min(delay, max_delay(exc) if exc is not None else MAX_DELAY_SECONDS)
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is None or state.outcome is None or state.next_action is None:
@@ -33,7 +44,7 @@ def backoff(
 
     return AsyncRetrying(
         retry=retry_if_exception_type(retry_on),
-        wait=wait_exponential(multiplier=first, max=max_delay),
+        wait=wait,
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -45,7 +56,7 @@ async def until_done(
     *,
     on_retry: Callable[[BaseException, float], None] | None = None,
     first: float = FIRST_DELAY_SECONDS,
-    max_delay: float = MAX_DELAY_SECONDS,
+    max_delay: MaxDelay = MAX_DELAY_SECONDS,
 ) -> T:
     """``await call()``, retried as :func:`backoff` says. ``call`` must be a coroutine
     function (tenacity calls anything else without awaiting what it returns)."""

@@ -34,3 +34,24 @@ async def test_any_other_fault_is_raised_unchanged_without_retrying() -> None:
     with pytest.raises(ValueError, match="a bug"):
         await until_done(broken, (OSError,), first=0.001)
     assert len(calls) == 1
+
+
+async def test_the_longest_wait_can_depend_on_the_fault() -> None:
+    class Slow(Exception):
+        pass
+
+    faults = [OSError("refused"), Slow("own fault"), Slow("own fault"), OSError("refused")]
+    waits: list[tuple[str, float]] = []
+
+    async def flaky() -> str:
+        if faults:
+            raise faults.pop(0)
+        return "done"
+
+    result = await until_done(
+        flaky, (OSError, Slow), first=0.001,
+        max_delay=lambda exc: 0.003 if isinstance(exc, Slow) else 0.0015,
+        on_retry=lambda exc, delay: waits.append((str(exc), delay)))
+    assert result == "done"
+    assert waits == [("refused", 0.001), ("own fault", 0.002), ("own fault", 0.003),
+                     ("refused", 0.0015)]
