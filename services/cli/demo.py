@@ -168,10 +168,8 @@ async def _ledger_totals(pool: asyncpg.Pool, programme: str,
             WHERE registration_event_id = ANY($1::uuid[])""", ids)
     total = await pool.fetchrow(
         """SELECT count(*) AS n, coalesce(sum(amount_idr), 0)::bigint AS idr
-             FROM ledger.contributions c
-            WHERE programme = $1
-              AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                               WHERE x.contribution_id = c.contribution_id)""", programme)
+             FROM ledger.live_contributions
+            WHERE programme = $1""", programme)
     return row["n"], row["idr"], row["registrations"], total["n"], total["idr"]
 
 

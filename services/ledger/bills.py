@@ -72,10 +72,8 @@ async def record_billing(connection: asyncpg.Connection, programme: Programme) -
 _ISSUE = """
 WITH unbilled AS (
     SELECT c.contribution_id, c.amount_idr
-      FROM ledger.contributions c
+      FROM ledger.live_contributions c
      WHERE c.programme = $1 AND c.period = $2
-       AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                        WHERE x.contribution_id = c.contribution_id)
        AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
                         WHERE l.contribution_id = c.contribution_id)
 ), header AS (
@@ -128,10 +126,8 @@ _ISSUE_PREPAID = """
 WITH unbilled AS (
     SELECT c.contribution_id, c.amount_idr,
            row_number() OVER (PARTITION BY c.nik ORDER BY c.period, c.generation) AS n
-      FROM ledger.contributions c
+      FROM ledger.live_contributions c
      WHERE c.programme = $1
-       AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                        WHERE x.contribution_id = c.contribution_id)
        AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
                         WHERE l.contribution_id = c.contribution_id)
 ), chosen AS (

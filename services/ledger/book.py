@@ -21,6 +21,7 @@ import asyncpg
 from schemas.events import ContributionSchedule
 from services.ledger.bills import BILL_LINES_SHARED
 from services.ledger.budget import accrual_insert, lock_allocations
+from services.ledger.sql import contribution_columns
 
 _STAGE_COLUMNS = (
     "seq", "contribution_id", "nik", "period", "programme", "opd_code", "category", "kecamatan",
@@ -69,26 +70,16 @@ WITH fresh AS (
       FROM fresh f
       LEFT JOIN allocation a USING (programme, funding_source)
 ), inserted AS (
-    INSERT INTO ledger.contributions (
-        contribution_id, nik, period, programme, opd_code, category, kecamatan,
-        funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at, generation)
-    SELECT contribution_id, nik, period, programme, opd_code, category, kecamatan,
-           funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-           registration_event_id, occurred_at, generation
+    INSERT INTO ledger.contributions (""" + contribution_columns() + """)
+    SELECT """ + contribution_columns() + """
       FROM ranked WHERE fits ORDER BY seq
     ON CONFLICT DO NOTHING
     RETURNING contribution_id, programme, amount_idr, occurred_at, schedule_id
 ), accrued AS (
 """ + accrual_insert("inserted") + """
 ), held AS (
-    INSERT INTO ledger.held_contributions (
-        contribution_id, nik, period, programme, opd_code, category, kecamatan,
-        funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at, generation, reason)
-    SELECT contribution_id, nik, period, programme, opd_code, category, kecamatan,
-           funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-           registration_event_id, occurred_at, generation,
+    INSERT INTO ledger.held_contributions (""" + contribution_columns() + """, reason)
+    SELECT """ + contribution_columns() + """,
            CASE WHEN allocated THEN 'budget_exceeded' ELSE 'no_allocation' END
       FROM ranked WHERE NOT fits ORDER BY seq
     ON CONFLICT DO NOTHING
@@ -233,10 +224,8 @@ WITH eligible AS (
     SELECT DISTINCT ON (c.contribution_id) c.contribution_id, c.programme, c.amount_idr,
            s.schedule_id, s.registration_event_id, l.bill_id
       FROM stage_cancellations s
-      JOIN ledger.contributions c USING (contribution_id)
+      JOIN ledger.live_contributions c USING (contribution_id)
       LEFT JOIN ledger.bill_lines l ON l.contribution_id = c.contribution_id
-     WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                        WHERE x.contribution_id = c.contribution_id)
      ORDER BY c.contribution_id
 ), cancelled AS (
     INSERT INTO ledger.cancellations (contribution_id, schedule_id, registration_event_id)

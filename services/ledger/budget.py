@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.domain.programme import Programme
+from services.ledger.sql import contribution_columns
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,8 @@ WITH allocation AS (
            w.hold_seq = min(w.hold_seq) OVER (PARTITION BY w.nik, w.period) AS first_of_month
       FROM waiting w
 ), released AS (
-    INSERT INTO ledger.contributions (
-        contribution_id, nik, period, programme, opd_code, category, kecamatan,
-        funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-        registration_event_id, occurred_at, generation)
-    SELECT r.contribution_id, r.nik, r.period, r.programme, r.opd_code, r.category,
-           r.kecamatan, r.funding_source, r.due_date, r.amount_idr, r.jkk_idr, r.jkm_idr,
-           r.schedule_id, r.registration_event_id, r.occurred_at, r.generation
+    INSERT INTO ledger.contributions (""" + contribution_columns() + """)
+    SELECT """ + contribution_columns("r") + """
       FROM ranked r, allocation a
      WHERE NOT r.taken AND r.first_of_month AND r.running <= a.remaining
      ORDER BY r.hold_seq
@@ -169,10 +165,8 @@ async def _record_and_set(
             """INSERT INTO ledger.budget_allocations (programme, funding_source, fiscal_year,
                    allocated_idr, booked_idr)
                SELECT $1, $2, $3, $4, coalesce(sum(c.amount_idr), 0)
-                 FROM ledger.contributions c
-                WHERE c.programme = $1 AND c.funding_source = $2
-                  AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                                   WHERE x.contribution_id = c.contribution_id)""",
+                 FROM ledger.live_contributions c
+                WHERE c.programme = $1 AND c.funding_source = $2""",
             programme, funding_source, fiscal_year, allocated,
         )
     else:
@@ -215,10 +209,9 @@ async def ensure_allocation(
                 WHERE programme = $1 AND funding_source = $2 FOR UPDATE""", *key)
         if row is None:
             booked = await connection.fetchval(
-                """SELECT coalesce(sum(c.amount_idr), 0)::bigint FROM ledger.contributions c
-                    WHERE c.programme = $1 AND c.funding_source = $2
-                      AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                                       WHERE x.contribution_id = c.contribution_id)""", *key)
+                """SELECT coalesce(sum(c.amount_idr), 0)::bigint
+                     FROM ledger.live_contributions c
+                    WHERE c.programme = $1 AND c.funding_source = $2""", *key)
             allocated = max(programme.budget_idr, booked)
             reason = f"programme configuration {programme.id}: budget_idr"
             if allocated > programme.budget_idr:

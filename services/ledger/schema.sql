@@ -1652,6 +1652,33 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
 );
 
 --
+-- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.live_contributions AS
+ SELECT contribution_id,
+    nik,
+    period,
+    programme,
+    opd_code,
+    category,
+    kecamatan,
+    funding_source,
+    due_date,
+    amount_idr,
+    jkk_idr,
+    jkm_idr,
+    schedule_id,
+    registration_event_id,
+    occurred_at,
+    booked_at,
+    generation
+   FROM ledger.contributions c
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM ledger.cancellations x
+          WHERE (x.contribution_id = c.contribution_id))));
+
+--
 -- Name: programme_premiums; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -3038,6 +3065,12 @@ GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_w
 --
 
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
 
 --
 -- Name: TABLE programme_premiums; Type: ACL; Schema: ledger; Owner: -
