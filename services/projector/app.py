@@ -37,7 +37,7 @@ from services.ledger.coverage import changes, read_coverage
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE
 from services.runtime.faust_worker import create_faust_app
-from services.runtime.lag import install_faust_lag
+from services.runtime.lag import Positions, install_faust_lag
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,13 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
     coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,
                          partitions=settings.partitions)
 
+    positions = Positions("projector", lambda: app.consumer.assignment())
+
     @app.agent(contributions, name="project")
     async def project(stream: faust.StreamT[bytes]) -> None:
         """Counted, not folded: the figures come from the ledger."""
         async for event in stream.events():
+            positions.took(event.message.tp, event.message.offset)
             metrics.EVENTS_CONSUMED.labels("projector", event.message.topic).inc()
 
     changed = asyncio.Event()  # new figures, or a new leader: the snapshots are due

@@ -29,7 +29,7 @@ from services.ledger.migrate import migrate
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.faust_worker import broker_credentials, create_faust_app
-from services.runtime.lag import install_faust_lag
+from services.runtime.lag import Positions, install_faust_lag
 from services.runtime.retry import until_done
 from services.runtime.settings import Settings
 from services.validator import registry
@@ -257,6 +257,8 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                          partitions=settings.partitions)
     validator = Validator(settings, programmes, contributions, rejected, health or Health())
 
+    positions = Positions("validator", lambda: app.consumer.assignment())
+
     @app.agent(registrations, name="validate")
     async def validate(stream: faust.StreamT[bytes]) -> None:
         # noack_take: events are acked below, after their outputs are delivered (take()
@@ -265,6 +267,8 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
         batches = stream.noack_take(  # type: ignore[attr-defined]  # Stream has it, StreamT not
             settings.validator_batch_max, within=within)
         async for events in batches:
+            for event in events:
+                positions.took(event.message.tp, event.message.offset)
             await validator.handle(events)
             for event in events:
                 await stream.ack(event)

@@ -14,6 +14,7 @@ import asyncpg
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support import faults
 from tests.support.faults import (
     GROUPS,
     INPUT_TOPIC,
@@ -149,29 +150,49 @@ async def marks(instances: list[Settings]) -> dict[str, Mark]:
     return {name: await mark(instances, name) for name in INPUT_TOPIC}
 
 
+@dataclass(frozen=True)
+class Kill:
+    pid: int
+    uncommitted_in_group: int  # events the service's group handled and had not committed
+    uncommitted_in_process: int  # records the killed process itself took and not committed
+
+
 async def kill_holding_work(services: ServiceProcesses, instances: list[Settings], name: str,
                             since: dict[str, Mark], *, restart: bool,
-                            wait: float = 3.0) -> tuple[int, int]:
-    """kill -9 a service while its process holds work it has not committed: once it handled
-    more events since ``since`` than its group committed (waiting up to ``wait`` s). Returns
-    the pid and that uncommitted work measured across the kill: events handled up to just
-    before it, minus the offsets committed once the process was dead. With two instances
-    (``instances``) the figure is their group's."""
-    start, topic = since[name], INPUT_TOPIC[name]
+                            wait: float = 3.0) -> Kill:
+    """kill -9 a service's process of ``services`` while it holds work it has not committed:
+    once it took records beyond what its group committed on the partitions it holds
+    (iuran_consumer_position against the committed offsets), waiting up to ``wait`` s.
+
+    Both figures are measured across the kill: what was taken up to just before it, minus
+    the offsets committed once the process was dead (its partitions stay with it until the
+    group notices, so nothing else commits them in between). ``uncommitted_in_group``
+    counts events handled since ``since`` by every instance (``instances``)."""
+    topic, group = INPUT_TOPIC[name], GROUPS[name]
+    victim = services.settings
+
+    async def holding() -> tuple[int, dict[int, int], bool]:
+        """The events every instance handled, the victim's positions, and whether any is
+        beyond the group's committed offset (read last, so the kill follows it at once)."""
+        consumed = sum([await asyncio.to_thread(consumed_events, s, name, topic)
+                        for s in instances])
+        taken = await asyncio.to_thread(faults.consumer_positions, victim, name, topic)
+        committed = await faults.committed_offsets(victim, group, topic)
+        return consumed, taken, any(o > committed.get(p, 0) for p, o in taken.items())
+
     deadline = time.monotonic() + wait
-    now = await mark(instances, name)
-    while (now.consumed - start.consumed <= now.committed - start.committed
-           and time.monotonic() < deadline):
-        await asyncio.sleep(0.05)
-        now = await mark(instances, name)
-    consumed = sum(consumed_events(s, name, topic) for s in instances)
+    consumed, taken, held = await holding()
+    while not held and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        consumed, taken, held = await holding()
     pid = kill(services, name, restart=False)
-    committed = await committed_total(instances[0], GROUPS[name], topic)
+    committed = await faults.committed_offsets(victim, group, topic)
     if restart:
         services.start(name)
-    return pid, (consumed - start.consumed) - (committed - start.committed)
-
-
+    start = since[name]
+    in_group = (consumed - start.consumed) - (sum(committed.values()) - start.committed)
+    in_process = sum(max(o - committed.get(p, 0), 0) for p, o in taken.items())
+    return Kill(pid, in_group, in_process)
 
 
 # The names and the phone number (in its notations) that every batch's workers carry.

@@ -97,13 +97,14 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
         else:
             done = booked
         # A service downstream of one killed just before idles until it is back: wait.
-        pid, uncommitted = await kill_holding_work(stack.services, [settings], name, since,
-                                                   restart=True, wait=60.0)
-        kills.append(record("fault.kill", seed=seed, service=name, pid=pid,
+        killed = await kill_holding_work(stack.services, [settings], name, since,
+                                         restart=True, wait=60.0)
+        kills.append(record("fault.kill", seed=seed, service=name, pid=killed.pid,
                             at_seconds=round(time.monotonic() - started, 2),
                             published=progress.published, of=len(messages),
                             booked=booked, in_flight=in_batch - done,
-                            uncommitted_in_process=uncommitted))
+                            uncommitted_in_process=killed.uncommitted_in_process,
+                            handled_uncommitted=killed.uncommitted_in_group))
     await sender
     totals = await settled(stack, expected)
     booked_after = round(time.monotonic() - started, 1)
@@ -249,15 +250,17 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
             booked = (await ledger_totals(stack.database_url)).contributions \
                 - before.contributions
             victim = stack.services if which == "first" else second
-            pid, uncommitted = await kill_holding_work(victim, instances, name, since,
-                                                       restart=False)
+            killed = await kill_holding_work(victim, instances, name, since, restart=False)
             survivors[name] = second if which == "first" else stack.services
             kills.append(record(
-                "fault.rebalance-kill", seed=seed, service=name, instance=which, pid=pid,
+                "fault.rebalance-kill", seed=seed, service=name, instance=which, pid=killed.pid,
                 at_seconds=round(time.monotonic() - started, 2),
                 published=progress.published, of=len(messages), booked=booked,
-                in_flight=in_batch - booked, uncommitted_in_group=uncommitted))
+                in_flight=in_batch - booked, uncommitted_in_group=killed.uncommitted_in_group,
+                uncommitted_in_process=killed.uncommitted_in_process))
         await sender
+        idle = [k["service"] for k in kills if k["uncommitted_in_process"] <= 0]
+        assert not idle, f"an instance killed with no uncommitted work of its own: {idle}"
         totals = await settled(stack, expected)
         # coverage counts no cancelled month (an earlier test of the module deregisters)
         covered = await ledger_totals(stack.database_url, covered_only=True)
@@ -273,6 +276,7 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
         assert_projector_right(covered, projected)
     finally:
         second.stop()
+        stack.services.start_missing()  # an instance of this stack killed for good
         stack.services.restart_dead()
         stack.services.wait_ready(timeout=120)
 

@@ -332,6 +332,22 @@ def consumed_events(settings: Settings, service: str, topic: str) -> int:
     return int(total)
 
 
+def consumer_positions(settings: Settings, service: str, topic: str) -> dict[int, int]:
+    """iuran_consumer_position of one service process on one topic: per partition it holds,
+    the offset after the last record it took ({} when it does not answer)."""
+    try:
+        text = metrics_text(settings, service)
+    except OSError:
+        return {}
+    pattern = re.compile(r'^iuran_consumer_position\{([^}]*)\} (\S+)$', re.M)
+    found: dict[int, int] = {}
+    for labels, value in pattern.findall(text):
+        parsed = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if parsed.get("service") == service and parsed.get("topic") == topic:
+            found[int(parsed["partition"])] = int(float(value))
+    return found
+
+
 def readyz_body(settings: Settings, service: str) -> dict[str, Any] | None:
     """/readyz's answer (its body is JSON for 200 and 503 alike), None when nothing answers."""
     import urllib.error

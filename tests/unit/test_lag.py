@@ -31,3 +31,21 @@ def test_lag_is_highwater_minus_committed_for_the_source_topics_only() -> None:
 
 def test_a_partition_never_committed_counts_from_zero() -> None:
     assert publish_lag("unit2", [TP("src", 0)], lambda tp: 7, lambda tp: None, ["src"]) == 7
+
+
+def test_positions_are_exported_for_the_partitions_the_consumer_still_holds() -> None:
+    from services.runtime.lag import Positions
+
+    assigned = {TP("src", 0), TP("src", 1)}
+    positions = Positions("positions-unit", lambda: assigned)
+    positions.took(TP("src", 0), 41)
+    positions.took(TP("src", 0), 42)
+    positions.took(TP("src", 1), 7)
+
+    def sample(partition: int) -> float | None:
+        return REGISTRY.get_sample_value("iuran_consumer_position", {
+            "service": "positions-unit", "topic": "src", "partition": str(partition)})
+
+    assert (sample(0), sample(1)) == (43, 8)  # the offset after the last record taken
+    assigned.discard(TP("src", 1))  # revoked: no figure for it any more
+    assert (sample(0), sample(1)) == (43, None)
