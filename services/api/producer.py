@@ -14,6 +14,7 @@ from fastapi import HTTPException
 
 from schemas.events import TOPIC_REGISTRATIONS
 from services.runtime.kafka import client_options, ensure_topics
+from services.runtime.retry import until_done
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ class Gateway:
         self.detail = "Kafka not connected yet"
 
     async def connect_forever(self) -> None:
-        delay = 0.5
-        while self.producer is None:
+        """Start the producer, waiting out the broker (shared backoff) until it answers."""
+
+        async def attempt() -> AIOKafkaProducer:
             producer = AIOKafkaProducer(**client_options(self.settings), acks="all",
                                         linger_ms=5, request_timeout_ms=self.timeout_ms)
             try:
@@ -41,12 +43,15 @@ class Gateway:
             except (KafkaError, OSError) as exc:
                 await producer.stop()
                 self.detail = f"Kafka unreachable ({type(exc).__name__})"
-                log.warning("%s; retrying in %.1fs", self.detail, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                self.producer = producer
-                self.detail = "ok"
+                raise
+            return producer
+
+        def waiting(_: BaseException, delay: float) -> None:
+            log.warning("%s; retrying in %.1fs", self.detail, delay)
+
+        self.producer = await until_done(attempt, (KafkaError, OSError), on_retry=waiting,
+                                         first=0.5)
+        self.detail = "ok"
 
     def require(self) -> AIOKafkaProducer:
         if self.producer is None:
