@@ -224,7 +224,9 @@ class CoverageSnapshot(_Event):
     active_workers: int
     contributions_booked: int
     booked_idr: Rupiah
-    paid_idr: Rupiah = 0
+    paid_idr: Rupiah = Field(
+        default=0, description="Rupiah paid to BPJS for the programme: its settled bills "
+                               "(finance.budget_utilisation.paid_idr, summed).")
     registered_outside_programme: int = Field(
         default=0, description="The baseline: members no programme run by iuran pays.")
     workforce: int = 0

@@ -57,6 +57,7 @@ class LedgerCoverage:
     # programme -> dimension ("by_opd", "by_category", "by_kecamatan") -> key -> tally
     groups: dict[str, dict[str, dict[str, Tally]]] = field(default_factory=dict)
     months: tuple[MonthTally, ...] = ()
+    paid: dict[str, int] = field(default_factory=dict)  # programme -> rupiah paid to BPJS
 
 
 DIMENSIONS = ("by_opd", "by_category", "by_kecamatan")
@@ -118,6 +119,7 @@ def snapshot(programme: Programme, ledger: LedgerCoverage, as_of: datetime) -> C
         as_of=as_of,
         programme=programme.id,
         **asdict(total),
+        paid_idr=ledger.paid.get(programme.id, 0),
         registered_outside_programme=baseline,
         workforce=workforce,
         headline_period=cover.headline_period,

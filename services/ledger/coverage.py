@@ -2,9 +2,9 @@
 
 The tables are summed by the booking transactions themselves, distinct worker counts
 included, so a read costs one row per programme and group and one per programme, month and
-(OPD, category, kecamatan), whatever the number of contributions. ``changes`` polls the
-change marker alone: equal markers mean equal figures, and a reader that saw no change
-needs no other query.
+(OPD, category, kecamatan), whatever the number of contributions, and one per programme
+for what was paid. ``changes`` polls the change marker alone: equal markers mean equal
+figures, and a reader that saw no change needs no other query.
 """
 
 from __future__ import annotations
@@ -13,7 +13,20 @@ import asyncpg
 
 from services.domain.coverage import DIMENSIONS, LedgerCoverage, MonthTally, Tally
 
-_MARKER = "SELECT coalesce(sum(changes), 0)::bigint FROM ledger.coverage_months"
+# Both terms only grow: the summary's changes, and the bills settled (what was paid).
+_MARKER = """
+SELECT (SELECT coalesce(sum(changes), 0) FROM ledger.coverage_months)::bigint
+       + (SELECT count(*) FROM ledger.bill_settlements)
+"""
+
+# What BPJS was paid per programme: its settled bills (one settlement transfer per line, so
+# this equals finance.budget_utilisation.paid_idr; bills are few, their lines many).
+_PAID = """
+SELECT b.programme, sum(b.amount_idr)::bigint AS paid_idr
+  FROM ledger.bills b
+ WHERE EXISTS (SELECT 1 FROM ledger.bill_settlements s WHERE s.bill_id = b.bill_id)
+ GROUP BY b.programme
+"""
 
 _MONTHS = """
 SELECT programme, period, sum(booked_months)::bigint AS covered,
@@ -45,6 +58,7 @@ async def read_coverage(connection: asyncpg.Connection) -> LedgerCoverage:
         marker = await changes(connection)
         month_rows = await connection.fetch(_MONTHS)
         group_rows = await connection.fetch(_GROUPS)
+        paid_rows = await connection.fetch(_PAID)
     totals: dict[str, Tally] = {}
     groups: dict[str, dict[str, dict[str, Tally]]] = {}
     for row in group_rows:
@@ -66,4 +80,6 @@ async def read_coverage(connection: asyncpg.Connection) -> LedgerCoverage:
                    booked_idr=r["booked_idr"], awaiting_budget_contributions=r["held"],
                    awaiting_budget_idr=r["held_idr"])
         for r in month_rows)
-    return LedgerCoverage(marker=marker, totals=totals, groups=groups, months=months)
+    paid = {r["programme"]: r["paid_idr"] for r in paid_rows}
+    return LedgerCoverage(marker=marker, totals=totals, groups=groups, months=months,
+                          paid=paid)

@@ -4,15 +4,19 @@ booked when the allocation rises — every figure equal after every step."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 
+from schemas.events import PaymentConfirmed
 from services.domain.coverage import snapshot
-from services.domain.programme import Programme
+from services.domain.programme import Billing, Programme
 from services.ledger import book
+from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation, raise_allocation
 from services.ledger.coverage import changes, read_coverage
+from services.ledger.payments import apply_payment
 from tests.support.coverage import as_figures, ledger_figures
 from tests.support.ledger import NikSource, programme_copy, schedule
 
@@ -81,3 +85,34 @@ async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
     marker = await changes(conn)
     await book.book_schedules(conn, [schedule(city, workers[2], YEAR)])  # a replay
     assert await changes(conn) == marker
+
+
+async def test_what_was_paid_to_bpjs_is_in_the_snapshot_as_the_ledger_holds_it(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    """paid_idr of the snapshot is the programme's settled bills, as
+    finance.budget_utilisation sums them; a payment moves the change marker, so the
+    projector publishes it without waiting for a booking."""
+    programme = programme_copy(malang, budget_idr=10**12, billing=Billing())
+    await ensure_allocation(conn, programme)
+    workers = niks.take(3)
+    await book.book_schedules(conn, [schedule(programme, nik, YEAR) for nik in workers])
+    bill = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    assert bill is not None
+    # a billed month deregistered before the payment: the frozen bill is paid in full
+    await book.book_schedules(conn, [schedule(programme, workers[2], YEAR, kind="cancelled")])
+    seen = await assert_equal(conn, programme)
+    assert seen["paid_idr"] == 0
+
+    marker = await changes(conn)
+    outcome = await apply_payment(conn, PaymentConfirmed(
+        payment_id=uuid.uuid4(), programme=programme.id, period="2025-12",
+        amount_idr=bill.amount_idr, reference="BPJS-PAID-1",
+        paid_at=datetime(2025, 12, 12, 9, 30, tzinfo=UTC)))
+    assert outcome.outcome == "settled"
+    assert await changes(conn) > marker
+    seen = await assert_equal(conn, programme)
+    paid = await conn.fetchval(
+        "SELECT sum(paid_idr)::bigint FROM finance.budget_utilisation WHERE programme = $1",
+        programme.id)
+    assert seen["paid_idr"] == paid == bill.amount_idr == 3 * PREMIUM
