@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -155,44 +156,63 @@ class Kill:
     pid: int
     uncommitted_in_group: int  # events the service's group handled and had not committed
     uncommitted_in_process: int  # records the killed process itself took and not committed
+    victim: ServiceProcesses  # the stack whose process was killed
 
 
-async def kill_holding_work(services: ServiceProcesses, instances: list[Settings], name: str,
-                            since: dict[str, Mark], *, restart: bool,
-                            wait: float = 3.0) -> Kill:
-    """kill -9 a service's process of ``services`` while it holds work it has not committed:
-    once it took records beyond what its group committed on the partitions it holds
-    (iuran_consumer_position against the committed offsets), waiting up to ``wait`` s.
+async def kill_holding_work(services: ServiceProcesses | list[ServiceProcesses],
+                            instances: list[Settings], name: str, since: dict[str, Mark], *,
+                            restart: bool, wait: float = 3.0) -> Kill:
+    """kill -9 a process of service ``name`` while it holds work it has not committed: once
+    it took records beyond what its group committed on the partitions it holds
+    (iuran_consumer_position against the committed offsets, read while the process is
+    stopped with SIGSTOP, so that no commit falls between the reading and the kill; it
+    continues with SIGCONT when it held nothing), waiting up to ``wait`` s.
+
+    ``services`` is one stack, or several in order of preference (two instances of a
+    service): the first of them whose process holds work is killed. An instance whose
+    partitions have no work left (say, its share of the batch is done) cannot hold any, and
+    one whose partitions are fed by a validator just killed idles until that group has
+    moved them (about a session timeout). When none holds work by ``wait``, the first is
+    killed regardless (and the caller's assertion on the figures tells).
 
     Both figures are measured across the kill: what was taken up to just before it, minus
     the offsets committed once the process was dead (its partitions stay with it until the
     group notices, so nothing else commits them in between). ``uncommitted_in_group``
     counts events handled since ``since`` by every instance (``instances``)."""
+    stacks = services if isinstance(services, list) else [services]
     topic, group = INPUT_TOPIC[name], GROUPS[name]
-    victim = services.settings
-
-    async def holding() -> tuple[int, dict[int, int], bool]:
-        """The events every instance handled, the victim's positions, and whether any is
-        beyond the group's committed offset (read last, so the kill follows it at once)."""
-        consumed = sum([await asyncio.to_thread(consumed_events, s, name, topic)
-                        for s in instances])
-        taken = await asyncio.to_thread(faults.consumer_positions, victim, name, topic)
-        committed = await faults.committed_offsets(victim, group, topic)
-        return consumed, taken, any(o > committed.get(p, 0) for p, o in taken.items())
-
-    deadline = time.monotonic() + wait
-    consumed, taken, held = await holding()
-    while not held and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        consumed, taken, held = await holding()
-    pid = kill(services, name, restart=False)
-    committed = await faults.committed_offsets(victim, group, topic)
+    async with faults.committed_reader(stacks[0].settings, group, topic) as committed_now:
+        deadline = time.monotonic() + wait
+        chosen: ServiceProcesses | None = None
+        while chosen is None:
+            consumed = sum([await asyncio.to_thread(consumed_events, s, name, topic)
+                            for s in instances])
+            for stack in stacks:
+                process = stack.processes[name]
+                taken = await asyncio.to_thread(faults.consumer_positions, stack.settings,
+                                                name, topic)
+                # frozen, the process commits nothing more (a commit already sent lands in
+                # the pause): what the group has committed now is what it has at the kill
+                process.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(0.05)
+                committed = await committed_now()
+                if any(o > committed.get(p, 0) for p, o in taken.items()):
+                    chosen = stack
+                    break
+                process.send_signal(signal.SIGCONT)
+            if chosen is None and time.monotonic() > deadline:
+                chosen = stacks[0]
+                taken = await asyncio.to_thread(faults.consumer_positions, chosen.settings,
+                                                name, topic)
+            await asyncio.sleep(0 if chosen else 0.02)
+        pid = kill(chosen, name, restart=False)  # SIGKILL ends a stopped process too
+        committed = await committed_now()
     if restart:
-        services.start(name)
+        chosen.start(name)
     start = since[name]
     in_group = (consumed - start.consumed) - (sum(committed.values()) - start.committed)
     in_process = sum(max(o - committed.get(p, 0), 0) for p, o in taken.items())
-    return Kill(pid, in_group, in_process)
+    return Kill(pid, in_group, in_process, chosen)
 
 
 # The names and the phone number (in its notations) that every batch's workers carry.

@@ -249,8 +249,12 @@ async def test_two_instances_of_each_service_lose_and_double_nothing_when_one_di
             await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
             booked = (await ledger_totals(stack.database_url)).contributions \
                 - before.contributions
-            victim = stack.services if which == "first" else second
-            killed = await kill_holding_work(victim, instances, name, since, restart=False)
+            # the instance the seed picked dies, or the other when only that one holds work
+            preferred = [stack.services, second] if which == "first" else [second,
+                                                                           stack.services]
+            killed = await kill_holding_work(preferred, instances, name, since,
+                                             restart=False, wait=30.0)
+            which = "first" if killed.victim is stack.services else "second"
             survivors[name] = second if which == "first" else stack.services
             kills.append(record(
                 "fault.rebalance-kill", seed=seed, service=name, instance=which, pid=killed.pid,

@@ -455,6 +455,20 @@ async def committed_offsets(settings: Settings, group: str, topic: str) -> dict[
         return {tp.partition: (await consumer.committed(tp) or 0) for tp in partitions}
 
 
+@contextlib.asynccontextmanager
+async def committed_reader(settings: Settings, group: str,
+                           topic: str) -> AsyncIterator[Callable[[], Awaitable[dict[int, int]]]]:
+    """Reads ``group``'s committed offsets on ``topic`` again and again over one client (a
+    few ms a read, where :func:`committed_offsets` starts a client each time)."""
+    async with _group_client(settings, group) as consumer:
+        partitions = await _partitions(consumer, topic)
+
+        async def read() -> dict[int, int]:
+            return {tp.partition: (await consumer.committed(tp) or 0) for tp in partitions}
+
+        yield read
+
+
 async def committed_total(settings: Settings, group: str, topic: str) -> int:
     """The offsets ``group`` committed on ``topic``, summed over its partitions."""
     return sum((await committed_offsets(settings, group, topic)).values())
