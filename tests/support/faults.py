@@ -450,9 +450,8 @@ async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
 
 
 async def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
-    async with _group_client(settings, group) as consumer:
-        partitions = await _partitions(consumer, topic)
-        return {tp.partition: (await consumer.committed(tp) or 0) for tp in partitions}
+    async with committed_reader(settings, group, topic) as read:
+        return await read()
 
 
 @contextlib.asynccontextmanager
