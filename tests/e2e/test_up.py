@@ -4,6 +4,7 @@ service in the middle of a batch; `iuran demo` as the README's first command run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -99,11 +100,6 @@ async def _count(url: str, niks: list[str]) -> tuple[int, int, int]:
         await connection.close()
 
 
-async def _committed(settings: Settings) -> dict[str, int]:
-    return {name: await faults.committed_total(settings, faults.GROUPS[name], topic)
-            for name, topic in faults.INPUT_TOPIC.items()}
-
-
 def test_up_survives_a_crash_of_every_service_mid_batch(
     session_dir: Path, external_database: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -130,25 +126,33 @@ def test_up_survives_a_crash_of_every_service_mid_batch(
             while (await _count(database_url, niks))[0] == 0:
                 assert time.monotonic() < deadline, "the batch never started booking"
                 await asyncio.sleep(0.1)
-            # The broker is new (every group started at offset 0): a service holds work it
-            # has not committed while it handled more events than its group committed. Each
-            # is killed the moment it does; the measure across the kill decides.
-            pids, consumed = _service_pids(up.pid), {}
+            # A service holds work it has not committed once it took records beyond what
+            # its group committed on the partitions it holds; read while it is stopped
+            # (SIGSTOP), so that no commit falls between the reading and the kill. Whichever
+            # holds work is killed first: the validator feeds the other two, so they hold
+            # work only while it is busy.
+            pids, held = _service_pids(up.pid), {}
             deadline = time.monotonic() + 30
-            for name, topic in faults.INPUT_TOPIC.items():
-                while True:
-                    so_far = await faults.committed_total(settings, faults.GROUPS[name], topic)
-                    consumed[name] = faults.consumed_events(settings, name, topic)
-                    if consumed[name] > so_far:
-                        break
-                    assert time.monotonic() < deadline, f"{name} never held work"
-                os.kill(pids.pop(name), signal.SIGKILL)
-            for pid in pids.values():
-                os.kill(pid, signal.SIGKILL)
-            committed = await _committed(settings)
+            async with contextlib.AsyncExitStack() as readers:
+                committed_now = {
+                    name: await readers.enter_async_context(
+                        faults.committed_reader(settings, faults.GROUPS[name], topic))
+                    for name, topic in faults.INPUT_TOPIC.items()}
+                while len(held) < len(faults.INPUT_TOPIC):
+                    assert time.monotonic() < deadline, \
+                        f"never held work: {sorted(set(faults.INPUT_TOPIC) - set(held))}"
+                    for name, topic in faults.INPUT_TOPIC.items():
+                        if name in held:
+                            continue
+                        taken = await faults.stopped_holding_work(
+                            settings, name, topic, pids[name], committed_now[name])
+                        if taken is not None:
+                            os.kill(pids[name], signal.SIGKILL)
+                            held[name] = faults.uncommitted(taken, await committed_now[name]())
+                    await asyncio.sleep(0.02)
             in_flight = expected - (await _count(database_url, niks))[0]
             await sender
-            return in_flight, {n: consumed[n] - committed[n] for n in faults.INPUT_TOPIC}
+            return in_flight, held
 
         in_flight, uncommitted = asyncio.run(batch_with_a_crash())
         faults.record("fault.up-kill", in_flight=in_flight, uncommitted_in_process=uncommitted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -184,22 +183,16 @@ async def kill_holding_work(services: ServiceProcesses | list[ServiceProcesses],
     async with faults.committed_reader(stacks[0].settings, group, topic) as committed_now:
         deadline = time.monotonic() + wait
         chosen: ServiceProcesses | None = None
+        taken: dict[int, int] | None = None
         while chosen is None:
             consumed = sum([await asyncio.to_thread(consumed_events, s, name, topic)
                             for s in instances])
             for stack in stacks:
-                process = stack.processes[name]
-                taken = await asyncio.to_thread(faults.consumer_positions, stack.settings,
-                                                name, topic)
-                # frozen, the process commits nothing more (a commit already sent lands in
-                # the pause): what the group has committed now is what it has at the kill
-                process.send_signal(signal.SIGSTOP)
-                await asyncio.sleep(0.05)
-                committed = await committed_now()
-                if any(o > committed.get(p, 0) for p, o in taken.items()):
+                taken = await faults.stopped_holding_work(
+                    stack.settings, name, topic, stack.processes[name].pid, committed_now)
+                if taken is not None:
                     chosen = stack
                     break
-                process.send_signal(signal.SIGCONT)
             if chosen is None and time.monotonic() > deadline:
                 chosen = stacks[0]
                 taken = await asyncio.to_thread(faults.consumer_positions, chosen.settings,
@@ -211,7 +204,7 @@ async def kill_holding_work(services: ServiceProcesses | list[ServiceProcesses],
         chosen.start(name)
     start = since[name]
     in_group = (consumed - start.consumed) - (sum(committed.values()) - start.committed)
-    in_process = sum(max(o - committed.get(p, 0), 0) for p, o in taken.items())
+    in_process = faults.uncommitted(taken or {}, committed)
     return Kill(pid, in_group, in_process, chosen)
 
 

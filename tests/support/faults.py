@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -466,6 +467,35 @@ async def committed_reader(settings: Settings, group: str,
             return {tp.partition: (await consumer.committed(tp) or 0) for tp in partitions}
 
         yield read
+
+
+async def stopped_holding_work(settings: Settings, service: str, topic: str, pid: int,
+                               committed_now: Callable[[], Awaitable[dict[int, int]]]
+                               ) -> dict[int, int] | None:
+    """Stops process ``pid`` of ``service`` (SIGSTOP) and, when it has taken records on
+    ``topic`` beyond what its group has committed on the partitions it holds, leaves it
+    stopped and returns what it had taken (iuran_consumer_position per partition). Frozen,
+    it commits nothing more (a commit already sent lands in the pause), so the committed
+    offsets read then are those it dies with. Otherwise it goes on (SIGCONT), or is not
+    stopped at all when it held nothing even before: None."""
+    taken = await asyncio.to_thread(consumer_positions, settings, service, topic)
+    if not _ahead(taken, await committed_now()):
+        return None  # nothing held even before a commit could land: no need to stop it
+    os.kill(pid, signal.SIGSTOP)
+    await asyncio.sleep(0.05)
+    if _ahead(taken, await committed_now()):
+        return taken
+    os.kill(pid, signal.SIGCONT)
+    return None
+
+
+def _ahead(taken: dict[int, int], committed: dict[int, int]) -> bool:
+    return any(o > committed.get(p, 0) for p, o in taken.items())
+
+
+def uncommitted(taken: dict[int, int], committed: dict[int, int]) -> int:
+    """Records taken beyond the committed offsets, summed over the partitions taken from."""
+    return sum(max(o - committed.get(p, 0), 0) for p, o in taken.items())
 
 
 async def committed_total(settings: Settings, group: str, topic: str) -> int:
