@@ -409,7 +409,8 @@ def _titles(name: str) -> set[str]:
 def test_dashboards_show_what_operations_and_finance_asked_for() -> None:
     operations = " | ".join(_titles("operations.json")).lower()
     for topic in ("services up", "events consumed", "error code", "lag per partition",
-                  "ledger write latency", "event age", "discrepancies", "held"):
+                  "ledger write latency", "event age", "discrepancies", "held", "dead letters",
+                  "could not place"):
         assert topic in operations, f"operations dashboard: no panel on {topic}"
     coverage = " | ".join(_titles("coverage-budget.json")).lower()
     for topic in ("active workers", "coverage ratio against the target", "budget allocated",
