@@ -156,7 +156,7 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
 
 
 async def refresh_gauges(connection: asyncpg.Connection) -> None:
-    """Set the budget, unpaid-bill and discrepancy gauges from the finance views."""
+    """Set the budget, unpaid-bill, discrepancy and credit gauges from the finance views."""
     for row in await connection.fetch(
             """SELECT programme, funding_source, fiscal_year, allocated_idr, remaining_idr
                  FROM finance.budget_utilisation WHERE fiscal_year IS NOT NULL"""):
@@ -168,9 +168,13 @@ async def refresh_gauges(connection: asyncpg.Connection) -> None:
                       (SELECT count(*) FROM finance.bills b
                         WHERE b.programme = p.programme AND b.status = 'past_due') AS past_due,
                       (SELECT count(*) FROM finance.discrepancies d
-                        WHERE d.programme = p.programme AND d.status = 'open') AS open
+                        WHERE d.programme = p.programme AND d.status = 'open') AS open,
+                      (SELECT coalesce(sum(k.amount_idr), 0) FROM finance.credits k
+                        WHERE k.programme = p.programme AND k.status = 'carried_over')
+                          AS credits_idr
                  FROM (SELECT programme FROM ledger.budget_allocations
                        UNION SELECT programme FROM ledger.bills
                        UNION SELECT programme FROM ledger.discrepancies) p"""):
         metrics.BILLS_UNPAID_PAST_DUE.labels(row["programme"]).set(row["past_due"])
         metrics.DISCREPANCIES_OPEN.labels(row["programme"]).set(row["open"])
+        metrics.CREDITS_CARRIED_OVER_IDR.labels(row["programme"]).set(row["credits_idr"])

@@ -122,6 +122,12 @@ PAYMENTS_SETTLED = Counter(
 DISCREPANCIES_OPEN = Gauge(
     "iuran_discrepancies_open", "Payment discrepancies waiting for a person.", ["programme"]
 )
+CREDITS_CARRIED_OVER_IDR = Gauge(
+    "iuran_credits_carried_over_idr",
+    "Rupiah held as a credit at BPJS (billed or paid months later deregistered, payment money "
+    "carried over) and not refunded: finance.credits with status carried_over.",
+    ["programme"],
+)
 DEAD_LETTERS = Counter(
     "iuran_dead_letters_total",
     "Records a service could not process for a non-transient reason, kept as dead letters "

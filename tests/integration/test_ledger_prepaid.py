@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.events import PaymentConfirmed
 from services.domain.periods import period_range
@@ -18,6 +19,7 @@ from services.ledger import book
 from services.ledger.bills import BillError, issue_bill, issue_prepaid_bill, record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, refund_credit
+from services.ledger.report import refresh_gauges
 from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,12 @@ def payment(programme: Programme, amount: int, period: str = "2025-11",
         payment_id=uuid.uuid4(), programme=programme.id, period=period, amount_idr=amount,
         reference=reference or f"SP2D-{uuid.uuid4().hex[:8]}",
         paid_at=datetime(2025, 11, 25, 3, 0, tzinfo=UTC))
+
+
+def carried_over(programme: Programme) -> float | None:
+    """iuran_credits_carried_over_idr of a programme, as this process exports it."""
+    return REGISTRY.get_sample_value("iuran_credits_carried_over_idr",
+                                     {"programme": programme.id})
 
 
 async def enrol(conn: asyncpg.Connection, programme: Programme, niks: NikSource,
@@ -139,6 +147,9 @@ async def test_a_deregistered_prepaid_month_becomes_a_credit_never_a_loss(
         "WHERE programme = $1 ORDER BY period", prepaid.id)
     assert [(r["period"], r["amount_idr"], r["status"], r["bill_id"]) for r in credits] == [
         (p, PREMIUM, "carried_over", bill.bill_id) for p in left]
+    # finance and ops see the credit held at BPJS without a query
+    await refresh_gauges(conn)
+    assert carried_over(prepaid) == 3 * PREMIUM
     balances = {r["account"].rsplit(":", 1)[0]: r["balance_idr"] for r in await conn.fetch(
         "SELECT account, balance_idr FROM finance.account_balances WHERE account LIKE $1",
         f"%:{prepaid.id}")}
@@ -159,6 +170,8 @@ async def test_a_deregistered_prepaid_month_becomes_a_credit_never_a_loss(
     assert await refund_credit(conn, refunded, reason="again", refunded_by="bpkad") is None
     assert await conn.fetchval("SELECT status FROM finance.credits WHERE contribution_id = $1",
                                refunded) == "refunded"
+    await refresh_gauges(conn)
+    assert carried_over(prepaid) == 2 * PREMIUM
     assert await conn.fetchval(
         "SELECT balance_idr FROM finance.account_balances WHERE account = $1",
         f"asset:refund_due:{prepaid.id}") == PREMIUM

@@ -414,7 +414,7 @@ def test_dashboards_show_what_operations_and_finance_asked_for() -> None:
         assert topic in operations, f"operations dashboard: no panel on {topic}"
     coverage = " | ".join(_titles("coverage-budget.json")).lower()
     for topic in ("active workers", "coverage ratio against the target", "budget allocated",
-                  "budget remaining", "contributions booked"):
+                  "budget remaining", "contributions booked", "credit at bpjs"):
         assert topic in coverage, f"coverage dashboard: no panel on {topic}"
 
 
