@@ -23,6 +23,7 @@ from schemas.events import (
     TOPIC_REJECTED,
     PaymentConfirmed,
     RejectedEvent,
+    WorkerRegistered,
 )
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
@@ -66,7 +67,9 @@ class Summary:
     registrations_published: int = 0
     registrations_accepted: int = 0
     registrations_rejected: int = 0
-    contributions_booked: int = 0
+    contributions_booked: int = 0  # of this batch, in the ledger
+    already_booked: int = 0  # of those, booked before this run (an earlier run's data)
+    booked_by_this_run: int = 0
     amount_booked_idr: int = 0
     ledger_contributions_total: int = 0
     ledger_amount_total_idr: int = 0
@@ -125,21 +128,16 @@ def _rupiah(amount: int) -> str:
     return "Rp" + f"{amount:,}"
 
 
-async def _publish(settings: Settings, programme: Programme, count: int,
-                   out: Any) -> list[UUID]:
-    event_ids: list[UUID] = []
-
+async def _publish(settings: Settings, events: list[WorkerRegistered], out: Any) -> None:
     def messages() -> Iterator[tuple[bytes, bytes]]:
-        for event in demo_registrations(programme, count):
-            event_ids.append(event.event_id)
+        for event in events:
             yield event.worker.nik.encode(), event.model_dump_json().encode()
 
     def progress(sent: int) -> None:
-        out.write(f"  published {sent:,} / {count:,} registrations\n")
+        out.write(f"  published {sent:,} / {len(events):,} registrations\n")
         out.flush()
 
     await publish_all(settings, TOPIC_REGISTRATIONS, messages(), on_progress=progress)
-    return event_ids
 
 
 async def _count_rejections(settings: Settings, ids: set[str], found: dict[str, dict[str, int]],
@@ -176,19 +174,28 @@ async def _ledger_totals(pool: asyncpg.Pool, programme: str,
 async def _run(settings: Settings, programme: Programme, count: int, timeout: int,
                out: Any, services: ServiceProcesses) -> Summary:
     summary = Summary(programme=programme.id, budget_idr=programme.budget_idr)
-    started = time.monotonic()
-    out.write(f"Publishing {count:,} registrations to {TOPIC_REGISTRATIONS} ...\n")
-    out.flush()
-    event_ids = await _publish(settings, programme, count, out)
-    summary.registrations_published = len(event_ids)
-    rejections: dict[str, dict[str, int]] = {}
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(
-        _count_rejections(settings, {str(i) for i in event_ids}, rejections, stop))
-    months = len(list(range(programme.months)))
+    # The batch is the same on every run (derived ids): on data an earlier run filled, its
+    # months are booked already, and the ledger books none of them twice.
+    events = list(demo_registrations(programme, count))
+    event_ids = [event.event_id for event in events]
     assert settings.database_url
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    watcher: asyncio.Task[None] | None = None
     try:
+        already = (await _ledger_totals(pool, programme.id, event_ids))[0]
+        if already:
+            out.write(f"  {already:,} contributions of this batch were already in the ledger "
+                      "(an earlier run on this data); none is booked twice\n")
+        started = time.monotonic()
+        out.write(f"Publishing {count:,} registrations to {TOPIC_REGISTRATIONS} ...\n")
+        out.flush()
+        await _publish(settings, events, out)
+        summary.registrations_published = len(event_ids)
+        rejections: dict[str, dict[str, int]] = {}
+        watcher = asyncio.create_task(
+            _count_rejections(settings, {str(i) for i in event_ids}, rejections, stop))
+        months = len(list(range(programme.months)))
         last_report = 0.0
         while True:
             services.check_alive()
@@ -197,7 +204,7 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
             expected = (len(event_ids) - len(rejections)) * months
             now = time.monotonic()
             if now - last_report >= 2 or booked >= expected:
-                rate = booked / max(now - started, 1e-9)
+                rate = (booked - already) / max(now - started, 1e-9)
                 out.write(f"  booked {booked:,} / {expected:,} contributions "
                           f"({booked / max(expected, 1):.0%}), {rate:,.0f}/s, "
                           f"{len(rejections):,} rejected\n")
@@ -211,19 +218,23 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
             await asyncio.sleep(0.5)
         summary.seconds = round(time.monotonic() - started, 2)
         summary.contributions_booked = booked
+        summary.already_booked = already
+        summary.booked_by_this_run = booked - already
         summary.amount_booked_idr = idr
         summary.registrations_accepted = registrations
         summary.ledger_contributions_total = total
         summary.ledger_amount_total_idr = total_idr
         summary.budget_remaining_idr = programme.budget_idr - total_idr
-        summary.contributions_per_second = round(booked / max(summary.seconds, 1e-9), 1)
+        summary.contributions_per_second = round(
+            summary.booked_by_this_run / max(summary.seconds, 1e-9), 1)
         if programme.billing.mode == "prepaid":
             await _pay_prepaid(settings, pool, programme, timeout, out, services)
         async with pool.acquire() as connection:
             summary.finance = await finance_summary(connection, programme.id)
     finally:
         stop.set()
-        await watcher
+        if watcher is not None:
+            await watcher
         await pool.close()
     summary.registrations_rejected = len(rejections)
     codes: dict[str, int] = {}
@@ -267,8 +278,10 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
         f"  booked in programme       {_rupiah(summary.ledger_amount_total_idr):>15}"
         f"  ({summary.ledger_amount_total_idr / max(summary.budget_idr, 1):.1%} of budget)",
         f"  budget remaining          {_rupiah(summary.budget_remaining_idr):>15}",
-        f"  time                      {summary.seconds:>14,.1f}s"
-        f"  ({summary.contributions_per_second:,.0f} contributions/s)",
+        f"  time                      {summary.seconds:>14,.1f}s" + (
+            f"  ({summary.contributions_per_second:,.0f} contributions/s)"
+            if summary.booked_by_this_run else
+            "  (nothing new to book: the batch was in the ledger already)"),
     ]
     if cov:
         lines += [

@@ -206,6 +206,20 @@ def test_demo_prints_the_summary_and_the_json_figures(
         3600 * 16_800, "paid", "2025-11-25")
     assert figures["finance"]["budget"][0]["remaining_idr"] == 5_300_000_000 - 3600 * 16_800
     assert "300 workers × 12 months" in result.stdout
+    assert (figures["already_booked"], figures["booked_by_this_run"]) == (0, 3600)
+
+    # Again on the same data (a new broker, the same PostgreSQL): the same registrations are
+    # booked nothing twice, and the run claims no throughput for what it found booked.
+    again = subprocess.run([*IURAN, "demo", "--workers", "300", "--json"], env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (second["already_booked"], second["booked_by_this_run"]) == (3600, 0)
+    assert second["contributions_booked"] == second["ledger_contributions_total"] == 3600
+    assert second["contributions_per_second"] == 0
+    assert "3,600 contributions of this batch were already in the ledger" in again.stdout
+    assert "contributions/s)" not in again.stdout
+    assert len(second["finance"]["prepaid_bills"]) == 1
 
 
 def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:
