@@ -68,8 +68,24 @@ async def settled(stack: FaultStack, expected: int, within: float = 120.0) -> Le
                 break  # nothing in flight any more: what is missing is lost
             changed = time.monotonic()
     lags = await wait_caught_up(stack.settings, EVERY_GROUP, within=90)
-    assert not any(lags.values()), f"consumer groups never caught up: {lags}"
+    assert not any(lags.values()), \
+        f"consumer groups never caught up: {lags}\n{what_the_services_say(stack)}"
     return await ledger_totals(url)
+
+
+def what_the_services_say(stack: FaultStack, lines: int = 25) -> str:
+    """For a failure message: each service process of the stack, alive or with its exit
+    code, its /readyz answer, and the last lines of its log."""
+    told = []
+    for name, process in stack.services.processes.items():
+        code = process.poll()
+        state = "alive" if code is None else f"exited with code {code}"
+        log = stack.services.log_dir / f"{name}.log"
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:] \
+            if log.exists() else ["(no log)"]
+        told.append(f"--- {name} (pid {process.pid}, {state}), /readyz "
+                    f"{faults.readyz_body(stack.settings, name)}:\n" + "\n".join(tail))
+    return "\n".join(told)
 
 
 async def projector_agrees(settings: Any, totals: LedgerTotals,
