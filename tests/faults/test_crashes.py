@@ -78,8 +78,12 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
     expected = before.contributions + in_batch
     chunks, pause = 12, 0.3
     window = chunks * pause  # the batch is still being published until then
-    plan = sorted((rng.uniform(0.05, 0.95) * window, name)
-                  for name in rng.sample(PIPELINE, k=len(PIPELINE)))
+    # Random moments, the validator's last: the ledger and the projector hold work only
+    # while it feeds them, and once it dies the rest of the batch reaches them in one burst
+    # after its restart, too short for two kills in turn.
+    downstream = [name for name in PIPELINE if name != "validator"]
+    plan = list(zip(sorted(rng.uniform(0.05, 0.95) * window for _ in PIPELINE),
+                    [*rng.sample(downstream, k=len(downstream)), "validator"], strict=True))
 
     since = await marks([settings])
     started = time.monotonic()
@@ -96,7 +100,6 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
                 - projected_before.get("contributions_booked", 0)
         else:
             done = booked
-        # A service downstream of one killed just before idles until it is back: wait.
         killed = await kill_holding_work(stack.services, [settings], name, since,
                                          restart=True, wait=60.0)
         kills.append(record("fault.kill", seed=seed, service=name, pid=killed.pid,
