@@ -195,7 +195,7 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         rejections: dict[str, dict[str, int]] = {}
         watcher = asyncio.create_task(
             _count_rejections(settings, {str(i) for i in event_ids}, rejections, stop))
-        months = len(list(range(programme.months)))
+        months = programme.months
         last_report = 0.0
         while True:
             services.check_alive()

@@ -479,18 +479,14 @@ async def stopped_holding_work(settings: Settings, service: str, topic: str, pid
     offsets read then are those it dies with. Otherwise it goes on (SIGCONT), or is not
     stopped at all when it held nothing even before: None."""
     taken = await asyncio.to_thread(consumer_positions, settings, service, topic)
-    if not _ahead(taken, await committed_now()):
+    if not uncommitted(taken, await committed_now()):
         return None  # nothing held even before a commit could land: no need to stop it
     os.kill(pid, signal.SIGSTOP)
     await asyncio.sleep(0.05)
-    if _ahead(taken, await committed_now()):
+    if uncommitted(taken, await committed_now()):
         return taken
     os.kill(pid, signal.SIGCONT)
     return None
-
-
-def _ahead(taken: dict[int, int], committed: dict[int, int]) -> bool:
-    return any(o > committed.get(p, 0) for p, o in taken.items())
 
 
 def uncommitted(taken: dict[int, int], committed: dict[int, int]) -> int:
