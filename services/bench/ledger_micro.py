@@ -31,7 +31,7 @@ import asyncpg
 from schemas.events import ContributionSchedule
 from services.domain.programme import Programme, load_programmes
 from services.ledger import book
-from services.ledger.budget import ensure_allocation, lock_allocations
+from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
 from services.runtime import metrics
 from tests.support.ledger import NikSource, programme_copy, schedule
@@ -146,26 +146,15 @@ async def _phase(connection: asyncpg.Connection, label: str, programme: Programm
 
 async def _explain(connection: asyncpg.Connection, programme: Programme,
                    niks: NikSource, registrations: int) -> None:
-    """EXPLAIN (ANALYZE, BUFFERS) of each booking statement of one batch (rolled back)."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the booking's read of the facts of one batch (the
+    worker-months already booked; the writes are COPY)."""
     periods = [f"2026-{m:02d}" for m in range(1, 13)]
     values = _batch(programme, niks, registrations, periods)
-    tr = connection.transaction()
-    await tr.start()
-    try:
-        schedules = [ContributionSchedule.model_validate_json(v) for v in values]
-        await lock_allocations(connection, {(s.programme, s.funding_source) for s in schedules})
-        due = [row for level in book._levels(schedules).values() for row in level.due]
-        await connection.copy_records_to_table("stage_due", records=due,
-                                               columns=book._STAGE_COLUMNS)
-        await connection.execute("ANALYZE stage_due")
-        for name, sql in (("book", book._BOOK_FIRST), ("duplicates", book._DUPLICATES),
-                          ("refused", book._REFUSED)):
-            if name == "duplicates":  # as book._book_due runs the two passes
-                await connection.execute(book._INDEX_PROBES_ONLY)
-            plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-            log.info("--- %s\n%s", name, "\n".join(r[0] for r in plan))
-    finally:
-        await tr.rollback()
+    schedules = [ContributionSchedule.model_validate_json(v) for v in values]
+    months = {(a.month.nik, a.month.period) for a in book.arrivals(schedules)}
+    plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + book.BOOKED_FACTS,
+                                  [m[0] for m in months], [m[1] for m in months])
+    log.info("--- booked facts\n%s", "\n".join(r[0] for r in plan))
 
 
 def _summary(rows: list[dict[str, float]]) -> dict[str, float]:

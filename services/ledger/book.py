@@ -1,258 +1,34 @@
-"""The Postgres adapter of the ledger: book a batch of contribution schedules in one
-transaction, idempotently (a replay books nothing twice), within the budget ceiling.
+"""The Postgres adapter of the booking rules: load the facts a batch needs, let the model
+(:mod:`services.ledger.model`) decide, write what it decided — all in one transaction.
 
-Booking takes a row lock on the budget allocation of every programme in the batch, so two
-ledger processes book one after the other per allocation: the ceiling holds exactly. A
-contribution that does not fit (or that arrives while older ones wait) is held, in order.
-
-A worker-month booked again after a deregistration is a later generation of that month
-(see migration 007). A batch is applied generation by generation: the months of generation
-0 are booked and then cancelled, then generation 1 is booked and cancelled, and so on, which
-is the order the validator emitted them in (a month is cancelled before it is paid again).
+The allocations a batch touches are row-locked first (in key order), so two ledger
+processes decide one allocation's months one after the other: the ceiling holds exactly.
+The one-payer rule is also the database's (a unique index and a statement check): a writer
+that lost a race for a worker-month (another programme's ledger process booked it first)
+gets a unique violation, and the batch is decided again on fresh facts.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 
 from schemas.events import ContributionSchedule
+from services.ledger import model
+from services.ledger.accounts import transfers
 from services.ledger.bills import BILL_LINES_SHARED
-from services.ledger.budget import accrual_insert, lock_allocations
-from services.ledger.sql import contribution_columns
+from services.ledger.model import Allocation, Arrival, Booked, Facts, Held, HoldReason, Month
+from services.ledger.sql import CONTRIBUTION_COLUMNS
 
-_STAGE_COLUMNS = (
-    "seq", "contribution_id", "nik", "period", "programme", "opd_code", "category", "kecamatan",
-    "funding_source", "due_date", "amount_idr", "jkk_idr", "jkm_idr", "schedule_id",
-    "registration_event_id", "occurred_at", "generation",
-)
-_CANCEL_COLUMNS = ("contribution_id", "schedule_id", "registration_event_id")
+log = logging.getLogger(__name__)
 
-_CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_due (
-    seq integer, contribution_id uuid, nik text, period text, programme text, opd_code text,
-    category text, kecamatan text, funding_source text, due_date date, amount_idr bigint,
-    jkk_idr bigint, jkm_idr bigint, schedule_id uuid, registration_event_id uuid,
-    occurred_at timestamptz, generation integer
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_cancellations (
-    contribution_id uuid, schedule_id uuid, registration_event_id uuid
-) ON COMMIT DELETE ROWS;
-"""
-
-# New contributions (not booked, not held, the worker's month free) in arrival order; each
-# allocation books the longest prefix that fits, unless older contributions already wait.
-# The rest is held. The unique (nik, period, generation) and the primary keys make a replay
-# a no-op. {free} says when the month is free for the generation being booked.
-_BOOK = """
-WITH fresh AS (
-    SELECT DISTINCT ON (s.nik, s.period) s.*
-      FROM stage_due s
-     WHERE {free}
-       AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
-                        WHERE h.contribution_id = s.contribution_id)
-     ORDER BY s.nik, s.period, s.seq
-), allocation AS MATERIALIZED (  -- a row or two: computed once, whatever the estimates
-    SELECT a.programme, a.funding_source, a.allocated_idr - a.booked_idr AS remaining,
-           EXISTS (SELECT 1 FROM ledger.held_contributions h
-                    WHERE h.programme = a.programme AND h.funding_source = a.funding_source
-                      AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
-                                       WHERE r.contribution_id = h.contribution_id)) AS waiting
-      FROM ledger.budget_allocations a
-     WHERE (a.programme, a.funding_source) IN (SELECT programme, funding_source FROM fresh)
-), ranked AS (
-    SELECT f.*, a.programme IS NOT NULL AS allocated,
-           coalesce(NOT a.waiting AND sum(f.amount_idr) OVER (
-               PARTITION BY f.programme, f.funding_source ORDER BY f.seq
-               ROWS UNBOUNDED PRECEDING) <= a.remaining, false) AS fits
-      FROM fresh f
-      LEFT JOIN allocation a USING (programme, funding_source)
-), inserted AS (
-    INSERT INTO ledger.contributions (""" + contribution_columns() + """)
-    SELECT """ + contribution_columns() + """
-      FROM ranked WHERE fits ORDER BY seq
-    ON CONFLICT DO NOTHING
-    RETURNING contribution_id, programme, amount_idr, occurred_at, schedule_id
-), accrued AS (
-""" + accrual_insert("inserted") + """
-), held AS (
-    INSERT INTO ledger.held_contributions (""" + contribution_columns() + """, reason)
-    SELECT """ + contribution_columns() + """,
-           CASE WHEN allocated THEN 'budget_exceeded' ELSE 'no_allocation' END
-      FROM ranked WHERE NOT fits ORDER BY seq
-    ON CONFLICT DO NOTHING
-    RETURNING programme, amount_idr
-)
-SELECT 'booked' AS outcome, programme, count(*) AS n, sum(amount_idr)::bigint AS amount_idr,
-       NULL::float8[] AS ages
-  FROM inserted GROUP BY programme
-UNION ALL
-SELECT 'held', programme, count(*), sum(amount_idr)::bigint, NULL FROM held GROUP BY programme
-UNION ALL
-SELECT 'ages', NULL, NULL, NULL, array_agg(extract(epoch FROM now() - occurred_at)::float8)
-  FROM (SELECT DISTINCT schedule_id, occurred_at FROM inserted
-         WHERE occurred_at IS NOT NULL) booked_schedules
-"""
-# Generation 0: nothing of the month is booked (the planner's anti-join on (nik, period)).
-_BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                        WHERE c.nik = s.nik AND c.period = s.period)""")
-# Generation 1 and later: the rule of migration 007, which the database checks again.
-_BOOK_AGAIN = _BOOK.format(free="ledger.generation_may_be_booked(s.nik, s.period, s.generation)")
-
-# The advisory locks of the worker-months booked (every generation, as a budget release and
-# the trigger of migration 007 take them), taken in one sorted sweep before anything of them
-# is read, so that two writers never book one month for two payers nor deadlock on it.
-_LOCK_WORKER_MONTHS = """
-SELECT pg_advisory_xact_lock(key)
-  FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
-          FROM unnest($1::text[], $2::text[]) AS m(nik, period)
-         ORDER BY key) keys
-"""
-
-# Neither booked nor held (both by id) and the month is taken: another payer holds it, or a
-# later generation booked it. Record the attempt against the row that blocks it (the active
-# one first), book nothing.
-_DUPLICATES = """
-INSERT INTO ledger.duplicate_attempts (contribution_id, nik, period, programme, opd_code,
-    amount_idr, schedule_id, registration_event_id, held_by, generation)
-SELECT DISTINCT ON (s.contribution_id) s.contribution_id, s.nik, s.period, s.programme,
-       s.opd_code, s.amount_idr, s.schedule_id, s.registration_event_id, c.contribution_id,
-       s.generation
-  FROM stage_due s
-  JOIN ledger.contributions c ON c.nik = s.nik AND c.period = s.period
- WHERE c.contribution_id <> s.contribution_id
-   AND NOT EXISTS (SELECT 1 FROM ledger.contributions b
-                    WHERE b.contribution_id = s.contribution_id)
-   AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
-                    WHERE h.contribution_id = s.contribution_id)
- ORDER BY s.contribution_id,
-          EXISTS (SELECT 1 FROM ledger.cancellations x
-                   WHERE x.contribution_id = c.contribution_id),
-          c.generation DESC
-ON CONFLICT DO NOTHING
-RETURNING programme
-"""
-
-# Neither booked, held nor a duplicate: nothing is dropped silently, it is recorded with why.
-# A month booked again whose earlier generation the ledger never closed (the validator and
-# the ledger disagree), a second generation-0 row of a month in this batch whose first row
-# was held (nobody books the month yet, so it is no duplicate), or a contribution booked or
-# held already under another schedule (the same worker, programme and month enrolled again:
-# not a replay, which carries the same schedule id).
-_REFUSED = """
-INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
-    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
-SELECT DISTINCT ON (s.contribution_id, s.schedule_id) s.contribution_id, s.nik, s.period,
-       s.generation, s.programme, s.opd_code, s.funding_source, s.due_date, s.amount_idr,
-       s.schedule_id, s.registration_event_id,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger.contributions c
-                          WHERE c.contribution_id = s.contribution_id)
-            THEN 'booked_by_another_schedule'
-            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
-                          WHERE h.contribution_id = s.contribution_id)
-            THEN 'held_for_another_schedule'
-            WHEN EXISTS (SELECT 1 FROM ledger.held_contributions h
-                          WHERE h.nik = s.nik AND h.period = s.period
-                            AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
-                                             WHERE r.contribution_id = h.contribution_id))
-            THEN CASE WHEN s.generation > 0 THEN 'earlier_generation_held'
-                      ELSE 'month_held_for_another_payer' END
-            WHEN s.generation > 0 THEN 'no_earlier_generation_closed'
-            ELSE 'not_placed' END
-  FROM stage_due s
- WHERE NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                    WHERE c.contribution_id = s.contribution_id
-                      AND c.schedule_id = s.schedule_id)
-   AND NOT EXISTS (SELECT 1 FROM ledger.held_contributions h
-                    WHERE h.contribution_id = s.contribution_id
-                      AND h.schedule_id = s.schedule_id)
-   AND NOT EXISTS (SELECT 1 FROM ledger.duplicate_attempts d
-                    WHERE d.contribution_id = s.contribution_id)
- ORDER BY s.contribution_id, s.schedule_id, s.seq
-ON CONFLICT DO NOTHING
-RETURNING programme, reason
-"""
-
-# A contribution whose amount (or components) is not its programme's configured monthly
-# premium (ledger.programme_premiums) is refused before anything else sees it: it would
-# otherwise be held and block every later contribution of the programme behind it.
-_REFUSE_AMOUNT = """
-WITH premium AS (
-    SELECT DISTINCT ON (programme) programme, monthly_idr, jkk_idr, jkm_idr
-      FROM ledger.programme_premiums
-     WHERE programme IN (SELECT programme FROM stage_due)
-     ORDER BY programme, premium_id DESC
-), wrong AS (
-    DELETE FROM stage_due s USING premium p
-     WHERE s.programme = p.programme
-       AND (s.amount_idr, s.jkk_idr, s.jkm_idr) <> (p.monthly_idr, p.jkk_idr, p.jkm_idr)
-    RETURNING s.*
-)
-INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
-    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
-SELECT DISTINCT ON (contribution_id, schedule_id) contribution_id, nik, period, generation,
-       programme, opd_code, funding_source, due_date, amount_idr, schedule_id,
-       registration_event_id, 'amount_not_programme_premium'
-  FROM wrong
- ORDER BY contribution_id, schedule_id, seq
-ON CONFLICT DO NOTHING
-RETURNING programme, reason
-"""
-
-# A held contribution that is cancelled will never be booked.
-_CANCEL_HELD = """
-INSERT INTO ledger.held_resolutions (contribution_id, outcome, schedule_id)
-SELECT DISTINCT ON (s.contribution_id) s.contribution_id, 'cancelled', s.schedule_id
-  FROM stage_cancellations s
-  JOIN ledger.held_contributions h ON h.contribution_id = s.contribution_id
- WHERE NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
-                    WHERE r.contribution_id = s.contribution_id)
- ORDER BY s.contribution_id
-ON CONFLICT DO NOTHING
-RETURNING contribution_id
-"""
-
-# Cancel what is booked and not yet cancelled: a reversal transfer each. A month not yet
-# billed reverses its accrual (payable -> expense). A month already on an issued bill (or
-# paid) cannot leave the frozen bill, whose whole amount is (or will be) paid to BPJS: its
-# premium becomes a credit at BPJS (asset:bpjs_credit, carried over unless refunded),
-# recorded in ledger.credits, never a silent loss. Either reversal frees its budget.
-_CANCEL = """
-WITH eligible AS (
-    SELECT DISTINCT ON (c.contribution_id) c.contribution_id, c.programme, c.amount_idr,
-           s.schedule_id, s.registration_event_id, l.bill_id
-      FROM stage_cancellations s
-      JOIN ledger.live_contributions c USING (contribution_id)
-      LEFT JOIN ledger.bill_lines l ON l.contribution_id = c.contribution_id
-     ORDER BY c.contribution_id
-), cancelled AS (
-    INSERT INTO ledger.cancellations (contribution_id, schedule_id, registration_event_id)
-    SELECT contribution_id, schedule_id, registration_event_id FROM eligible
-    ON CONFLICT DO NOTHING
-    RETURNING contribution_id
-), reversed AS (
-    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
-                                  amount_idr, contribution_id)
-    SELECT md5('reversal:' || e.contribution_id::text)::uuid, 'reversal',
-           CASE WHEN e.bill_id IS NULL THEN 'liability:bpjs_payable:'
-                ELSE 'asset:bpjs_credit:' END || e.programme,
-           'expense:premium:' || e.programme, e.amount_idr, e.contribution_id
-      FROM eligible e JOIN cancelled USING (contribution_id)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), credited AS (
-    INSERT INTO ledger.credits (contribution_id, bill_id, programme, amount_idr)
-    SELECT e.contribution_id, e.bill_id, e.programme, e.amount_idr
-      FROM eligible e JOIN cancelled USING (contribution_id)
-     WHERE e.bill_id IS NOT NULL
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT e.programme, count(*) AS reversed, count(e.bill_id) AS credited
-  FROM eligible e JOIN cancelled USING (contribution_id) GROUP BY e.programme
-"""
+RACE_RETRIES = 3  # a batch that lost a worker-month to another writer is decided again
 
 
 @dataclass
@@ -267,40 +43,9 @@ class BatchResult:
     credited: Counter[str] = field(default_factory=Counter)  # billed months cancelled
     # The age of each registration event (schedule) some of whose months were booked.
     event_ages: list[float] = field(default_factory=list)
-    # Contributions the ledger cannot place, recorded in ledger.refused_contributions (see
-    # _REFUSED): by programme, and by reason.
+    # Contributions the ledger cannot place, recorded in ledger.refused_contributions.
     unbookable: Counter[str] = field(default_factory=Counter)
     refused_reasons: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class _Level:
-    """The rows of one generation in a batch: its months to book, then to cancel."""
-
-    due: list[tuple[object, ...]] = field(default_factory=list)
-    cancels: list[tuple[object, ...]] = field(default_factory=list)
-
-
-def _levels(schedules: list[ContributionSchedule]) -> dict[int, _Level]:
-    """The batch's rows by generation; due rows numbered in arrival order."""
-    levels: dict[int, _Level] = {}
-    seq = 0
-    for s in schedules:
-        for c in s.contributions:
-            level = levels.get(c.generation)
-            if level is None:
-                level = levels[c.generation] = _Level()
-            if s.kind == "due":
-                seq += 1
-                level.due.append((
-                    seq, c.contribution_id, s.nik, c.period, s.programme, s.opd_code,
-                    s.category.value, s.kecamatan, s.funding_source, c.due_date, c.amount_idr,
-                    c.components.jkk, c.components.jkm, s.schedule_id, s.registration_event_id,
-                    s.occurred_at, c.generation,
-                ))
-            else:
-                level.cancels.append((c.contribution_id, s.schedule_id, s.registration_event_id))
-    return levels
 
 
 # The booking statements sort and hash a batch (24,000 rows and more): in memory, not in
@@ -308,108 +53,319 @@ def _levels(schedules: list[ContributionSchedule]) -> dict[int, _Level]:
 _SESSION = "SET work_mem = '64MB'; SET jit = off;"
 
 
-_INDEX_PROBES_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
-_ANY_JOIN = "RESET enable_hashjoin; RESET enable_mergejoin;"
-
-
 async def prepare(connection: asyncpg.Connection) -> None:
-    """Per-connection set-up (session settings, temporary staging tables)."""
+    """Per-connection set-up (session settings)."""
     await connection.execute(_SESSION)
-    await connection.execute(_CREATE_STAGING)
 
 
-async def lock_worker_months(
-    connection: asyncpg.Connection, months: list[tuple[str, str]]
-) -> None:
-    """Take the advisory locks of these (NIK, period) worker-months, in one sorted sweep."""
-    if months:
-        await connection.execute(
-            _LOCK_WORKER_MONTHS, [m[0] for m in months], [m[1] for m in months])
+def arrivals(schedules: Iterable[ContributionSchedule]) -> list[Arrival]:
+    """The months of the schedules, in order, as the model takes them."""
+    found = []
+    for s in schedules:
+        category = s.category.value
+        for c in s.contributions:
+            found.append(Arrival(s.kind, Month(
+                contribution_id=c.contribution_id, nik=s.nik, period=c.period,
+                generation=c.generation, programme=s.programme,
+                funding_source=s.funding_source, amount_idr=c.amount_idr,
+                jkk_idr=c.components.jkk, jkm_idr=c.components.jkm, schedule_id=s.schedule_id,
+                registration_event_id=s.registration_event_id, opd_code=s.opd_code,
+                category=category, kecamatan=s.kecamatan, due_date=c.due_date,
+                occurred_at=s.occurred_at)))
+    return found
 
 
 async def book_schedules(
     connection: asyncpg.Connection, schedules: list[ContributionSchedule]
 ) -> BatchResult:
-    """Book due schedules and apply cancellations in one transaction, generation by
-    generation (within one, in the order given).
+    """Book due schedules and apply cancellations in one transaction, in the order given."""
+    batch = arrivals(schedules)
+    if not batch:
+        return BatchResult()
+    decided, refused = await decide_and_write(connection, batch)
+    return _result(decided, refused, schedules)
 
-    The connection must have been through :func:`prepare`.
-    """
-    result = BatchResult()
-    levels = _levels(schedules)
-    if not levels:
-        return result
-    async with connection.transaction():
-        # Every allocation this batch may move, locked in one order (no deadlock between
-        # two ledger processes); booking and releasing held ones queue behind this lock.
-        await lock_allocations(connection, {(s.programme, s.funding_source) for s in schedules})
-        # Then every worker-month booked: a writer that books the same month (another
-        # ledger process, a budget release) waits, and this batch then sees its row.
-        await lock_worker_months(connection, [(str(row[2]), str(row[3]))
-                                              for level in levels.values() for row in level.due])
-        staged = cancels_staged = False
-        for generation in sorted(levels):
-            level = levels[generation]
-            if level.due:
-                if staged:
-                    await connection.execute("TRUNCATE stage_due")
-                await _book_due(connection, level.due, generation, result)
-                staged = True
-            if level.cancels:
-                if cancels_staged:
-                    await connection.execute("TRUNCATE stage_cancellations")
-                else:
-                    # Bills being issued now finish first; no bill is issued until we commit.
+
+async def release(connection: asyncpg.Connection, allocation: Allocation) -> model.Plan:
+    """Book the held months of one allocation that fit now, oldest first (after a budget
+    raise), in the caller's transaction if there is one."""
+    decided, _ = await decide_and_write(connection, [], release=[allocation])
+    return decided
+
+
+async def decide_and_write(
+    connection: asyncpg.Connection, batch: Sequence[Arrival],
+    release: Sequence[Allocation] = (),
+) -> tuple[model.Plan, list[tuple[str, str]]]:
+    """Decide a batch on the facts the ledger holds and write the plan, in one transaction;
+    returns the plan and the (programme, reason) of each refusal recorded now."""
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            async with connection.transaction():
+                if any(a.kind == "cancelled" for a in batch):
+                    # Bills being issued finish first; none is issued until we commit.
                     await connection.execute(BILL_LINES_SHARED)
-                await _cancel(connection, level.cancels, result)
-                cancels_staged = True
+                facts, bills = await _load(connection, batch, release)
+                decided = model.plan(batch, facts, release)
+                refused = await _write(connection, decided, bills)
+            return decided, refused
+        except asyncpg.UniqueViolationError:
+            if attempt == RACE_RETRIES:
+                raise
+            log.warning("a worker-month of this batch was booked meanwhile; deciding again")
+    raise AssertionError("unreachable")
+
+
+# --- the facts ----------------------------------------------------------------------------
+
+_ALLOCATIONS = """
+SELECT programme, funding_source, allocated_idr - booked_idr AS room
+  FROM ledger.budget_allocations
+ WHERE (programme, funding_source) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ ORDER BY programme, funding_source
+   FOR UPDATE
+"""
+
+_PREMIUMS = """
+SELECT DISTINCT ON (programme) programme, monthly_idr, jkk_idr, jkm_idr
+  FROM ledger.programme_premiums WHERE programme = ANY($1::text[])
+ ORDER BY programme, premium_id DESC
+"""
+
+_COLUMNS = ", ".join(CONTRIBUTION_COLUMNS)
+_H_COLUMNS = ", ".join(f"h.{c}" for c in CONTRIBUTION_COLUMNS)
+
+# Held months: those of the batch (whatever became of them) and every one still waiting in
+# the allocations touched or for the batch's worker-months.
+_HELD = f"""
+SELECT {_H_COLUMNS}, h.reason, h.hold_seq,
+       NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                    WHERE r.contribution_id = h.contribution_id) AS waiting
+  FROM ledger.held_contributions h WHERE h.contribution_id = ANY($1::uuid[])
+UNION
+SELECT {_H_COLUMNS}, h.reason, h.hold_seq, true
+  FROM ledger.held_contributions h
+ WHERE (h.programme, h.funding_source) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+   AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                    WHERE r.contribution_id = h.contribution_id)
+UNION
+SELECT {_H_COLUMNS}, h.reason, h.hold_seq, true
+  FROM ledger.held_contributions h
+  JOIN unnest($4::text[], $5::text[]) AS m (nik, period) ON h.nik = m.nik AND h.period = m.period
+ WHERE h.reason = 'awaiting_cancellation'
+   AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                    WHERE r.contribution_id = h.contribution_id)
+"""
+
+# Every booked row of the worker-months concerned, cancelled or not, billed or not.
+BOOKED_FACTS = f"""
+SELECT {", ".join(f"c.{c}" for c in CONTRIBUTION_COLUMNS)},
+       EXISTS (SELECT 1 FROM ledger.cancellations x
+                WHERE x.contribution_id = c.contribution_id) AS cancelled,
+       (SELECT l.bill_id FROM ledger.bill_lines l
+         WHERE l.contribution_id = c.contribution_id) AS bill_id
+  FROM unnest($1::text[], $2::text[]) AS m (nik, period)
+  JOIN ledger.contributions c ON c.nik = m.nik AND c.period = m.period
+"""
+
+# The advisory locks of the worker-months the batch may book (one of 1024 buckets each, as
+# the database's one-payer check takes them), in one sorted sweep before anything of them is
+# read: two writers never book one month for two payers nor deadlock on it.
+_LOCK_WORKER_MONTHS = """
+SELECT count(pg_advisory_xact_lock(key))
+  FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
+          FROM unnest($1::text[], $2::text[]) AS m (nik, period)
+         ORDER BY key) keys
+"""
+
+_TOMBSTONES = f"""
+SELECT {_COLUMNS} FROM ledger.early_cancellations WHERE contribution_id = ANY($1::uuid[])
+"""
+
+_DECIDED = """
+SELECT contribution_id FROM ledger.duplicate_attempts WHERE contribution_id = ANY($1::uuid[])
+"""
+
+
+def _month(row: asyncpg.Record) -> Month:
+    return Month(**{c: row[c] for c in CONTRIBUTION_COLUMNS})
+
+
+async def _load(
+    connection: asyncpg.Connection, batch: Sequence[Arrival], release: Sequence[Allocation]
+) -> tuple[Facts, dict[UUID, UUID]]:
+    """The facts of a batch, and the bill of every billed month among them."""
+    allocations = sorted({a.month.allocation for a in batch} | set(release))
+    ids = list({a.month.contribution_id for a in batch})
+    worker_months = {a.month.worker_month for a in batch}
+    facts = Facts()
+    rows = await connection.fetch(
+        _ALLOCATIONS, [a[0] for a in allocations], [a[1] for a in allocations])
+    facts.room = {(r["programme"], r["funding_source"]): r["room"] for r in rows}
+    for r in await connection.fetch(_PREMIUMS, list({a[0] for a in allocations})):
+        facts.premiums[r["programme"]] = (r["monthly_idr"], r["jkk_idr"], r["jkm_idr"])
+    held_rows = await connection.fetch(
+        _HELD, ids, [a[0] for a in allocations], [a[1] for a in allocations],
+        [w[0] for w in worker_months], [w[1] for w in worker_months])
+    for r in held_rows:
+        month = _month(r)
+        facts.held[month.contribution_id] = Held(month, HoldReason(r["reason"]), r["hold_seq"],
+                                                 r["waiting"])
+        if r["waiting"]:
+            worker_months.add(month.worker_month)
+    facts.next_hold_seq = max((h.seq for h in facts.held.values()), default=0) + 1
+    bills: dict[UUID, UUID] = {}
+    if worker_months:
+        niks, periods = [w[0] for w in worker_months], [w[1] for w in worker_months]
+        await connection.fetchval(_LOCK_WORKER_MONTHS, niks, periods)
+        booked_rows = await connection.fetch(
+            BOOKED_FACTS, niks, periods)
+        for r in booked_rows:
+            month = _month(r)
+            facts.booked[month.contribution_id] = Booked(
+                month, cancelled=r["cancelled"], billed=r["bill_id"] is not None)
+            if r["bill_id"] is not None:
+                bills[month.contribution_id] = r["bill_id"]
+            if not r["cancelled"]:
+                facts.active[month.worker_month] = month.contribution_id
+    if ids:
+        for r in await connection.fetch(_TOMBSTONES, ids):
+            facts.tombstones[r["contribution_id"]] = _month(r)
+        facts.decided = {r["contribution_id"] for r in await connection.fetch(_DECIDED, ids)}
+    return facts, bills
+
+
+# --- writing the plan -----------------------------------------------------------------------
+
+def _row(month: Month) -> tuple[object, ...]:
+    return tuple(getattr(month, c) for c in CONTRIBUTION_COLUMNS)
+
+
+_REFUSE = """
+INSERT INTO ledger.refused_contributions (contribution_id, nik, period, generation, programme,
+    opd_code, funding_source, due_date, amount_idr, schedule_id, registration_event_id, reason)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[],
+                     $6::text[], $7::text[], $8::date[], $9::bigint[], $10::uuid[],
+                     $11::uuid[], $12::text[])
+ON CONFLICT DO NOTHING
+RETURNING programme, reason
+"""
+
+
+async def _write(
+    connection: asyncpg.Connection, decided: model.Plan, bills: dict[UUID, UUID]
+) -> list[tuple[str, str]]:
+    """Write a plan in an order the database's invariants accept at every statement: holds,
+    then each worker-month's bookings and cancellations wave by wave (a month is cancelled
+    before a later generation books it), then the journal in one statement (its budget
+    check sees the batch's net movement), then what became of holds and the refusals."""
+    copy = connection.copy_records_to_table
+    if decided.held:
+        await copy("held_contributions", schema_name="ledger",
+                   columns=(*CONTRIBUTION_COLUMNS, "reason"),
+                   records=[(*_row(m), str(r)) for m, r in decided.held])
+    for books, cancels in _waves(decided.steps):
+        if books:
+            await copy("contributions", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
+                       records=[_row(m) for m in books])
+        if cancels:
+            await copy("cancellations", schema_name="ledger",
+                       columns=("contribution_id", "schedule_id", "registration_event_id"),
+                       records=[_cancellation(decided, b.month.contribution_id)
+                                for b in cancels])
+    journal = transfers(decided)
+    if journal:
+        await copy("transfers", schema_name="ledger",
+                   columns=("transfer_id", "kind", "debit_account", "credit_account",
+                            "amount_idr", "contribution_id"),
+                   records=[(t.transfer_id, t.kind, t.debit_account, t.credit_account,
+                             t.amount_idr, t.contribution_id) for t in journal])
+    resolutions: list[tuple[UUID, str, UUID | None]] = [
+        (m.contribution_id, "booked", None) for m in decided.released]
+    resolutions += [(m.contribution_id, "cancelled", s) for m, s in decided.held_cancelled]
+    resolutions += [(m.contribution_id, "duplicate", None) for m, _ in decided.held_duplicates]
+    if resolutions:
+        await copy("held_resolutions", schema_name="ledger",
+                   columns=("contribution_id", "outcome", "schedule_id"), records=resolutions)
+    duplicates = [*decided.duplicates, *decided.held_duplicates]
+    if duplicates:
+        await copy("duplicate_attempts", schema_name="ledger",
+                   columns=("contribution_id", "nik", "period", "programme", "opd_code",
+                            "amount_idr", "schedule_id", "registration_event_id", "held_by",
+                            "generation"),
+                   records=[(m.contribution_id, m.nik, m.period, m.programme, m.opd_code,
+                             m.amount_idr, m.schedule_id, m.registration_event_id, payer,
+                             m.generation) for m, payer in duplicates])
+    if decided.credited:
+        await copy("credits", schema_name="ledger",
+                   columns=("contribution_id", "bill_id", "programme", "amount_idr"),
+                   records=[(b.month.contribution_id, bills[b.month.contribution_id],
+                             b.month.programme, b.month.amount_idr) for b in decided.credited])
+    if decided.tombstones:
+        await copy("early_cancellations", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
+                   records=[_row(m) for m in decided.tombstones])
+    if not decided.refused:
+        return []
+    inserted = await connection.fetch(_REFUSE, *(list(column) for column in zip(*[
+        (m.contribution_id, m.nik, m.period, m.generation, m.programme, m.opd_code,
+         m.funding_source, m.due_date, m.amount_idr, m.schedule_id, m.registration_event_id,
+         str(r)) for m, r in decided.refused], strict=True)))
+    return [(r["programme"], r["reason"]) for r in inserted]
+
+
+def _cancellation(decided: model.Plan, contribution_id: UUID) -> tuple[object, ...]:
+    by = decided.cancelled_by(contribution_id)
+    return (contribution_id, by.schedule_id, by.registration_event_id)
+
+
+def _waves(steps: list[tuple[str, object]]) -> list[tuple[list[Month], list[Booked]]]:
+    """Bookings and cancellations grouped so that no worker-month is booked while another of
+    its rows is active: wave n books each month's n-th booking of the batch, then cancels."""
+    cancelled_before: Counter[tuple[str, str]] = Counter()
+    wave_of: dict[UUID, int] = {}
+    waves: list[tuple[list[Month], list[Booked]]] = []
+
+    def wave(n: int) -> tuple[list[Month], list[Booked]]:
+        while len(waves) <= n:
+            waves.append(([], []))
+        return waves[n]
+
+    for kind, item in steps:
+        if kind == "book":
+            assert isinstance(item, Month)
+            n = cancelled_before[item.worker_month]
+            wave_of[item.contribution_id] = n
+            wave(n)[0].append(item)
+        elif kind == "cancel":
+            assert isinstance(item, Booked)
+            month = item.month
+            n = wave_of.get(month.contribution_id, 0)
+            cancelled_before[month.worker_month] = max(cancelled_before[month.worker_month], n + 1)
+            wave(n)[1].append(item)
+    return waves
+
+
+def _result(decided: model.Plan, refused: list[tuple[str, str]],
+            schedules: Sequence[ContributionSchedule]) -> BatchResult:
+    result = BatchResult()
+    for m in (*decided.booked, *decided.released):
+        result.booked[m.programme] += 1
+        result.booked_idr[m.programme] += m.amount_idr
+    for m, _ in decided.held:
+        result.held[m.programme] += 1
+        result.held_idr[m.programme] += m.amount_idr
+    for m, _ in (*decided.duplicates, *decided.held_duplicates):
+        result.duplicates[m.programme] += 1
+    for b in (*decided.reversed, *decided.credited):
+        result.reversed[b.month.programme] += 1
+    for b in decided.credited:
+        result.credited[b.month.programme] += 1
+    result.held_cancelled = len(decided.held_cancelled)
+    for programme, reason in refused:
+        result.unbookable[programme] += 1
+        result.refused_reasons[reason] += 1
+    booked_schedules = {m.schedule_id for m in decided.booked}
+    now = datetime.now(UTC)
+    result.event_ages = [(now - s.occurred_at).total_seconds() for s in schedules
+                         if s.schedule_id in booked_schedules and s.occurred_at is not None]
     return result
-
-
-async def _book_due(
-    connection: asyncpg.Connection, due: list[tuple[object, ...]], generation: int,
-    result: BatchResult,
-) -> None:
-    await connection.copy_records_to_table("stage_due", records=due, columns=_STAGE_COLUMNS)
-    _count_refused(result, await connection.fetch(_REFUSE_AMOUNT))
-    # Fresh statistics replan the cached statements below for this batch's size
-    # (a plan made for a batch of 20 rows must not run a batch of 24,000).
-    await connection.execute("ANALYZE stage_due")
-    for row in await connection.fetch(_BOOK_FIRST if generation == 0 else _BOOK_AGAIN):
-        if row["outcome"] == "ages":
-            result.event_ages.extend(row["ages"] or ())
-        elif row["outcome"] == "booked":
-            result.booked[row["programme"]] += row["n"]
-            result.booked_idr[row["programme"]] += row["amount_idr"]
-        else:
-            result.held[row["programme"]] += row["n"]
-            result.held_idr[row["programme"]] += row["amount_idr"]
-    # The two passes below probe the tables' indexes once per staged row: a hash or merge
-    # join would read all of ledger.contributions once per batch (a cost growing with the
-    # table, not the batch). Set for these statements only, so their plans always see it.
-    await connection.execute(_INDEX_PROBES_ONLY)
-    for row in await connection.fetch(_DUPLICATES):
-        result.duplicates[row["programme"]] += 1
-    _count_refused(result, await connection.fetch(_REFUSED))
-    await connection.execute(_ANY_JOIN)
-
-
-def _count_refused(result: BatchResult, rows: list[asyncpg.Record]) -> None:
-    for row in rows:
-        result.unbookable[row["programme"]] += 1
-        result.refused_reasons[row["reason"]] += 1
-
-
-async def _cancel(
-    connection: asyncpg.Connection, cancels: list[tuple[object, ...]], result: BatchResult
-) -> None:
-    await connection.copy_records_to_table(
-        "stage_cancellations", records=cancels, columns=_CANCEL_COLUMNS
-    )
-    await connection.execute("ANALYZE stage_cancellations")
-    result.held_cancelled += len(await connection.fetch(_CANCEL_HELD))
-    for row in await connection.fetch(_CANCEL):
-        result.reversed[row["programme"]] += row["reversed"]
-        if row["credited"]:
-            result.credited[row["programme"]] += row["credited"]
-

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.domain.programme import Programme
-from services.ledger.sql import contribution_columns
+from services.ledger import book
 
 log = logging.getLogger(__name__)
 
@@ -47,103 +47,15 @@ async def lock_allocations(
     )
 
 
-# The oldest held contributions of one allocation that fit, booked in the order they were
-# held; those whose worker-month another payer (or a later generation) booked meanwhile are
-# marked duplicate. One row per worker-month per round: a second one waits for the next.
-def accrual_insert(source: str) -> str:
-    """SQL of the accrual transfers (premium expense -> payable to BPJS) of the contributions
-    a data-modifying CTE named ``source`` returned; the transfer id derives from the
-    contribution id, so a replay books nothing twice."""
-    return f"""    INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account,
-                                  amount_idr, contribution_id)
-    SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual',
-           'expense:premium:' || programme, 'liability:bpjs_payable:' || programme,
-           amount_idr, contribution_id
-      FROM {source}
-    ON CONFLICT DO NOTHING"""
-
-
-_RELEASE = """
-WITH allocation AS (
-    SELECT allocated_idr - booked_idr AS remaining FROM ledger.budget_allocations
-     WHERE programme = $1 AND funding_source = $2
-), waiting AS (
-    SELECT h.*, NOT ledger.generation_may_be_booked(h.nik, h.period, h.generation) AS taken
-      FROM ledger.held_contributions h
-     WHERE h.programme = $1 AND h.funding_source = $2
-       AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
-                        WHERE r.contribution_id = h.contribution_id)
-), ranked AS (
-    SELECT w.*, sum(w.amount_idr) FILTER (WHERE NOT w.taken)
-                    OVER (ORDER BY w.hold_seq ROWS UNBOUNDED PRECEDING) AS running,
-           w.hold_seq = min(w.hold_seq) OVER (PARTITION BY w.nik, w.period) AS first_of_month
-      FROM waiting w
-), released AS (
-    INSERT INTO ledger.contributions (""" + contribution_columns() + """)
-    SELECT """ + contribution_columns("r") + """
-      FROM ranked r, allocation a
-     WHERE NOT r.taken AND r.first_of_month AND r.running <= a.remaining
-     ORDER BY r.hold_seq
-    ON CONFLICT DO NOTHING
-    RETURNING contribution_id, programme, amount_idr
-), accrued AS (
-""" + accrual_insert("released") + """
-), resolved AS (
-    INSERT INTO ledger.held_resolutions (contribution_id, outcome)
-    SELECT contribution_id, 'booked' FROM released
-    UNION ALL
-    SELECT contribution_id, 'duplicate' FROM ranked WHERE taken
-    ON CONFLICT DO NOTHING
-), duplicates AS (
-    INSERT INTO ledger.duplicate_attempts (contribution_id, nik, period, programme, opd_code,
-        amount_idr, schedule_id, registration_event_id, held_by, generation)
-    SELECT DISTINCT ON (r.contribution_id) r.contribution_id, r.nik, r.period, r.programme,
-           r.opd_code, r.amount_idr, r.schedule_id, r.registration_event_id, c.contribution_id,
-           r.generation
-      FROM ranked r JOIN ledger.contributions c ON c.nik = r.nik AND c.period = r.period
-     WHERE r.taken
-     ORDER BY r.contribution_id,
-              EXISTS (SELECT 1 FROM ledger.cancellations x
-                       WHERE x.contribution_id = c.contribution_id),
-              c.generation DESC
-    ON CONFLICT DO NOTHING
-)
-SELECT (SELECT count(*) FROM released) AS booked,
-       (SELECT coalesce(sum(amount_idr), 0)::bigint FROM released) AS booked_idr,
-       (SELECT count(*) FROM ranked WHERE taken) AS duplicates
-"""
-
-
-_LOCK_HELD = """
-SELECT pg_advisory_xact_lock(key)
-  FROM (SELECT DISTINCT ledger.worker_month_lock(h.nik, h.period) AS key
-          FROM ledger.held_contributions h
-         WHERE h.programme = $1 AND h.funding_source = $2
-           AND NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
-                            WHERE r.contribution_id = h.contribution_id)
-         ORDER BY key) keys
-"""
-
-
 async def release_held(
     connection: asyncpg.Connection, programme: str, funding_source: str
 ) -> Release:
-    """Book the held contributions of one allocation that now fit, oldest first.
-
-    Idempotent: what is booked is resolved and never released twice."""
-    booked = booked_idr = duplicates = 0
-    async with connection.transaction():
-        await lock_allocations(connection, [(programme, funding_source)])
-        # The worker-month locks of every held month (migration 007), in one sorted sweep:
-        # the stream booking one of these months meanwhile waits, then sees it booked.
-        await connection.execute(_LOCK_HELD, programme, funding_source)
-        while True:  # a worker-month taken meanwhile frees room for the next ones
-            row = await connection.fetchrow(_RELEASE, programme, funding_source)
-            booked += row["booked"]
-            booked_idr += row["booked_idr"]
-            duplicates += row["duplicates"]
-            if row["booked"] == 0 and row["duplicates"] == 0:
-                break
+    """Book the held contributions of one allocation that now fit, oldest first (the rules
+    of :mod:`services.ledger.model`). Idempotent: a month released is never released twice."""
+    decided = await book.release(connection, (programme, funding_source))
+    booked = len(decided.released)
+    booked_idr = sum(m.amount_idr for m in decided.released)
+    duplicates = len(decided.held_duplicates)
     if booked or duplicates:
         log.info("released %d held contributions of %s (Rp%s), %d duplicate",
                  booked, programme, f"{booked_idr:,}", duplicates)

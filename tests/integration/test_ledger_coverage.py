@@ -67,12 +67,13 @@ async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
     await book.book_schedules(conn, [
         schedule(city, workers[1], YEAR[6:], kind="cancelled"),
         schedule(city, workers[4], YEAR, kind="cancelled")])
+    # (the six months freed go at once to the oldest waiting worker's first six months)
     seen = await assert_equal(conn, city)
-    assert seen["contributions_booked"] == 12 + 6
+    assert seen["contributions_booked"] == 12 + 6 + 6
     assert seen["awaiting_budget_workers"] == 2
 
-    # the allocation rises: with the six months freed above, room for 18 months; the held
-    # months are booked oldest first, so one worker is covered in part and awaits the rest
+    # the allocation rises by twelve months: the held months are booked oldest first, so one
+    # worker is covered in part and awaits the rest
     marker = await changes(conn)
     await raise_allocation(conn, programme=city.id, amount_idr=12 * PREMIUM,
                            reason="one more worker", changed_by="test")

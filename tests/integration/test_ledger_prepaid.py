@@ -155,10 +155,13 @@ async def test_a_deregistered_prepaid_month_becomes_a_credit_never_a_loss(
         f"%:{prepaid.id}")}
     assert balances == {"expense:premium": 9 * PREMIUM, "liability:bpjs_payable": 0,
                         "asset:unapplied": 0, "asset:bpjs_credit": 3 * PREMIUM}
-    # the budget is freed by the months no longer paid for
+    # the money is at BPJS: the budget stays committed (a credit, apart from what is booked)
     assert await conn.fetchval(
         "SELECT booked_idr FROM ledger.budget_allocations WHERE programme = $1",
-        prepaid.id) == budget_before - 3 * PREMIUM
+        prepaid.id) == budget_before
+    use = await conn.fetchrow("SELECT booked_idr, credit_idr FROM finance.budget_utilisation "
+                              "WHERE programme = $1", prepaid.id)
+    assert (use["booked_idr"], use["credit_idr"]) == (budget_before - 3 * PREMIUM, 3 * PREMIUM)
     statuses = await conn.fetch("SELECT status, count(*) FROM finance.contributions "
                                 "WHERE nik = $1 GROUP BY status ORDER BY status", worker)
     assert [tuple(r) for r in statuses] == [("cancelled", 3), ("paid", 9)]

@@ -10,8 +10,10 @@ import pytest
 from schemas.events import Components
 from services.domain.programme import Programme
 from services.ledger import book
-from services.ledger.budget import ensure_allocation
+from services.ledger.budget import ensure_allocation, raise_allocation
 from tests.support.ledger import NikSource, programme_copy, schedule
+
+PREMIUM = 16_800
 
 pytestmark = pytest.mark.integration
 
@@ -44,34 +46,42 @@ async def test_two_generation_0_rows_of_a_month_in_one_batch_both_end_visible(
     assert await _where(conn, funded_nik) == {first.id: "booked", second.id: "duplicate"}
     assert sum(result.unbookable.values()) == 0
 
-    # Neither programme has an allocation: the first row is held, the second cannot be
-    # held for the same month nor be a duplicate of a booking: it is refused, with why.
+    # Neither programme has room: both rows wait, in order; the first to be released books
+    # the month and the other then becomes a duplicate attempt.
     held, other = programme_copy(malang, budget_idr=0), programme_copy(malang, budget_idr=0)
+    for programme in (held, other):
+        await ensure_allocation(conn, programme)
     batch = [schedule(held, unfunded_nik, MONTH), schedule(other, unfunded_nik, MONTH)]
     result = await book.book_schedules(conn, batch)
-    assert await _where(conn, unfunded_nik) == {
-        held.id: "held", other.id: "refused:month_held_for_another_payer"}
-    assert result.unbookable == {other.id: 1}
+    assert await _where(conn, unfunded_nik) == {held.id: "held", other.id: "held"}
+    assert sum(result.unbookable.values()) == 0
     again = await book.book_schedules(conn, batch)  # a replay records nothing twice
-    assert sum(again.unbookable.values()) == 0
-    assert await conn.fetchval(
-        "SELECT count(*) FROM ledger.refused_contributions WHERE nik = $1", unfunded_nik) == 1
+    assert sum(again.held.values()) == 0
+    await raise_allocation(conn, programme=held.id, amount_idr=PREMIUM, reason="room",
+                           changed_by="test")
+    await raise_allocation(conn, programme=other.id, amount_idr=PREMIUM, reason="room",
+                           changed_by="test")
+    assert await _where(conn, unfunded_nik) == {held.id: "booked", other.id: "duplicate"}
 
 
-async def test_a_month_paid_again_with_no_earlier_generation_is_refused_with_why(
+async def test_a_month_paid_again_before_its_earlier_generation_arrived_is_booked_once(
     conn: asyncpg.Connection, malang: Programme, niks: NikSource
 ) -> None:
+    """Generation 1 of a month says generation 0 was registered and cancelled; when both
+    reach the ledger after it (another validator, a publisher of its own), generation 1
+    stays the month's one payer."""
     nik = niks.take()[0]
     programme = programme_copy(malang, budget_idr=10**12)
     await ensure_allocation(conn, programme)
     result = await book.book_schedules(conn, [schedule(programme, nik, MONTH, generation=1)])
-    assert result.unbookable == {programme.id: 1}
-    assert result.refused_reasons == {"no_earlier_generation_closed": 1}
-    row = await conn.fetchrow(
-        """SELECT programme, generation, amount_idr, booked_since
-             FROM finance.refused_contributions WHERE nik = $1""", nik)
-    assert (row["programme"], row["generation"], row["booked_since"]) == (programme.id, 1, False)
-    assert row["amount_idr"] > 0
+    assert result.booked == {programme.id: 1}
+    late = await book.book_schedules(conn, [
+        schedule(programme, nik, MONTH, event="late"),
+        schedule(programme, nik, MONTH, kind="cancelled", event="late-stop")])
+    assert sum(late.booked.values()) == 0 and sum(late.unbookable.values()) == 0
+    rows = await conn.fetch("SELECT generation FROM finance.contributions "
+                            "WHERE nik = $1 AND status = 'booked'", nik)
+    assert [r["generation"] for r in rows] == [1]
 
 
 async def test_a_month_enrolled_again_under_another_schedule_is_refused_not_swallowed(
