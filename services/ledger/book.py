@@ -6,7 +6,7 @@ ledger processes book one after the other per allocation: the ceiling holds exac
 contribution that does not fit (or that arrives while older ones wait) is held, in order.
 
 A worker-month booked again after a deregistration is a later generation of that month
-(see migration 007). A batch is applied generation by generation: the months of generation
+(see ledger.check_generation). A batch is applied generation by generation: the months of generation
 0 are booked and then cancelled, then generation 1 is booked and cancelled, and so on, which
 is the order the validator emitted them in (a month is cancelled before it is paid again).
 """
@@ -98,11 +98,11 @@ SELECT 'ages', NULL, NULL, NULL, array_agg(extract(epoch FROM now() - occurred_a
 # Generation 0: nothing of the month is booked (the planner's anti-join on (nik, period)).
 _BOOK_FIRST = _BOOK.format(free="""NOT EXISTS (SELECT 1 FROM ledger.contributions c
                         WHERE c.nik = s.nik AND c.period = s.period)""")
-# Generation 1 and later: the rule of migration 007, which the database checks again.
+# Generation 1 and later: the rule the database checks again (ledger.check_generation).
 _BOOK_AGAIN = _BOOK.format(free="ledger.generation_may_be_booked(s.nik, s.period, s.generation)")
 
 # The advisory locks of the worker-months booked (every generation, as a budget release and
-# the trigger of migration 007 take them), taken in one sorted sweep before anything of them
+# ledger.check_generation take them), taken in one sorted sweep before anything of them
 # is read, so that two writers never book one month for two payers nor deadlock on it.
 _LOCK_WORKER_MONTHS = """
 SELECT pg_advisory_xact_lock(key)

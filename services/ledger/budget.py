@@ -134,7 +134,7 @@ async def release_held(
     booked = booked_idr = duplicates = 0
     async with connection.transaction():
         await lock_allocations(connection, [(programme, funding_source)])
-        # The worker-month locks of every held month (migration 007), in one sorted sweep:
+        # The worker-month locks of every held month (ledger.worker_month_lock), in one sweep:
         # the stream booking one of these months meanwhile waits, then sees it booked.
         await connection.execute(_LOCK_HELD, programme, funding_source)
         while True:  # a worker-month taken meanwhile frees room for the next ones
