@@ -150,9 +150,9 @@ async def _refuse_unreleased_layout(connection: asyncpg.Connection) -> None:
     if not has_checksum:
         raise UnreleasedLayoutError(
             "this database was made by the unreleased development migrations (no checksums"
-            " in public.iuran_migrations) and cannot be migrated: recreate it (`make clean`"
-            " for the embedded data dir, or drop and create the database), then run"
-            " `iuran migrate`")
+            " in public.iuran_migrations) and cannot be migrated: recreate it (remove the"
+            " embedded data dir, e.g. `make clean`, or drop and create the database), then"
+            " run `iuran migrate`")
 
 
 async def _create_bookkeeping(connection: asyncpg.Connection) -> None:
