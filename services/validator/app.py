@@ -152,7 +152,7 @@ class Validator:
                           type(exc).__name__)
                 split = True
                 return await attempt()
-            self._health.waiting_for = None
+            self._health.waiting_for = self._health.schema = None
             return outcomes
 
         return await until_done(attempt, (_Wait,), on_retry=self._waiting,
