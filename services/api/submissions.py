@@ -1,5 +1,5 @@
 """Submissions to the registration gateway in PostgreSQL (registry.submissions and
-registry.submission_rows, migration 012): recorded before anything is published, published
+registry.submission_rows): recorded before anything is published, published
 row by row, and answered from the record, so that a retry publishes nothing twice."""
 
 from __future__ import annotations

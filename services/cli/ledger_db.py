@@ -1,5 +1,5 @@
 """Shared by the finance commands: run a coroutine against the ledger database (embedded
-when IURAN_DATABASE_URL is unset), migrated first."""
+when IURAN_DATABASE_URL is unset), whose schema `iuran migrate` brought up to date."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TypeVar
 import asyncpg
 
 from services.domain.programme import Programme, ProgrammeConfigError, load_programmes
-from services.ledger.migrate import migrate
+from services.ledger.migrate import SchemaNotMigrated, require_migrated
 from services.runtime.settings import Settings
 from services.runtime.stack import infrastructure
 
@@ -18,10 +18,15 @@ T = TypeVar("T")
 
 
 def with_ledger(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    from services.cli.errors import CliError
+
     async def run(url: str) -> T:
         connection = await asyncpg.connect(url)
         try:
-            await migrate(connection)
+            try:
+                await require_migrated(connection)
+            except SchemaNotMigrated as exc:
+                raise CliError(str(exc)) from exc
             return await work(connection)
         finally:
             await connection.close()

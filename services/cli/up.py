@@ -9,7 +9,7 @@ import sys
 import time
 
 from services.cli.service import EVERY_SERVICE
-from services.ledger.migrate import migrate_url
+from services.ledger.migrate import MigrationError, migrate_url
 from services.runtime.kafka import ensure_topics
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses, StackError, infrastructure
@@ -25,9 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def prepare(settings: Settings) -> None:
-    """Schema and topics before the services start (they would do it too, concurrently)."""
+    """Schema and topics before the services start (the services wait for the schema but
+    never migrate it)."""
+    from services.cli.errors import CliError
+
     assert settings.database_url
-    asyncio.run(migrate_url(settings.database_url))
+    try:
+        asyncio.run(migrate_url(settings.database_url))
+    except MigrationError as exc:
+        raise CliError(str(exc)) from exc
     asyncio.run(ensure_topics(settings))
 
 

@@ -1,4 +1,4 @@
-"""Read the coverage the ledger holds (migration 011's summary tables) in one snapshot.
+"""Read the coverage the ledger holds (ledger.coverage_* summary tables) in one snapshot.
 
 The tables are summed by the booking transactions themselves, distinct worker counts
 included, so a read costs one row per programme and group and one per programme, month and

@@ -3,8 +3,9 @@ in Postgres, then commit.
 
 Offsets are committed only after the Postgres transaction has committed, and every write is
 idempotent, so a crash, a replay or a rebalance books nothing twice and loses nothing. On
-start the ledger creates or raises the budget allocations from the programme files (with a
-recorded change) and books the held contributions that now fit.
+start the ledger waits until the schema is migrated (``iuran migrate``; not ready meanwhile),
+creates or raises the budget allocations from the programme files (with a recorded change)
+and books the held contributions that now fit.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from services.domain.programme import load_programmes
 from services.ledger import book, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
-from services.ledger.migrate import migrate
+from services.ledger.migrate import unmigrated
 from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
@@ -50,6 +51,7 @@ GROUP_ID = "iuran-ledger"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 GAUGE_INTERVAL_SECONDS = 10.0
+SCHEMA_CHECK_SECONDS = 2.0
 
 
 class LedgerService(Service):
@@ -61,6 +63,7 @@ class LedgerService(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._db_ok = False
+        self._schema: str | None = "schema not checked yet"
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
         self._positions = Positions(
@@ -69,6 +72,8 @@ class LedgerService(Service):
     def readiness(self) -> tuple[bool, str]:
         if not self._db_ok:
             return False, "PostgreSQL unreachable"
+        if self._schema is not None:
+            return False, self._schema
         if self._consumer is None:
             return False, "Kafka consumer not started"
         return True, "ok"
@@ -90,7 +95,8 @@ class LedgerService(Service):
         assert settings.database_url
         connection = await connect_with_retry(settings.database_url, on_wait=self._set_db_ok)
         try:
-            await migrate(connection)
+            if not await self._wait_for_schema(connection):
+                return
             for programme in load_programmes(settings.programmes_dir).values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
@@ -129,6 +135,21 @@ class LedgerService(Service):
             await self._producer.stop()
             if self._connection is not None:
                 await self._connection.close()
+
+    async def _wait_for_schema(self, connection: asyncpg.Connection) -> bool:
+        """Not ready until the schema is at the version this code needs; False when asked
+        to stop meanwhile."""
+        while (reason := await unmigrated(connection)) is not None:
+            if self._schema != reason:
+                log.warning("waiting: %s", reason)
+            self._schema = reason
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=SCHEMA_CHECK_SECONDS)
+                return False
+            except TimeoutError:
+                pass
+        self._schema = None
+        return True
 
     async def _consume(self) -> None:
         assert self._consumer is not None

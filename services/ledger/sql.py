@@ -3,7 +3,7 @@
 ``CONTRIBUTION_COLUMNS`` are the columns a booked month carries; ledger.contributions and
 ledger.held_contributions share them, and the booking, the hold and the release of a hold
 copy them from one to the other. The months booked and not cancelled are the view
-ledger.live_contributions (migration 014): every query that means "what the ledger books
+ledger.live_contributions: every query that means "what the ledger books
 now" reads it instead of repeating the anti-join on ledger.cancellations.
 """
 

@@ -1,13 +1,13 @@
 """The projector's Faust app: coverage read from the ledger, published by the leader.
 
 Every figure comes from the ledger (the system of record), never from what the validator
-intended: the booking transactions sum what they booked, held and cancelled (migration
-011), and every projector process reads those sums, so all of them compute the same global
-totals. The ledger is polled every REFRESH_SECONDS with a change marker (one small query);
-the figures are read again only when it moved. The projector still consumes the
-contribution schedules, without keeping anything of them: it stays a member of its
-consumer group (Faust elects the leader among the members) and its lag shows that it
-follows the pipeline.
+intended: the booking transactions sum what they booked, held and cancelled (the coverage
+summaries kept by ledger.track_coverage), and every projector process reads those sums, so
+all of them compute the same global totals. The ledger is polled every REFRESH_SECONDS
+with a change marker (one small query); the figures are read again only when it moved. The
+projector still consumes the contribution schedules, without keeping anything of them: it
+stays a member of its consumer group (Faust elects the leader among the members) and its
+lag shows that it follows the pipeline.
 
 Only the Faust leader (the member assigned the leader topic's single partition; an app
 without tables gets aiokafka's round-robin assignor from Faust, which still hands that
@@ -34,6 +34,7 @@ from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_COVERAGE, CoverageSnapshot
 from services.domain.coverage import snapshots
 from services.domain.programme import Programme
 from services.ledger.coverage import changes, read_coverage
+from services.ledger.migrate import unmigrated
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE
 from services.runtime.faust_worker import create_faust_app
@@ -59,6 +60,11 @@ class Projection:
     snapshots: list[CoverageSnapshot] = field(default_factory=list)
     marker: int | None = None
     exporting: bool = False  # this process set the coverage gauges (it leads)
+    schema: str | None = None  # why the ledger's schema cannot be read yet
+
+    def readiness(self) -> tuple[bool, str]:
+        """Not ready while the ledger's schema is not migrated."""
+        return (False, self.schema) if self.schema is not None else (True, "ok")
 
     async def refresh(self, connection: asyncpg.Connection) -> bool:
         """Read the figures again when the ledger changed; True when they changed."""
@@ -132,7 +138,10 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                     pool = await asyncpg.create_pool(settings.database_url, min_size=1,
                                                      max_size=1)
                 async with pool.acquire() as connection:
-                    if await asyncio.wait_for(view.refresh(connection), REFRESH_TIMEOUT):
+                    if view.marker is None:  # until the ledger was read once
+                        view.schema = await unmigrated(connection)
+                    if view.schema is None and await asyncio.wait_for(
+                            view.refresh(connection), REFRESH_TIMEOUT):
                         changed.set()
             except (*RETRYABLE, asyncpg.PostgresError) as exc:
                 log.warning("could not read coverage from the ledger (%s); keeping the "

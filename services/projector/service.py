@@ -11,4 +11,5 @@ from services.runtime.settings import Settings
 def run(settings: Settings) -> int:
     projection = Projection(load_programmes(settings.programmes_dir))
     app = create_app(settings, projection.programmes, projection)
-    return run_faust_app(app, "projector", settings, routes={"/coverage": projection.handler})
+    return run_faust_app(app, "projector", settings, routes={"/coverage": projection.handler},
+                         health=projection.readiness)

@@ -25,7 +25,7 @@ import faust
 from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS, TOPIC_REJECTED
 from services.domain.enrolment import WorkerState
 from services.domain.programme import Programme
-from services.ledger.migrate import migrate
+from services.ledger.migrate import SchemaNotMigrated, require_migrated, unmigrated
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.faust_worker import broker_credentials, create_faust_app
@@ -43,14 +43,20 @@ __all__ = ["APP_ID", "Health", "broker_credentials", "create_app"]
 MAX_BACKOFF_SECONDS = 5.0
 
 
+SCHEMA_CHECK_SECONDS = 2.0
+
+
 class Health:
-    """The validator's own readiness: false while a batch waits for PostgreSQL or for the
-    broker to take its outputs."""
+    """The validator's own readiness: false until the ledger schema is migrated, and while a
+    batch waits for PostgreSQL or for the broker to take its outputs."""
 
     def __init__(self) -> None:
         self.waiting_for: str | None = None
+        self.schema: str | None = None  # why the schema is not usable yet
 
     def __call__(self) -> tuple[bool, str]:
+        if self.schema is not None:
+            return False, self.schema
         if self.waiting_for is not None:
             return False, f"waiting for {self.waiting_for}"
         return True, "ok"
@@ -73,9 +79,24 @@ class Validator:
 
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
-            self._connection = await connect_with_retry(self._url, init=_migrated,
+            self._connection = await connect_with_retry(self._url, init=_prepared,
                                                         on_wait=self._on_database)
+            self._health.schema = None
         return self._connection
+
+    async def wait_for_schema(self) -> None:
+        """From the start: not ready until the schema is at the version this code needs."""
+        self._health.schema = "schema not checked yet"
+        connection = await connect_with_retry(self._url, on_wait=self._on_database)
+        try:
+            while (reason := await unmigrated(connection)) is not None:
+                if self._health.schema != reason:
+                    log.warning("waiting: %s", reason)
+                self._health.schema = reason
+                await asyncio.sleep(SCHEMA_CHECK_SECONDS)
+        finally:
+            await connection.close()
+        self._health.schema = None
 
     def _on_database(self, ok: bool) -> None:
         self._health.waiting_for = None if ok else "PostgreSQL"
@@ -104,7 +125,11 @@ class Validator:
             nonlocal split
             try:
                 connection = await self._connect()
-            except Exception as exc:  # e.g. a migration that cannot run yet: wait, not ready
+            except SchemaNotMigrated as exc:  # wait, not ready, until `iuran migrate` ran
+                self._connection = None
+                self._health.schema = str(exc)
+                raise _Wait(str(exc), "PostgreSQL", logging.WARNING) from exc
+            except Exception as exc:  # e.g. a seed that cannot run yet: wait, not ready
                 self._connection = None
                 raise _Wait("cannot prepare PostgreSQL", "PostgreSQL", logging.ERROR) from exc
             try:
@@ -127,7 +152,7 @@ class Validator:
                           type(exc).__name__)
                 split = True
                 return await attempt()
-            self._health.waiting_for = None
+            self._health.waiting_for = self._health.schema = None
             return outcomes
 
         return await until_done(attempt, (_Wait,), on_retry=self._waiting,
@@ -187,10 +212,10 @@ class _Wait(Exception):
         self.what, self.on, self.level, self.trace, self.again = what, on, level, trace, again
 
 
-async def _migrated(connection: asyncpg.Connection) -> None:
-    """A connection ready to decide: migrations applied, and every NIK the ledger holds
+async def _prepared(connection: asyncpg.Connection) -> None:
+    """A connection ready to decide: the schema migrated, and every NIK the ledger holds
     months for has its state (rebuilt from the ledger where none was kept)."""
-    await migrate(connection)
+    await require_migrated(connection)
     try:
         await registry.seed_from_ledger(connection)
     except RETRYABLE:
@@ -258,6 +283,11 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
     validator = Validator(settings, programmes, contributions, rejected, health or Health())
 
     positions = Positions("validator", lambda: app.consumer.assignment())
+
+    @app.task  # type: ignore[untyped-decorator]  # faust types it loosely
+    async def check_schema() -> None:
+        if settings.database_url:
+            await validator.wait_for_schema()
 
     @app.agent(registrations, name="validate")
     async def validate(stream: faust.StreamT[bytes]) -> None:

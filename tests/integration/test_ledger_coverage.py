@@ -1,4 +1,4 @@
-"""The ledger's coverage summary (migration 011) against SQL over finance.contributions:
+"""The ledger's coverage summary (ledger.coverage_*) against SQL over finance.contributions:
 booked, held for budget, cancelled (booked or while held), refused duplicates, held ones
 booked when the allocation rises — every figure equal after every step."""
 

@@ -15,9 +15,8 @@ from services.domain.programme import Billing, Programme
 from services.ledger import book
 from services.ledger.bills import Bill, issue_bill
 from services.ledger.budget import ensure_allocation
-from services.ledger.migrate import migrate, migration_files
 from services.ledger.payments import ResolutionError, apply_payment, resolve_discrepancy
-from tests.support.ledger import NikSource, programme_copy, schedule, scratch_database
+from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -167,48 +166,3 @@ async def test_a_partial_payment_cannot_be_applied_to_a_bill_it_does_not_cover(
                               "WHERE discrepancy_id = $1", partial)
     assert tuple(row) == ("open", PREMIUM)
     await assert_cash_is_payments(conn, programme)
-
-
-async def test_payments_recorded_before_the_suspense_account_get_their_receipt(
-    database_url: str
-) -> None:
-    """A database with a discrepancy recorded by the earlier code (no money moved): migration
-    010 books its receipt, so the journal's cash equals the payments received from the start,
-    and the money can then be resolved like any other."""
-    async with scratch_database(database_url, prefix="iuran_upgrade") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute("DROP SCHEMA ledger CASCADE; DROP SCHEMA finance CASCADE; "
-                                     "DROP SCHEMA IF EXISTS registry CASCADE; "
-                                     "DELETE FROM public.iuran_migrations")
-            for version, _, sql in migration_files():
-                if version < 10:
-                    await connection.execute(sql)
-            await connection.execute(
-                "INSERT INTO public.iuran_migrations (version, name) "
-                "SELECT v, 'before' FROM generate_series(1, 9) v")
-            payment_id = uuid.uuid4()
-            await connection.execute(
-                """INSERT INTO ledger.payments (payment_id, programme, period, amount_idr,
-                       reference, paid_at, outcome)
-                   VALUES ($1, 'old-programme', '2025-12', 50400, 'OLD-1', now(), 'discrepancy');
-                """, payment_id)
-            await connection.execute(
-                """INSERT INTO ledger.discrepancies (discrepancy_id, payment_id, programme,
-                       period, kind, expected_idr, paid_idr, reference, detail)
-                   VALUES ($1, $2, 'old-programme', '2025-12', 'unknown_bill', 0, 50400,
-                           'OLD-1', 'no bill')""", uuid.uuid4(), payment_id)
-            assert "010_prepaid_suspense.sql" in await migrate(connection)
-            row = await connection.fetchrow(
-                "SELECT received_idr, journal_cash_idr, unapplied_idr, difference_idr "
-                "FROM finance.cash_reconciliation WHERE programme = 'old-programme'")
-            assert tuple(row) == (50400, 50400, 50400, 0)
-            discrepancy = await connection.fetchval(
-                "SELECT discrepancy_id FROM finance.discrepancies WHERE unapplied_idr = 50400")
-            assert await resolve_discrepancy(connection, discrepancy, resolution="refund",
-                                             resolved_by="bpkad", action="refund")
-            assert await connection.fetchval(
-                "SELECT balance_idr FROM finance.account_balances "
-                "WHERE account = 'asset:unapplied:old-programme'") == 0
-        finally:
-            await connection.close()

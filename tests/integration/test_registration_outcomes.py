@@ -1,4 +1,4 @@
-"""finance.registration_outcomes (migration 012) on a scratch ledger: every status an event
+"""finance.registration_outcomes on a scratch ledger: every status an event
 can end in, from its decision (registry.decisions) and the months the ledger booked for it
 with the real booking code; and the submission tables refuse to be rewritten."""
 

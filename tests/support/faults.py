@@ -162,14 +162,11 @@ class FaultStack:
 
 
 # The services log in as a role that holds only the privileges of the ledger writer role
-# that the ledger's migrations create (005_roles.sql).
+# that the ledger's baseline creates (it may read public.iuran_migrations, which the
+# services check before they start; they never migrate).
 LEDGER_WRITER = "iuran_ledger_writer"
 LEDGER_ROLE_GRANTS = """
 CREATE ROLE {role} LOGIN IN ROLE iuran_ledger_writer;
-GRANT SELECT ON public.iuran_migrations TO {role};
--- the ledger's migrate() runs CREATE TABLE IF NOT EXISTS public.iuran_migrations on every
--- start, which PostgreSQL refuses without CREATE on the schema even when the table exists
-GRANT CREATE ON SCHEMA public TO {role};
 """
 
 

@@ -35,10 +35,11 @@ def _with_database(url: str, database: str) -> str:
 
 @contextlib.asynccontextmanager
 async def scratch_database(
-    server_url: str | None = None, prefix: str = "iuran_test"
+    server_url: str | None = None, prefix: str = "iuran_test", *, migrated: bool = True
 ) -> AsyncIterator[str]:
-    """A fresh, migrated database on the server of ``server_url`` (any database there that
-    the user may connect to; default :func:`admin_url`); dropped afterwards."""
+    """A fresh database on the server of ``server_url`` (any database there that the user
+    may connect to; default :func:`admin_url`), migrated unless ``migrated`` is false;
+    dropped afterwards."""
     server_url = server_url or admin_url()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_url)
@@ -48,11 +49,12 @@ async def scratch_database(
         await admin.close()
     url = _with_database(server_url, name)
     try:
-        connection = await asyncpg.connect(url)
-        try:
-            await migrate(connection)
-        finally:
-            await connection.close()
+        if migrated:
+            connection = await asyncpg.connect(url)
+            try:
+                await migrate(connection)
+            finally:
+                await connection.close()
         yield url
     finally:
         admin = await asyncpg.connect(server_url)

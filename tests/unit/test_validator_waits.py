@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.ledger.migrate import NOT_MIGRATED, SchemaNotMigrated
 from services.runtime.settings import Settings
 from services.validator import app as validator_app
 from services.validator import registry
@@ -73,4 +74,30 @@ async def test_a_batch_refused_for_one_message_is_decided_one_by_one_at_once(
     monkeypatch.setattr(registry, "decide_batch", decide_batch)
     monkeypatch.setattr(registry, "decide_alone", decide_alone)
     assert await _validator(health)._decide_until_done(["a", "b"]) == ["alone a", "alone b"]
+    assert health() == (True, "ok")
+
+
+async def test_an_unmigrated_schema_is_waited_out_not_ready_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    health = validator_app.Health()
+    validator = _validator(health)
+    seen: list[tuple[bool, str]] = []
+    attempts: list[int] = []
+
+    async def connect() -> Any:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise SchemaNotMigrated(NOT_MIGRATED)
+        seen.append(health())
+        return _Connection()
+
+    async def decide_batch(connection: Any, batch: list[Any], decide: Any) -> list[Any]:
+        return ["decided"]
+
+    validator._connect = connect  # type: ignore[method-assign]
+    monkeypatch.setattr(registry, "decide_batch", decide_batch)
+    monkeypatch.setattr(validator_app, "MAX_BACKOFF_SECONDS", 0.01)
+    assert await validator._decide_until_done([]) == ["decided"]
+    assert seen == [(False, NOT_MIGRATED)]
     assert health() == (True, "ok")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.api.deps import Database, database
+from services.ledger.migrate import unmigrated
 from services.runtime import metrics, ops
 from services.runtime.database import RETRYABLE
 
@@ -41,9 +42,8 @@ async def readyz(db: Annotated[Database, Depends(database)]) -> JSONResponse:
     ready, detail = False, db.detail
     if db.pool is not None:
         try:
-            ready = bool(await asyncio.wait_for(db.pool.fetchval(
-                "SELECT to_regclass('finance.contributions') IS NOT NULL"), timeout=3))
-            detail = "ok" if ready else "the ledger schema is not migrated yet"
+            reason = await asyncio.wait_for(_schema_reason(db.pool), timeout=3)
+            ready, detail = reason is None, reason or "ok"
         except (*RETRYABLE, asyncpg.PostgresError) as exc:
             detail = f"PostgreSQL unreachable ({type(exc).__name__})"
     metrics.SERVICE_READY.labels(SERVICE).set(1 if ready else 0)
@@ -56,3 +56,9 @@ async def readyz(db: Annotated[Database, Depends(database)]) -> JSONResponse:
                              "description": "Prometheus text format"}})
 async def prometheus_metrics() -> Response:
     return Response(ops.metrics_text(), media_type=ops.METRICS_CONTENT_TYPE)
+
+
+async def _schema_reason(pool: asyncpg.Pool) -> str | None:
+    """Why the ledger's schema is not the one this code needs (None: it is)."""
+    async with pool.acquire() as connection:
+        return await unmigrated(connection)

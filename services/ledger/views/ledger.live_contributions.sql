@@ -9,5 +9,4 @@ SELECT c.*
 
 COMMENT ON VIEW ledger.live_contributions IS
     'ledger.contributions without the cancelled months';
-
 GRANT SELECT ON ledger.live_contributions TO iuran_ledger_writer;

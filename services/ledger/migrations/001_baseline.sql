@@ -1,0 +1,1122 @@
+-- The ledger's schema: every table, constraint, index, trigger and grant, grouped by what it
+-- is for. Views and the functions they and the triggers call live one file per object in
+-- services/ledger/views/ and services/ledger/functions/ (applied after this file, in the
+-- order of services/ledger/objects.txt). Later changes are 002_*.sql, 003_*.sql, ...
+--
+-- Booked money is never updated or deleted: the append-only tables refuse UPDATE, DELETE and
+-- TRUNCATE with a trigger, whatever the code or the role does.
+
+CREATE SCHEMA ledger;    -- the system of record: the journal and everything it books
+CREATE SCHEMA finance;   -- read-only views for finance and BI tools (services/ledger/views)
+CREATE SCHEMA registry;  -- the validator's enrolment state and the gateway's submissions
+
+-- ---------------------------------------------------------------------------------------
+-- Roles and grants
+-- ---------------------------------------------------------------------------------------
+
+-- Least-privileged roles. Roles are cluster-wide: create them only when missing (another
+-- database of the cluster may have created them), never with a password. To log in, grant
+-- them to a login role, e.g. CREATE ROLE bi LOGIN PASSWORD '...' IN ROLE iuran_finance;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'iuran_ledger_writer') THEN
+        BEGIN
+            CREATE ROLE iuran_ledger_writer NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'iuran_finance') THEN
+        BEGIN
+            CREATE ROLE iuran_finance NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+END;
+$$;
+
+-- Nobody but the owner and these roles reads or writes the ledger, the registry or the
+-- finance views.
+REVOKE ALL ON SCHEMA ledger FROM PUBLIC;
+REVOKE ALL ON SCHEMA finance FROM PUBLIC;
+REVOKE ALL ON SCHEMA registry FROM PUBLIC;
+
+-- The ledger writer (every service runs as it): reads and inserts; no UPDATE but of the
+-- columns granted below (guarded by triggers), no DELETE, no TRUNCATE, no DDL.
+GRANT USAGE ON SCHEMA ledger TO iuran_ledger_writer;
+GRANT USAGE ON SCHEMA finance TO iuran_ledger_writer;
+GRANT USAGE ON SCHEMA registry TO iuran_ledger_writer;
+-- Finance and BI tools: SELECT on the finance views, nothing else.
+GRANT USAGE ON SCHEMA finance TO iuran_finance;
+
+-- Every table and sequence the owner creates (here and in later migrations) gets these
+-- grants; views and functions state theirs in their own files as well.
+ALTER DEFAULT PRIVILEGES IN SCHEMA ledger GRANT SELECT, INSERT ON TABLES TO iuran_ledger_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ledger GRANT USAGE ON SEQUENCES TO iuran_ledger_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA finance GRANT SELECT ON TABLES TO iuran_ledger_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA finance GRANT SELECT ON TABLES TO iuran_finance;
+ALTER DEFAULT PRIVILEGES IN SCHEMA registry GRANT SELECT, INSERT ON TABLES TO iuran_ledger_writer;
+
+-- The append-only guard of every ledger table below.
+CREATE FUNCTION ledger.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- The journal: contributions, transfers, cancellations
+-- ---------------------------------------------------------------------------------------
+
+-- One row per booked contribution: one worker, one month, one active payer whoever pays.
+-- A month can be booked, cancelled (deregistration) and booked again by a later
+-- registration of the same NIK, in this or another programme: each booking after a
+-- cancellation is a new generation (0, 1, 2, ...) with a contribution id of its own.
+CREATE TABLE ledger.contributions (
+    contribution_id        uuid        PRIMARY KEY,
+    nik                    text        NOT NULL CHECK (nik ~ '^[0-9]{16}$'),
+    period                 text        NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    programme              text        NOT NULL,
+    opd_code               text        NOT NULL,
+    category               text        NOT NULL,
+    kecamatan              text        NOT NULL,
+    funding_source         text        NOT NULL,
+    due_date               date        NOT NULL,
+    amount_idr             bigint      NOT NULL CHECK (amount_idr > 0),
+    jkk_idr                bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr                bigint      NOT NULL CHECK (jkm_idr >= 0),
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    occurred_at            timestamptz,
+    booked_at              timestamptz NOT NULL DEFAULT now(),
+    generation             integer     NOT NULL DEFAULT 0
+        CONSTRAINT contributions_generation_not_negative CHECK (generation >= 0),
+    CONSTRAINT contributions_components_add_up CHECK (jkk_idr + jkm_idr = amount_idr),
+    -- each generation of a worker-month is booked once (it also serves lookups by NIK)
+    CONSTRAINT contributions_one_booking_per_generation UNIQUE (nik, period, generation)
+);
+CREATE INDEX contributions_programme_period ON ledger.contributions (programme, period);
+CREATE INDEX contributions_registration ON ledger.contributions (registration_event_id);
+-- keyset paging
+CREATE INDEX contributions_period_id ON ledger.contributions (period, contribution_id);
+
+-- The journal, in the spirit of TigerBeetle: each transfer moves an amount from one account
+-- to another, so every entry balances to zero by construction. transfer_id is the
+-- idempotency id, derived from the upstream id (contribution, payment) and the kind.
+-- contribution_id names a booked contribution (checked per statement by
+-- ledger.check_transfer_contributions, not by a foreign key's per-row trigger); payment_id
+-- the payment whose money a receipt, settlement, refund or carry-over moves.
+CREATE TABLE ledger.transfers (
+    transfer_id      uuid        PRIMARY KEY,
+    kind             text        NOT NULL CHECK (kind IN (
+        'accrual', 'settlement', 'reversal', 'receipt', 'refund', 'carry_over')),
+    debit_account    text        NOT NULL,
+    credit_account   text        NOT NULL,
+    amount_idr       bigint      NOT NULL CHECK (amount_idr > 0),
+    contribution_id  uuid,
+    reference        text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    payment_id       uuid,       -- REFERENCES ledger.payments, added with that table below
+    CONSTRAINT transfers_two_accounts CHECK (debit_account <> credit_account)
+);
+CREATE INDEX transfers_contribution ON ledger.transfers (contribution_id);
+CREATE INDEX transfers_payment ON ledger.transfers (payment_id) WHERE payment_id IS NOT NULL;
+-- One accrual, one reversal and one settlement per contribution, one receipt per payment,
+-- whatever the transfer id.
+CREATE UNIQUE INDEX transfers_one_accrual ON ledger.transfers (contribution_id)
+    WHERE kind = 'accrual';
+CREATE UNIQUE INDEX transfers_one_reversal ON ledger.transfers (contribution_id)
+    WHERE kind = 'reversal';
+CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers (contribution_id)
+    WHERE kind = 'settlement';
+CREATE UNIQUE INDEX transfers_one_receipt ON ledger.transfers (payment_id)
+    WHERE kind = 'receipt';
+
+-- Cancellations (deregistration): a reversal transfer plus this record, never an UPDATE.
+CREATE TABLE ledger.cancellations (
+    contribution_id        uuid        PRIMARY KEY REFERENCES ledger.contributions (contribution_id),
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    cancelled_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cancellations_registration ON ledger.cancellations (registration_event_id);
+
+-- Cancellations that arrived before the months they cancel (tombstones), with the months'
+-- columns as the cancellation carried them: those months are never booked.
+CREATE TABLE ledger.early_cancellations (
+    contribution_id        uuid        PRIMARY KEY,
+    nik                    text        NOT NULL CHECK (nik ~ '^[0-9]{16}$'),
+    period                 text        NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    programme              text        NOT NULL,
+    opd_code               text        NOT NULL,
+    category               text        NOT NULL,
+    kecamatan              text        NOT NULL,
+    funding_source         text        NOT NULL,
+    due_date               date        NOT NULL,
+    amount_idr             bigint      NOT NULL CHECK (amount_idr > 0),
+    jkk_idr                bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr                bigint      NOT NULL CHECK (jkm_idr >= 0),
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    occurred_at            timestamptz,
+    generation             integer     NOT NULL CHECK (generation >= 0),
+    seen_at                timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX early_cancellations_registration
+    ON ledger.early_cancellations (registration_event_id);
+CREATE INDEX early_cancellations_worker_month ON ledger.early_cancellations (nik, period);
+
+-- One active payer per worker-month, for every generation. After each INSERT into
+-- ledger.contributions one statement takes the worker-month advisory locks of the rows
+-- inserted (ledger.worker_month_lock, in key order; a writer that took them already gets
+-- them at once), then refuses the statement when a row inserted shares its month with
+-- another row not cancelled. Under READ COMMITTED the check's own snapshot is taken after
+-- the locks, so a payer that committed meanwhile is seen. The check runs over the batch
+-- with index probes (no hash or merge join), whatever the planner estimates for the table.
+CREATE FUNCTION ledger.check_one_payer() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    bad text;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'contributions are booked only in a READ COMMITTED transaction'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    EXECUTE $sql$
+        SELECT count(pg_advisory_xact_lock(key))
+          FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
+                  FROM new_contributions ORDER BY key) keys
+    $sql$;
+    EXECUTE $sql$
+        SELECT n.contribution_id::text
+          FROM new_contributions n
+          JOIN ledger.contributions c
+            ON c.nik = n.nik AND c.period = n.period AND c.contribution_id <> n.contribution_id
+         WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                            WHERE x.contribution_id = c.contribution_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'contribution % is not booked: its worker-month has another active payer', bad
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- A row of generation g >= 1 is booked only when every row of its worker-month is
+-- cancelled, none has generation g or later, and an earlier generation is closed
+-- (ledger.generation_may_be_booked). It takes the transaction-level advisory lock of its
+-- worker-month first, so two ledger processes booking the same month run one after the
+-- other and the second sees the first's row.
+CREATE FUNCTION ledger.check_generation() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- The check must see rows committed meanwhile by another transaction.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a contribution of generation % is booked only in a READ COMMITTED transaction',
+            NEW.generation USING ERRCODE = 'feature_not_supported';
+    END IF;
+    PERFORM pg_advisory_xact_lock(ledger.worker_month_lock(NEW.nik, NEW.period));
+    IF NOT ledger.generation_may_be_booked(NEW.nik, NEW.period, NEW.generation) THEN
+        RAISE EXCEPTION 'contribution % (generation %) is not booked: its month has an active payer, a later generation, or no earlier generation that was cancelled',
+            NEW.contribution_id, NEW.generation USING ERRCODE = 'unique_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- Every transfer of a contribution names a booked contribution: one anti-join per
+-- statement. Contributions are never deleted nor their ids changed, so checking inserts
+-- suffices.
+CREATE FUNCTION ledger.check_transfer_contributions() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    bad text;
+BEGIN
+    EXECUTE $sql$
+        SELECT t.contribution_id::text
+          FROM new_transfers t
+         WHERE t.contribution_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM ledger.contributions c
+                            WHERE c.contribution_id = t.contribution_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'a transfer names contribution %, which is not booked', bad
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER contributions_one_active_payer AFTER INSERT ON ledger.contributions
+    REFERENCING NEW TABLE AS new_contributions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_one_payer();
+CREATE TRIGGER contributions_generation_check BEFORE INSERT ON ledger.contributions
+    FOR EACH ROW WHEN (NEW.generation > 0) EXECUTE FUNCTION ledger.check_generation();
+CREATE TRIGGER transfers_contribution_booked AFTER INSERT ON ledger.transfers
+    REFERENCING NEW TABLE AS new_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfer_contributions();
+
+CREATE TRIGGER contributions_append_only BEFORE UPDATE OR DELETE ON ledger.contributions
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER transfers_append_only BEFORE UPDATE OR DELETE ON ledger.transfers
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancellations_append_only BEFORE UPDATE OR DELETE ON ledger.cancellations
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancellations_no_truncate BEFORE TRUNCATE ON ledger.cancellations
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER early_cancellations_append_only
+    BEFORE UPDATE OR DELETE ON ledger.early_cancellations
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER early_cancellations_no_truncate BEFORE TRUNCATE ON ledger.early_cancellations
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Contributions not booked: holds, duplicates, refusals
+-- ---------------------------------------------------------------------------------------
+
+-- Contributions not booked (yet): the allocation had no room (or there is none), or the
+-- month waits for the cancellation of its worker-month's earlier generation.
+CREATE TABLE ledger.held_contributions (
+    contribution_id        uuid        PRIMARY KEY,
+    hold_seq               bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
+    nik                    text        NOT NULL CHECK (nik ~ '^[0-9]{16}$'),
+    period                 text        NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    programme              text        NOT NULL,
+    opd_code               text        NOT NULL,
+    category               text        NOT NULL,
+    kecamatan              text        NOT NULL,
+    funding_source         text        NOT NULL,
+    due_date               date        NOT NULL,
+    amount_idr             bigint      NOT NULL CHECK (amount_idr > 0),
+    jkk_idr                bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr                bigint      NOT NULL CHECK (jkm_idr >= 0),
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    occurred_at            timestamptz,
+    reason                 text        NOT NULL
+        CHECK (reason IN ('budget_exceeded', 'no_allocation', 'awaiting_cancellation')),
+    held_at                timestamptz NOT NULL DEFAULT now(),
+    generation             integer     NOT NULL DEFAULT 0
+        CONSTRAINT held_generation_not_negative CHECK (generation >= 0),
+    CONSTRAINT held_components_add_up CHECK (jkk_idr + jkm_idr = amount_idr)
+);
+CREATE INDEX held_contributions_queue
+    ON ledger.held_contributions (programme, funding_source, hold_seq);
+CREATE INDEX held_contributions_period ON ledger.held_contributions (period, contribution_id);
+CREATE INDEX held_contributions_nik ON ledger.held_contributions (nik);
+CREATE INDEX held_contributions_registration ON ledger.held_contributions (registration_event_id);
+
+-- What became of a held contribution: booked once the budget allowed it, cancelled by a
+-- deregistration, or not booked because another payer booked the worker's month first.
+CREATE TABLE ledger.held_resolutions (
+    contribution_id  uuid        PRIMARY KEY REFERENCES ledger.held_contributions (contribution_id),
+    outcome          text        NOT NULL CHECK (outcome IN ('booked', 'cancelled', 'duplicate')),
+    schedule_id      uuid,
+    resolved_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX held_resolutions_schedule ON ledger.held_resolutions (schedule_id);
+
+-- A contribution whose worker-month is already booked by another programme or payer:
+-- not booked, kept here so that a person can see who tried to pay twice.
+CREATE TABLE ledger.duplicate_attempts (
+    contribution_id        uuid        PRIMARY KEY,
+    nik                    text        NOT NULL,
+    period                 text        NOT NULL,
+    programme              text        NOT NULL,
+    opd_code               text        NOT NULL,
+    amount_idr             bigint      NOT NULL,
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    held_by                uuid        NOT NULL REFERENCES ledger.contributions (contribution_id),
+    seen_at                timestamptz NOT NULL DEFAULT now(),
+    generation             integer     NOT NULL DEFAULT 0
+        CONSTRAINT duplicate_generation_not_negative CHECK (generation >= 0)
+);
+CREATE INDEX duplicate_attempts_registration ON ledger.duplicate_attempts (registration_event_id);
+
+-- A contribution of a valid schedule that the ledger could neither book, hold nor record as
+-- a duplicate: e.g. a month paid again while its earlier generation is still active, or a
+-- second generation-0 row of a worker-month in the same batch whose first row was held.
+-- Kept with why, for a person to decide.
+CREATE TABLE ledger.refused_contributions (
+    refused_id             bigserial   PRIMARY KEY,
+    contribution_id        uuid        NOT NULL,
+    nik                    text        NOT NULL,
+    period                 text        NOT NULL,
+    generation             integer     NOT NULL,
+    programme              text        NOT NULL,
+    opd_code               text        NOT NULL,
+    funding_source         text        NOT NULL,
+    due_date               date        NOT NULL,
+    amount_idr             bigint      NOT NULL,
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    reason                 text        NOT NULL,
+    seen_at                timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT refused_once_per_schedule UNIQUE (contribution_id, schedule_id)
+);
+CREATE INDEX refused_contributions_month ON ledger.refused_contributions (nik, period);
+CREATE INDEX refused_contributions_registration
+    ON ledger.refused_contributions (registration_event_id);
+
+-- A hold that was cancelled (deregistration) or found a duplicate is never booked.
+CREATE FUNCTION ledger.refuse_resolved_holds() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    EXECUTE $sql$
+        SELECT n.contribution_id::text
+          FROM new_contributions n
+          JOIN ledger.held_resolutions r ON r.contribution_id = n.contribution_id
+         WHERE r.outcome <> 'booked'
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'contribution % was cancelled or found a duplicate while held: it is never booked', bad
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions
+    REFERENCING NEW TABLE AS new_contributions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
+
+CREATE TRIGGER held_contributions_append_only BEFORE UPDATE OR DELETE ON ledger.held_contributions
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER held_contributions_no_truncate BEFORE TRUNCATE ON ledger.held_contributions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER held_resolutions_append_only BEFORE UPDATE OR DELETE ON ledger.held_resolutions
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER held_resolutions_no_truncate BEFORE TRUNCATE ON ledger.held_resolutions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER duplicate_attempts_append_only BEFORE UPDATE OR DELETE ON ledger.duplicate_attempts
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER duplicate_attempts_no_truncate BEFORE TRUNCATE ON ledger.duplicate_attempts
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER refused_contributions_append_only
+    BEFORE UPDATE OR DELETE ON ledger.refused_contributions
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refused_contributions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Budget: allocations and their history
+-- ---------------------------------------------------------------------------------------
+
+-- Budget ceiling per programme, funding source and fiscal year (a programme file is one
+-- scheme and one fiscal year). A contribution that would exceed its allocation is held
+-- (not booked); raising the allocation books the held ones in the order they arrived.
+-- allocated_idr only ever rises, and only together with a recorded change below; booked_idr
+-- is maintained by the journal (ledger.track_budget), never by hand, and can never exceed
+-- allocated_idr.
+CREATE TABLE ledger.budget_allocations (
+    programme       text        NOT NULL,
+    funding_source  text        NOT NULL,
+    fiscal_year     integer     NOT NULL CHECK (fiscal_year BETWEEN 2000 AND 2100),
+    allocated_idr   bigint      NOT NULL CHECK (allocated_idr >= 0),
+    booked_idr      bigint      NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    changed_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (programme, funding_source, fiscal_year),
+    CONSTRAINT budget_allocations_one_per_programme UNIQUE (programme, funding_source),
+    CONSTRAINT budget_allocations_ceiling CHECK (booked_idr BETWEEN 0 AND allocated_idr)
+);
+GRANT UPDATE (allocated_idr) ON ledger.budget_allocations TO iuran_ledger_writer;
+
+-- Append-only history: every allocation ever set, why, by whom, in which transaction.
+CREATE TABLE ledger.budget_allocation_changes (
+    change_id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    programme       text        NOT NULL,
+    funding_source  text        NOT NULL,
+    fiscal_year     integer     NOT NULL,
+    previous_idr    bigint      NOT NULL CHECK (previous_idr >= 0),
+    allocated_idr   bigint      NOT NULL CHECK (allocated_idr >= previous_idr),
+    source          text        NOT NULL CHECK (source IN ('configuration', 'command')),
+    reason          text        NOT NULL CHECK (length(reason) BETWEEN 1 AND 500),
+    changed_by      text        NOT NULL CHECK (length(changed_by) BETWEEN 1 AND 100),
+    changed_at      timestamptz NOT NULL DEFAULT now(),
+    recorded_xact   xid8        NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX budget_allocation_changes_key
+    ON ledger.budget_allocation_changes (programme, funding_source, fiscal_year);
+
+-- booked_idr is what the allocation committed and moves with the journal: accruals add,
+-- reversals subtract, except a reversal into a credit at BPJS (a month cancelled after it
+-- was billed: the money is at BPJS, so cash out of the allocation never exceeds it). SECURITY DEFINER so
+-- that a writer role needs no UPDATE privilege on booked_idr. An accrual for a programme
+-- without an allocation, or beyond it, aborts the whole statement. The query is planned at
+-- every call (EXECUTE): a plan cached when a session's first batch was small turns a later
+-- large batch into a minute-long statement.
+CREATE FUNCTION ledger.track_budget() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    unallocated text;
+BEGIN
+    EXECUTE $sql$
+        WITH moves AS (
+            SELECT c.programme, c.funding_source,
+                   sum(CASE WHEN t.kind = 'accrual' THEN t.amount_idr
+                            WHEN t.debit_account LIKE 'asset:bpjs_credit:%' THEN 0
+                            ELSE -t.amount_idr END) AS delta
+              FROM new_transfers t
+              JOIN ledger.contributions c ON c.contribution_id = t.contribution_id
+             WHERE t.kind IN ('accrual', 'reversal')
+             GROUP BY c.programme, c.funding_source
+        ), updated AS (
+            UPDATE ledger.budget_allocations a
+               SET booked_idr = a.booked_idr + m.delta
+              FROM moves m
+             WHERE a.programme = m.programme AND a.funding_source = m.funding_source
+            RETURNING a.programme, a.funding_source
+        )
+        SELECT m.programme
+          FROM moves m
+         WHERE NOT EXISTS (SELECT 1 FROM updated u
+                            WHERE u.programme = m.programme
+                              AND u.funding_source = m.funding_source)
+         LIMIT 1
+    $sql$ INTO unallocated;
+    IF unallocated IS NOT NULL THEN
+        RAISE EXCEPTION 'no budget allocation for programme %', unallocated
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER transfers_track_budget AFTER INSERT ON ledger.transfers
+    REFERENCING NEW TABLE AS new_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_budget();
+
+-- The allocation row: key fixed, never lowered, changed only with a recorded change in the
+-- same transaction, booked_idr only through ledger.track_budget.
+CREATE FUNCTION ledger.guard_allocation() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.programme, NEW.funding_source, NEW.fiscal_year, NEW.created_at)
+           IS DISTINCT FROM (OLD.programme, OLD.funding_source, OLD.fiscal_year, OLD.created_at) THEN
+            RAISE EXCEPTION 'the key of a budget allocation never changes'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NEW.booked_idr <> OLD.booked_idr AND pg_trigger_depth() < 2 THEN
+            RAISE EXCEPTION 'booked_idr follows the journal and cannot be set by hand'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NEW.allocated_idr < OLD.allocated_idr THEN
+            RAISE EXCEPTION 'a budget allocation is never lowered (% -> %)',
+                OLD.allocated_idr, NEW.allocated_idr USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NEW.allocated_idr = OLD.allocated_idr THEN
+            RETURN NEW;
+        END IF;
+    ELSE
+        IF NEW.booked_idr <> (
+            SELECT coalesce(sum(c.amount_idr), 0) FROM ledger.contributions c
+             WHERE c.programme = NEW.programme AND c.funding_source = NEW.funding_source
+               AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
+                                WHERE x.contribution_id = c.contribution_id)) THEN
+            RAISE EXCEPTION 'a new allocation must start with what is already booked'
+                USING ERRCODE = 'check_violation';
+        END IF;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM ledger.budget_allocation_changes h
+         WHERE h.programme = NEW.programme AND h.funding_source = NEW.funding_source
+           AND h.fiscal_year = NEW.fiscal_year AND h.allocated_idr = NEW.allocated_idr
+           AND h.recorded_xact = pg_current_xact_id()) THEN
+        RAISE EXCEPTION 'record the change in ledger.budget_allocation_changes first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    NEW.changed_at := now();
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER budget_allocations_guard BEFORE INSERT OR UPDATE ON ledger.budget_allocations
+    FOR EACH ROW EXECUTE FUNCTION ledger.guard_allocation();
+CREATE TRIGGER budget_allocations_no_delete BEFORE DELETE ON ledger.budget_allocations
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER budget_allocations_no_truncate BEFORE TRUNCATE ON ledger.budget_allocations
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER budget_allocation_changes_append_only
+    BEFORE UPDATE OR DELETE ON ledger.budget_allocation_changes
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER budget_allocation_changes_no_truncate
+    BEFORE TRUNCATE ON ledger.budget_allocation_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Programme configuration as the ledger recorded it
+-- ---------------------------------------------------------------------------------------
+
+-- Each programme's billing mode, recorded once: monthly (one bill per month, lines of that
+-- month) or prepaid (N months of each worker on one bill, issued and due at enrolment,
+-- charged to the fiscal year of that day).
+CREATE TABLE ledger.programme_billing (
+    programme    text        PRIMARY KEY,
+    mode         text        NOT NULL CHECK (mode IN ('monthly', 'prepaid')),
+    months       integer     NOT NULL CHECK (months IN (1, 3, 6, 12)),
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The premium each programme's configuration sets, as recorded on each start where it
+-- changed (append-only: the latest row of a programme applies).
+CREATE TABLE ledger.programme_premiums (
+    premium_id   bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    programme    text        NOT NULL,
+    monthly_idr  bigint      NOT NULL CHECK (monthly_idr > 0),
+    jkk_idr      bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr      bigint      NOT NULL CHECK (jkm_idr >= 0),
+    recorded_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT programme_premiums_add_up CHECK (jkk_idr + jkm_idr = monthly_idr)
+);
+CREATE INDEX programme_premiums_latest ON ledger.programme_premiums (programme, premium_id);
+
+CREATE TRIGGER programme_billing_append_only BEFORE UPDATE OR DELETE ON ledger.programme_billing
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER programme_premiums_append_only BEFORE UPDATE OR DELETE ON ledger.programme_premiums
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Bills and payments
+-- ---------------------------------------------------------------------------------------
+-- Bills ("tagihan") to BPJS, payments from iuran.payments.v1, discrepancies for a person to
+-- resolve. A bill is frozen once issued: its header and lines are append-only, and lines
+-- can only be added by the transaction that issued the bill, adding up to its header.
+-- Every payment received is in the journal at once: a receipt transfer moves its whole
+-- amount from the cash of the funding source to the suspense account
+-- (asset:unapplied:<programme>); settling a bill moves it on, line by line, to the payable.
+-- What matches no bill stays in suspense until a person applies it to a bill, refunds it
+-- or carries it over (a discrepancy resolution that moves the money).
+
+CREATE TABLE ledger.bills (
+    bill_id        uuid        PRIMARY KEY,
+    programme      text        NOT NULL,
+    period         text        NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    sequence       integer     NOT NULL CHECK (sequence >= 1),
+    due_date       date        NOT NULL,
+    lines          integer     NOT NULL CHECK (lines > 0),
+    amount_idr     bigint      NOT NULL CHECK (amount_idr > 0),
+    issued_by      text        NOT NULL CHECK (length(issued_by) BETWEEN 1 AND 100),
+    issued_at      timestamptz NOT NULL DEFAULT now(),
+    issued_xact    xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    billing        text        NOT NULL DEFAULT 'monthly'
+        CONSTRAINT bills_billing_mode CHECK (billing IN ('monthly', 'prepaid')),
+    fiscal_year    integer
+        CONSTRAINT bills_fiscal_year CHECK (fiscal_year BETWEEN 2000 AND 2100),
+    CONSTRAINT bills_one_sequence UNIQUE (programme, period, sequence)
+);
+
+-- A contribution is on one bill at most.
+CREATE TABLE ledger.bill_lines (
+    contribution_id  uuid   PRIMARY KEY REFERENCES ledger.contributions (contribution_id),
+    bill_id          uuid   NOT NULL REFERENCES ledger.bills (bill_id),
+    amount_idr       bigint NOT NULL CHECK (amount_idr > 0)
+);
+CREATE INDEX bill_lines_bill ON ledger.bill_lines (bill_id);
+
+-- Every payment confirmation received, once (payment_id), whatever its outcome.
+CREATE TABLE ledger.payments (
+    payment_id   uuid        PRIMARY KEY,
+    programme    text        NOT NULL,
+    period       text        NOT NULL,
+    amount_idr   bigint      NOT NULL CHECK (amount_idr >= 0),
+    reference    text        NOT NULL,
+    paid_at      timestamptz NOT NULL,
+    outcome      text        NOT NULL CHECK (outcome IN ('settled', 'discrepancy')),
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payments_reference ON ledger.payments (reference);
+CREATE INDEX payments_programme_period ON ledger.payments (programme, period);
+
+ALTER TABLE ledger.transfers
+    ADD FOREIGN KEY (payment_id) REFERENCES ledger.payments (payment_id);
+
+-- A bill is settled by one payment; its lines get settlement transfers.
+CREATE TABLE ledger.bill_settlements (
+    bill_id     uuid        PRIMARY KEY REFERENCES ledger.bills (bill_id),
+    payment_id  uuid        NOT NULL REFERENCES ledger.payments (payment_id),
+    settled_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX bill_settlements_payment ON ledger.bill_settlements (payment_id);
+
+-- A payment that was not applied: partial, excess, for no issued bill, for a bill already
+-- paid, or with a reference already used. Never applied silently: a person resolves it.
+CREATE TABLE ledger.discrepancies (
+    discrepancy_id  uuid        PRIMARY KEY,
+    payment_id      uuid        NOT NULL UNIQUE REFERENCES ledger.payments (payment_id),
+    programme       text        NOT NULL,
+    period          text        NOT NULL,
+    kind            text        NOT NULL CHECK (kind IN ('partial', 'excess', 'unknown_bill',
+                                                         'already_paid', 'duplicate_reference')),
+    expected_idr    bigint      NOT NULL CHECK (expected_idr >= 0),
+    paid_idr        bigint      NOT NULL CHECK (paid_idr >= 0),
+    reference       text        NOT NULL,
+    detail          text        NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- How a person disposed of the money of a discrepancy (all of it, once): applied to a bill,
+-- refunded, carried over; or 'topped_up' when a later payment completed the bill with it.
+-- A resolution without an action moved no money.
+CREATE TABLE ledger.discrepancy_resolutions (
+    discrepancy_id    uuid        PRIMARY KEY REFERENCES ledger.discrepancies (discrepancy_id),
+    resolution        text        NOT NULL CHECK (length(resolution) BETWEEN 1 AND 1000),
+    resolved_by       text        NOT NULL CHECK (length(resolved_by) BETWEEN 1 AND 100),
+    resolved_at       timestamptz NOT NULL DEFAULT now(),
+    action            text        CONSTRAINT discrepancy_resolutions_action
+        CHECK (action IN ('applied', 'refund', 'carry_over', 'topped_up')),
+    bill_id           uuid        REFERENCES ledger.bills (bill_id),
+    applied_idr       bigint      NOT NULL DEFAULT 0 CHECK (applied_idr >= 0),
+    refunded_idr      bigint      NOT NULL DEFAULT 0 CHECK (refunded_idr >= 0),
+    carried_over_idr  bigint      NOT NULL DEFAULT 0 CHECK (carried_over_idr >= 0)
+);
+
+-- A cancellation that came too late: the month is already on an issued bill or paid.
+CREATE TABLE ledger.cancellations_refused (
+    contribution_id        uuid        NOT NULL REFERENCES ledger.contributions (contribution_id),
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    reason                 text        NOT NULL CHECK (reason IN ('billed', 'paid')),
+    seen_at                timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (contribution_id, schedule_id)
+);
+CREATE INDEX cancellations_refused_registration
+    ON ledger.cancellations_refused (registration_event_id);
+
+-- Lines belong to a bill issued in this very transaction, match an active contribution of
+-- the bill's programme (and month, for a monthly bill; any month of the programme for a
+-- prepaid one) with its amount, and add up to the header.
+CREATE FUNCTION ledger.check_bill_lines() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    EXECUTE $sql$
+        SELECT l.bill_id::text
+          FROM new_lines l JOIN ledger.bills b USING (bill_id)
+         WHERE b.issued_xact <> pg_current_xact_id()
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'bill % is issued and frozen: a later contribution goes to a supplementary bill', bad
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE $sql$
+        SELECT l.contribution_id::text
+          FROM new_lines l
+          JOIN ledger.bills b USING (bill_id)
+          JOIN ledger.contributions c ON c.contribution_id = l.contribution_id
+         WHERE c.programme <> b.programme OR c.amount_idr <> l.amount_idr
+            OR (b.billing = 'monthly' AND c.period <> b.period)
+            OR EXISTS (SELECT 1 FROM ledger.cancellations x
+                        WHERE x.contribution_id = c.contribution_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'bill line % does not match an active contribution of the bill''s programme (and month, for a monthly bill)', bad
+            USING ERRCODE = 'check_violation';
+    END IF;
+    EXECUTE $sql$
+        SELECT b.bill_id::text
+          FROM ledger.bills b
+         WHERE b.bill_id IN (SELECT bill_id FROM new_lines)
+           AND (b.lines, b.amount_idr) <> (SELECT count(*)::integer, sum(l.amount_idr)::bigint
+                                             FROM ledger.bill_lines l
+                                            WHERE l.bill_id = b.bill_id)
+         LIMIT 1
+    $sql$ INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'the lines of bill % do not add up to its header', bad
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER bill_lines_check AFTER INSERT ON ledger.bill_lines
+    REFERENCING NEW TABLE AS new_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_bill_lines();
+
+CREATE TRIGGER bills_append_only BEFORE UPDATE OR DELETE ON ledger.bills
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bills_no_truncate BEFORE TRUNCATE ON ledger.bills
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bill_lines_append_only BEFORE UPDATE OR DELETE ON ledger.bill_lines
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bill_lines_no_truncate BEFORE TRUNCATE ON ledger.bill_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER payments_append_only BEFORE UPDATE OR DELETE ON ledger.payments
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER payments_no_truncate BEFORE TRUNCATE ON ledger.payments
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bill_settlements_append_only BEFORE UPDATE OR DELETE ON ledger.bill_settlements
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bill_settlements_no_truncate BEFORE TRUNCATE ON ledger.bill_settlements
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER discrepancies_append_only BEFORE UPDATE OR DELETE ON ledger.discrepancies
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER discrepancies_no_truncate BEFORE TRUNCATE ON ledger.discrepancies
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER discrepancy_resolutions_append_only
+    BEFORE UPDATE OR DELETE ON ledger.discrepancy_resolutions
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER discrepancy_resolutions_no_truncate BEFORE TRUNCATE ON ledger.discrepancy_resolutions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancellations_refused_append_only
+    BEFORE UPDATE OR DELETE ON ledger.cancellations_refused
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancellations_refused_no_truncate BEFORE TRUNCATE ON ledger.cancellations_refused
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Credits at BPJS
+-- ---------------------------------------------------------------------------------------
+
+-- A month already on a bill (or paid) that is deregistered is cancelled with a credit: the
+-- premium expense is reversed against asset:bpjs_credit:<programme> (carried over at BPJS)
+-- and recorded here.
+CREATE TABLE ledger.credits (
+    contribution_id        uuid        PRIMARY KEY REFERENCES ledger.cancellations (contribution_id),
+    bill_id                uuid        NOT NULL REFERENCES ledger.bills (bill_id),
+    programme              text        NOT NULL,
+    amount_idr             bigint      NOT NULL CHECK (amount_idr > 0),
+    recorded_at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX credits_programme ON ledger.credits (programme);
+
+-- A credit refunded to the treasury instead of carried over (once): the refund moves it to
+-- asset:refund_due:<programme>.
+CREATE TABLE ledger.credit_refunds (
+    contribution_id  uuid        PRIMARY KEY REFERENCES ledger.credits (contribution_id),
+    reason           text        NOT NULL CHECK (length(reason) BETWEEN 1 AND 1000),
+    refunded_by      text        NOT NULL CHECK (length(refunded_by) BETWEEN 1 AND 100),
+    refunded_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TRIGGER credits_append_only BEFORE UPDATE OR DELETE ON ledger.credits
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER credits_no_truncate BEFORE TRUNCATE ON ledger.credits
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER credit_refunds_append_only BEFORE UPDATE OR DELETE ON ledger.credit_refunds
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER credit_refunds_no_truncate BEFORE TRUNCATE ON ledger.credit_refunds
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Dead letters
+-- ---------------------------------------------------------------------------------------
+
+-- Dead letters, as Kafka Connect keeps them: a record a service cannot process for a reason
+-- other than a transient outage (a value out of range, a constraint it breaks, ...) is kept
+-- here with its original bytes, where it came from (topic/partition/offset), a stable reason
+-- code and the exception seen, and its offset is committed so that the stream goes on.
+-- The source position is unique: a replay records nothing twice.
+CREATE TABLE ledger.dead_letters (
+    dead_letter_id  bigserial   PRIMARY KEY,
+    service         text        NOT NULL,
+    topic           text        NOT NULL,
+    partition       integer     NOT NULL,
+    "offset"        bigint      NOT NULL,
+    key             bytea,
+    value           bytea,
+    reason          text        NOT NULL,
+    detail          text        NOT NULL DEFAULT '',
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT dead_letters_one_per_record UNIQUE (service, topic, partition, "offset")
+);
+CREATE INDEX dead_letters_recorded ON ledger.dead_letters (recorded_at);
+
+CREATE TRIGGER dead_letters_append_only BEFORE UPDATE OR DELETE ON ledger.dead_letters
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER dead_letters_no_truncate BEFORE TRUNCATE ON ledger.dead_letters
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Coverage summaries
+-- ---------------------------------------------------------------------------------------
+-- Coverage as the ledger holds it, summed in the transaction that books it. The projector
+-- and the read API compute every coverage figure from these tables (and nothing else),
+-- so each figure equals what the ledger holds the moment a booking commits, whatever
+-- process reads it.
+--
+-- A statement that books, holds, cancels or resolves contributions adds its rows' deltas
+-- here (ledger.track_coverage, statement-level triggers over the transition tables, one
+-- upsert per group):
+--   booked    +1 per contribution inserted into ledger.contributions,
+--             -1 per cancellation of a booked one (ledger.cancellations);
+--   held      +1 per contribution held (ledger.held_contributions, awaiting budget),
+--             -1 when a hold is resolved (booked, cancelled while held, or a duplicate).
+-- A refused duplicate is never booked nor held, so it never appears here.
+
+-- Per programme, month and (OPD, category, kecamatan). One active payer per worker-month
+-- across all programmes (ledger.check_one_payer) makes booked_months the number of distinct
+-- workers covered in that month, and their sum over programmes the number of distinct
+-- workers covered in that month by any programme. `changes` only ever grows: its sum is the
+-- change marker a reader polls (it moves in the same transaction).
+CREATE TABLE ledger.coverage_months (
+    programme      text   NOT NULL,
+    period         text   NOT NULL,
+    opd_code       text   NOT NULL,
+    category       text   NOT NULL,
+    kecamatan      text   NOT NULL,
+    booked_months  bigint NOT NULL DEFAULT 0,
+    booked_idr     bigint NOT NULL DEFAULT 0,
+    held_months    bigint NOT NULL DEFAULT 0,
+    held_idr       bigint NOT NULL DEFAULT 0,
+    changes        bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (programme, period, opd_code, category, kecamatan)
+);
+
+-- Per programme, group ('total' | 'by_opd' | 'by_category' | 'by_kecamatan', and its key)
+-- and worker: that worker's months in the group. Four rows per worker and programme; a
+-- reader never scans it. The NIK is kept as a number (16 digits, checked by the ledger's
+-- tables).
+CREATE TABLE ledger.coverage_workers (
+    programme      text   NOT NULL,
+    dimension      text   NOT NULL,
+    key            text   NOT NULL,
+    nik            bigint NOT NULL,
+    booked_months  bigint NOT NULL DEFAULT 0,
+    held_months    bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (programme, dimension, key, nik)
+);
+
+-- Per programme and group, the distinct workers with a booked month and with a month
+-- awaiting budget, and the months and rupiah of each. A worker is counted when its months
+-- in the group go from 0 to more, uncounted when they drop back to 0, so the distinct
+-- counts are exact without a reader ever counting distinct NIKs: a read costs the same with
+-- 3,000 or 3,000,000 contributions.
+CREATE TABLE ledger.coverage_groups (
+    programme                      text   NOT NULL,
+    dimension                      text   NOT NULL
+        CHECK (dimension IN ('total', 'by_opd', 'by_category', 'by_kecamatan')),
+    key                            text   NOT NULL,
+    active_workers                 bigint NOT NULL DEFAULT 0,
+    contributions_booked           bigint NOT NULL DEFAULT 0,
+    booked_idr                     bigint NOT NULL DEFAULT 0,
+    awaiting_budget_workers        bigint NOT NULL DEFAULT 0,
+    awaiting_budget_contributions  bigint NOT NULL DEFAULT 0,
+    awaiting_budget_idr            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (programme, dimension, key)
+);
+
+-- Applies the deltas of one statement. The query that yields them depends on the table;
+-- EXECUTE plans it at every call (a cached plan of a small first batch is slow on a large
+-- one). Rows are upserted in key order, so two ledger processes take the row locks in the
+-- same order.
+CREATE FUNCTION ledger.track_coverage() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    deltas text;
+BEGIN
+    deltas := CASE TG_TABLE_NAME
+        WHEN 'contributions' THEN
+            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
+                      1 AS booked, amount_idr AS booked_idr, 0 AS held, 0::bigint AS held_idr
+                 FROM changed$d$
+        WHEN 'cancellations' THEN
+            $d$SELECT c.programme, c.period, c.nik, c.opd_code, c.category, c.kecamatan,
+                      -1, -c.amount_idr, 0, 0::bigint
+                 FROM changed x JOIN ledger.contributions c USING (contribution_id)$d$
+        WHEN 'held_contributions' THEN
+            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
+                      0, 0::bigint, 1, amount_idr
+                 FROM changed$d$
+        WHEN 'held_resolutions' THEN
+            $d$SELECT h.programme, h.period, h.nik, h.opd_code, h.category, h.kecamatan,
+                      0, 0::bigint, -1, -h.amount_idr
+                 FROM changed r JOIN ledger.held_contributions h USING (contribution_id)$d$
+    END;
+    EXECUTE format($sql$
+        WITH d (programme, period, nik, opd_code, category, kecamatan,
+                booked, booked_idr, held, held_idr) AS (%s),
+        months AS (
+            INSERT INTO ledger.coverage_months AS m
+                   (programme, period, opd_code, category, kecamatan,
+                    booked_months, booked_idr, held_months, held_idr, changes)
+            SELECT programme, period, opd_code, category, kecamatan,
+                   sum(booked), sum(booked_idr), sum(held), sum(held_idr), count(*)
+              FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (programme, period, opd_code, category, kecamatan) DO UPDATE
+               SET booked_months = m.booked_months + EXCLUDED.booked_months,
+                   booked_idr = m.booked_idr + EXCLUDED.booked_idr,
+                   held_months = m.held_months + EXCLUDED.held_months,
+                   held_idr = m.held_idr + EXCLUDED.held_idr,
+                   changes = m.changes + EXCLUDED.changes
+            RETURNING 1
+        ), g AS (
+            SELECT d.programme, x.dimension, x.key, d.nik::bigint AS nik,
+                   sum(d.booked) AS booked, sum(d.booked_idr) AS booked_idr,
+                   sum(d.held) AS held, sum(d.held_idr) AS held_idr
+              FROM d CROSS JOIN LATERAL (VALUES ('total', ''), ('by_opd', d.opd_code),
+                                                ('by_category', d.category),
+                                                ('by_kecamatan', d.kecamatan)) x (dimension, key)
+             GROUP BY 1, 2, 3, 4
+        ), workers AS (
+            INSERT INTO ledger.coverage_workers AS w
+                   (programme, dimension, key, nik, booked_months, held_months)
+            SELECT programme, dimension, key, nik, booked, held FROM g ORDER BY 1, 2, 3, 4
+            ON CONFLICT (programme, dimension, key, nik) DO UPDATE
+               SET booked_months = w.booked_months + EXCLUDED.booked_months,
+                   held_months = w.held_months + EXCLUDED.held_months
+            RETURNING w.programme, w.dimension, w.key, w.nik, w.booked_months, w.held_months
+        )
+        INSERT INTO ledger.coverage_groups AS t
+               (programme, dimension, key, active_workers, contributions_booked, booked_idr,
+                awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr)
+        SELECT g.programme, g.dimension, g.key,
+               -- now minus before: +1 when the worker's months went from 0 to more, -1 back
+               sum((w.booked_months > 0)::int - (w.booked_months - g.booked > 0)::int),
+               sum(g.booked), sum(g.booked_idr),
+               sum((w.held_months > 0)::int - (w.held_months - g.held > 0)::int),
+               sum(g.held), sum(g.held_idr)
+          FROM g JOIN workers w USING (programme, dimension, key, nik)
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (programme, dimension, key) DO UPDATE
+           SET active_workers = t.active_workers + EXCLUDED.active_workers,
+               contributions_booked = t.contributions_booked + EXCLUDED.contributions_booked,
+               booked_idr = t.booked_idr + EXCLUDED.booked_idr,
+               awaiting_budget_workers = t.awaiting_budget_workers
+                                         + EXCLUDED.awaiting_budget_workers,
+               awaiting_budget_contributions = t.awaiting_budget_contributions
+                                               + EXCLUDED.awaiting_budget_contributions,
+               awaiting_budget_idr = t.awaiting_budget_idr + EXCLUDED.awaiting_budget_idr
+    $sql$, deltas);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER contributions_track_coverage AFTER INSERT ON ledger.contributions
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+CREATE TRIGGER cancellations_track_coverage AFTER INSERT ON ledger.cancellations
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resolutions
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+
+-- No function of the ledger's triggers is callable by PUBLIC.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ledger FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
+-- Registry: the validator's enrolment state and its decisions
+-- ---------------------------------------------------------------------------------------
+-- The durable record of each registration event (REGISTRY.md), written by the validator in
+-- one transaction per batch, before it sends the batch's schedules and rejections, so the
+-- system's memory of every enrolment never depends on the broker (the embedded broker is in
+-- memory) or on the publisher's partitioner.
+
+-- The validator's per-NIK enrolment state: a typed, versioned document. `state` is
+-- services.domain.enrolment.WorkerState as JSON; `version` is its layout version (read
+-- through enrolment.read_state, which upgrades older layouts on purpose). A snapshot:
+-- upserted.
+CREATE TABLE registry.worker_state (
+    nik        text PRIMARY KEY,
+    version    integer NOT NULL,
+    state      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+GRANT UPDATE (version, state, updated_at) ON registry.worker_state TO iuran_ledger_writer;
+
+-- One row per registration event the validator decided (events that could not be decoded
+-- have no event id and go to the rejected topic only). Append-only: no UPDATE is granted.
+CREATE TABLE registry.decisions (
+    event_id         uuid PRIMARY KEY,
+    event_type       text NOT NULL CHECK (event_type IN ('registered', 'deregistered')),
+    nik              text NOT NULL,
+    programme        text NOT NULL,
+    opd_code         text NOT NULL,      -- as the event claimed it (canonical when known)
+    outcome          text NOT NULL CHECK (outcome IN ('accepted', 'partially_accepted', 'rejected')),
+    periods          text[] NOT NULL DEFAULT '{}',  -- months accepted, or months stopped
+    errors           jsonb NOT NULL DEFAULT '[]',   -- [{"field", "code", "message"}]
+    warnings         jsonb NOT NULL DEFAULT '[]',   -- same shape
+    schedule_ids     uuid[] NOT NULL DEFAULT '{}',  -- schedules emitted for it
+    rejection_id     uuid,                          -- id of its record on the rejected topic
+    source_topic     text NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset    bigint NOT NULL,
+    decided_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX decisions_nik ON registry.decisions (nik);
+CREATE INDEX decisions_opd ON registry.decisions (opd_code, decided_at);
+
+-- ---------------------------------------------------------------------------------------
+-- Gateway: submissions of the registration API (POST /v1/registrations)
+-- ---------------------------------------------------------------------------------------
+-- A submission is one request of an OPD: a JSON array of events or a CSV/XLSX upload. Each
+-- of its rows is recorded with its row number, the event id it was published under (none
+-- when the gateway's checks refused the row) and the row's errors. The Idempotency-Key of a
+-- request is unique per OPD: the same request sent again is answered from here and
+-- publishes nothing twice.
+CREATE TABLE registry.submissions (
+    submission_id    uuid        PRIMARY KEY,
+    opd_code         text        NOT NULL,
+    token_name       text        NOT NULL,
+    idempotency_key  text        CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    request_hash     text        NOT NULL,  -- sha256 of the body and its parameters
+    source           text        NOT NULL CHECK (source IN ('json', 'csv', 'xlsx')),
+    programme        text,                  -- of an upload; a JSON event names its own
+    row_count        integer     NOT NULL CHECK (row_count >= 0),
+    submitted_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT submissions_one_per_key UNIQUE (opd_code, idempotency_key)
+);
+CREATE INDEX submissions_opd ON registry.submissions (opd_code, submitted_at);
+
+CREATE TABLE registry.submission_rows (
+    submission_id  uuid        NOT NULL REFERENCES registry.submissions (submission_id),
+    row_number     integer     NOT NULL CHECK (row_number >= 1),
+    event_id       uuid,                  -- NULL: refused by the gateway's checks
+    event_type     text        CHECK (event_type IN ('registered', 'deregistered')),
+    nik            text,                  -- as written (for the OPD's own view)
+    programme      text,
+    errors         jsonb       NOT NULL DEFAULT '[]',  -- [{"field", "code", "message"}]
+    event          text,                  -- the event's JSON exactly as published
+    published_at   timestamptz,           -- acknowledged by the broker
+    PRIMARY KEY (submission_id, row_number),
+    CONSTRAINT submission_rows_event_or_errors CHECK ((event_id IS NULL) = (event IS NULL))
+);
+CREATE INDEX submission_rows_event ON registry.submission_rows (event_id);
+CREATE INDEX submission_rows_nik ON registry.submission_rows (nik);
+GRANT UPDATE (published_at) ON registry.submission_rows TO iuran_ledger_writer;
+
+-- Only a row's published_at ever changes (once, from NULL); nothing is deleted.
+CREATE FUNCTION registry.refuse_submission_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND to_jsonb(OLD) ? 'published_at'
+       AND to_jsonb(OLD) ->> 'published_at' IS NULL
+       AND (to_jsonb(NEW) - 'published_at') = (to_jsonb(OLD) - 'published_at') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'registry.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+REVOKE ALL ON FUNCTION registry.refuse_submission_change() FROM PUBLIC;
+
+CREATE TRIGGER submissions_append_only BEFORE UPDATE OR DELETE ON registry.submissions
+    FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+CREATE TRIGGER submission_rows_append_only BEFORE UPDATE OR DELETE ON registry.submission_rows
+    FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();

@@ -1,0 +1,46 @@
+-- Everything that happened to a worker's months, in order, with the generation of each.
+CREATE VIEW finance.worker_history AS
+SELECT nik, programme, period, contribution_id, 'booked' AS event, booked_at AS at,
+       amount_idr, opd_code, NULL::text AS detail, generation
+  FROM ledger.contributions
+UNION ALL
+SELECT nik, programme, period, contribution_id, 'held', held_at, amount_idr, opd_code, reason,
+       generation
+  FROM ledger.held_contributions
+UNION ALL
+SELECT h.nik, h.programme, h.period, h.contribution_id, 'cancelled', r.resolved_at,
+       h.amount_idr, h.opd_code, 'cancelled while held', h.generation
+  FROM ledger.held_resolutions r JOIN ledger.held_contributions h USING (contribution_id)
+ WHERE r.outcome = 'cancelled'
+UNION ALL
+SELECT c.nik, c.programme, c.period, c.contribution_id, 'cancelled', x.cancelled_at,
+       c.amount_idr, c.opd_code, NULL, c.generation
+  FROM ledger.cancellations x JOIN ledger.contributions c USING (contribution_id)
+UNION ALL
+SELECT nik, programme, period, contribution_id, 'cancelled', seen_at, amount_idr, opd_code,
+       'cancelled before its month arrived', generation
+  FROM ledger.early_cancellations
+UNION ALL
+SELECT c.nik, c.programme, c.period, c.contribution_id, 'cancellation_refused', f.seen_at,
+       c.amount_idr, c.opd_code, f.reason, c.generation
+  FROM ledger.cancellations_refused f JOIN ledger.contributions c USING (contribution_id)
+UNION ALL
+SELECT c.nik, c.programme, c.period, c.contribution_id, 'billed', b.issued_at,
+       l.amount_idr, c.opd_code, 'bill ' || b.period || ' #' || b.sequence, c.generation
+  FROM ledger.bill_lines l
+  JOIN ledger.bills b ON b.bill_id = l.bill_id
+  JOIN ledger.contributions c ON c.contribution_id = l.contribution_id
+UNION ALL
+SELECT c.nik, c.programme, c.period, c.contribution_id, 'paid', p.paid_at,
+       t.amount_idr, c.opd_code, 'payment ' || p.reference, c.generation
+  FROM ledger.transfers t
+  JOIN ledger.contributions c ON c.contribution_id = t.contribution_id
+  JOIN ledger.bill_lines l ON l.contribution_id = t.contribution_id
+  JOIN ledger.bill_settlements s ON s.bill_id = l.bill_id
+  JOIN ledger.payments p ON p.payment_id = s.payment_id
+ WHERE t.kind = 'settlement'
+UNION ALL
+SELECT nik, programme, period, contribution_id, 'duplicate_attempt', seen_at, amount_idr,
+       opd_code, 'month already paid by another programme or payer', generation
+  FROM ledger.duplicate_attempts;
+GRANT SELECT ON finance.worker_history TO iuran_ledger_writer, iuran_finance;
