@@ -23,6 +23,7 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,21 +73,19 @@ def _batch(programme: Programme, niks: NikSource, registrations: int,
 PREFILL = """
 INSERT INTO ledger.contributions (contribution_id, nik, period, programme, opd_code,
     category, kecamatan, funding_source, due_date, amount_idr, jkk_idr, jkm_idr,
-    schedule_id, registration_event_id, occurred_at, generation)
+    schedule_id, registration_event_id, occurred_at, generation, slot, posting_id)
 SELECT md5('prefill:' || n)::uuid, lpad((9000000000000000 + n / 12)::text, 16, '0'),
        to_char(date '2025-01-01' + make_interval(months => (n % 12)::int), 'YYYY-MM'),
        $1, 'DISNAKER', 'ojek_online', 'Klojen', $2, date '2025-01-15', 16800, 10000, 6800,
        md5('prefill-schedule:' || n / 12)::uuid, md5('prefill-event:' || n / 12)::uuid,
-       now(), 0
+       now(), 0, 0, $5::uuid
   FROM generate_series($3::bigint, $4::bigint - 1) n
 """
-PREFILL_ACCRUALS = """
-INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account, amount_idr,
-                              contribution_id)
-SELECT md5('accrual:' || contribution_id::text)::uuid, 'accrual', 'expense:premium:' || $1,
-       'liability:bpjs_payable:' || $1, amount_idr, contribution_id
-  FROM ledger.contributions c WHERE programme = $1
-   AND NOT EXISTS (SELECT 1 FROM ledger.transfers t WHERE t.contribution_id = c.contribution_id)
+# The accrual that carries one prefilled chunk (as the booking posts one per batch).
+PREFILL_ACCRUAL = """
+INSERT INTO ledger.transfers (transfer_id, kind, debit_account, credit_account, amount_idr)
+VALUES ($2::uuid, 'accrual', 'expense:premium:' || $1, 'liability:bpjs_payable:' || $1,
+        16800 * $3::bigint)
 """
 
 
@@ -95,10 +94,12 @@ async def _prefill(connection: asyncpg.Connection, programme: Programme, count: 
     started = time.perf_counter()
     step = 250_000
     for first in range(0, count, step):
+        last = min(first + step, count)
+        posting = uuid.uuid4()
         async with connection.transaction():
             await connection.execute(PREFILL, programme.id, programme.funding_source, first,
-                                     min(first + step, count))
-            await connection.execute(PREFILL_ACCRUALS, programme.id)
+                                     last, posting)
+            await connection.execute(PREFILL_ACCRUAL, programme.id, posting, last - first)
     await connection.execute("ANALYZE")
     log.info("prefilled %d contributions in %.1fs", count, time.perf_counter() - started)
 

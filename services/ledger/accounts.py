@@ -1,4 +1,4 @@
-"""The chart of accounts, as data, and the transfers a booking plan moves between them.
+"""The chart of accounts, as data, and the postings a booking plan makes between them.
 
 Every account belongs to a programme (or, for cash, to a funding source); its code is
 ``<kind>:<purpose>:<owner>``. A transfer moves one amount from one account to another, so
@@ -8,10 +8,9 @@ credit account gives.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from services.ledger.model import Month, Plan
 
@@ -49,6 +48,14 @@ CASH = AccountType(Kind.ASSET, "cash", "funding_source",
 CHART = (PREMIUM_EXPENSE, BPJS_PAYABLE, BPJS_CREDIT, UNAPPLIED, REFUND_DUE, CASH)
 
 
+def chart_of(programme: str, funding_source: str) -> list[tuple[str, str, str, str, str]]:
+    """The accounts a programme funded from ``funding_source`` posts to, as
+    (code, kind, purpose, owner, description)."""
+    return [(t.code(funding_source if t.owner == "funding_source" else programme), str(t.kind),
+             t.purpose, funding_source if t.owner == "funding_source" else programme,
+             t.description) for t in CHART]
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer:
     transfer_id: UUID
@@ -56,31 +63,42 @@ class Transfer:
     debit_account: str
     credit_account: str
     amount_idr: int
-    contribution_id: UUID
 
 
-def transfer_id(kind: str, contribution_id: UUID) -> UUID:
-    """The transfer's id, derived from its kind and contribution: a replay repeats it."""
-    return UUID(hashlib.md5(f"{kind}:{contribution_id}".encode()).hexdigest())  # noqa: S324
+@dataclass
+class Postings:
+    """The journal entries of one batch: per allocation, one accrual carrying every month
+    booked, one reversal carrying the unbilled months cancelled (their room is freed) and one
+    carrying the billed months cancelled into a credit at BPJS. ``booking`` and
+    ``cancellation`` name the transfer that carries each month booked, and cancelled (a month
+    can be both within one batch)."""
+
+    transfers: list[Transfer] = field(default_factory=list)
+    booking: dict[UUID, UUID] = field(default_factory=dict)
+    cancellation: dict[UUID, UUID] = field(default_factory=dict)
 
 
-def transfers(plan: Plan) -> list[Transfer]:
-    """The journal entries of a plan: an accrual per month booked (premium expense owed to
-    BPJS), a reversal per month cancelled — back from the payable when it was not billed,
-    into a credit at BPJS when it was."""
-    entries = []
+def postings(plan: Plan) -> Postings:
+    """The summary postings of a plan; the subledger rows point to them."""
+    out = Postings()
+    groups: dict[tuple[str, str, str], list[Month]] = {}
     for month in (*plan.booked, *plan.released):
-        programme = month.programme
-        entries.append(Transfer(
-            transfer_id("accrual", month.contribution_id), "accrual",
-            PREMIUM_EXPENSE.code(programme), BPJS_PAYABLE.code(programme), month.amount_idr,
-            month.contribution_id))
-    entries.extend(_reversal(booked.month, BPJS_PAYABLE) for booked in plan.reversed)
-    entries.extend(_reversal(booked.month, BPJS_CREDIT) for booked in plan.credited)
-    return entries
-
-
-def _reversal(month: Month, debit: AccountType) -> Transfer:
-    return Transfer(transfer_id("reversal", month.contribution_id), "reversal",
-                    debit.code(month.programme), PREMIUM_EXPENSE.code(month.programme),
-                    month.amount_idr, month.contribution_id)
+        groups.setdefault(("accrual", month.programme, month.funding_source), []).append(month)
+    for booked in plan.reversed:
+        month = booked.month
+        groups.setdefault(("reversal", month.programme, month.funding_source), []).append(month)
+    for booked in plan.credited:
+        month = booked.month
+        groups.setdefault(("credit", month.programme, month.funding_source), []).append(month)
+    for (what, programme, _), months in groups.items():
+        if what == "accrual":
+            debit, credit, kind = PREMIUM_EXPENSE, BPJS_PAYABLE, "accrual"
+        else:
+            debit = BPJS_PAYABLE if what == "reversal" else BPJS_CREDIT
+            credit, kind = PREMIUM_EXPENSE, "reversal"
+        transfer = Transfer(uuid4(), kind, debit.code(programme), credit.code(programme),
+                            sum(m.amount_idr for m in months))
+        out.transfers.append(transfer)
+        carried = out.booking if what == "accrual" else out.cancellation
+        carried.update((m.contribution_id, transfer.transfer_id) for m in months)
+    return out

@@ -20,8 +20,8 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import ContributionSchedule
-from services.ledger import model
-from services.ledger.accounts import transfers
+from services.ledger import journal, model
+from services.ledger.accounts import postings
 from services.ledger.bills import BILL_LINES_SHARED
 from services.ledger.model import Allocation, Arrival, Booked, Facts, Held, HoldReason, Month
 from services.ledger.sql import CONTRIBUTION_COLUMNS
@@ -105,11 +105,12 @@ async def decide_and_write(
                 if any(a.kind == "cancelled" for a in batch):
                     # Bills being issued finish first; none is issued until we commit.
                     await connection.execute(BILL_LINES_SHARED)
-                facts, bills = await _load(connection, batch, release)
+                facts, stored = await _load(connection, batch, release)
                 decided = model.plan(batch, facts, release)
-                refused = await _write(connection, decided, bills)
+                refused = await _write(connection, decided, stored)
             return decided, refused
-        except asyncpg.UniqueViolationError:
+        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError,
+                asyncpg.DeadlockDetectedError):
             if attempt == RACE_RETRIES:
                 raise
             log.warning("a worker-month of this batch was booked meanwhile; deciding again")
@@ -159,23 +160,13 @@ SELECT {_H_COLUMNS}, h.reason, h.hold_seq, true
 
 # Every booked row of the worker-months concerned, cancelled or not, billed or not.
 BOOKED_FACTS = f"""
-SELECT {", ".join(f"c.{c}" for c in CONTRIBUTION_COLUMNS)},
+SELECT {", ".join(f"c.{c}" for c in CONTRIBUTION_COLUMNS)}, c.slot,
        EXISTS (SELECT 1 FROM ledger.cancellations x
                 WHERE x.contribution_id = c.contribution_id) AS cancelled,
        (SELECT l.bill_id FROM ledger.bill_lines l
          WHERE l.contribution_id = c.contribution_id) AS bill_id
   FROM unnest($1::text[], $2::text[]) AS m (nik, period)
   JOIN ledger.contributions c ON c.nik = m.nik AND c.period = m.period
-"""
-
-# The advisory locks of the worker-months the batch may book (one of 1024 buckets each, as
-# the database's one-payer check takes them), in one sorted sweep before anything of them is
-# read: two writers never book one month for two payers nor deadlock on it.
-_LOCK_WORKER_MONTHS = """
-SELECT count(pg_advisory_xact_lock(key))
-  FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
-          FROM unnest($1::text[], $2::text[]) AS m (nik, period)
-         ORDER BY key) keys
 """
 
 _TOMBSTONES = f"""
@@ -191,10 +182,20 @@ def _month(row: asyncpg.Record) -> Month:
     return Month(**{c: row[c] for c in CONTRIBUTION_COLUMNS})
 
 
+@dataclass
+class _Stored:
+    """What the adapter needs beyond the model's facts: the bill of each billed month, the
+    slot of each booked row and the next slot of each worker-month."""
+
+    bills: dict[UUID, UUID] = field(default_factory=dict)
+    slots: dict[UUID, int] = field(default_factory=dict)
+    next_slot: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
 async def _load(
     connection: asyncpg.Connection, batch: Sequence[Arrival], release: Sequence[Allocation]
-) -> tuple[Facts, dict[UUID, UUID]]:
-    """The facts of a batch, and the bill of every billed month among them."""
+) -> tuple[Facts, _Stored]:
+    """The facts of a batch, and what the database stores beyond them."""
     allocations = sorted({a.month.allocation for a in batch} | set(release))
     ids = list({a.month.contribution_id for a in batch})
     worker_months = {a.month.worker_month for a in batch}
@@ -214,25 +215,26 @@ async def _load(
         if r["waiting"]:
             worker_months.add(month.worker_month)
     facts.next_hold_seq = max((h.seq for h in facts.held.values()), default=0) + 1
-    bills: dict[UUID, UUID] = {}
+    stored = _Stored()
     if worker_months:
-        niks, periods = [w[0] for w in worker_months], [w[1] for w in worker_months]
-        await connection.fetchval(_LOCK_WORKER_MONTHS, niks, periods)
         booked_rows = await connection.fetch(
-            BOOKED_FACTS, niks, periods)
+            BOOKED_FACTS, [w[0] for w in worker_months], [w[1] for w in worker_months])
         for r in booked_rows:
             month = _month(r)
             facts.booked[month.contribution_id] = Booked(
                 month, cancelled=r["cancelled"], billed=r["bill_id"] is not None)
             if r["bill_id"] is not None:
-                bills[month.contribution_id] = r["bill_id"]
+                stored.bills[month.contribution_id] = r["bill_id"]
+            stored.slots[month.contribution_id] = r["slot"]
+            stored.next_slot[month.worker_month] = max(
+                stored.next_slot.get(month.worker_month, 0), r["slot"] + 1)
             if not r["cancelled"]:
                 facts.active[month.worker_month] = month.contribution_id
     if ids:
         for r in await connection.fetch(_TOMBSTONES, ids):
             facts.tombstones[r["contribution_id"]] = _month(r)
         facts.decided = {r["contribution_id"] for r in await connection.fetch(_DECIDED, ids)}
-    return facts, bills
+    return facts, stored
 
 
 # --- writing the plan -----------------------------------------------------------------------
@@ -253,33 +255,44 @@ RETURNING programme, reason
 
 
 async def _write(
-    connection: asyncpg.Connection, decided: model.Plan, bills: dict[UUID, UUID]
+    connection: asyncpg.Connection, decided: model.Plan, stored: _Stored
 ) -> list[tuple[str, str]]:
-    """Write a plan in an order the database's invariants accept at every statement: holds,
-    then each worker-month's bookings and cancellations wave by wave (a month is cancelled
-    before a later generation books it), then the journal in one statement (its budget
-    check sees the batch's net movement), then what became of holds and the refusals."""
+    """Write a plan in an order the database's constraints accept at every statement: holds,
+    the batch's postings, then each worker-month's bookings and cancellations wave by wave (a
+    slot is cancelled before the next one is booked), the allocations' committed amounts,
+    then what became of holds, duplicates, credits, tombstones and refusals."""
     copy = connection.copy_records_to_table
     if decided.held:
         await copy("held_contributions", schema_name="ledger",
                    columns=(*CONTRIBUTION_COLUMNS, "reason"),
                    records=[(*_row(m), str(r)) for m, r in decided.held])
+    journal_entries = postings(decided)
+    await journal.post(connection, journal_entries.transfers)
+    slots = dict(stored.slots)
+    next_slot = dict(stored.next_slot)
     for books, cancels in _waves(decided.steps):
+        # in key order: two writers of one worker-month wait for each other, never deadlock
+        books.sort(key=lambda m: m.worker_month)
+        cancels.sort(key=lambda b: b.month.worker_month)
         if books:
-            await copy("contributions", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
-                       records=[_row(m) for m in books])
+            rows = []
+            for m in books:
+                slot = slots[m.contribution_id] = next_slot.get(m.worker_month, 0)
+                next_slot[m.worker_month] = slot + 1
+                rows.append((*_row(m), slot, journal_entries.booking[m.contribution_id]))
+            await copy("contributions", schema_name="ledger",
+                       columns=(*CONTRIBUTION_COLUMNS, "slot", "posting_id"), records=rows)
         if cancels:
             await copy("cancellations", schema_name="ledger",
-                       columns=("contribution_id", "schedule_id", "registration_event_id"),
-                       records=[_cancellation(decided, b.month.contribution_id)
-                                for b in cancels])
-    journal = transfers(decided)
-    if journal:
-        await copy("transfers", schema_name="ledger",
-                   columns=("transfer_id", "kind", "debit_account", "credit_account",
-                            "amount_idr", "contribution_id"),
-                   records=[(t.transfer_id, t.kind, t.debit_account, t.credit_account,
-                             t.amount_idr, t.contribution_id) for t in journal])
+                       columns=("contribution_id", "schedule_id", "registration_event_id",
+                                "nik", "period", "slot", "posting_id"),
+                       records=[_cancellation(decided, b.month, slots,
+                                              journal_entries.cancellation) for b in cancels])
+    moved = sorted((key, used) for key, used in decided.room_used.items() if used)
+    if moved:
+        await connection.execute("SELECT ledger.commit_budget($1, $2, $3)",
+                                 [k[0] for k, _ in moved], [k[1] for k, _ in moved],
+                                 [used for _, used in moved])
     resolutions: list[tuple[UUID, str, UUID | None]] = [
         (m.contribution_id, "booked", None) for m in decided.released]
     resolutions += [(m.contribution_id, "cancelled", s) for m, s in decided.held_cancelled]
@@ -299,7 +312,7 @@ async def _write(
     if decided.credited:
         await copy("credits", schema_name="ledger",
                    columns=("contribution_id", "bill_id", "programme", "amount_idr"),
-                   records=[(b.month.contribution_id, bills[b.month.contribution_id],
+                   records=[(b.month.contribution_id, stored.bills[b.month.contribution_id],
                              b.month.programme, b.month.amount_idr) for b in decided.credited])
     if decided.tombstones:
         await copy("early_cancellations", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
@@ -313,9 +326,11 @@ async def _write(
     return [(r["programme"], r["reason"]) for r in inserted]
 
 
-def _cancellation(decided: model.Plan, contribution_id: UUID) -> tuple[object, ...]:
-    by = decided.cancelled_by(contribution_id)
-    return (contribution_id, by.schedule_id, by.registration_event_id)
+def _cancellation(decided: model.Plan, month: Month, slots: dict[UUID, int],
+                  posting: dict[UUID, UUID]) -> tuple[object, ...]:
+    by = decided.cancelled_by(month.contribution_id)
+    return (month.contribution_id, by.schedule_id, by.registration_event_id, month.nik,
+            month.period, slots[month.contribution_id], posting[month.contribution_id])
 
 
 def _waves(steps: list[tuple[str, object]]) -> list[tuple[list[Month], list[Booked]]]:

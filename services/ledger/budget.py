@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.domain.programme import Programme
-from services.ledger import book
+from services.ledger import book, journal
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ async def ensure_allocation(
             "SELECT pg_advisory_xact_lock(hashtextextended('allocation:' || $1 || ':' || $2, 0))",
             *key,
         )
+        await journal.open_accounts(connection, programme.id, programme.funding_source)
         await connection.execute(_RECORD_PREMIUM, programme.id, programme.premium.monthly_idr,
                                  programme.premium.jkk_idr, programme.premium.jkm_flat_idr)
         row = await connection.fetchrow(

@@ -24,6 +24,7 @@ import asyncpg
 
 from schemas.events import PaymentConfirmed
 from services.domain.schedule import derived_id
+from services.ledger import journal
 from services.ledger.bills import bill_lock_sql
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ DISCREPANCY = "discrepancy"
 REPLAYED = "replayed"
 
 LEDGER = "ledger"  # resolved_by of what the ledger resolves itself (a top-up)
+UNASSIGNED = "unassigned"  # the cash account of a programme without an allocation
 
 
 class ResolutionError(Exception):
@@ -160,6 +162,10 @@ async def apply_payment(
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             payment.payment_id, payment.programme, payment.period, payment.amount_idr,
             payment.reference, payment.paid_at, SETTLED if settle else DISCREPANCY)
+        funding_source = await connection.fetchval(
+            "SELECT min(funding_source) FROM ledger.budget_allocations WHERE programme = $1",
+            payment.programme)
+        await journal.open_accounts(connection, payment.programme, funding_source or UNASSIGNED)
         await connection.execute(_RECEIPT, payment.payment_id, payment.programme,
                                  payment.amount_idr, payment.reference)
         if settle is None:

@@ -109,109 +109,16 @@ END;
 $_$;
 
 --
--- Name: check_generation(); Type: FUNCTION; Schema: ledger; Owner: -
+-- Name: commit_budget(text[], text[], bigint[]); Type: FUNCTION; Schema: ledger; Owner: -
 --
 
-CREATE FUNCTION ledger.check_generation() RETURNS trigger
-    LANGUAGE plpgsql
+CREATE FUNCTION ledger.commit_budget(p_programmes text[], p_sources text[], p_deltas bigint[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-BEGIN
-    -- The check must see rows committed meanwhile by another transaction.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'a contribution of generation % is booked only in a READ COMMITTED transaction',
-            NEW.generation USING ERRCODE = 'feature_not_supported';
-    END IF;
-    PERFORM pg_advisory_xact_lock(ledger.worker_month_lock(NEW.nik, NEW.period));
-    IF NOT ledger.generation_may_be_booked(NEW.nik, NEW.period, NEW.generation) THEN
-        RAISE EXCEPTION 'contribution % (generation %) is not booked: its month has an active payer, a later generation, or no earlier generation that was cancelled',
-            NEW.contribution_id, NEW.generation USING ERRCODE = 'unique_violation';
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
---
--- Name: check_one_payer(); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.check_one_payer() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
-    AS $_$
-DECLARE
-    bad text;
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'contributions are booked only in a READ COMMITTED transaction'
-            USING ERRCODE = 'feature_not_supported';
-    END IF;
-    EXECUTE $sql$
-        SELECT count(pg_advisory_xact_lock(key))
-          FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
-                  FROM new_contributions ORDER BY key) keys
-    $sql$;
-    EXECUTE $sql$
-        SELECT n.contribution_id::text
-          FROM new_contributions n
-          JOIN ledger.contributions c
-            ON c.nik = n.nik AND c.period = n.period AND c.contribution_id <> n.contribution_id
-         WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                            WHERE x.contribution_id = c.contribution_id)
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'contribution % is not booked: its worker-month has another active payer', bad
-            USING ERRCODE = 'unique_violation';
-    END IF;
-    RETURN NULL;
-END;
-$_$;
-
---
--- Name: check_transfer_contributions(); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.check_transfer_contributions() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
-    AS $_$
-DECLARE
-    bad text;
-BEGIN
-    EXECUTE $sql$
-        SELECT t.contribution_id::text
-          FROM new_transfers t
-         WHERE t.contribution_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                            WHERE c.contribution_id = t.contribution_id)
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'a transfer names contribution %, which is not booked', bad
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    RETURN NULL;
-END;
-$_$;
-
---
--- Name: generation_may_be_booked(text, text, integer); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.generation_may_be_booked(p_nik text, p_period text, p_generation integer) RETURNS boolean
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT NOT EXISTS (
-               SELECT 1 FROM ledger.contributions c
-                WHERE c.nik = p_nik AND c.period = p_period
-                  AND (c.generation >= p_generation
-                       OR NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                                       WHERE x.contribution_id = c.contribution_id)))
+    UPDATE ledger.budget_allocations a SET booked_idr = a.booked_idr + d.delta
+      FROM unnest(p_programmes, p_sources, p_deltas) AS d (programme, funding_source, delta)
+     WHERE a.programme = d.programme AND a.funding_source = d.funding_source
 $$;
 
 --
@@ -229,25 +136,12 @@ BEGIN
             RAISE EXCEPTION 'the key of a budget allocation never changes'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
-        IF NEW.booked_idr <> OLD.booked_idr AND pg_trigger_depth() < 2 THEN
-            RAISE EXCEPTION 'booked_idr follows the journal and cannot be set by hand'
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
         IF NEW.allocated_idr < OLD.allocated_idr THEN
             RAISE EXCEPTION 'a budget allocation is never lowered (% -> %)',
                 OLD.allocated_idr, NEW.allocated_idr USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF NEW.allocated_idr = OLD.allocated_idr THEN
             RETURN NEW;
-        END IF;
-    ELSE
-        IF NEW.booked_idr <> (
-            SELECT coalesce(sum(c.amount_idr), 0) FROM ledger.contributions c
-             WHERE c.programme = NEW.programme AND c.funding_source = NEW.funding_source
-               AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                                WHERE x.contribution_id = c.contribution_id)) THEN
-            RAISE EXCEPTION 'a new allocation must start with what is already booked'
-                USING ERRCODE = 'check_violation';
         END IF;
     END IF;
     IF NOT EXISTS (
@@ -275,77 +169,6 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
-
---
--- Name: refuse_resolved_holds(); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.refuse_resolved_holds() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    bad text;
-BEGIN
-    EXECUTE $sql$
-        SELECT n.contribution_id::text
-          FROM new_contributions n
-          JOIN ledger.held_resolutions r ON r.contribution_id = n.contribution_id
-         WHERE r.outcome <> 'booked'
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'contribution % was cancelled or found a duplicate while held: it is never booked', bad
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$_$;
-
---
--- Name: track_budget(); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.track_budget() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
-    AS $_$
-DECLARE
-    unallocated text;
-BEGIN
-    EXECUTE $sql$
-        WITH moves AS (
-            SELECT c.programme, c.funding_source,
-                   sum(CASE WHEN t.kind = 'accrual' THEN t.amount_idr
-                            WHEN t.debit_account LIKE 'asset:bpjs_credit:%' THEN 0
-                            ELSE -t.amount_idr END) AS delta
-              FROM new_transfers t
-              JOIN ledger.contributions c ON c.contribution_id = t.contribution_id
-             WHERE t.kind IN ('accrual', 'reversal')
-             GROUP BY c.programme, c.funding_source
-        ), updated AS (
-            UPDATE ledger.budget_allocations a
-               SET booked_idr = a.booked_idr + m.delta
-              FROM moves m
-             WHERE a.programme = m.programme AND a.funding_source = m.funding_source
-            RETURNING a.programme, a.funding_source
-        )
-        SELECT m.programme
-          FROM moves m
-         WHERE NOT EXISTS (SELECT 1 FROM updated u
-                            WHERE u.programme = m.programme
-                              AND u.funding_source = m.funding_source)
-         LIMIT 1
-    $sql$ INTO unallocated;
-    IF unallocated IS NOT NULL THEN
-        RAISE EXCEPTION 'no budget allocation for programme %', unallocated
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$_$;
 
 --
 -- Name: track_coverage(); Type: FUNCTION; Schema: ledger; Owner: -
@@ -434,16 +257,6 @@ BEGIN
     RETURN NULL;
 END;
 $_$;
-
---
--- Name: worker_month_lock(text, text); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.worker_month_lock(nik text, period text) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT hashtextextended('worker-month:' || (hashtext(nik || ':' || period) & 1023)::text, 0)
-$$;
 
 --
 -- Name: refuse_submission_change(); Type: FUNCTION; Schema: registry; Owner: -
@@ -561,7 +374,11 @@ CREATE TABLE ledger.cancellations (
     contribution_id uuid NOT NULL,
     schedule_id uuid NOT NULL,
     registration_event_id uuid NOT NULL,
-    cancelled_at timestamp with time zone DEFAULT now() NOT NULL
+    cancelled_at timestamp with time zone DEFAULT now() NOT NULL,
+    nik text NOT NULL,
+    period text NOT NULL,
+    slot integer NOT NULL,
+    posting_id uuid NOT NULL
 );
 
 --
@@ -586,13 +403,21 @@ CREATE TABLE ledger.contributions (
     occurred_at timestamp with time zone,
     booked_at timestamp with time zone DEFAULT now() NOT NULL,
     generation integer DEFAULT 0 NOT NULL,
+    slot integer NOT NULL,
+    previous_slot integer GENERATED ALWAYS AS (
+CASE
+    WHEN (slot > 0) THEN (slot - 1)
+    ELSE NULL::integer
+END) STORED,
+    posting_id uuid NOT NULL,
     CONSTRAINT contributions_amount_idr_check CHECK ((amount_idr > 0)),
     CONSTRAINT contributions_components_add_up CHECK (((jkk_idr + jkm_idr) = amount_idr)),
     CONSTRAINT contributions_generation_not_negative CHECK ((generation >= 0)),
     CONSTRAINT contributions_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT contributions_jkm_idr_check CHECK ((jkm_idr >= 0)),
     CONSTRAINT contributions_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
-    CONSTRAINT contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+    CONSTRAINT contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT contributions_slot_check CHECK ((slot >= 0))
 );
 
 --
@@ -1225,6 +1050,118 @@ CREATE VIEW finance.discrepancies AS
      LEFT JOIN ledger.discrepancy_resolutions r ON ((r.discrepancy_id = d.discrepancy_id)));
 
 --
+-- Name: journal_lines; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.journal_lines AS
+ SELECT t.transfer_id,
+    t.kind,
+    t.debit_account,
+    t.credit_account,
+    t.created_at,
+    c.contribution_id,
+    c.nik,
+    c.programme,
+    c.period,
+    c.generation,
+    c.amount_idr
+   FROM (ledger.contributions c
+     JOIN ledger.transfers t ON ((t.transfer_id = c.posting_id)))
+UNION ALL
+ SELECT t.transfer_id,
+    t.kind,
+    t.debit_account,
+    t.credit_account,
+    t.created_at,
+    c.contribution_id,
+    c.nik,
+    c.programme,
+    c.period,
+    c.generation,
+    c.amount_idr
+   FROM ((ledger.cancellations x
+     JOIN ledger.contributions c USING (contribution_id))
+     JOIN ledger.transfers t ON ((t.transfer_id = x.posting_id)))
+UNION ALL
+ SELECT t.transfer_id,
+    t.kind,
+    t.debit_account,
+    t.credit_account,
+    t.created_at,
+    c.contribution_id,
+    c.nik,
+    c.programme,
+    c.period,
+    c.generation,
+    t.amount_idr
+   FROM (ledger.transfers t
+     JOIN ledger.contributions c USING (contribution_id));
+
+--
+-- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.live_contributions AS
+ SELECT contribution_id,
+    nik,
+    period,
+    programme,
+    opd_code,
+    category,
+    kecamatan,
+    funding_source,
+    due_date,
+    amount_idr,
+    jkk_idr,
+    jkm_idr,
+    schedule_id,
+    registration_event_id,
+    occurred_at,
+    booked_at,
+    generation,
+    slot,
+    previous_slot,
+    posting_id
+   FROM ledger.contributions c
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM ledger.cancellations x
+          WHERE (x.contribution_id = c.contribution_id))));
+
+--
+-- Name: journal_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.journal_reconciliation AS
+ SELECT 'transfer'::text AS subject,
+    (t.transfer_id)::text AS id,
+    t.amount_idr AS expected_idr,
+    (COALESCE(l.lines_idr, (0)::numeric))::bigint AS found_idr
+   FROM (ledger.transfers t
+     LEFT JOIN ( SELECT journal_lines.transfer_id,
+            sum(journal_lines.amount_idr) AS lines_idr
+           FROM finance.journal_lines
+          GROUP BY journal_lines.transfer_id) l USING (transfer_id))
+  WHERE ((t.kind = ANY (ARRAY['accrual'::text, 'reversal'::text])) AND ((t.amount_idr)::numeric <> COALESCE(l.lines_idr, (0)::numeric)))
+UNION ALL
+ SELECT 'allocation'::text AS subject,
+    ((a.programme || ':'::text) || a.funding_source) AS id,
+    a.booked_idr AS expected_idr,
+    ((COALESCE(live.idr, (0)::numeric) + COALESCE(credit.idr, (0)::numeric)))::bigint AS found_idr
+   FROM ((ledger.budget_allocations a
+     LEFT JOIN ( SELECT live_contributions.programme,
+            live_contributions.funding_source,
+            sum(live_contributions.amount_idr) AS idr
+           FROM ledger.live_contributions
+          GROUP BY live_contributions.programme, live_contributions.funding_source) live USING (programme, funding_source))
+     LEFT JOIN ( SELECT c.programme,
+            c.funding_source,
+            sum(k.amount_idr) AS idr
+           FROM (ledger.credits k
+             JOIN ledger.contributions c USING (contribution_id))
+          GROUP BY c.programme, c.funding_source) credit USING (programme, funding_source))
+  WHERE ((a.booked_idr)::numeric <> (COALESCE(live.idr, (0)::numeric) + COALESCE(credit.idr, (0)::numeric)));
+
+--
 -- Name: monthly_bill; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -1630,6 +1567,23 @@ UNION ALL
    FROM ledger.duplicate_attempts;
 
 --
+-- Name: accounts; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.accounts (
+    code text NOT NULL,
+    kind text NOT NULL,
+    purpose text NOT NULL,
+    owner text NOT NULL,
+    description text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT accounts_code_of_its_parts CHECK ((code = ((((kind || ':'::text) || purpose) || ':'::text) || owner))),
+    CONSTRAINT accounts_kind_check CHECK ((kind = ANY (ARRAY['asset'::text, 'liability'::text, 'expense'::text]))),
+    CONSTRAINT accounts_owner_check CHECK (((length(owner) >= 1) AND (length(owner) <= 100))),
+    CONSTRAINT accounts_purpose_check CHECK ((purpose ~ '^[a-z_]+$'::text))
+);
+
+--
 -- Name: budget_allocation_changes_change_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1718,33 +1672,6 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
     NO MAXVALUE
     CACHE 1
 );
-
---
--- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
---
-
-CREATE VIEW ledger.live_contributions AS
- SELECT contribution_id,
-    nik,
-    period,
-    programme,
-    opd_code,
-    category,
-    kecamatan,
-    funding_source,
-    due_date,
-    amount_idr,
-    jkk_idr,
-    jkm_idr,
-    schedule_id,
-    registration_event_id,
-    occurred_at,
-    booked_at,
-    generation
-   FROM ledger.contributions c
-  WHERE (NOT (EXISTS ( SELECT 1
-           FROM ledger.cancellations x
-          WHERE (x.contribution_id = c.contribution_id))));
 
 --
 -- Name: programme_premiums; Type: TABLE; Schema: ledger; Owner: -
@@ -1855,6 +1782,13 @@ ALTER TABLE ONLY ledger.dead_letters ALTER COLUMN dead_letter_id SET DEFAULT nex
 ALTER TABLE ONLY ledger.refused_contributions ALTER COLUMN refused_id SET DEFAULT nextval('ledger.refused_contributions_refused_id_seq'::regclass);
 
 --
+-- Name: accounts accounts_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.accounts
+    ADD CONSTRAINT accounts_pkey PRIMARY KEY (code);
+
+--
 -- Name: bill_lines bill_lines_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1904,6 +1838,13 @@ ALTER TABLE ONLY ledger.budget_allocations
     ADD CONSTRAINT budget_allocations_pkey PRIMARY KEY (programme, funding_source, fiscal_year);
 
 --
+-- Name: cancellations cancellations_one_per_slot; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.cancellations
+    ADD CONSTRAINT cancellations_one_per_slot UNIQUE (nik, period, slot);
+
+--
 -- Name: cancellations cancellations_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1918,11 +1859,11 @@ ALTER TABLE ONLY ledger.cancellations_refused
     ADD CONSTRAINT cancellations_refused_pkey PRIMARY KEY (contribution_id, schedule_id);
 
 --
--- Name: contributions contributions_one_booking_per_generation; Type: CONSTRAINT; Schema: ledger; Owner: -
+-- Name: contributions contributions_one_booking_per_slot; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.contributions
-    ADD CONSTRAINT contributions_one_booking_per_generation UNIQUE (nik, period, generation);
+    ADD CONSTRAINT contributions_one_booking_per_slot UNIQUE (nik, period, slot);
 
 --
 -- Name: contributions contributions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2255,25 +2196,13 @@ CREATE INDEX refused_contributions_registration ON ledger.refused_contributions 
 -- Name: transfers_contribution; Type: INDEX; Schema: ledger; Owner: -
 --
 
-CREATE INDEX transfers_contribution ON ledger.transfers USING btree (contribution_id);
-
---
--- Name: transfers_one_accrual; Type: INDEX; Schema: ledger; Owner: -
---
-
-CREATE UNIQUE INDEX transfers_one_accrual ON ledger.transfers USING btree (contribution_id) WHERE (kind = 'accrual'::text);
+CREATE INDEX transfers_contribution ON ledger.transfers USING btree (contribution_id) WHERE (contribution_id IS NOT NULL);
 
 --
 -- Name: transfers_one_receipt; Type: INDEX; Schema: ledger; Owner: -
 --
 
 CREATE UNIQUE INDEX transfers_one_receipt ON ledger.transfers USING btree (payment_id) WHERE (kind = 'receipt'::text);
-
---
--- Name: transfers_one_reversal; Type: INDEX; Schema: ledger; Owner: -
---
-
-CREATE UNIQUE INDEX transfers_one_reversal ON ledger.transfers USING btree (contribution_id) WHERE (kind = 'reversal'::text);
 
 --
 -- Name: transfers_one_settlement; Type: INDEX; Schema: ledger; Owner: -
@@ -2426,28 +2355,10 @@ CREATE TRIGGER cancellations_track_coverage AFTER INSERT ON ledger.cancellations
 CREATE TRIGGER contributions_append_only BEFORE DELETE OR UPDATE ON ledger.contributions FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: contributions contributions_generation_check; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER contributions_generation_check BEFORE INSERT ON ledger.contributions FOR EACH ROW WHEN ((new.generation > 0)) EXECUTE FUNCTION ledger.check_generation();
-
---
 -- Name: contributions contributions_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
 CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
-
---
--- Name: contributions contributions_not_resolved_holds; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
-
---
--- Name: contributions contributions_one_active_payer; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER contributions_one_active_payer AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS new_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_one_payer();
 
 --
 -- Name: contributions contributions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2630,22 +2541,10 @@ CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refus
 CREATE TRIGGER transfers_append_only BEFORE DELETE OR UPDATE ON ledger.transfers FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: transfers transfers_contribution_booked; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER transfers_contribution_booked AFTER INSERT ON ledger.transfers REFERENCING NEW TABLE AS new_transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfer_contributions();
-
---
 -- Name: transfers transfers_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
 CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
-
---
--- Name: transfers transfers_track_budget; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER transfers_track_budget AFTER INSERT ON ledger.transfers REFERENCING NEW TABLE AS new_transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_budget();
 
 --
 -- Name: submission_rows submission_rows_append_only; Type: TRIGGER; Schema: registry; Owner: -
@@ -2695,11 +2594,25 @@ ALTER TABLE ONLY ledger.cancellations
     ADD CONSTRAINT cancellations_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
 
 --
+-- Name: cancellations cancellations_of_a_booking; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.cancellations
+    ADD CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot) REFERENCES ledger.contributions(nik, period, slot);
+
+--
 -- Name: cancellations_refused cancellations_refused_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.cancellations_refused
     ADD CONSTRAINT cancellations_refused_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
+
+--
+-- Name: contributions contributions_previous_slot_cancelled; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.contributions
+    ADD CONSTRAINT contributions_previous_slot_cancelled FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations(nik, period, slot);
 
 --
 -- Name: credit_refunds credit_refunds_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2758,6 +2671,27 @@ ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.held_contributions(contribution_id);
 
 --
+-- Name: transfers transfers_contribution_booked; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.transfers
+    ADD CONSTRAINT transfers_contribution_booked FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
+
+--
+-- Name: transfers transfers_credit_account_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.transfers
+    ADD CONSTRAINT transfers_credit_account_fkey FOREIGN KEY (credit_account) REFERENCES ledger.accounts(code);
+
+--
+-- Name: transfers transfers_debit_account_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.transfers
+    ADD CONSTRAINT transfers_debit_account_fkey FOREIGN KEY (debit_account) REFERENCES ledger.accounts(code);
+
+--
 -- Name: transfers transfers_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2811,29 +2745,11 @@ GRANT ALL ON FUNCTION finance.today() TO iuran_finance;
 REVOKE ALL ON FUNCTION ledger.check_bill_lines() FROM PUBLIC;
 
 --
--- Name: FUNCTION check_generation(); Type: ACL; Schema: ledger; Owner: -
+-- Name: FUNCTION commit_budget(p_programmes text[], p_sources text[], p_deltas bigint[]); Type: ACL; Schema: ledger; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ledger.check_generation() FROM PUBLIC;
-
---
--- Name: FUNCTION check_one_payer(); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.check_one_payer() FROM PUBLIC;
-
---
--- Name: FUNCTION check_transfer_contributions(); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.check_transfer_contributions() FROM PUBLIC;
-
---
--- Name: FUNCTION generation_may_be_booked(p_nik text, p_period text, p_generation integer); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.generation_may_be_booked(p_nik text, p_period text, p_generation integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION ledger.generation_may_be_booked(p_nik text, p_period text, p_generation integer) TO iuran_ledger_writer;
+REVOKE ALL ON FUNCTION ledger.commit_budget(p_programmes text[], p_sources text[], p_deltas bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION ledger.commit_budget(p_programmes text[], p_sources text[], p_deltas bigint[]) TO iuran_ledger_writer;
 
 --
 -- Name: FUNCTION guard_allocation(); Type: ACL; Schema: ledger; Owner: -
@@ -2848,29 +2764,10 @@ REVOKE ALL ON FUNCTION ledger.guard_allocation() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger.refuse_change() FROM PUBLIC;
 
 --
--- Name: FUNCTION refuse_resolved_holds(); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.refuse_resolved_holds() FROM PUBLIC;
-
---
--- Name: FUNCTION track_budget(); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.track_budget() FROM PUBLIC;
-
---
 -- Name: FUNCTION track_coverage(); Type: ACL; Schema: ledger; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ledger.track_coverage() FROM PUBLIC;
-
---
--- Name: FUNCTION worker_month_lock(nik text, period text); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ledger.worker_month_lock(nik text, period text) TO iuran_ledger_writer;
 
 --
 -- Name: FUNCTION refuse_submission_change(); Type: ACL; Schema: registry; Owner: -
@@ -3063,6 +2960,26 @@ GRANT SELECT ON TABLE finance.discrepancies TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.discrepancies TO iuran_finance;
 
 --
+-- Name: TABLE journal_lines; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.journal_lines TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.journal_lines TO iuran_finance;
+
+--
+-- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE journal_reconciliation; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_finance;
+
+--
 -- Name: TABLE monthly_bill; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -3136,6 +3053,12 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.worker_history TO iuran_finance;
 
 --
+-- Name: TABLE accounts; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
+
+--
 -- Name: SEQUENCE budget_allocation_changes_change_id_seq; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3170,12 +3093,6 @@ GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_w
 --
 
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
-
---
--- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
 
 --
 -- Name: TABLE programme_premiums; Type: ACL; Schema: ledger; Owner: -

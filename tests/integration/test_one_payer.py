@@ -16,7 +16,7 @@ from services.domain.programme import Programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation, raise_allocation
 from tests.support import faults
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, insert_booking, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -102,22 +102,18 @@ async def test_two_payers_booking_one_month_at_once_end_with_one_active(
         nik, first.id) == 1
 
 
-async def test_the_database_refuses_a_generation_0_row_beside_an_active_later_generation(
+async def test_the_database_refuses_a_second_active_payer_of_a_worker_month(
     conn: asyncpg.Connection, malang: Programme, niks: NikSource
 ) -> None:
-    """Without the ledger's locks (a writer that forgot them): the database itself refuses
-    a second active payer of a worker-month whose generation 1 is booked."""
+    """Without the booking rules (a writer that bypasses them): the database itself refuses
+    a second active payer of a worker-month whose second booking (slot 1) is active."""
     nik = niks.take()[0]
     await _month_closed_while_held(conn, malang, nik)
     await _book_again_by_stream(conn, malang, nik)
+    slot = await conn.fetchval("SELECT max(slot) FROM ledger.contributions "
+                               "WHERE nik = $1 AND period = $2", nik, MONTH[0])
     first = programme_copy(malang, budget_idr=10**12)
-    row = schedule(first, nik, MONTH).contributions[0]
-    with pytest.raises(asyncpg.UniqueViolationError):
-        await conn.execute(
-            """INSERT INTO ledger.contributions (contribution_id, nik, period, programme,
-                   opd_code, category, kecamatan, funding_source, due_date, amount_idr,
-                   jkk_idr, jkm_idr, schedule_id, registration_event_id, generation)
-               VALUES ($1, $2, $3, $4, 'DISNAKER', 'ojek_online', 'Klojen', $5, $6, $7, $8,
-                       $9, gen_random_uuid(), gen_random_uuid(), 0)""",
-            row.contribution_id, nik, MONTH[0], first.id, first.funding_source, row.due_date,
-            row.amount_idr, row.components.jkk, row.components.jkm)
+    with pytest.raises(asyncpg.UniqueViolationError, match="one_booking_per_slot"):
+        await insert_booking(conn, first, nik, MONTH[0], slot=slot)
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="previous_slot_cancelled"):
+        await insert_booking(conn, first, nik, MONTH[0], slot=slot + 1)

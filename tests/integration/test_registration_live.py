@@ -113,16 +113,15 @@ async def test_deregistration_reverses_the_months_not_yet_paid(
 
     async def reversed_() -> int:
         return int(await db.fetchval(
-            "SELECT count(*) FROM ledger.transfers t JOIN ledger.contributions c "
-            "USING (contribution_id) WHERE c.nik = $1 AND t.kind = 'reversal'", nik) >= 9)
+            "SELECT count(*) FROM finance.journal_lines WHERE nik = $1 AND kind = 'reversal'",
+            nik) >= 9)
 
     assert await wait_for(reversed_)
     rows = await active_months(db, [nik])
     assert [r["period"] for r in rows] == ["2025-12", "2026-01", "2026-02"]
     balance = await db.fetchval(
-        "SELECT sum(CASE t.kind WHEN 'accrual' THEN t.amount_idr ELSE -t.amount_idr END) "
-        "FROM ledger.transfers t JOIN ledger.contributions c USING (contribution_id) "
-        "WHERE c.nik = $1", nik)
+        "SELECT sum(CASE kind WHEN 'accrual' THEN amount_idr ELSE -amount_idr END) "
+        "FROM finance.journal_lines WHERE nik = $1", nik)
     assert balance == 3 * 16_800
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import date
 
 import asyncpg
@@ -23,7 +22,7 @@ from services.ledger.budget import ensure_allocation, raise_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import publish
-from tests.support.ledger import programme_copy, schedule
+from tests.support.ledger import insert_booking, programme_copy, schedule
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration
@@ -81,9 +80,8 @@ async def active(conn: asyncpg.Connection, nik: str) -> list[str]:
 
 async def journal(conn: asyncpg.Connection, programme: str) -> dict[str, tuple[int, int]]:
     rows = await conn.fetch(
-        """SELECT t.kind, count(*) AS n, sum(t.amount_idr)::bigint AS idr
-             FROM ledger.transfers t JOIN ledger.contributions c USING (contribution_id)
-            WHERE c.programme = $1 GROUP BY t.kind""", programme)
+        """SELECT kind, count(*) AS n, sum(amount_idr)::bigint AS idr
+             FROM finance.journal_lines WHERE programme = $1 GROUP BY kind""", programme)
     return {r["kind"]: (r["n"], r["idr"]) for r in rows}
 
 
@@ -234,30 +232,18 @@ async def test_a_generation_whose_predecessor_is_not_cancelled_is_refused(
         conn, [schedule(programme, worker.nik, YEAR[6:], generation=1)])
     assert sum(result.booked.values()) == 0 and result.held[programme.id] == 6
 
-    # directly in the database: refused whatever the code does
-    insert = """INSERT INTO ledger.contributions (contribution_id, nik, period, programme,
-                    opd_code, category, kecamatan, funding_source, due_date, amount_idr,
-                    jkk_idr, jkm_idr, schedule_id, registration_event_id, generation)
-                SELECT $1, $2, $3, $4, 'DISNAKER', 'ojek_online', 'Klojen', $5, '2026-06-15',
-                       16800, 10000, 6800, $1, $1, $6"""
-    for nik, period, generation in [
-        (worker.nik, "2026-06", 1),  # generation 0 active
-        (worker.nik, "2026-06", 2),  # generation 0 active, generation 1 missing
-    ]:
-        with pytest.raises(asyncpg.UniqueViolationError, match="is not booked"):
-            await conn.execute(insert, uuid.uuid4(), nik, period, programme.id,
-                               programme.funding_source, generation)
-    # a second row of one generation: the unique (nik, period, generation)
-    with pytest.raises(asyncpg.UniqueViolationError, match="one_booking_per_generation"):
-        await conn.execute(insert, uuid.uuid4(), worker.nik, "2026-06", programme.id,
-                           programme.funding_source, 0)
-    # once generation 0 is cancelled, the generation 1 months that waited for it are booked;
-    # then generation 2 does not go in while generation 1 is active
+    # directly in the database: refused whatever the code does. Slot 1 of a month while its
+    # slot 0 is active (not cancelled), and slot 0 a second time.
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="previous_slot_cancelled"):
+        await insert_booking(conn, programme, worker.nik, "2026-06", slot=1, generation=1)
+    with pytest.raises(asyncpg.UniqueViolationError, match="one_booking_per_slot"):
+        await insert_booking(conn, programme, worker.nik, "2026-06", slot=0)
+    # once generation 0 is cancelled, the generation 1 months that waited for it are booked
+    # (slot 1); then slot 2 does not go in while slot 1 is active
     await book.book_schedules(conn, worker.deregister(programme, "2026-06"))
     assert await active(conn, worker.nik) == YEAR
-    with pytest.raises(asyncpg.UniqueViolationError, match="is not booked"):
-        await conn.execute(insert, uuid.uuid4(), worker.nik, "2026-06", programme.id,
-                           programme.funding_source, 2)
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="previous_slot_cancelled"):
+        await insert_booking(conn, programme, worker.nik, "2026-06", slot=2, generation=2)
 
 
 async def test_two_ledgers_booking_the_same_month_again_book_it_once(
@@ -295,38 +281,28 @@ async def test_two_ledgers_booking_the_same_month_again_book_it_once(
 async def test_the_database_serialises_two_transactions_booking_one_month_again(
     ledger_url: str, conn: asyncpg.Connection, malang: Programme
 ) -> None:
-    """Generation 1 and generation 2 of one month from two transactions at once: the
-    unique index does not see them collide, the worker-month lock does."""
+    """Two transactions book a cancelled month again at once: the second waits on the
+    unique (nik, period, slot) for the first to commit, then is refused."""
     programme = await funded(conn, malang)
     worker = Worker([programme])
     await book.book_schedules(conn, worker.register(programme)
                               + worker.deregister(programme, "2026-03"))
-    insert = """INSERT INTO ledger.contributions (contribution_id, nik, period, programme,
-                    opd_code, category, kecamatan, funding_source, due_date, amount_idr,
-                    jkk_idr, jkm_idr, schedule_id, registration_event_id, generation)
-                SELECT $1, $2, '2026-06', $3, 'DISNAKER', 'ojek_online', 'Klojen', $4,
-                       '2026-06-15', 16800, 10000, 6800, $1, $1, $5"""
     first, second = [await asyncpg.connect(ledger_url) for _ in range(2)]
     try:
         tx = first.transaction()
         await tx.start()
-        await first.execute(insert, uuid.uuid4(), worker.nik, programme.id,
-                            programme.funding_source, 1)
+        await insert_booking(first, programme, worker.nik, "2026-06", slot=1, generation=1)
 
-        async def later_generation() -> None:
+        async def again() -> None:
             async with second.transaction():
-                await second.execute(insert, uuid.uuid4(), worker.nik, programme.id,
-                                     programme.funding_source, 2)
+                await insert_booking(second, programme, worker.nik, "2026-06", slot=1,
+                                     generation=2)
 
-        waiting = asyncio.create_task(later_generation())
+        waiting = asyncio.create_task(again())
         await asyncio.sleep(0.5)
-        assert not waiting.done()  # blocked on the worker-month lock
-        assert await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ) == 1
+        assert not waiting.done()  # waits for the first transaction's row
         await tx.commit()
-        with pytest.raises(asyncpg.UniqueViolationError, match="is not booked"):
+        with pytest.raises(asyncpg.UniqueViolationError, match="one_booking_per_slot"):
             await waiting
     finally:
         await first.close()
@@ -356,17 +332,6 @@ async def test_a_month_held_and_cancelled_is_booked_again_when_the_budget_allows
     assert await active(conn, worker.nik) == KEPT + AGAIN
     assert await booked_idr(conn, programme.id) == 9 * PREMIUM
 
-    # a hold that was cancelled is never booked, whatever the code does
-    with pytest.raises(asyncpg.CheckViolationError, match="cancelled or found a duplicate"):
-        await conn.execute(
-            """INSERT INTO ledger.contributions (contribution_id, nik, period, programme,
-                   opd_code, category, kecamatan, funding_source, due_date, amount_idr,
-                   jkk_idr, jkm_idr, schedule_id, registration_event_id, generation)
-               SELECT contribution_id, nik, period, programme, opd_code, category, kecamatan,
-                      funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
-                      registration_event_id, generation
-                 FROM ledger.held_contributions WHERE nik = $1 AND period = '2026-04'""",
-            worker.nik)
 
 
 async def test_bills_and_finance_views_see_one_payer_per_month(
@@ -415,8 +380,8 @@ async def test_the_ledger_writer_role_books_a_month_again(
         result = await book.book_schedules(writer, worker.register(programme, "2026-06", 6))
         assert result.booked[programme.id] == 6
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await writer.execute("DROP TRIGGER contributions_generation_check "
-                                 "ON ledger.contributions")
+            await writer.execute("ALTER TABLE ledger.contributions "
+                                 "DROP CONSTRAINT contributions_previous_slot_cancelled")
     finally:
         await writer.close()
     assert await active(conn, worker.nik) == KEPT + AGAIN

@@ -127,3 +127,20 @@ def programme_copy(base: Programme, *, budget_idr: int, name: str | None = None,
     if billing is not None:
         update["billing"] = billing
     return base.model_copy(update=update)
+
+
+BOOKING_INSERT = """
+INSERT INTO ledger.contributions (contribution_id, nik, period, programme, opd_code, category,
+    kecamatan, funding_source, due_date, amount_idr, jkk_idr, jkm_idr, schedule_id,
+    registration_event_id, generation, slot, posting_id)
+VALUES ($1, $2, $3, $4, 'DISNAKER', 'ojek_online', 'Klojen', $5, '2026-01-15', 16800, 10000,
+        6800, gen_random_uuid(), gen_random_uuid(), $6, $7, gen_random_uuid())
+"""
+
+
+async def insert_booking(connection: asyncpg.Connection, programme: Programme, nik: str,
+                         period: str, *, slot: int, generation: int = 0) -> None:
+    """A booked month written straight into the subledger, as a writer that bypasses the
+    booking rules would: what the database itself refuses shows here."""
+    await connection.execute(BOOKING_INSERT, uuid.uuid4(), nik, period, programme.id,
+                             programme.funding_source, generation, slot)

@@ -10,7 +10,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ledger.accounts import BPJS_CREDIT, BPJS_PAYABLE, transfers
+from services.ledger.accounts import BPJS_CREDIT, BPJS_PAYABLE, PREMIUM_EXPENSE, postings
 from services.ledger.model import Arrival, HoldReason, Refusal
 from tests.support.ledger_model import PREMIUM, MemoryLedger, cancelled, due, month
 
@@ -177,10 +177,12 @@ def test_the_ceiling_one_payer_and_the_journal_hold_for_every_stream(
                 payers[key] = payers.get(key, 0) + 1
         assert all(n == 1 for n in payers.values())
         moved: dict[tuple[str, str], int] = {}
-        for t in transfers(decided):
-            programme = t.contribution_id and t.debit_account.rsplit(":", 1)[1]
+        journal = postings(decided)
+        for t in journal.transfers:
+            programme = t.credit_account.rsplit(":", 1)[1]
             key = (programme, "APBD")
             if t.kind == "accrual":
+                assert t.debit_account == PREMIUM_EXPENSE.code(programme)
                 moved[key] = moved.get(key, 0) + t.amount_idr
             elif t.debit_account == BPJS_PAYABLE.code(programme):
                 moved[key] = moved.get(key, 0) - t.amount_idr
@@ -188,6 +190,16 @@ def test_the_ceiling_one_payer_and_the_journal_hold_for_every_stream(
                 assert t.debit_account == BPJS_CREDIT.code(programme)
         assert {k: v for k, v in moved.items() if v} == {
             k: v for k, v in decided.room_used.items() if v}
+        # every month booked or cancelled is carried by one posting of its allocation, whose
+        # amount is the sum of the months it carries
+        carried: dict[object, int] = {}
+        for carrying, months in (
+                (journal.booking, (*decided.booked, *decided.released)),
+                (journal.cancellation, [b.month for b in (*decided.reversed, *decided.credited)])):
+            for m in months:
+                posting = carrying[m.contribution_id]
+                carried[posting] = carried.get(posting, 0) + m.amount_idr
+        assert carried == {t.transfer_id: t.amount_idr for t in journal.transfers}
     for key in ledger.allocated:
         live = sum(b.month.amount_idr for b in ledger.facts.booked.values()
                    if b.month.allocation == key and not b.cancelled)

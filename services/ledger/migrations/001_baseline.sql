@@ -65,13 +65,56 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------
--- The journal: contributions, transfers, cancellations
+-- The journal: accounts and transfers; the contribution subledger and its cancellations
 -- ---------------------------------------------------------------------------------------
 
--- One row per booked contribution: one worker, one month, one active payer whoever pays.
--- A month can be booked, cancelled (deregistration) and booked again by a later
--- registration of the same NIK, in this or another programme: each booking after a
--- cancellation is a new generation (0, 1, 2, ...) with a contribution id of its own.
+-- The chart of accounts (services/ledger/accounts.py) as data: one row per account, created
+-- when a programme gets its allocation or receives a payment. An account's code is
+-- kind:purpose:owner, its owner a programme or (cash) a funding source.
+CREATE TABLE ledger.accounts (
+    code         text        PRIMARY KEY,
+    kind         text        NOT NULL CHECK (kind IN ('asset', 'liability', 'expense')),
+    purpose      text        NOT NULL CHECK (purpose ~ '^[a-z_]+$'),
+    owner        text        NOT NULL CHECK (length(owner) BETWEEN 1 AND 100),
+    description  text        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT accounts_code_of_its_parts CHECK (code = kind || ':' || purpose || ':' || owner)
+);
+
+-- The journal, in the spirit of TigerBeetle: each transfer moves an amount from one account
+-- to another, so every entry balances to zero by construction. Bookings and cancellations
+-- post in batches: one accrual per batch and allocation carries all the months it booked
+-- (each subledger row names it), one reversal per batch and allocation the months it
+-- cancelled. A settlement names the bill line's contribution; payment_id is the payment
+-- whose money a receipt, settlement, refund or carry-over moves.
+CREATE TABLE ledger.transfers (
+    transfer_id      uuid        PRIMARY KEY,
+    kind             text        NOT NULL CHECK (kind IN (
+        'accrual', 'settlement', 'reversal', 'receipt', 'refund', 'carry_over')),
+    debit_account    text        NOT NULL REFERENCES ledger.accounts (code),
+    credit_account   text        NOT NULL REFERENCES ledger.accounts (code),
+    amount_idr       bigint      NOT NULL CHECK (amount_idr > 0),
+    contribution_id  uuid,       -- REFERENCES ledger.contributions, added below
+    reference        text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    payment_id       uuid,       -- REFERENCES ledger.payments, added with that table below
+    CONSTRAINT transfers_two_accounts CHECK (debit_account <> credit_account)
+);
+CREATE INDEX transfers_contribution ON ledger.transfers (contribution_id)
+    WHERE contribution_id IS NOT NULL;
+CREATE INDEX transfers_payment ON ledger.transfers (payment_id) WHERE payment_id IS NOT NULL;
+-- One settlement per contribution, one receipt per payment, whatever the transfer id.
+CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers (contribution_id)
+    WHERE kind = 'settlement';
+CREATE UNIQUE INDEX transfers_one_receipt ON ledger.transfers (payment_id)
+    WHERE kind = 'receipt';
+
+-- The subledger: one row per booked month (one worker, one month), naming the accrual that
+-- carries it. slot counts the bookings of the worker-month: 0 the first time, 1 after the
+-- first was cancelled, and so on. One active payer per worker-month whoever pays: a slot is
+-- booked once (unique), and slot n > 0 only once slot n - 1 was cancelled (the foreign key
+-- on previous_slot, added below) — so at most the latest slot of a month is active.
+-- generation is the validator's count of the worker's cancelled enrolments of the month.
 CREATE TABLE ledger.contributions (
     contribution_id        uuid        PRIMARY KEY,
     nik                    text        NOT NULL CHECK (nik ~ '^[0-9]{16}$'),
@@ -91,55 +134,40 @@ CREATE TABLE ledger.contributions (
     booked_at              timestamptz NOT NULL DEFAULT now(),
     generation             integer     NOT NULL DEFAULT 0
         CONSTRAINT contributions_generation_not_negative CHECK (generation >= 0),
+    slot                   integer     NOT NULL CHECK (slot >= 0),
+    previous_slot          integer     GENERATED ALWAYS AS (
+                                           CASE WHEN slot > 0 THEN slot - 1 END) STORED,
+    posting_id             uuid        NOT NULL,
     CONSTRAINT contributions_components_add_up CHECK (jkk_idr + jkm_idr = amount_idr),
-    -- each generation of a worker-month is booked once (it also serves lookups by NIK)
-    CONSTRAINT contributions_one_booking_per_generation UNIQUE (nik, period, generation)
+    -- it also serves every lookup by NIK, and by worker-month
+    CONSTRAINT contributions_one_booking_per_slot UNIQUE (nik, period, slot)
 );
 CREATE INDEX contributions_programme_period ON ledger.contributions (programme, period);
 CREATE INDEX contributions_registration ON ledger.contributions (registration_event_id);
 -- keyset paging
 CREATE INDEX contributions_period_id ON ledger.contributions (period, contribution_id);
 
--- The journal, in the spirit of TigerBeetle: each transfer moves an amount from one account
--- to another, so every entry balances to zero by construction. transfer_id is the
--- idempotency id, derived from the upstream id (contribution, payment) and the kind.
--- contribution_id names a booked contribution (checked per statement by
--- ledger.check_transfer_contributions, not by a foreign key's per-row trigger); payment_id
--- the payment whose money a receipt, settlement, refund or carry-over moves.
-CREATE TABLE ledger.transfers (
-    transfer_id      uuid        PRIMARY KEY,
-    kind             text        NOT NULL CHECK (kind IN (
-        'accrual', 'settlement', 'reversal', 'receipt', 'refund', 'carry_over')),
-    debit_account    text        NOT NULL,
-    credit_account   text        NOT NULL,
-    amount_idr       bigint      NOT NULL CHECK (amount_idr > 0),
-    contribution_id  uuid,
-    reference        text,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    payment_id       uuid,       -- REFERENCES ledger.payments, added with that table below
-    CONSTRAINT transfers_two_accounts CHECK (debit_account <> credit_account)
-);
-CREATE INDEX transfers_contribution ON ledger.transfers (contribution_id);
-CREATE INDEX transfers_payment ON ledger.transfers (payment_id) WHERE payment_id IS NOT NULL;
--- One accrual, one reversal and one settlement per contribution, one receipt per payment,
--- whatever the transfer id.
-CREATE UNIQUE INDEX transfers_one_accrual ON ledger.transfers (contribution_id)
-    WHERE kind = 'accrual';
-CREATE UNIQUE INDEX transfers_one_reversal ON ledger.transfers (contribution_id)
-    WHERE kind = 'reversal';
-CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers (contribution_id)
-    WHERE kind = 'settlement';
-CREATE UNIQUE INDEX transfers_one_receipt ON ledger.transfers (payment_id)
-    WHERE kind = 'receipt';
-
--- Cancellations (deregistration): a reversal transfer plus this record, never an UPDATE.
+-- Cancellations (deregistration): a record naming the reversal that carries it, never an
+-- UPDATE. A month cancelled after it was billed is reversed into a credit at BPJS.
 CREATE TABLE ledger.cancellations (
     contribution_id        uuid        PRIMARY KEY REFERENCES ledger.contributions (contribution_id),
     schedule_id            uuid        NOT NULL,
     registration_event_id  uuid        NOT NULL,
-    cancelled_at           timestamptz NOT NULL DEFAULT now()
+    cancelled_at           timestamptz NOT NULL DEFAULT now(),
+    nik                    text        NOT NULL,
+    period                 text        NOT NULL,
+    slot                   integer     NOT NULL,
+    posting_id             uuid        NOT NULL,
+    CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot)
+        REFERENCES ledger.contributions (nik, period, slot),
+    CONSTRAINT cancellations_one_per_slot UNIQUE (nik, period, slot)
 );
 CREATE INDEX cancellations_registration ON ledger.cancellations (registration_event_id);
+
+ALTER TABLE ledger.contributions ADD CONSTRAINT contributions_previous_slot_cancelled
+    FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations (nik, period, slot);
+ALTER TABLE ledger.transfers ADD CONSTRAINT transfers_contribution_booked
+    FOREIGN KEY (contribution_id) REFERENCES ledger.contributions (contribution_id);
 
 -- Cancellations that arrived before the months they cancel (tombstones), with the months'
 -- columns as the cancellation carried them: those months are never booked.
@@ -165,101 +193,6 @@ CREATE TABLE ledger.early_cancellations (
 CREATE INDEX early_cancellations_registration
     ON ledger.early_cancellations (registration_event_id);
 CREATE INDEX early_cancellations_worker_month ON ledger.early_cancellations (nik, period);
-
--- One active payer per worker-month, for every generation. After each INSERT into
--- ledger.contributions one statement takes the worker-month advisory locks of the rows
--- inserted (ledger.worker_month_lock, in key order; a writer that took them already gets
--- them at once), then refuses the statement when a row inserted shares its month with
--- another row not cancelled. Under READ COMMITTED the check's own snapshot is taken after
--- the locks, so a payer that committed meanwhile is seen. The check runs over the batch
--- with index probes (no hash or merge join), whatever the planner estimates for the table.
-CREATE FUNCTION ledger.check_one_payer() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-    bad text;
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'contributions are booked only in a READ COMMITTED transaction'
-            USING ERRCODE = 'feature_not_supported';
-    END IF;
-    EXECUTE $sql$
-        SELECT count(pg_advisory_xact_lock(key))
-          FROM (SELECT DISTINCT ledger.worker_month_lock(nik, period) AS key
-                  FROM new_contributions ORDER BY key) keys
-    $sql$;
-    EXECUTE $sql$
-        SELECT n.contribution_id::text
-          FROM new_contributions n
-          JOIN ledger.contributions c
-            ON c.nik = n.nik AND c.period = n.period AND c.contribution_id <> n.contribution_id
-         WHERE NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                            WHERE x.contribution_id = c.contribution_id)
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'contribution % is not booked: its worker-month has another active payer', bad
-            USING ERRCODE = 'unique_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- A row of generation g >= 1 is booked only when every row of its worker-month is
--- cancelled, none has generation g or later, and an earlier generation is closed
--- (ledger.generation_may_be_booked). It takes the transaction-level advisory lock of its
--- worker-month first, so two ledger processes booking the same month run one after the
--- other and the second sees the first's row.
-CREATE FUNCTION ledger.check_generation() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    -- The check must see rows committed meanwhile by another transaction.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'a contribution of generation % is booked only in a READ COMMITTED transaction',
-            NEW.generation USING ERRCODE = 'feature_not_supported';
-    END IF;
-    PERFORM pg_advisory_xact_lock(ledger.worker_month_lock(NEW.nik, NEW.period));
-    IF NOT ledger.generation_may_be_booked(NEW.nik, NEW.period, NEW.generation) THEN
-        RAISE EXCEPTION 'contribution % (generation %) is not booked: its month has an active payer, a later generation, or no earlier generation that was cancelled',
-            NEW.contribution_id, NEW.generation USING ERRCODE = 'unique_violation';
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
--- Every transfer of a contribution names a booked contribution: one anti-join per
--- statement. Contributions are never deleted nor their ids changed, so checking inserts
--- suffices.
-CREATE FUNCTION ledger.check_transfer_contributions() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-    bad text;
-BEGIN
-    EXECUTE $sql$
-        SELECT t.contribution_id::text
-          FROM new_transfers t
-         WHERE t.contribution_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM ledger.contributions c
-                            WHERE c.contribution_id = t.contribution_id)
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'a transfer names contribution %, which is not booked', bad
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER contributions_one_active_payer AFTER INSERT ON ledger.contributions
-    REFERENCING NEW TABLE AS new_contributions
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_one_payer();
-CREATE TRIGGER contributions_generation_check BEFORE INSERT ON ledger.contributions
-    FOR EACH ROW WHEN (NEW.generation > 0) EXECUTE FUNCTION ledger.check_generation();
-CREATE TRIGGER transfers_contribution_booked AFTER INSERT ON ledger.transfers
-    REFERENCING NEW TABLE AS new_transfers
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfer_contributions();
 
 CREATE TRIGGER contributions_append_only BEFORE UPDATE OR DELETE ON ledger.contributions
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
@@ -368,31 +301,6 @@ CREATE INDEX refused_contributions_month ON ledger.refused_contributions (nik, p
 CREATE INDEX refused_contributions_registration
     ON ledger.refused_contributions (registration_event_id);
 
--- A hold that was cancelled (deregistration) or found a duplicate is never booked.
-CREATE FUNCTION ledger.refuse_resolved_holds() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    bad text;
-BEGIN
-    EXECUTE $sql$
-        SELECT n.contribution_id::text
-          FROM new_contributions n
-          JOIN ledger.held_resolutions r ON r.contribution_id = n.contribution_id
-         WHERE r.outcome <> 'booked'
-         LIMIT 1
-    $sql$ INTO bad;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'contribution % was cancelled or found a duplicate while held: it is never booked', bad
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER contributions_not_resolved_holds AFTER INSERT ON ledger.contributions
-    REFERENCING NEW TABLE AS new_contributions
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_resolved_holds();
-
 CREATE TRIGGER held_contributions_append_only BEFORE UPDATE OR DELETE ON ledger.held_contributions
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER held_contributions_no_truncate BEFORE TRUNCATE ON ledger.held_contributions
@@ -419,8 +327,8 @@ CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refus
 -- scheme and one fiscal year). A contribution that would exceed its allocation is held
 -- (not booked); raising the allocation books the held ones in the order they arrived.
 -- allocated_idr only ever rises, and only together with a recorded change below; booked_idr
--- is maintained by the journal (ledger.track_budget), never by hand, and can never exceed
--- allocated_idr.
+-- (what the allocation committed) moves with each booked batch, only through
+-- ledger.commit_budget, and can never exceed allocated_idr.
 CREATE TABLE ledger.budget_allocations (
     programme       text        NOT NULL,
     funding_source  text        NOT NULL,
@@ -452,57 +360,10 @@ CREATE TABLE ledger.budget_allocation_changes (
 CREATE INDEX budget_allocation_changes_key
     ON ledger.budget_allocation_changes (programme, funding_source, fiscal_year);
 
--- booked_idr is what the allocation committed and moves with the journal: accruals add,
--- reversals subtract, except a reversal into a credit at BPJS (a month cancelled after it
--- was billed: the money is at BPJS, so cash out of the allocation never exceeds it). SECURITY DEFINER so
--- that a writer role needs no UPDATE privilege on booked_idr. An accrual for a programme
--- without an allocation, or beyond it, aborts the whole statement. The query is planned at
--- every call (EXECUTE): a plan cached when a session's first batch was small turns a later
--- large batch into a minute-long statement.
-CREATE FUNCTION ledger.track_budget() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-    unallocated text;
-BEGIN
-    EXECUTE $sql$
-        WITH moves AS (
-            SELECT c.programme, c.funding_source,
-                   sum(CASE WHEN t.kind = 'accrual' THEN t.amount_idr
-                            WHEN t.debit_account LIKE 'asset:bpjs_credit:%' THEN 0
-                            ELSE -t.amount_idr END) AS delta
-              FROM new_transfers t
-              JOIN ledger.contributions c ON c.contribution_id = t.contribution_id
-             WHERE t.kind IN ('accrual', 'reversal')
-             GROUP BY c.programme, c.funding_source
-        ), updated AS (
-            UPDATE ledger.budget_allocations a
-               SET booked_idr = a.booked_idr + m.delta
-              FROM moves m
-             WHERE a.programme = m.programme AND a.funding_source = m.funding_source
-            RETURNING a.programme, a.funding_source
-        )
-        SELECT m.programme
-          FROM moves m
-         WHERE NOT EXISTS (SELECT 1 FROM updated u
-                            WHERE u.programme = m.programme
-                              AND u.funding_source = m.funding_source)
-         LIMIT 1
-    $sql$ INTO unallocated;
-    IF unallocated IS NOT NULL THEN
-        RAISE EXCEPTION 'no budget allocation for programme %', unallocated
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER transfers_track_budget AFTER INSERT ON ledger.transfers
-    REFERENCING NEW TABLE AS new_transfers
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_budget();
-
--- The allocation row: key fixed, never lowered, changed only with a recorded change in the
--- same transaction, booked_idr only through ledger.track_budget.
+-- The allocation row: key fixed, allocated_idr never lowered and changed only with a recorded
+-- change in the same transaction. booked_idr is what the allocation committed (months booked
+-- and not cancelled, plus credits at BPJS), moved by the booking with each batch; the ceiling
+-- is the CHECK on the table.
 CREATE FUNCTION ledger.guard_allocation() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -512,25 +373,12 @@ BEGIN
             RAISE EXCEPTION 'the key of a budget allocation never changes'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
-        IF NEW.booked_idr <> OLD.booked_idr AND pg_trigger_depth() < 2 THEN
-            RAISE EXCEPTION 'booked_idr follows the journal and cannot be set by hand'
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
         IF NEW.allocated_idr < OLD.allocated_idr THEN
             RAISE EXCEPTION 'a budget allocation is never lowered (% -> %)',
                 OLD.allocated_idr, NEW.allocated_idr USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF NEW.allocated_idr = OLD.allocated_idr THEN
             RETURN NEW;
-        END IF;
-    ELSE
-        IF NEW.booked_idr <> (
-            SELECT coalesce(sum(c.amount_idr), 0) FROM ledger.contributions c
-             WHERE c.programme = NEW.programme AND c.funding_source = NEW.funding_source
-               AND NOT EXISTS (SELECT 1 FROM ledger.cancellations x
-                                WHERE x.contribution_id = c.contribution_id)) THEN
-            RAISE EXCEPTION 'a new allocation must start with what is already booked'
-                USING ERRCODE = 'check_violation';
         END IF;
     END IF;
     IF NOT EXISTS (
