@@ -62,7 +62,7 @@ schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's sche
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache
 
-bench: install ## issue 14's figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
+bench: install ## the performance figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
 	$(BIN)/iuran bench $(BENCH_ARGS)
 
 profile: install ## the Malang batch with every service under py-spy; summaries in .iuran/profiles/ (PROFILE_ARGS)

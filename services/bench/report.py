@@ -148,7 +148,7 @@ def soak_lines(soak: dict[str, Any]) -> list[str]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 14's targets with the value measured in this run."""
+    """The performance targets (docs/performance.md) with the value measured in this run."""
     found: list[dict[str, Any]] = []
 
     def add(name: str, value: float | bool | None, met: bool) -> None:

@@ -77,9 +77,9 @@ def test_a_redelivered_rejection_is_sent_again_with_the_same_id() -> None:
 
 
 def test_an_upload_sent_again_after_a_full_deregistration_is_told_so() -> None:
-    """Today's defect: the same spreadsheet row uploaded again (same event id, a new
-    occurred_at) replayed the old schedule, whose contribution ids the ledger had
-    cancelled, and nobody was told."""
+    """The same spreadsheet row uploaded again (same event id, a new occurred_at) must
+    not replay the first schedule, whose contribution ids the ledger has cancelled,
+    silently: it is rejected with a code."""
     body = registration_json()
     first = decide_bytes(empty_state(), json.dumps(body).encode())
     assert first.state is not None
