@@ -56,7 +56,6 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
         datadir=str(datadir),
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=broker_credentials(settings),
-        store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,
