@@ -30,6 +30,7 @@ from schemas.events import (
 from services.api.auth import Principal
 from services.domain import errors as E
 from services.domain.errors import rejections_from_validation_error
+from services.domain.nik import nik_of
 from services.domain.places import canonical_opd
 from services.domain.programme import Programme
 from services.domain.schedule import derived_id
@@ -76,10 +77,6 @@ class Limits:
     occurred_at: datetime
     idempotency_key: str | None
     max_unpacked_bytes: int = 100 * 1024 * 1024
-
-
-def nik_of(event: Event) -> str:
-    return event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
 
 
 def choose_programme(principal: Principal, programmes: Mapping[str, Programme],
