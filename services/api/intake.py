@@ -2,7 +2,7 @@
 
 A JSON array of v1 events (row = position in the array, from 1) or a CSV/XLSX upload in the
 published template (row = the spreadsheet's row number), checked with the same functions
-``iuran publish`` uses (services.publisher.rows). Pure: no database, no broker.
+``iuran publish`` uses (services.domain.rows). Pure: no database, no broker.
 
 Event ids: a JSON event keeps the id its publisher chose. An uploaded row gets an id derived
 from the Idempotency-Key and its row number when the request has a key (the same request
@@ -27,15 +27,16 @@ from schemas.events import (
     WorkerDeregistered,
     WorkerRegistered,
 )
+from services.adapters.tables import read_table_bytes
 from services.api.auth import Principal
 from services.domain import errors as E
 from services.domain.errors import rejections_from_validation_error
 from services.domain.nik import nik_of
 from services.domain.places import canonical_opd
 from services.domain.programme import Programme
+from services.domain.rows import check_columns, check_event, plan_upload
 from services.domain.schedule import derived_id
-from services.publisher.rows import check_columns, check_event, plan_upload
-from services.publisher.table import Table, TableError, cell_text, read_table_bytes
+from services.domain.sheet import Table, TableError, cell_text
 
 Source = Literal["json", "csv", "xlsx"]
 Event = WorkerRegistered | WorkerDeregistered

@@ -19,14 +19,14 @@ from pydantic import ValidationError
 
 from schemas.events import Category, RejectionError, WorkerDeregistered, WorkerRegistered
 from services.domain import errors as E
+from services.domain.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
 from services.domain.errors import rejection, rejections_from_validation_error
 from services.domain.periods import format_period
 from services.domain.places import normalise_name, normalise_phone
 from services.domain.programme import Programme
 from services.domain.rules import check_deregistration, check_registration
 from services.domain.schedule import covered_periods, derived_id
-from services.publisher.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
-from services.publisher.table import CellValue, Formula, Table, TableError
+from services.domain.sheet import CellValue, Formula, Table, TableError
 
 __all__ = ["COLUMNS", "RowRejection", "UploadPlan", "UploadRow", "check_columns", "check_event",
            "plan_upload"]
