@@ -136,7 +136,7 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
     _check_count(len(items), limits.max_rows)
     rows: list[Row] = []
     foreign: list[dict[str, Any]] = []
-    held: dict[str, list[tuple[int, set[str]]]] = {}
+    seen: dict[str, list[tuple[int, set[str]]]] = {}
     for number, item in enumerate(items, start=1):
         try:
             event = _events.validate_python(item)
@@ -151,7 +151,7 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
                             "programme": event.programme})
             continue
         assert programme is not None
-        errors = check_event(event, programme, number, limits.today, held)
+        errors = check_event(event, programme, number, limits.today, seen)
         rows.append(Row(number, nik_of(event), programme.id, None if errors else event, errors))
     if foreign:
         listed = ", ".join(str(f["row"]) for f in foreign[:20])

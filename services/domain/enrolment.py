@@ -84,7 +84,8 @@ class Enrolment(_State):
     cancellations: dict[str, list[str]] = Field(default_factory=dict)  # dereg event -> months
     warnings: list[RejectionError] = Field(default_factory=list)
 
-    def held(self) -> set[str]:
+    def active_periods(self) -> set[str]:
+        """The months this enrolment pays: its periods that no deregistration stopped."""
         return set(self.periods) - set(self.cancelled)
 
 
@@ -189,7 +190,7 @@ def _duplicate_errors(
     """The months still free and one duplicate_enrollment error per holder of the others."""
     holder_of: dict[str, tuple[str, str]] = {}
     for enrollment in enrollments:
-        for period in enrollment.held():
+        for period in enrollment.active_periods():
             holder_of.setdefault(period, (enrollment.opd_code, enrollment.programme))
     taken: dict[tuple[str, str], list[str]] = {}
     for period in periods:
@@ -261,7 +262,8 @@ def decide_deregistration(
         for index, enrollment in enumerate(enrollments):
             if enrollment.programme != programme.id:
                 continue
-            stop = sorted(p for p in enrollment.held() if period_index(p) >= first_stopped)
+            stop = sorted(p for p in enrollment.active_periods()
+                          if period_index(p) >= first_stopped)
             if stop and not _may_stop(programme, opd, enrollment):
                 refused_by.add(enrollment.opd_code)
             elif stop:
@@ -303,13 +305,13 @@ def _cancelled(
 ) -> ContributionSchedule:
     """The cancellation of ``stop`` in one enrolment: the ids of the generation that
     enrolment pays (``earlier`` are the enrolments of the NIK accepted before it)."""
-    held = ContributionSchedule.model_construct(
+    accepted = ContributionSchedule.model_construct(
         opd_code=enrollment.opd_code,
         category=enrollment.category,
         kecamatan=enrollment.kecamatan,
         funding_source=enrollment.funding_source,
     )
-    schedule = cancelled_schedule(programme, event, held, stop, generations(earlier, stop))
+    schedule = cancelled_schedule(programme, event, accepted, stop, generations(earlier, stop))
     # One deregistration can stop several enrolments (two OPDs, other months): one id each.
     schedule_id = derived_id("schedule", "cancelled", str(event.event_id), enrollment.event_id)
     return schedule.model_copy(update={"schedule_id": schedule_id})

@@ -174,21 +174,21 @@ def due_schedule(
 def cancelled_schedule(
     programme: Programme,
     event: WorkerDeregistered,
-    held: ContributionSchedule,
+    accepted: ContributionSchedule,
     periods: list[str],
     generations: Mapping[str, int] | None = None,
 ) -> ContributionSchedule:
-    """The months of ``held`` (an accepted schedule) from which the worker is no longer paid,
-    with the ids of the generation ``held`` booked them in."""
+    """The months of ``accepted`` (a schedule the validator accepted) from which the worker
+    is no longer paid, with the ids of the generation ``accepted`` booked them in."""
     return ContributionSchedule(
         schedule_id=derived_id("schedule", "cancelled", str(event.event_id)),
         kind="cancelled",
         nik=event.nik,
         programme=programme.id,
-        opd_code=held.opd_code,
-        category=held.category,
-        kecamatan=held.kecamatan,
-        funding_source=held.funding_source,
+        opd_code=accepted.opd_code,
+        category=accepted.category,
+        kecamatan=accepted.kecamatan,
+        funding_source=accepted.funding_source,
         registration_event_id=event.event_id,
         occurred_at=event.occurred_at,
         contributions=contributions_for(programme, event.nik, periods, generations),
