@@ -111,13 +111,20 @@ def _decode(data: bytes, path: Path | str) -> str:
     return text
 
 
+SEPARATORS = ",;\t"
+
+
 def _delimiter(text: str) -> str:
-    """The separator of the first line that has one (a title line may have none)."""
-    for line in text.splitlines()[:HEADER_SEARCH_ROWS]:
-        counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
-        best = max(counts, key=lambda sep: counts[sep])
-        if counts[best]:
-            return best
+    """The separator ``csv.Sniffer`` finds in the first rows; a title or a note above the
+    header (a line with no separator) is left out of the sample by asking again from the
+    next line. A comma when it finds none."""
+    lines = text.splitlines()[:2 * HEADER_SEARCH_ROWS]
+    sniffer = csv.Sniffer()
+    for start in range(min(len(lines), HEADER_SEARCH_ROWS)):
+        try:
+            return sniffer.sniff("\n".join(lines[start:]), delimiters=SEPARATORS).delimiter
+        except csv.Error:
+            continue
     return ","
 
 

@@ -465,3 +465,15 @@ def test_a_title_line_above_a_semicolon_header_does_not_confuse_the_reader(
     path.write_text("Daftar Pekerja Rentan Dishub 2025\n\n" + body.getvalue(), encoding="utf-8")
     result = plan(path)
     assert [r.number for r in result.accepted] == [4]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_the_separator_is_found_also_when_names_hold_commas(
+    tmp_path: Path, delimiter: str
+) -> None:
+    workers = [worker(1, full_name="Siti Aminah, S.Pd"), worker(2, full_name="Budi, S.T"),
+               worker(3)]
+    path = write_csv(tmp_path / "separated.csv", as_rows(*workers), delimiter=delimiter)
+    result = plan(path)
+    assert [r.number for r in result.accepted] == [2, 3, 4], row_codes(result)
+    assert result.accepted[0].event.worker.full_name == "Siti Aminah, S.Pd"
