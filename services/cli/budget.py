@@ -9,7 +9,8 @@ import sys
 
 import asyncpg
 
-from services.cli.ledger_db import programme_of, rupiah, with_ledger
+from services.cli.ledger_db import programme_of, with_ledger
+from services.domain.money import rupiah
 from services.ledger.budget import BudgetError, ensure_allocation, raise_allocation
 from services.runtime.settings import Settings
 

@@ -28,6 +28,7 @@ from schemas.events import (
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
 from services.demo.workers import demo_registrations
+from services.domain.money import rupiah
 from services.domain.programme import Programme, load_programmes
 from services.domain.schedule import derived_id
 from services.ledger.bills import issue_prepaid_bill
@@ -94,7 +95,7 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
         bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo")
         if bill is not None:
             out.write(f"  prepaid bill #{bill.sequence} issued: {bill.workers:,} workers, "
-                      f"{bill.lines:,} months, {_rupiah(bill.amount_idr)}\n")
+                      f"{bill.lines:,} months, {rupiah(bill.amount_idr)}\n")
         unpaid = await connection.fetch(
             """SELECT bill_id, period, sequence, amount_idr FROM finance.bills
                 WHERE programme = $1 AND billing = 'prepaid' AND status <> 'paid'
@@ -107,7 +108,7 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
             paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=WIB))
         await publish_all(settings, TOPIC_PAYMENTS,
                           [(programme.id.encode(), payment.model_dump_json().encode())])
-        out.write(f"  payment {payment.reference} of {_rupiah(payment.amount_idr)} published "
+        out.write(f"  payment {payment.reference} of {rupiah(payment.amount_idr)} published "
                   f"to {TOPIC_PAYMENTS}\n")
     out.flush()
     deadline = time.monotonic() + timeout
@@ -122,10 +123,6 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
         if time.monotonic() > deadline:
             raise StackError(f"the ledger settled no prepaid bill within {timeout:.0f}s")
         await asyncio.sleep(0.5)
-
-
-def _rupiah(amount: int) -> str:
-    return "Rp" + f"{amount:,}"
 
 
 async def _publish(settings: Settings, events: list[WorkerRegistered], out: Any) -> None:
@@ -271,13 +268,13 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
         f"  registrations rejected    {summary.registrations_rejected:>15,}"
         + (f"  {summary.rejection_codes}" if summary.rejection_codes else ""),
         f"  contributions booked      {summary.contributions_booked:>15,}",
-        f"  amount booked             {_rupiah(summary.amount_booked_idr):>15}"
+        f"  amount booked             {rupiah(summary.amount_booked_idr):>15}"
         f"  ({programme.premium.monthly_idr:,} × months × workers)",
         f"  budget {programme.funding_source} {programme.fiscal_year:<9}"
-        f"{_rupiah(summary.budget_idr):>15}",
-        f"  booked in programme       {_rupiah(summary.ledger_amount_total_idr):>15}"
+        f"{rupiah(summary.budget_idr):>15}",
+        f"  booked in programme       {rupiah(summary.ledger_amount_total_idr):>15}"
         f"  ({summary.ledger_amount_total_idr / max(summary.budget_idr, 1):.1%} of budget)",
-        f"  budget remaining          {_rupiah(summary.budget_remaining_idr):>15}",
+        f"  budget remaining          {rupiah(summary.budget_remaining_idr):>15}",
         f"  time                      {summary.seconds:>14,.1f}s" + (
             f"  ({summary.contributions_per_second:,.0f} contributions/s)"
             if summary.booked_by_this_run else
@@ -288,7 +285,7 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
             f"  coverage in {cov['headline_period']} (from the ledger)",
             f"    active workers (programme)  {cov['active_workers']:>11,}",
             f"    awaiting budget             {cov['awaiting_budget_workers']:>11,}"
-            f"  ({_rupiah(cov['awaiting_budget_idr'])})",
+            f"  ({rupiah(cov['awaiting_budget_idr'])})",
             f"    members no programme pays   {cov['registered_outside_programme']:>11,}"
             f"  (baseline {programme.coverage.baseline_as_of})",
             f"    covered by iuran programmes {cov['covered_in_headline_period']:>11,}",

@@ -10,7 +10,8 @@ import uuid
 
 import asyncpg
 
-from services.cli.ledger_db import rupiah, with_ledger
+from services.cli.ledger_db import with_ledger
+from services.domain.money import rupiah
 from services.ledger.payments import (
     APPLY,
     CARRY_OVER,

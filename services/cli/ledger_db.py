@@ -47,6 +47,3 @@ def programme_of(settings: Settings, programme_id: str) -> Programme:
         raise CliError(f"unknown programme {programme_id!r}; known: {', '.join(programmes)}")
     return programmes[programme_id]
 
-
-def rupiah(amount: int) -> str:
-    return "Rp" + f"{amount:,}"

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
+from services.adapters.tables import read_table
 from services.cli.errors import CliError
 from services.domain.places import canonical_opd
 from services.domain.programme import ProgrammeConfigError, load_programmes
+from services.domain.rows import UploadPlan, check_columns, plan_upload
+from services.domain.sheet import TableError
 from services.publisher.kafka import PublishError, publish_events
 from services.publisher.progress import ProgressBar
 from services.publisher.rejects import default_rejects_path, describe, write_rejects
-from services.publisher.rows import UploadPlan, check_columns, plan_upload
-from services.publisher.table import TableError, read_table
 from services.runtime.settings import Settings
 
 WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's

@@ -50,6 +50,12 @@ LAST_NAMES = ("Santoso", "Wibowo", "Setiawan", "Prasetyo", "Hidayat", "Susanto",
               "Handayani", "Purnomo", "Kurniawan", "Saputra", "Wijaya", "Utami", "Lestari")
 
 
+def _mobile_prefix(drawn: int) -> int:
+    """A two-digit prefix after 08 of a real Indonesian mobile range, from one in 11..98
+    (no operator uses 084x)."""
+    return drawn + 10 if 40 <= drawn < 50 else drawn
+
+
 def _shuffled(sizes: list[int], seed: int) -> list[int]:
     """BATCH slots, ``sizes[k]`` of them labelled k, in a fixed random order: worker i takes
     slot i % BATCH, so a batch of BATCH workers has the exact mix and any prefix about it."""
@@ -90,7 +96,8 @@ def demo_registrations(
             category=category,
             kecamatan=district_name,
             kelurahan=rng.choice(programme.kecamatan[district_name]),
-            phone=f"08{rng.randrange(11, 99)}{rng.randrange(10_000_000, 99_999_999)}",
+            phone=f"08{_mobile_prefix(rng.randrange(11, 99))}"
+                  f"{rng.randrange(10_000_000, 99_999_999)}",
         )
         yield WorkerRegistered(
             event_id=derived_id(namespace, programme.id, nik),

@@ -2,22 +2,12 @@
 state give a decision (a contribution schedule, rejections, warnings) and the next state.
 
 The state of one NIK is a typed, versioned record, :class:`WorkerState` (the validator
-keeps it as JSON in ``registry.worker_state``), read through :func:`read_state`, which
-upgrades every older layout on purpose:
-
-* version 1 (the Faust table of earlier releases) is a plain dict::
-
-    {"enrollments": [{"event_id", "programme", "opd_code", "category", "kecamatan",
-                      "funding_source", "periods": [...], "cancelled": [...],
-                      "cancellations": {deregistration_event_id: [...]},
-                      "warnings": [{"field", "code", "message"}]}],
-     "events": {event_id: "accepted" | "rejected"}}
-
-  where ``cancellations`` and ``warnings`` were added later (states without them have
-  none), and events carry neither the message that decided them nor their errors;
-* version 2 (:data:`STATE_VERSION`) keeps per event its outcome, the fingerprint of the
-  message that decided it and, for a rejection, its errors, so that a redelivery of that
-  message re-emits identical outputs and another message reusing the event id is told so.
+keeps it as JSON in ``registry.worker_state``), read through :func:`read_state`, the one
+place where a layout of another version would be upgraded on purpose; a version it does
+not know is refused. Version 2 (:data:`STATE_VERSION`) keeps the NIK's enrolments and, per
+event, its outcome, the fingerprint of the message that decided it and, for a rejection,
+its errors, so that a redelivery of that message re-emits identical outputs and another
+message reusing the event id is told so.
 
 A month can be paid, cancelled by a deregistration and paid again by a later registration.
 Each time it is paid again it is a new *generation* of that worker-month, with contribution
@@ -26,7 +16,7 @@ generation is not stored: for an enrolment it is how many earlier enrolments of 
 any programme) have the month in their ``cancelled`` list. That count never changes once
 the enrolment is accepted (a month is only accepted when no enrolment holds it, and a month
 an enrolment does not hold never enters its ``cancelled`` list), so a replay emits the same
-ids, and states written before generations existed need no new key.
+ids.
 """
 
 from __future__ import annotations
@@ -94,7 +84,8 @@ class Enrolment(_State):
     cancellations: dict[str, list[str]] = Field(default_factory=dict)  # dereg event -> months
     warnings: list[RejectionError] = Field(default_factory=list)
 
-    def held(self) -> set[str]:
+    def active_periods(self) -> set[str]:
+        """The months this enrolment pays: its periods that no deregistration stopped."""
         return set(self.periods) - set(self.cancelled)
 
 
@@ -102,7 +93,7 @@ class EventRecord(_State):
     """How one event of the NIK was decided."""
 
     outcome: Literal["accepted", "rejected"]
-    message: str | None = None  # fingerprint of the message that decided it (None: v1)
+    message: str | None = None  # fingerprint of the message that decided it (None: unknown)
     errors: list[RejectionError] = Field(default_factory=list)  # re-sent on a redelivery
 
 
@@ -114,13 +105,12 @@ class WorkerState(_State):
 
 def read_state(document: Mapping[str, Any] | str | bytes | None,
                version: int | None = None) -> WorkerState:
-    """The state of a NIK from its stored document (a dict, or its JSON text), upgraded
-    from any older layout.
+    """The state of a NIK from its stored document (a dict, or its JSON text).
 
-    ``version`` is the stored layout version (the document's own ``version`` key, else 1:
-    the untyped dict of earlier releases). Raises ValueError for a version this release
-    does not know (a state written by a newer release is never guessed at). JSON text of
-    the current layout is validated in one pass, without a dict in between."""
+    ``version`` is the stored layout version (else the document's own ``version`` key).
+    Raises ValueError for a version this release does not know (a state written by a newer
+    release is never guessed at). JSON text is validated in one pass, without a dict in
+    between."""
     if document is None:
         return empty_state()
     if isinstance(document, str | bytes):
@@ -129,14 +119,8 @@ def read_state(document: Mapping[str, Any] | str | bytes | None,
         document = json.loads(document)
         if not isinstance(document, Mapping):
             raise ValueError("a worker state must be a JSON object")
-    layout = version if version is not None else int(document.get("version", 1))
-    if layout == 1:
-        document = {
-            "enrollments": document.get("enrollments", []),
-            "events": {key: {"outcome": value}
-                       for key, value in document.get("events", {}).items()},
-        }
-    elif layout != STATE_VERSION:
+    layout = version if version is not None else document.get("version")
+    if layout != STATE_VERSION:
         raise ValueError(f"worker state version {layout} is not known to this release")
     return WorkerState.model_validate({**document, "version": STATE_VERSION})
 
@@ -206,7 +190,7 @@ def _duplicate_errors(
     """The months still free and one duplicate_enrollment error per holder of the others."""
     holder_of: dict[str, tuple[str, str]] = {}
     for enrollment in enrollments:
-        for period in enrollment.held():
+        for period in enrollment.active_periods():
             holder_of.setdefault(period, (enrollment.opd_code, enrollment.programme))
     taken: dict[tuple[str, str], list[str]] = {}
     for period in periods:
@@ -278,7 +262,8 @@ def decide_deregistration(
         for index, enrollment in enumerate(enrollments):
             if enrollment.programme != programme.id:
                 continue
-            stop = sorted(p for p in enrollment.held() if period_index(p) >= first_stopped)
+            stop = sorted(p for p in enrollment.active_periods()
+                          if period_index(p) >= first_stopped)
             if stop and not _may_stop(programme, opd, enrollment):
                 refused_by.add(enrollment.opd_code)
             elif stop:
@@ -320,13 +305,13 @@ def _cancelled(
 ) -> ContributionSchedule:
     """The cancellation of ``stop`` in one enrolment: the ids of the generation that
     enrolment pays (``earlier`` are the enrolments of the NIK accepted before it)."""
-    held = ContributionSchedule.model_construct(
+    accepted = ContributionSchedule.model_construct(
         opd_code=enrollment.opd_code,
         category=enrollment.category,
         kecamatan=enrollment.kecamatan,
         funding_source=enrollment.funding_source,
     )
-    schedule = cancelled_schedule(programme, event, held, stop, generations(earlier, stop))
+    schedule = cancelled_schedule(programme, event, accepted, stop, generations(earlier, stop))
     # One deregistration can stop several enrolments (two OPDs, other months): one id each.
     schedule_id = derived_id("schedule", "cancelled", str(event.event_id), enrollment.event_id)
     return schedule.model_copy(update={"schedule_id": schedule_id})

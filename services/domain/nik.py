@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from schemas.events import WorkerDeregistered, WorkerRegistered
+
 REGIONS_FILE = Path(__file__).with_name("data") / "regions.txt"
 
 
@@ -175,3 +177,9 @@ def mask_nik(nik: str) -> str:
     if len(nik) < 8:
         return "*" * len(nik)
     return nik[:4] + "*" * (len(nik) - 6) + nik[-2:]
+
+
+def nik_of(event: WorkerRegistered | WorkerDeregistered) -> str:
+    """The NIK a registration event is about: its worker's for a registration, its own for
+    a deregistration. It is the event's Kafka key (it decides the partition)."""
+    return event.worker.nik if isinstance(event, WorkerRegistered) else event.nik

@@ -36,10 +36,6 @@ def period_from_index(index: int) -> str:
     return format_period(index // 12, index % 12 + 1)
 
 
-def add_months(text: str, months: int) -> str:
-    return period_from_index(period_index(text) + months)
-
-
 def period_range(first: str, count: int) -> Iterator[str]:
     start = period_index(first)
     for offset in range(count):

@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import phonenumbers
+
 from services.domain.programme import Programme
 
 __all__ = [
@@ -35,34 +37,31 @@ def normalise_name(raw: str) -> str:
 
 
 def normalise_phone(raw: str) -> str | None:
-    """An Indonesian number as +62 and the national digits; None when it is not one.
+    """An Indonesian number in E.164 (+62 and the national digits); None when it is not one.
 
     Accepts 0812-3456-7890, 0812.3456.7890, (0341) 551234, +62 812 3456 7890,
     +62 (0)812..., 62812..., 0062812... and 812... (a spreadsheet that dropped the 0).
-    Mobile numbers (8...) have 9-12 national digits, landlines (area code 2-9) 8-11.
+    Whether the digits are an Indonesian mobile or landline number is Google's libphonenumber
+    (``phonenumbers``) verdict; here only the spellings above are brought to a form it reads.
     """
     text = raw.strip()
     if not _PHONE_TEXT.match(text):
         return None
-    digits = re.sub(r"[^0-9]", "", text)
-    if text.startswith("+"):
-        if not digits.startswith("62"):
-            return None
-        national = digits[2:]
-    elif digits.startswith("0062"):
-        national = digits[4:]
-    elif digits.startswith("62"):
-        national = digits[2:]
-    elif digits.startswith("0") or digits.startswith("8"):
-        national = digits
-    else:
+    if not text.startswith("+"):
+        digits = re.sub(r"[^0-9]", "", text)
+        if digits.startswith("0062"):
+            text = "+" + digits[2:]
+        elif digits.startswith("62"):
+            text = "+" + digits
+        elif digits.startswith("8"):
+            text = "0" + digits
+    try:
+        number = phonenumbers.parse(text, "ID")
+    except phonenumbers.NumberParseException:
         return None
-    national = national.lstrip("0")
-    if national.startswith("8"):
-        ok = 9 <= len(national) <= 12
-    else:
-        ok = national[:1] in {"2", "3", "4", "5", "6", "7", "9"} and 8 <= len(national) <= 11
-    return "+62" + national if ok else None
+    if number.country_code != 62 or not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 @functools.lru_cache(maxsize=4096)  # the spellings people type repeat: each keyed once

@@ -177,7 +177,7 @@ def check_registration(
 def check_deregistration(event: WorkerDeregistered, programme: Programme, today: date) -> list[
     RejectionError
 ]:
-    """The rules a deregistration must meet before it is held against the enrolments."""
+    """The rules a deregistration must meet before it is checked against the enrolments."""
     errors = check_opd(event, programme)
     try:
         parse_nik(event.nik, reference=today)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from schemas.events import (
     Components,
@@ -22,24 +20,11 @@ from services.domain.programme import Programme
 
 # Namespace of every iuran id derived with UUIDv5 (fixed forever: ids are part of the ledger).
 IURAN_NAMESPACE = UUID("6b1c3f0e-5a43-4f7b-9a43-2f1d7e5c9b10")
-_NAMESPACE_BYTES = IURAN_NAMESPACE.bytes
-# RFC 4122 version 5 and variant bits, as masks over the 128-bit integer of a digest
-_V5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_V5_SET = (0x5000 << 64) | (0x8000 << 48)
-
-
-def _v5(digest: hashlib._Hash) -> UUID:
-    """The UUIDv5 of a SHA-1 over the namespace and name (RFC 4122, section 4.3)."""
-    return UUID(int=(int.from_bytes(digest.digest()[:16]) & _V5_CLEAR) | _V5_SET)
 
 
 def derived_id(*parts: str) -> UUID:
-    """UUIDv5 (RFC 4122) of the parts joined by ':' in the iuran namespace.
-
-    Same result as ``uuid.uuid5(IURAN_NAMESPACE, ':'.join(parts))``, built directly from the
-    SHA-1 digest because it runs once per contribution on the hot path.
-    """
-    return _v5(hashlib.sha1(_NAMESPACE_BYTES + ":".join(parts).encode()))  # noqa: S324 - RFC 4122 v5
+    """UUIDv5 (RFC 4122) of the parts joined by ':' in the iuran namespace."""
+    return uuid5(IURAN_NAMESPACE, ":".join(parts))
 
 
 def contribution_id(programme: str, nik: str, period: str, generation: int = 0) -> UUID:
@@ -51,20 +36,6 @@ def contribution_id(programme: str, nik: str, period: str, generation: int = 0) 
     return derived_id("contribution", programme, nik, period, f"g{generation}")
 
 
-def _contribution_ids(programme: str, nik: str, periods: list[str],
-                      generations: Mapping[str, int]) -> list[UUID]:
-    """:func:`contribution_id` of each period, the digest of the shared prefix computed once."""
-    prefix = hashlib.sha1(  # noqa: S324 - RFC 4122 v5
-        _NAMESPACE_BYTES + f"contribution:{programme}:{nik}:".encode())
-    found = []
-    for period in periods:
-        generation = generations.get(period, 0)
-        digest = prefix.copy()
-        digest.update(period.encode() if generation == 0 else f"{period}:g{generation}".encode())
-        found.append(_v5(digest))
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class _Terms:
     """What every contribution of a programme shares, and its months' due dates."""
@@ -73,6 +44,7 @@ class _Terms:
     amount_idr: int
     due_dates: dict[str, date]
     covered: dict[tuple[str, int], tuple[str, ...]]  # (start, months) → covered periods
+    dues: dict[str, ContributionDue]  # period → its contribution, id and generation to fill
 
 
 _TERMS: dict[int, tuple[Programme, _Terms]] = {}
@@ -85,7 +57,7 @@ def _terms(programme: Programme) -> _Terms:
         return cached[1]
     premium = programme.premium
     terms = _Terms(Components.model_construct(jkk=premium.jkk_idr, jkm=premium.jkm_flat_idr),
-                   premium.jkk_idr + premium.jkm_flat_idr, {}, {})
+                   premium.jkk_idr + premium.jkm_flat_idr, {}, {}, {})
     _TERMS[id(programme)] = (programme, terms)
     return terms
 
@@ -114,18 +86,19 @@ def _due_date(programme: Programme, terms: _Terms, period: str) -> date:
     return due
 
 
-_DUE_FIELDS = frozenset(ContributionDue.model_fields)
-
-
-def _due(values: dict[str, Any]) -> ContributionDue:
-    """A ContributionDue of values known valid, as ``model_construct`` builds it (every field
-    given, none extra) without its per-field bookkeeping: this runs once per contribution."""
-    due = ContributionDue.__new__(ContributionDue)
-    object.__setattr__(due, "__dict__", values)
-    object.__setattr__(due, "__pydantic_fields_set__", set(_DUE_FIELDS))
-    object.__setattr__(due, "__pydantic_extra__", None)
-    object.__setattr__(due, "__pydantic_private__", None)
-    return due
+def _template(programme: Programme, terms: _Terms, period: str) -> ContributionDue:
+    """The contribution of ``period`` in a programme, every field set: each worker's is a
+    copy with its id and generation (``model_copy`` is about twice as fast as
+    ``model_construct``, and this runs once per contribution)."""
+    template = terms.dues.get(period)
+    if template is None:
+        template = ContributionDue.model_construct(
+            contribution_id=IURAN_NAMESPACE, period=period,
+            due_date=_due_date(programme, terms, period), amount_idr=terms.amount_idr,
+            components=terms.components, generation=0)
+        if len(terms.dues) < _MAX_TEMPLATES:
+            terms.dues[period] = template
+    return template
 
 
 def contributions_for(
@@ -137,13 +110,13 @@ def contributions_for(
     already validated event (this runs per registration)."""
     terms = _terms(programme)
     generations = generations or {}
-    ids = _contribution_ids(programme.id, nik, periods, generations)
-    return [
-        _due({"contribution_id": contribution_id_, "period": period,
-              "due_date": _due_date(programme, terms, period), "amount_idr": terms.amount_idr,
-              "components": terms.components, "generation": generations.get(period, 0)})
-        for period, contribution_id_ in zip(periods, ids, strict=True)
-    ]
+    found = []
+    for period in periods:
+        generation = generations.get(period, 0)
+        found.append(_template(programme, terms, period).model_copy(update={
+            "contribution_id": contribution_id(programme.id, nik, period, generation),
+            "generation": generation}))
+    return found
 
 
 def due_schedule(
@@ -174,21 +147,21 @@ def due_schedule(
 def cancelled_schedule(
     programme: Programme,
     event: WorkerDeregistered,
-    held: ContributionSchedule,
+    accepted: ContributionSchedule,
     periods: list[str],
     generations: Mapping[str, int] | None = None,
 ) -> ContributionSchedule:
-    """The months of ``held`` (an accepted schedule) from which the worker is no longer paid,
-    with the ids of the generation ``held`` booked them in."""
+    """The months of ``accepted`` (a schedule the validator accepted) from which the worker
+    is no longer paid, with the ids of the generation ``accepted`` booked them in."""
     return ContributionSchedule(
         schedule_id=derived_id("schedule", "cancelled", str(event.event_id)),
         kind="cancelled",
         nik=event.nik,
         programme=programme.id,
-        opd_code=held.opd_code,
-        category=held.category,
-        kecamatan=held.kecamatan,
-        funding_source=held.funding_source,
+        opd_code=accepted.opd_code,
+        category=accepted.category,
+        kecamatan=accepted.kecamatan,
+        funding_source=accepted.funding_source,
         registration_event_id=event.event_id,
         occurred_at=event.occurred_at,
         contributions=contributions_for(programme, event.nik, periods, generations),

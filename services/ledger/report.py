@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from services.domain.money import rupiah
 from services.runtime import metrics
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -110,9 +111,6 @@ def _prepaid_bill(row: asyncpg.Record) -> dict[str, Any]:
 
 def format_finance_summary(summary: dict[str, Any]) -> list[str]:
     """Lines for a terminal, e.g. the end of ``iuran demo``."""
-    def rp(amount: int) -> str:
-        return "Rp" + f"{amount:,}"
-
     lines = ["  finance views"]
     bill = summary["first_bill"]
     if bill is None:
@@ -123,11 +121,11 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
         label = "first covered month" if prepaid else "first monthly bill"
         due = "" if prepaid else f", due {bill['due_date']}"
         lines.append(f"    {label:<26}{bill['period']}{due}: "
-                     f"{bill['workers']:,} workers, {rp(bill['amount_idr'])} "
-                     f"(JKK {rp(bill['jkk_idr'])} + JKM {rp(bill['jkm_idr'])})")
+                     f"{bill['workers']:,} workers, {rupiah(bill['amount_idr'])} "
+                     f"(JKK {rupiah(bill['jkk_idr'])} + JKM {rupiah(bill['jkm_idr'])})")
         for opd in bill["by_opd"][:5]:
             lines.append(f"      {opd['opd_code']:<22}{opd['workers']:>8,} workers "
-                         f"{rp(opd['amount_idr']):>16}")
+                         f"{rupiah(opd['amount_idr']):>16}")
         if len(bill["by_opd"]) > 5:
             lines.append(f"      ... {len(bill['by_opd']) - 5} more OPDs")
     sources = ", ".join(b["funding_source"] for b in summary["budget"]) or "?"
@@ -139,16 +137,16 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
                 else f"{p['status']}, due {p['due_date']}")
         lines.append(f"    prepaid bill #{p['sequence']} {p['period']}     {p['workers']:,} "
                      f"workers × {months} months ({p['first_period']}..{p['last_period']}), "
-                     f"{rp(p['amount_idr'])}, {paid}")
+                     f"{rupiah(p['amount_idr'])}, {paid}")
     for b in summary["budget"]:
         lines.append(f"    budget {b['funding_source']} {b['fiscal_year']}: allocated "
-                     f"{rp(b['allocated_idr'])}, booked {rp(b['booked_idr'])}, paid "
-                     f"{rp(b['paid_idr'])}, held {rp(b['held_idr'])} "
-                     f"({b['held_contributions']:,}), remaining {rp(b['remaining_idr'])}")
-        lines.append(f"    left of the {rp(b['allocated_idr'])}   {rp(b['remaining_idr'])}")
+                     f"{rupiah(b['allocated_idr'])}, booked {rupiah(b['booked_idr'])}, paid "
+                     f"{rupiah(b['paid_idr'])}, held {rupiah(b['held_idr'])} "
+                     f"({b['held_contributions']:,}), remaining {rupiah(b['remaining_idr'])}")
+        lines.append(f"    left of the {rupiah(b['allocated_idr'])}   {rupiah(b['remaining_idr'])}")
     if summary.get("suspense_idr") or summary.get("credits_idr"):
-        lines.append(f"    in suspense (unapplied)   {rp(summary['suspense_idr'])}; credits at "
-                     f"BPJS {rp(summary['credits_idr'])}")
+        lines.append(f"    in suspense (unapplied)   {rupiah(summary['suspense_idr'])}; credits at "
+                     f"BPJS {rupiah(summary['credits_idr'])}")
     counts = summary["contributions"]
     lines.append("    contributions by status   " + ", ".join(
         f"{status} {n:,}" for status, n in counts.items()))

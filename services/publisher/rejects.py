@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from schemas.events import RejectionError
-from services.publisher.rows import RowRejection
-from services.publisher.table import Table, cell_text
+from services.domain.rows import RowRejection
+from services.domain.sheet import Table, cell_text
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

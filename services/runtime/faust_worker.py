@@ -43,8 +43,8 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
     """A Faust app with the settings every iuran Faust service shares.
 
     Values travel as raw bytes (the services decode them with the v1 models, so a malformed
-    event becomes a rejection, not a deserialisation crash); tables live in memory and are
-    rebuilt from their changelog topics; producer batches are large because a contribution
+    event becomes a rejection, not a deserialisation crash); the services keep no Faust
+    table (their state is in PostgreSQL); producer batches are large because a contribution
     schedule is a few KiB and per-request overhead dominates with small batches.
     """
     patches.apply(settings.kafka_fetch_max_wait_ms)
@@ -56,7 +56,6 @@ def create_faust_app(app_id: str, settings: Settings, service: str) -> faust.App
         datadir=str(datadir),
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=broker_credentials(settings),
-        store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,

@@ -1,32 +1,29 @@
-"""Logging set-up: one line per record, JSON when asked for. Never log a full NIK or a name."""
+"""Logging set-up: one line per record, JSON lines (python-json-logger) when asked for. Never
+log a full NIK or a name.
+
+A JSON line carries ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, the ``extra``
+fields a service passes (``topic``, ``partition``, ``offset``, ``code``, ``service``) and,
+for an exception, ``exc`` (the traceback)."""
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
+
+from pythonjsonlogger.json import JsonFormatter
+
+_JSON_NAMES = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key in ("topic", "partition", "offset", "code", "service"):
-            if hasattr(record, key):
-                payload[key] = getattr(record, key)
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
+def json_formatter() -> logging.Formatter:
+    """The formatter of ``IURAN_LOG_JSON=true``: one JSON object per record."""
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="ts",
+                         rename_fields=dict(_JSON_NAMES), json_ensure_ascii=False)
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     handler = logging.StreamHandler()
     if json_lines:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(json_formatter())
     else:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")

@@ -49,9 +49,6 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = 10.0
     kafka_heartbeat_interval_seconds: float = 1.0
     kafka_rebalance_timeout_seconds: float = 10.0
-    # Where the Faust services keep their tables: in memory (rebuilt from the changelog at
-    # start) or in RocksDB files under IURAN_DATA_DIR (memory stays flat as workers grow).
-    table_store: Literal["memory", "rocksdb"] = "memory"
     # How long a fetch may wait for data: the upper bound a quiet topic adds to latency.
     kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
 

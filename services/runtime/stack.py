@@ -141,7 +141,8 @@ class ServiceProcesses:
 def http_json(url: str, timeout: float = 2.0) -> object | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
-            return json.loads(response.read())
+            body: object = json.loads(response.read())
+            return body
     except (urllib.error.URLError, OSError, ValueError):
         return None
 

@@ -213,15 +213,8 @@ class _Wait(Exception):
 
 
 async def _prepared(connection: asyncpg.Connection) -> None:
-    """A connection ready to decide: the schema migrated, and every NIK the ledger holds
-    months for has its state (rebuilt from the ledger where none was kept)."""
+    """A connection ready to decide: the schema migrated."""
     await require_migrated(connection)
-    try:
-        await registry.seed_from_ledger(connection)
-    except RETRYABLE:
-        raise
-    except Exception:  # never a reason to stop deciding; the NIKs stay without a seed
-        log.exception("the validator state could not be rebuilt from the ledger")
 
 
 def encode_outputs(outcomes: list[Outcome]) -> list[tuple[bool, bytes | None, bytes]]:

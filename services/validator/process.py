@@ -20,6 +20,7 @@ from schemas.events import (
 from services.domain import errors as E
 from services.domain.enrolment import WorkerState, decide
 from services.domain.errors import message_fingerprint, rejected_event, rejection
+from services.domain.nik import nik_of
 from services.domain.programme import Programme
 from services.validator.decode import decode_registration
 
@@ -67,7 +68,7 @@ def read_message(key: bytes | None, value: bytes | None, source: Source) -> Inco
     event, problems = decode_registration(value)
     nik = None
     if event is not None:
-        claimed = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
+        claimed = nik_of(event)
         if key is not None and key == claimed.encode():
             nik = claimed
         else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import asyncpg
 
@@ -37,7 +36,6 @@ SELECT nik, version, state::jsonb FROM unnest($1::text[], $2::integer[], $3::tex
 """
 _SAVE = _INSERT_STATES + """ON CONFLICT (nik) DO UPDATE
    SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now()"""
-_SEED = _INSERT_STATES + "ON CONFLICT (nik) DO NOTHING"
 _DECISION = """
 INSERT INTO registry.decisions (event_id, event_type, nik, programme, opd_code, outcome,
     periods, errors, warnings, schedule_ids, rejection_id, source_topic, source_partition,
@@ -47,34 +45,6 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 Decider = Callable[[Incoming, WorkerState], Outcome]
-
-# The months the ledger holds for NIKs that have no state yet (booked or held by a release
-# whose validator kept its state in a Faust table, or booked by the CLI), per registration
-# event, with what stopped them.
-_LEDGER_MONTHS = """
-WITH missing AS (
-    SELECT DISTINCT m.nik
-      FROM (SELECT nik FROM ledger.contributions
-            UNION SELECT nik FROM ledger.held_contributions) AS m
-     WHERE NOT EXISTS (SELECT 1 FROM registry.worker_state s WHERE s.nik = m.nik)
-), months AS (
-    SELECT c.nik, c.registration_event_id, c.programme, c.opd_code, c.category,
-           c.kecamatan, c.funding_source, c.period, c.generation, c.booked_at AS at,
-           x.contribution_id IS NOT NULL AS cancelled, x.registration_event_id AS stopped_by
-      FROM ledger.contributions c
-      LEFT JOIN ledger.cancellations x USING (contribution_id)
-     WHERE c.nik IN (SELECT nik FROM missing)
-    UNION ALL
-    SELECT h.nik, h.registration_event_id, h.programme, h.opd_code, h.category,
-           h.kecamatan, h.funding_source, h.period, h.generation, h.held_at,
-           r.outcome IS NOT NULL, NULL::uuid  -- a hold cancelled while held
-      FROM ledger.held_contributions h
-      LEFT JOIN ledger.held_resolutions r USING (contribution_id)
-     WHERE h.nik IN (SELECT nik FROM missing)
-       AND (r.outcome IS NULL OR r.outcome = 'cancelled')
-)
-SELECT * FROM months ORDER BY nik, generation, at, period
-"""
 
 
 def load_state(stored: str, version: int) -> WorkerState:
@@ -146,53 +116,6 @@ async def decide_batch(
             await connection.executemany(_DECISION, rows)
         await record_dead_letters(connection, letters)
     return outcomes
-
-
-def _states_from_ledger(rows: Sequence[asyncpg.Record]) -> dict[str, WorkerState]:
-    """Each NIK's enrolments as the ledger shows them: one per registration event, in the
-    order their months were first booked (the generations follow from it)."""
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        enrolments = grouped.setdefault(row["nik"], {})
-        key = str(row["registration_event_id"])
-        enrolment = enrolments.setdefault(key, {
-            "event_id": key, "programme": row["programme"], "opd_code": row["opd_code"],
-            "category": row["category"], "kecamatan": row["kecamatan"],
-            "funding_source": row["funding_source"], "periods": [], "cancelled": [],
-            "cancellations": {}})
-        if row["period"] not in enrolment["periods"]:
-            enrolment["periods"].append(row["period"])
-        if row["cancelled"]:
-            enrolment["cancelled"].append(row["period"])
-        if row["stopped_by"] is not None:
-            enrolment["cancellations"].setdefault(str(row["stopped_by"]), []).append(
-                row["period"])
-    states = {}
-    for nik, enrolments in grouped.items():
-        events = {key: "accepted" for key in enrolments}
-        for enrolment in enrolments.values():
-            events.update(dict.fromkeys(enrolment["cancellations"], "accepted"))
-        states[nik] = read_state({"enrollments": list(enrolments.values()), "events": events},
-                                 version=1)
-    return states
-
-
-async def seed_from_ledger(connection: asyncpg.Connection) -> int:
-    """Give every NIK the ledger holds months for, and that has no state yet, the state
-    those months imply, so that the validator decides as if it had decided them itself.
-    Returns how many NIKs were seeded (0 on every start after the first)."""
-    async with connection.transaction():
-        rows = await connection.fetch(_LEDGER_MONTHS)
-        states = _states_from_ledger(rows)
-        if not states:
-            return 0
-        order = sorted(states)
-        await connection.execute(_LOCK, order)
-        await connection.execute(
-            _SEED, order, [states[n].version for n in order],
-            [states[n].model_dump_json() for n in order])
-    log.info("validator state of %d workers rebuilt from the ledger", len(order))
-    return len(order)
 
 
 async def decide_alone(

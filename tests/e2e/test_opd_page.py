@@ -15,7 +15,7 @@ import httpx
 import openpyxl
 import pytest
 
-from services.publisher.columns import COLUMNS
+from services.domain.columns import COLUMNS
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.browser import CHROMIUM, phone

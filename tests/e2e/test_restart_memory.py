@@ -2,7 +2,7 @@
 `iuran up`, a worker enrolled by DISNAKER and booked, Ctrl-C (the in-memory broker forgets
 every event; PostgreSQL keeps its data folder), `iuran up` again on the same data: the same
 NIK registered by DISHUB is refused as a duplicate and nothing is booked twice, and a
-deregistration by DISNAKER stops the months (issue 10, item 8)."""
+deregistration by DISNAKER stops the months."""
 
 from __future__ import annotations
 

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from schemas.events import TOPIC_REGISTRATIONS
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
+from services.domain.programme import load_programmes
+from services.domain.schedule import covered_periods, due_schedule
 from tests.faults.batches import (
+    SENT_NIKS,
     assert_ledger_exact,
     assert_logs_carry_no_personal_data,
     batch,
@@ -30,6 +33,8 @@ from tests.faults.batches import (
 )
 from tests.support import faults
 from tests.support.faults import (
+    GROUPS,
+    PROGRAMME,
     FaultStack,
     Progress,
     coverage_of,
@@ -39,8 +44,10 @@ from tests.support.faults import (
     publish_paced,
     readyz_body,
     record,
+    wait_caught_up,
     wait_for,
 )
+from tests.support.workers import registration
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -48,6 +55,7 @@ ROLE = "faults_ledger"
 SEED = faults.chaos_seeds(1)[0]
 WORKERS = faults.env_int("IURAN_CHAOS_WORKERS", 500)
 OUTAGE_SECONDS = 4.0
+FED_DURING_OUTAGE = 100  # schedules sent straight to the ledger's topic across the outage
 # "ledger write failed (ConnectionDoesNotExistError); retrying in 0.2s": the write of a
 # batch failed and is retried (services/ledger/service.py), and
 # "PostgreSQL unreachable (ConnectionRefusedError); retrying in 0.8s": the reconnect loop
@@ -76,6 +84,21 @@ def retries(stack: FaultStack) -> float:
     return metric_value(text, "iuran_ledger_write_retries_total")
 
 
+def schedules_for_the_ledger(stack: FaultStack, workers: int) -> list[tuple[bytes, bytes]]:
+    """Schedules as the validator emits them, of ``workers`` new workers: published while
+    PostgreSQL is down (the validator, which needs it, sends none then), they are work that
+    reaches the ledger during the outage."""
+    programme = load_programmes(stack.settings.programmes_dir)[PROGRAMME]
+    messages = []
+    for _ in range(workers):
+        event = registration(programme=PROGRAMME)
+        SENT_NIKS.append(event.worker.nik)
+        periods = covered_periods(programme, event.coverage_start, event.months)
+        messages.append((event.worker.nik.encode(),
+                         due_schedule(programme, event, periods).model_dump_json().encode()))
+    return messages
+
+
 def ledger_log(stack: FaultStack) -> str:
     return (stack.folder / "logs" / "ledger.log").read_text(encoding="utf-8", errors="replace")
 
@@ -100,8 +123,9 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
     retries_before = retries(stack)
     log_offset = len(ledger_log(stack))
     messages, niks = batch(rng, WORKERS)
+    fed = schedules_for_the_ledger(stack, FED_DURING_OUTAGE)
     in_batch = len(niks) * 12
-    expected = before.contributions + in_batch
+    expected = before.contributions + in_batch + FED_DURING_OUTAGE * 12
     since = await mark([settings], "ledger")
     progress = Progress()
     started = time.monotonic()
@@ -118,16 +142,26 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
     stopped = time.monotonic()
     readiness: list[tuple[float, bool | None]] = []
     others_ready = []
+    at_not_ready = during = None
+    feeding = Progress()
+    feeder = asyncio.create_task(publish_paced(settings, TOPIC_CONTRIBUTIONS, fed, chunks=10,
+                                               pause=OUTAGE_SECONDS / 20, progress=feeding))
     try:
         while time.monotonic() - stopped < OUTAGE_SECONDS:
-            readiness.append((round(time.monotonic() - stopped, 2),
-                              await asyncio.to_thread(ledger_ready, stack)))
+            ready = await asyncio.to_thread(ledger_ready, stack)
+            readiness.append((round(time.monotonic() - stopped, 2), ready))
+            if ready is False and at_not_ready is None:
+                # not ready: the batch booked before the outage has been committed, and
+                # nothing can be booked, so nothing may be committed, until PostgreSQL is back
+                at_not_ready = await mark([settings], "ledger")
             await asyncio.sleep(0.25)
         # the validator keeps its state in PostgreSQL: a batch waits (not ready) meanwhile
         others_ready = [await asyncio.to_thread(readyz_body, settings, "projector")]
         # the ledger process holds what it read and could not book: uncommitted
         during = await mark([settings], "ledger")
-        held = (during.consumed - since.consumed) - (during.committed - since.committed)
+        await feeder
+        (lag_at_outage_end,) = (await wait_caught_up(
+            settings, [(GROUPS["ledger"], TOPIC_CONTRIBUTIONS)], within=0)).values()
     finally:
         await asyncio.to_thread(stack.postgres.start)
     restarted = time.monotonic()
@@ -145,11 +179,16 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
     delays = [float(d) for _, d in RECONNECT_LINE.findall(log)]
     retried = retries(stack) - retries_before
     first_not_ready = next((t for t, ready in readiness if ready is False), None)
+    held = (during.consumed - since.consumed) - (during.committed - since.committed)
+    committed_in_outage = (None if at_not_ready is None
+                           else during.committed - at_not_ready.committed)
     record("fault.postgres-outage", seed=SEED, workers=len(niks), expected=expected,
            booked_before_stop=booked, in_flight=in_batch - booked,
            published_at_stop=progress.published, of=len(messages),
            outage_seconds=round(restarted - stopped, 1), not_ready_after=first_not_ready,
            ready_again_after=ready_after, held_uncommitted_in_outage=held,
+           committed_while_down=committed_in_outage, fed_during_outage=feeding.published,
+           ledger_lag_at_outage_end=lag_at_outage_end,
            write_retries=retried,
            write_failures_logged=write_failures[:12], reconnect_delays=delays[:12],
            booked=totals.contributions, projector=projected.get("contributions_booked"),
@@ -162,13 +201,23 @@ async def test_postgres_stopped_mid_batch_loses_and_doubles_nothing(pg_stack: Fa
         f"the projector needs no PostgreSQL, yet: {others_ready}"
     assert back, "the ledger never became ready again after PostgreSQL came back"
     assert in_batch - booked > 0, "PostgreSQL stopped after the batch was booked"
-    # Whether the ledger had already fetched records when PostgreSQL went (held > 0) depends
-    # on the moment: a ledger that finds its idle connection lost waits to reconnect before
-    # it fetches. The work in flight above is what the outage must not lose; `held` is
-    # recorded with the figures.
-    # A write cut off mid-way is retried (test_a_write_that_fails_is_retried_not_skipped);
-    # here the ledger mostly sees its connection closed first and waits to reconnect.
-    assert (retried >= 1) == bool(write_failures), (retried, write_failures)
+    # Whatever the ledger took while PostgreSQL was down it holds uncommitted: its group
+    # commits nothing from the moment it says not ready until PostgreSQL is back (how much
+    # it took, `held`, depends on the moment: a ledger that finds its idle connection lost
+    # waits to reconnect before it fetches; the exact count below says none of it is lost).
+    assert committed_in_outage == 0, (
+        f"the ledger committed {committed_in_outage} offsets while PostgreSQL was down")
+    # ...and the schedules sent to it during the outage were all work it had not committed
+    # when the outage ended (taken and held, or still in the topic), none of it lost after
+    assert feeding.published == FED_DURING_OUTAGE
+    assert lag_at_outage_end >= FED_DURING_OUTAGE, (
+        f"the ledger's group committed past schedules it could not book: lag "
+        f"{lag_at_outage_end} < {FED_DURING_OUTAGE}")
+    # Every write failure it logs is counted in iuran_ledger_write_retries_total, and every
+    # counted retry is logged (a write cut off mid-way is
+    # test_a_write_that_fails_is_retried_not_skipped's; here the ledger mostly sees its
+    # connection closed first and waits in the reconnect loop asserted below).
+    assert retried == len(write_failures), (retried, write_failures)
     assert len(delays) >= 2 and delays == sorted(delays) and max(delays) > min(delays), \
         f"the reconnect loop did not back off: {delays}"
     assert_ledger_exact(expected, totals)

@@ -1,4 +1,4 @@
-"""The validator commits its offsets regularly under a steady stream (issue 14): its
+"""The validator commits its offsets regularly under a steady stream: its
 consumer group's committed offset on the registrations topic advances while registrations
 are still being published, not only once the stream pauses (a commit that waited for an
 empty producer would never come while outputs keep flowing)."""

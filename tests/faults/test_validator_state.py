@@ -3,12 +3,12 @@ producer gives up on a produce request after REQUEST_TIMEOUT seconds):
 
 * the broker stops answering while a batch is being sent, for longer than the request
   timeout: every accepted registration's schedule still reaches the contributions topic
-  and the ledger (issue 10, item 5);
+  and the ledger;
 * one NIK published by two OPDs, with aiokafka (murmur2) and confluent-kafka (librdkafka's
   CRC32), lands on two partitions read by two validator processes: the second is refused
-  as a duplicate (issue 12, piece 5);
+  as a duplicate;
 * the same upload row sent again after a full deregistration is rejected with a code,
-  never swallowed by a replay of cancelled contribution ids (issue 10, item 7).
+  never swallowed by a replay of cancelled contribution ids.
 """
 
 from __future__ import annotations

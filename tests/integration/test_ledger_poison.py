@@ -79,7 +79,7 @@ async def test_a_payment_out_of_bigint_range_does_not_stop_the_ledger(
                              poison)
     assert _ledger_pid(stack) == pid, "the ledger restarted"
     assert (recorded, booked) == (1, 12), "the records after the poison were not all handled"
-    # The contract refuses it at the edge now; a dead letter would do as well.
+    # The contract refuses it at the edge; a dead letter would do as well.
     assert rejected or dead == 1, "the poison payment ended nowhere visible"
     if rejected:
         event = RejectedEvent.model_validate_json(rejected[0].value)

@@ -1,6 +1,5 @@
 """The validator's registry in a real PostgreSQL: a batch decided in one transaction (state
-and decision rows), and the state rebuilt from the ledger for workers booked before the
-validator kept it there (a release whose state lived in a Faust table)."""
+and decision rows), a message that fails or that PostgreSQL refuses split out of it."""
 
 from __future__ import annotations
 
@@ -9,16 +8,15 @@ import json
 import asyncpg
 import pytest
 
-from schemas.events import TOPIC_REGISTRATIONS, ContributionSchedule
+from schemas.events import TOPIC_REGISTRATIONS
 from services.domain import errors as E
-from services.domain.enrolment import WorkerState, decide, empty_state
+from services.domain.enrolment import WorkerState
 from services.domain.programme import Programme
-from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.validator.process import Incoming, Outcome, Source, decide_message, read_message
-from services.validator.registry import decide_alone, decide_batch, seed_from_ledger
+from services.validator.registry import decide_alone, decide_batch
 from tests.support.ledger import programme_copy
-from tests.support.workers import as_message, deregistration, registration, unique_nik
+from tests.support.workers import as_message, registration, unique_nik
 
 TODAY = registration().occurred_at.date()
 
@@ -61,52 +59,6 @@ async def test_a_batch_writes_states_and_decisions_and_replays_identically(
         o.rejected.rejection_id if o.rejected else None for o in outcomes]
     assert await conn.fetchval("SELECT count(*) FROM registry.decisions WHERE nik = $1",
                                nik) == 3
-
-
-async def test_workers_booked_without_a_state_get_it_rebuilt_from_the_ledger(
-    conn: asyncpg.Connection, malang: Programme
-) -> None:
-    """As an older release left them: booked, deregistered and booked again, with the
-    validator's memory gone with the broker."""
-    programme = await funded(conn, malang)
-    programmes = {programme.id: programme}
-    nik = unique_nik()
-    state = empty_state()
-    schedules: list[ContributionSchedule] = []
-    for event in [registration(nik=nik, programme=programme.id),
-                  deregistration(nik, "2026-03", programme=programme.id),
-                  registration(nik=nik, programme=programme.id, coverage_start="2026-06",
-                               months=6)]:
-        decision = decide(state, event, programmes, TODAY)
-        state = decision.state or state
-        schedules += decision.schedules
-    await book.book_schedules(conn, schedules)
-    assert await conn.fetchval("SELECT count(*) FROM registry.worker_state WHERE nik = $1",
-                               nik) == 0
-
-    assert await seed_from_ledger(conn) >= 1
-    assert await seed_from_ledger(conn) == 0  # once
-    row = await conn.fetchrow("SELECT version, state FROM registry.worker_state "
-                              "WHERE nik = $1", nik)
-    seeded = json.loads(row["state"])
-    assert [len(e["periods"]) for e in seeded["enrollments"]] == [12, 6]
-    assert [len(e["cancelled"]) for e in seeded["enrollments"]] == [9, 0]
-
-    dishub = registration(nik=nik, opd_code="DISHUB", programme=programme.id,
-                          coverage_start="2026-06", months=6)
-    stop = deregistration(nik, "2026-08", programme=programme.id)
-    outcomes = await decide_batch(conn, [incoming(dishub, 1), incoming(stop, 2)],
-                                  lambda i, s: decide_message(i, s, programmes))
-    assert outcomes[0].rejected is not None and outcomes[0].schedules == []
-    assert [e.code for e in outcomes[0].rejected.errors] == [E.DUPLICATE_ENROLLMENT]
-    (cancel,) = outcomes[1].schedules
-    result = await book.book_schedules(conn, [cancel])
-    assert result.reversed[programme.id] == 4  # 2026-08 .. 2026-11 of generation 1
-    active = await conn.fetch(
-        "SELECT period, generation FROM finance.contributions WHERE nik = $1 "
-        "AND status = 'booked' ORDER BY period", nik)
-    assert [(r["period"], r["generation"]) for r in active] == [
-        ("2025-12", 0), ("2026-01", 0), ("2026-02", 0), ("2026-06", 1), ("2026-07", 1)]
 
 
 async def test_a_message_that_fails_is_rejected_kept_as_a_dead_letter_and_the_rest_decided(

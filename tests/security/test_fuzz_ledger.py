@@ -1,4 +1,4 @@
-"""Records that pass a naive reading of the contract and used to fail in SQL, sent to the
+"""Records that pass a naive reading of the contract and can fail in SQL, sent to the
 running ledger: huge amounts, zero and negative amounts, components that do not add up,
 NUL characters in text, NIKs that are not 16 digits, an unknown programme in a payment, and
 a schedule whose amounts are each within BIGINT but whose sum is not. Each must end

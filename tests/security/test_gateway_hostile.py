@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from services.publisher.columns import COLUMNS
+from services.domain.columns import COLUMNS
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support import faults

@@ -13,7 +13,7 @@ import httpx
 
 from schemas.events import WorkerRegistered
 from services.api.auth import DEV_OPD_TOKENS
-from services.publisher.columns import COLUMNS
+from services.domain.columns import COLUMNS
 from services.runtime.settings import Settings
 
 TOKENS = {opd: token for token, opd, _ in DEV_OPD_TOKENS}

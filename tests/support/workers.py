@@ -7,7 +7,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 from schemas.events import WorkerDeregistered, WorkerRegistered
-from services.domain.nik import REGIONS, encode_nik, parse_nik
+from services.domain.nik import REGIONS, encode_nik, nik_of, parse_nik
 
 WIB = timezone(timedelta(hours=7))
 _rng = random.Random(uuid.uuid4().int)  # noqa: S311 - unique test data, not security
@@ -65,5 +65,4 @@ def deregistration(nik: str, effective_period: str, *, opd_code: str = "DISNAKER
 
 
 def as_message(event: WorkerRegistered | WorkerDeregistered) -> tuple[bytes, bytes]:
-    nik = event.worker.nik if isinstance(event, WorkerRegistered) else event.nik
-    return nik.encode(), event.model_dump_json().encode()
+    return nik_of(event).encode(), event.model_dump_json().encode()

@@ -402,20 +402,54 @@ def test_grafana_dashboards_are_provisioned_with_uids_and_the_datasource_by_uid(
     assert Path(home).name in dashboards
 
 
-def _titles(name: str) -> set[str]:
-    return {panel["title"] for panel in _panels(_dashboards()[name])}
+def _queried(name: str) -> dict[str, set[str]]:
+    """Each metric a dashboard's panels query, with the titles of the panels that do."""
+    found: dict[str, set[str]] = {}
+    for panel in _panels(_dashboards()[name]):
+        for target in panel.get("targets", []):
+            for metric in re.findall(r"\b(?:iuran_[a-z0-9_]+|up)\b(?=\s*[{\[)])",
+                                     target["expr"]):
+                found.setdefault(metric, set()).add(panel["title"])
+    return found
 
 
-def test_dashboards_show_what_operations_and_finance_asked_for() -> None:
-    operations = " | ".join(_titles("operations.json")).lower()
-    for topic in ("services up", "events consumed", "error code", "lag per partition",
-                  "ledger write latency", "event age", "discrepancies", "held", "dead letters",
-                  "could not place"):
-        assert topic in operations, f"operations dashboard: no panel on {topic}"
-    coverage = " | ".join(_titles("coverage-budget.json")).lower()
-    for topic in ("active workers", "coverage ratio against the target", "budget allocated",
-                  "budget remaining", "contributions booked", "credit at bpjs"):
-        assert topic in coverage, f"coverage dashboard: no panel on {topic}"
+# What operations and finance watch, as the metrics whose panels show it.
+OPERATIONS_NEEDS = {
+    "services up": "up",
+    "events consumed": "iuran_events_consumed_total",
+    "rejections by error code": "iuran_registrations_rejected_total",
+    "lag per partition": "iuran_consumer_lag_messages",
+    "ledger write latency": "iuran_ledger_write_seconds_bucket",
+    "event age at booking": "iuran_event_age_seconds_bucket",
+    "open discrepancies": "iuran_discrepancies_open",
+    "contributions held (awaiting budget)": "iuran_contributions_held_total",
+    "dead letters": "iuran_dead_letters_total",
+    "contributions the ledger could not place": "iuran_contributions_unbookable_total",
+}
+COVERAGE_NEEDS = {
+    "active workers": "iuran_active_workers",
+    "coverage ratio": "iuran_coverage_ratio",
+    "the target": "iuran_coverage_target_ratio",
+    "budget allocated": "iuran_budget_allocated_idr",
+    "budget remaining": "iuran_budget_remaining_idr",
+    "contributions booked": "iuran_contributions_booked_total",
+    "credit at BPJS": "iuran_credits_carried_over_idr",
+}
+
+
+@pytest.mark.parametrize(("board", "needs"), [("operations.json", OPERATIONS_NEEDS),
+                                              ("coverage-budget.json", COVERAGE_NEEDS)])
+def test_dashboards_query_what_operations_and_finance_watch(
+    board: str, needs: dict[str, str]
+) -> None:
+    queried = _queried(board)
+    missing = {what: metric for what, metric in needs.items() if metric not in queried}
+    assert not missing, f"{board}: no panel queries {missing}"
+
+
+def test_coverage_and_its_target_are_drawn_in_one_panel() -> None:
+    queried = _queried("coverage-budget.json")
+    assert queried["iuran_coverage_ratio"] & queried["iuran_coverage_target_ratio"]
 
 
 def _metric_sample_names() -> set[str]:
@@ -458,6 +492,59 @@ def test_every_iuran_metric_in_alerts_and_dashboards_is_defined() -> None:
     assert used
     unknown = sorted((where, name) for where, name in used if name not in defined)
     assert not unknown, f"not defined in services/runtime/metrics.py: {unknown}"
+
+
+def _metric_objects() -> dict[str, tuple[str, MetricWrapperBase]]:
+    """Each sample name a query may use -> (the name in services/runtime/metrics.py, the
+    metric)."""
+    found: dict[str, tuple[str, MetricWrapperBase]] = {}
+    for attribute, value in vars(metrics).items():
+        if not isinstance(value, MetricWrapperBase):
+            continue
+        base = value._name
+        samples = {base}
+        if isinstance(value, Counter):
+            samples = {f"{base}_total", f"{base}_created"}
+        elif isinstance(value, Histogram):
+            samples = {f"{base}_bucket", f"{base}_count", f"{base}_sum", f"{base}_created"}
+        for sample in samples:
+            found[sample] = (attribute, value)
+    return found
+
+
+def _service_sources() -> str:
+    """The code of every service except the module that defines the metrics."""
+    return "\n".join(path.read_text(encoding="utf-8")
+                     for path in sorted((ROOT / "services").rglob("*.py"))
+                     if path != ROOT / "services" / "runtime" / "metrics.py")
+
+
+def test_every_metric_in_alerts_and_dashboards_is_set_by_a_service() -> None:
+    objects, code = _metric_objects(), _service_sources()
+    unset = sorted({(where, name)
+                    for where, expr in _expressions().items()
+                    for name in re.findall(r"\biuran_[a-z0-9_]+", expr)
+                    if name in objects
+                    and not re.search(rf"\bmetrics\.{objects[name][0]}\b", code)})
+    assert not unset, f"queried, but no service ever sets it (an empty panel): {unset}"
+
+
+def test_every_label_a_query_groups_or_filters_by_is_a_label_of_its_metrics() -> None:
+    objects = _metric_objects()
+    wrong = []
+    for where, expr in _expressions().items():
+        names = [n for n in re.findall(r"\biuran_[a-z0-9_]+", expr) if n in objects]
+        grouped = {label.strip() for labels in re.findall(r"\bby\s*\(([^)]*)\)", expr)
+                   for label in labels.split(",") if label.strip()}
+        for name in names:
+            metric = objects[name][1]
+            has = set(metric._labelnames) | ({"le"} if name.endswith("_bucket") else set())
+            filtered: set[str] = set()
+            for selector in re.findall(rf"\b{name}\{{([^}}]*)\}}", expr):
+                filtered |= set(re.findall(r"([a-z_]+)\s*!?=~?", selector))
+            if not (grouped | filtered) <= has:
+                wrong.append((where, name, sorted((grouped | filtered) - has)))
+    assert not wrong, f"labels the metric does not have: {wrong}"
 
 
 def test_every_alert_has_a_runbook_section_in_the_operations_guide() -> None:

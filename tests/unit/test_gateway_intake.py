@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.adapters.tables import read_table_bytes
 from services.api.auth import Principal
 from services.api.intake import IntakeError, Limits, read_events, read_upload
 from services.domain.programme import Programme, load_programmes
-from services.publisher.rows import plan_upload
-from services.publisher.table import read_table_bytes
+from services.domain.rows import plan_upload
 from services.runtime.settings import Settings
 from tests.support.gateway import template_csv, template_row
 from tests.support.workers import deregistration, registration

@@ -19,8 +19,10 @@ from services.domain.nik import (
     encode_nik,
     mask_nik,
     nik_matches_birth_date,
+    nik_of,
     parse_nik,
 )
+from tests.support.workers import deregistration, registration, unique_nik
 
 TODAY = date(2025, 11, 26)
 
@@ -202,3 +204,9 @@ def test_the_regeneration_script_reads_both_quoting_styles_and_skips_villages() 
     ("35.73.01","Blimbing"),("35.73.01.1001","Balearjosari"),
     ('91.01','Kabupaten Merauke'),('91.01.02','Merauke');"""
     assert codes_of(sql) == {"3573": {"01"}, "9101": {"02"}}
+
+
+def test_the_nik_of_an_event_is_its_workers_or_its_own() -> None:
+    nik = unique_nik()
+    assert nik_of(registration(nik=nik)) == nik
+    assert nik_of(deregistration(nik, "2026-03")) == nik

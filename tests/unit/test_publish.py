@@ -17,24 +17,25 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from schemas.events import WorkerRegistered, parse_registration
-from services.cli.main import CliError
-from services.cli.publish import run
-from services.domain import errors as E
-from services.domain.nik import encode_nik
-from services.domain.programme import load_programmes
-from services.publisher.columns import COLUMNS, EXAMPLE_ROW
-from services.publisher.kafka import PublishError, message_of
-from services.publisher.progress import ProgressBar
-from services.publisher.rejects import write_rejects
-from services.publisher.rows import UploadPlan, plan_upload
-from services.publisher.table import TableError, read_table
-from services.publisher.template import (
+from services.adapters.tables import read_table
+from services.adapters.templates import (
     CSV_NAME,
     TEMPLATE_DIR,
     XLSX_NAME,
     csv_template,
     xlsx_template,
 )
+from services.cli.main import CliError
+from services.cli.publish import run
+from services.domain import errors as E
+from services.domain.columns import COLUMNS, EXAMPLE_ROW
+from services.domain.nik import encode_nik
+from services.domain.programme import load_programmes
+from services.domain.rows import UploadPlan, plan_upload
+from services.domain.sheet import TableError
+from services.publisher.kafka import PublishError, message_of
+from services.publisher.progress import ProgressBar
+from services.publisher.rejects import write_rejects
 from services.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -448,7 +449,7 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
 
 
 def test_every_upload_error_code_is_in_the_catalogue() -> None:
-    source = (REPO / "services" / "publisher" / "rows.py").read_text(encoding="utf-8")
+    source = (REPO / "services" / "domain" / "rows.py").read_text(encoding="utf-8")
     for name in ("FORMULA_NOT_ALLOWED", "WRONG_COLUMN_COUNT", "DUPLICATE_IN_FILE",
                  "EXAMPLE_ROW"):
         assert f"E.{name}" in source and getattr(E, name) in E.CATALOGUE
@@ -464,3 +465,15 @@ def test_a_title_line_above_a_semicolon_header_does_not_confuse_the_reader(
     path.write_text("Daftar Pekerja Rentan Dishub 2025\n\n" + body.getvalue(), encoding="utf-8")
     result = plan(path)
     assert [r.number for r in result.accepted] == [4]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_the_separator_is_found_also_when_names_hold_commas(
+    tmp_path: Path, delimiter: str
+) -> None:
+    workers = [worker(1, full_name="Siti Aminah, S.Pd"), worker(2, full_name="Budi, S.T"),
+               worker(3)]
+    path = write_csv(tmp_path / "separated.csv", as_rows(*workers), delimiter=delimiter)
+    result = plan(path)
+    assert [r.number for r in result.accepted] == [2, 3, 4], row_codes(result)
+    assert result.accepted[0].event.worker.full_name == "Siti Aminah, S.Pd"

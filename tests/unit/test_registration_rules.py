@@ -30,10 +30,9 @@ from services.domain.enrolment import (
     decide_registration,
     describe_periods,
     empty_state,
-    read_state,
 )
 from services.domain.nik import encode_nik
-from services.domain.periods import add_months, period_index, period_range
+from services.domain.periods import period_from_index, period_index, period_range
 from services.domain.places import normalise_phone
 from services.domain.programme import Programme, load_programmes
 from services.domain.schedule import (
@@ -468,7 +467,7 @@ def test_contribution_ids_are_the_same_whoever_registers(nik: str, period: str) 
     assert first.contribution_id == uuid.uuid5(
         IURAN_NAMESPACE, f"contribution:malang-2025:{nik}:{period}"
     )
-    (next_month,) = contributions_for(MALANG, nik, [add_months(period, 1)])
+    (next_month,) = contributions_for(MALANG, nik, [period_from_index(period_index(period) + 1)])
     assert next_month.contribution_id != first.contribution_id
 
 
@@ -761,16 +760,3 @@ def test_a_month_the_province_stopped_paying_is_generation_1_for_the_city() -> N
     assert generations_of(city) == dict.fromkeys(period_range("2026-04", 8), 1)
     assert ids_of(city) == {
         p: contribution_id("malang-2025", NIK, p, 1) for p in period_range("2026-04", 8)}
-
-
-def test_a_state_written_before_generations_still_decides() -> None:
-    # the state of a worker deregistered by an older validator: no "cancellations" key
-    state = apply(empty_state(), register(empty_state()))
-    (enrollment,) = state.enrollments
-    old = {k: v for k, v in enrollment.model_dump().items() if k != "cancellations"}
-    old["cancelled"] = list(period_range("2026-03", 9))
-    # as an older validator kept it: layout version 1, events as plain outcome strings
-    state = read_state({"enrollments": [old],
-                        "events": {key: "accepted" for key in state.events}}, version=1)
-    back = register(state, coverage_start="2026-03", months=9)
-    assert generations_of(back) == dict.fromkeys(period_range("2026-03", 9), 1)

@@ -15,7 +15,6 @@ from services.domain.enrolment import STATE_VERSION, WorkerState, decide, empty_
 from services.domain.errors import rejected_event, rejection
 from services.validator.process import Source, decide_message, read_message
 from tests.unit.test_registration_rules import (
-    MALANG,
     NIK,
     PROGRAMMES,
     TODAY,
@@ -43,19 +42,13 @@ def test_a_state_round_trips_through_json_with_its_version() -> None:
     assert record.outcome == "accepted" and record.message == outcome.incoming.fingerprint
 
 
-def test_a_version_1_state_is_upgraded_on_purpose_and_an_unknown_version_refused() -> None:
-    enrolment = {"event_id": "e1", "programme": MALANG.id, "opd_code": "DISNAKER",
-                 "category": "ojek_online", "kecamatan": "Klojen", "funding_source": "DBHCHT",
-                 "periods": ["2025-12", "2026-01"], "cancelled": ["2026-01"]}
-    state = read_state({"enrollments": [enrolment], "events": {"e1": "accepted",
-                                                               "e2": "rejected"}})
-    assert state.version == STATE_VERSION
-    assert state.events["e2"].outcome == "rejected" and state.events["e2"].message is None
-    (upgraded,) = state.enrollments
-    assert upgraded.cancellations == {} and upgraded.warnings == []  # absent in early v1
-    assert upgraded.held() == {"2025-12"}
+def test_a_state_of_an_unknown_version_is_refused() -> None:
     with pytest.raises(ValueError, match="version 3"):
         read_state({"version": 3, "enrollments": [], "events": {}}, 3)
+    with pytest.raises(ValueError, match="version 1"):
+        read_state('{"enrollments": [], "events": {}}', 1)
+    with pytest.raises(ValueError, match="version None"):
+        read_state({"enrollments": [], "events": {}})
     assert read_state(None) == empty_state()
 
 
@@ -77,9 +70,9 @@ def test_a_redelivered_rejection_is_sent_again_with_the_same_id() -> None:
 
 
 def test_an_upload_sent_again_after_a_full_deregistration_is_told_so() -> None:
-    """Today's defect: the same spreadsheet row uploaded again (same event id, a new
-    occurred_at) replayed the old schedule, whose contribution ids the ledger had
-    cancelled, and nobody was told."""
+    """The same spreadsheet row uploaded again (same event id, a new occurred_at) must
+    not replay the first schedule, whose contribution ids the ledger has cancelled,
+    silently: it is rejected with a code."""
     body = registration_json()
     first = decide_bytes(empty_state(), json.dumps(body).encode())
     assert first.state is not None

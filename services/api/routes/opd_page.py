@@ -7,7 +7,7 @@ from importlib import resources
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from services.publisher.template import CSV_NAME, XLSX_NAME, csv_template, xlsx_template
+from services.adapters.templates import CSV_NAME, XLSX_NAME, csv_template, xlsx_template
 
 router = APIRouter(tags=["opd page"])
 

@@ -5,7 +5,7 @@ another OPD's worker is 404, as one that does not exist (nothing leaks)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -13,36 +13,9 @@ from pydantic import BaseModel, Field
 from schemas.events import Category
 from services.api.deps import Agency, Pool
 from services.api.params import Code, Cursor, Limit
+from services.api.workers import WorkerStatus, events, months, summaries
 
 router = APIRouter(tags=["registrations"])
-
-WorkerStatus = Literal["active", "held", "stopped"]
-STATUS_SQL = """CASE WHEN active_months > 0 THEN 'active' WHEN held_months > 0 THEN 'held'
-                     ELSE 'stopped' END"""
-_SUMMARY = f"""
-SELECT w.*, {STATUS_SQL} AS status, n.full_name
-  FROM (SELECT c.nik, c.programme,
-               (array_agg(c.category ORDER BY c.period DESC))[1] AS category,
-               (array_agg(c.kecamatan ORDER BY c.period DESC))[1] AS kecamatan,
-               count(*) FILTER (WHERE c.status IN ('booked', 'billed', 'paid')) AS active_months,
-               count(*) FILTER (WHERE c.status = 'held') AS held_months,
-               count(*) FILTER (WHERE c.status = 'cancelled') AS cancelled_months,
-               min(c.period) FILTER (WHERE c.status IN ('booked', 'billed', 'paid'))
-                   AS first_period,
-               max(c.period) FILTER (WHERE c.status IN ('booked', 'billed', 'paid'))
-                   AS last_period
-          FROM finance.contributions c
-         WHERE c.opd_code = $1 AND ($2::text IS NULL OR c.programme = $2)
-           AND ($3::text IS NULL OR c.kecamatan = $3) AND ($4::text IS NULL OR c.category = $4)
-           AND ($5::text IS NULL OR c.nik = $5) AND ($6::text IS NULL OR c.nik > $6)
-         GROUP BY c.nik, c.programme) w
-  LEFT JOIN LATERAL (
-        SELECT (r.event::jsonb) -> 'worker' ->> 'full_name' AS full_name
-          FROM registry.submission_rows r JOIN registry.submissions s USING (submission_id)
-         WHERE r.nik = w.nik AND s.opd_code = $1 AND r.event_type = 'registered'
-         ORDER BY s.submitted_at DESC LIMIT 1) n ON true
- WHERE $7::text IS NULL OR {STATUS_SQL} = $7
- ORDER BY w.nik, w.programme"""
 
 
 class WorkerSummary(BaseModel):
@@ -94,15 +67,6 @@ class WorkerDetail(WorkerSummary):
         description="this OPD's events for the worker and what became of them")
 
 
-async def _summaries(pool: Pool, opd: str, *, programme: str | None = None,
-                     kecamatan: str | None = None, category: str | None = None,
-                     nik: str | None = None, after: str | None = None,
-                     status: str | None = None, limit: int = 1) -> list[dict[str, Any]]:
-    rows = await pool.fetch(_SUMMARY + f" LIMIT {int(limit)}", opd, programme, kecamatan,
-                            category, nik, after, status)
-    return [dict(r) for r in rows]
-
-
 @router.get("/v1/me", response_model=Me)
 async def me(principal: Agency) -> Me:
     """Who the token is: its OPD and the programmes it registers in."""
@@ -121,7 +85,7 @@ async def workers(
     assert principal.opd_code is not None
     if cursor is not None and (len(cursor) != 16 or not cursor.isdigit()):
         raise HTTPException(422, detail="cursor is not valid: pass next_cursor unchanged")
-    rows = await _summaries(pool, principal.opd_code, programme=programme,
+    rows = await summaries(pool, principal.opd_code, programme=programme,
                             kecamatan=kecamatan, category=category.value if category else None,
                             after=cursor, status=status, limit=limit + 1)
     more = len(rows) > limit
@@ -140,26 +104,18 @@ async def worker(
     assert principal.opd_code is not None
     found = None
     if len(nik) == 16 and nik.isascii() and nik.isdigit():
-        rows = await _summaries(pool, principal.opd_code, programme=programme, nik=nik)
+        rows = await summaries(pool, principal.opd_code, programme=programme, nik=nik)
         found = rows[0] if rows else None
     if found is None:
         raise HTTPException(404, detail="no such worker of this OPD")
-    months = await pool.fetch(
-        """SELECT programme, period, status, amount_idr, generation, funding_source
-             FROM finance.contributions
-            WHERE nik = $1 AND opd_code = $2 AND programme = $3
-            ORDER BY period, generation""", nik, principal.opd_code, found["programme"])
-    events = await pool.fetch(
-        """SELECT event_id::text, event_type, status, decided_at
-             FROM finance.registration_outcomes
-            WHERE nik = $1 AND opd_code = $2 AND programme = $3 ORDER BY decided_at""",
-        nik, principal.opd_code, found["programme"])
+    covered = await months(pool, nik, principal.opd_code, found["programme"])
+    decided = await events(pool, nik, principal.opd_code, found["programme"])
     config = request.app.state.programmes.get(found["programme"])
-    sources = sorted({m["funding_source"] for m in months})
+    sources = sorted({m["funding_source"] for m in covered})
     payer = f"{config.payer if config else found['programme']} ({', '.join(sources)})"
     return WorkerDetail(
         **found, payer=payer,
-        covered_periods=[m["period"] for m in months
+        covered_periods=[m["period"] for m in covered
                          if m["status"] in ("booked", "billed", "paid")],
-        months=[WorkerMonth(**{k: m[k] for k in WorkerMonth.model_fields}) for m in months],
-        registrations=[Registration(**dict(e)) for e in events])
+        months=[WorkerMonth(**{k: m[k] for k in WorkerMonth.model_fields}) for m in covered],
+        registrations=[Registration(**dict(e)) for e in decided])

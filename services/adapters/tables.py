@@ -1,4 +1,5 @@
-"""Read an upload file (CSV or XLSX) into rows of cells, numbered as the clerk sees them.
+"""Read an upload file (CSV or XLSX) into a :class:`~services.domain.sheet.Table` of cells,
+numbered as the clerk sees them.
 
 CSV: UTF-8 with or without a byte-order mark, UTF-16 (Excel's "Unicode text") and, as a
 last resort, Windows-1252; separated by commas, semicolons (Indonesian Excel) or tabs.
@@ -11,81 +12,23 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 import zipfile
-from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO
 
+from services.domain.sheet import (
+    HEADER_SEARCH_ROWS,
+    CellValue,
+    Formula,
+    SheetRow,
+    Table,
+    TableError,
+    column_name,
+    is_blank,
+)
+
 log = logging.getLogger(__name__)
-
-HEADER_SEARCH_ROWS = 20  # a title or a note may stand above the header
-
-
-class TableError(ValueError):
-    """The file as a whole cannot be read: wrong format, no header, missing columns."""
-
-
-@dataclass(frozen=True, slots=True)
-class Formula:
-    """A spreadsheet cell that holds a formula instead of a value."""
-
-    text: str
-
-
-CellValue = str | int | float | bool | date | datetime | time | Formula | None
-
-
-@dataclass(slots=True)
-class SheetRow:
-    number: int  # the row number in the spreadsheet (the header is usually row 1)
-    cells: dict[str, CellValue]  # by column name, as normalised by ``column_name``
-    originals: list[CellValue]  # every value of the row, in file order
-    extra: list[CellValue] = field(default_factory=list)  # values right of the header
-
-    @property
-    def blank(self) -> bool:
-        return all(_is_blank(v) for v in self.originals)
-
-
-@dataclass(slots=True)
-class Table:
-    headers: list[str]  # as written in the file
-    columns: list[str]  # normalised names, same order
-    rows: list[SheetRow]
-    header_row: int
-    source: str  # "csv" | "xlsx"
-
-
-# Column names in other words clerks use (Indonesian and spaced forms).
-ALIASES: dict[str, str] = {
-    "nama": "full_name",
-    "nama_lengkap": "full_name",
-    "name": "full_name",
-    "tanggal_lahir": "birth_date",
-    "tgl_lahir": "birth_date",
-    "jenis_kelamin": "sex",
-    "kategori": "category",
-    "kelurahan_desa": "kelurahan",
-    "desa": "kelurahan",
-    "no_hp": "phone",
-    "nomor_hp": "phone",
-    "telepon": "phone",
-    "mulai": "coverage_start",
-    "bulan": "months",
-    "jumlah_bulan": "months",
-}
-
-
-def column_name(header: str) -> str:
-    """'Full Name ' -> 'full_name'; Indonesian aliases map to the template's names."""
-    text = re.sub(r"[^0-9a-z]+", "_", header.replace("\ufeff", "").strip().casefold()).strip("_")
-    return ALIASES.get(text, text)
-
-
-def _is_blank(value: CellValue) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def read_table(path: Path, *, sheet: str | None = None) -> Table:
@@ -114,7 +57,7 @@ def _table(rows: list[list[CellValue]], source: str, path: Path | str) -> Table:
     if header_index is None:
         raise TableError(f"{path}: the file has no header row (nik, full_name, ...) and no data")
     raw_headers = rows[header_index]
-    while raw_headers and _is_blank(raw_headers[-1]):
+    while raw_headers and is_blank(raw_headers[-1]):
         raw_headers = raw_headers[:-1]
     headers = ["" if h is None else str(h).strip() for h in raw_headers]
     columns = [column_name(h) for h in headers]
@@ -130,7 +73,7 @@ def _table(rows: list[list[CellValue]], source: str, path: Path | str) -> Table:
             for i, name in enumerate(columns)
             if name
         }
-        extra = [v for v in values[len(columns):] if not _is_blank(v)]
+        extra = [v for v in values[len(columns):] if not is_blank(v)]
         row = SheetRow(number=index + 1, cells=cells, originals=list(values), extra=extra)
         if not row.blank:
             table_rows.append(row)
@@ -140,7 +83,7 @@ def _table(rows: list[list[CellValue]], source: str, path: Path | str) -> Table:
 def _find_header(rows: list[list[CellValue]]) -> int | None:
     first_filled = None
     for index, values in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        if all(_is_blank(v) for v in values):
+        if all(is_blank(v) for v in values):
             continue
         if first_filled is None:
             first_filled = index
@@ -168,13 +111,20 @@ def _decode(data: bytes, path: Path | str) -> str:
     return text
 
 
+SEPARATORS = ",;\t"
+
+
 def _delimiter(text: str) -> str:
-    """The separator of the first line that has one (a title line may have none)."""
-    for line in text.splitlines()[:HEADER_SEARCH_ROWS]:
-        counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
-        best = max(counts, key=lambda sep: counts[sep])
-        if counts[best]:
-            return best
+    """The separator ``csv.Sniffer`` finds in the first rows; a title or a note above the
+    header (a line with no separator) is left out of the sample by asking again from the
+    next line. A comma when it finds none."""
+    lines = text.splitlines()[:2 * HEADER_SEARCH_ROWS]
+    sniffer = csv.Sniffer()
+    for start in range(min(len(lines), HEADER_SEARCH_ROWS)):
+        try:
+            return sniffer.sniff("\n".join(lines[start:]), delimiters=SEPARATORS).delimiter
+        except csv.Error:
+            continue
     return ","
 
 
@@ -226,19 +176,4 @@ def _xlsx_value(cell: object) -> CellValue:
         return Formula(str(getattr(value, "text", value)))
     if isinstance(value, str | int | float | bool | date | datetime | time) or value is None:
         return value
-    return str(value)
-
-
-def cell_text(value: CellValue) -> str:
-    """A cell as text for messages and the rejects file."""
-    if value is None:
-        return ""
-    if isinstance(value, Formula):
-        return value.text
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time(0) else value.isoformat()
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
     return str(value)

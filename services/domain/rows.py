@@ -19,14 +19,15 @@ from pydantic import ValidationError
 
 from schemas.events import Category, RejectionError, WorkerDeregistered, WorkerRegistered
 from services.domain import errors as E
+from services.domain.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
 from services.domain.errors import rejection, rejections_from_validation_error
+from services.domain.nik import nik_of
 from services.domain.periods import format_period
 from services.domain.places import normalise_name, normalise_phone
 from services.domain.programme import Programme
 from services.domain.rules import check_deregistration, check_registration
 from services.domain.schedule import covered_periods, derived_id
-from services.publisher.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
-from services.publisher.table import CellValue, Formula, Table, TableError
+from services.domain.sheet import CellValue, Formula, Table, TableError
 
 __all__ = ["COLUMNS", "RowRejection", "UploadPlan", "UploadRow", "check_columns", "check_event",
            "plan_upload"]
@@ -96,7 +97,7 @@ def plan_upload(
     """Check every row of ``table``; ``opd_code`` must already be one of the programme's."""
     check_columns(table)
     plan = UploadPlan()
-    held: dict[str, list[tuple[int, set[str]]]] = {}  # NIK -> rows and months in this file
+    seen: dict[str, list[tuple[int, set[str]]]] = {}  # NIK -> rows and months in this file
     for done, row in enumerate(table.rows, start=1):
         if row.extra:
             errors = [rejection(
@@ -108,7 +109,7 @@ def plan_upload(
         else:
             event, errors = _row_event(row.cells, programme, opd_code, occurred_at)
             if event is not None:
-                errors = check_event(event, programme, row.number, today, held)
+                errors = check_event(event, programme, row.number, today, seen)
         if errors or event is None:
             plan.rejected.append(RowRejection(row.number, errors, row.originals))
         else:
@@ -120,24 +121,24 @@ def plan_upload(
 
 def check_event(
     event: WorkerRegistered | WorkerDeregistered, programme: Programme, number: int,
-    today: date, held: dict[str, list[tuple[int, set[str]]]],
+    today: date, seen: dict[str, list[tuple[int, set[str]]]],
 ) -> list[RejectionError]:
     """The checks of one row's event: the programme's rules, then (for a registration) no
-    earlier row of the same submission for the same NIK and months (``held``: NIK -> the
+    earlier row of the same submission for the same NIK and months (``seen``: NIK -> the
     rows and months seen so far, updated). Used for file rows and for the events of a JSON
     submission to the registration gateway alike."""
     if isinstance(event, WorkerDeregistered):
         return [_as_column(e) for e in check_deregistration(event, programme, today)]
     errors = [_as_column(e) for e in check_registration(event, programme, today)]
-    return errors or _duplicates_in_file(event, programme, number, held)
+    return errors or _duplicates_in_file(event, programme, number, seen)
 
 
 def _duplicates_in_file(
     event: WorkerRegistered, programme: Programme, number: int,
-    held: dict[str, list[tuple[int, set[str]]]],
+    seen: dict[str, list[tuple[int, set[str]]]],
 ) -> list[RejectionError]:
     months = set(covered_periods(programme, event.coverage_start, event.months))
-    earlier = held.setdefault(event.worker.nik, [])
+    earlier = seen.setdefault(nik_of(event), [])
     clash = [other for other, taken in earlier if taken & months]
     if clash:
         return [rejection(

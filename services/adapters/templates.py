@@ -1,6 +1,6 @@
 """The upload templates shipped in ``deploy/templates``: one CSV, one XLSX.
 
-Regenerate them with ``python -m services.publisher.template``; the output is byte for
+Regenerate them with ``python -m services.adapters.templates``; the output is byte for
 byte the same on every run (fixed timestamps, uncompressed zip entries), so the files in
 the repository can be checked against this code.
 """
@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from schemas.events import Category
-from services.publisher.columns import COLUMNS, EXAMPLE_ROW
+from services.domain.columns import COLUMNS, EXAMPLE_ROW
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "templates"
 CSV_NAME = "registrations-template.csv"
