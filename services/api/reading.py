@@ -11,12 +11,11 @@ import asyncpg
 from fastapi import HTTPException
 
 from services.api.auth import Principal
-from services.api.deps import masker
-from services.api.params import decode_cursor, encode_cursor
+from services.api.deps import masker, open_cursor
 from services.ledger.views import View, select
+from services.privacy.keys import PrivacyKeys
 
-# The audit trail keeps the logger name it had when app.py held every endpoint: log
-# pipelines (and the tests) select personal-data reads by it.
+# Log pipelines select the line of every personal-data read by this logger name.
 audit_log = logging.getLogger("services.api.app")
 
 
@@ -33,20 +32,25 @@ def audit(principal: Principal, endpoint: str, spec: View, rows: int) -> None:
                        not principal.personal_data)
 
 
-async def page(pool: asyncpg.Pool, spec: View, principal: Principal, endpoint: str,
-               filters: dict[str, Any], limit: int, cursor: str | None) -> dict[str, Any]:
-    """One page of ``spec`` after ``cursor``: {"items", "next_cursor"}."""
+async def page(pool: asyncpg.Pool, keys: PrivacyKeys, spec: View, principal: Principal,
+               endpoint: str, filters: dict[str, Any], limit: int,
+               cursor: str | None) -> dict[str, Any]:
+    """One page of ``spec`` after ``cursor``: {"items", "next_cursor"}. Cursors are sealed
+    (they carry keyset values such as a NIK) and hold only for the list that issued them."""
     if filters.get("nik") is not None and not principal.personal_data:
         raise HTTPException(403, detail=f"role {principal.role} may not search by NIK")
-    after = decode_cursor(cursor, len(spec.key))
+    after = open_cursor(keys, cursor, spec.name)
+    if after is not None and len(after) != len(spec.key):
+        raise HTTPException(422, detail="cursor is not valid: pass next_cursor of the "
+                                        "previous page of the same list unchanged")
     sql, args = select(spec, filters, after=after, limit=limit + 1)
     rows = [dict(r) for r in await pool.fetch(sql, *args)]
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if more:
-        next_cursor = encode_cursor([_key_text(rows[-1][c]) for c, _ in spec.key])
-    mask = masker(principal)
+        next_cursor = keys.seal([_key_text(rows[-1][c]) for c, _ in spec.key], spec.name)
+    mask = masker(principal, keys)
     if mask is not None:
         rows = [mask(r) for r in rows]
     audit(principal, endpoint, spec, len(rows))

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import Personal, Pool, masker
+from services.api.deps import Keys, Personal, Pool, masker
 from services.api.params import Code, PeriodRange, WorkerFilters
 from services.api.reading import audit
 from services.ledger import export
@@ -25,7 +25,7 @@ Exportable = Literal["contributions", "monthly_bill", "bills", "budget_utilisati
     200: {"content": {"text/csv": {}, export.MEDIA_TYPES["xlsx"]: {}},
           "description": "the rows of the view, streamed"}})
 async def export_view(
-    principal: Personal, pool: Pool, view: Exportable, periods: PeriodRange,
+    principal: Personal, pool: Pool, keys: Keys, view: Exportable, periods: PeriodRange,
     workers: WorkerFilters,
     format: Literal["csv", "xlsx"] = "csv",  # noqa: A002 - the public parameter name
     programme: Code = None, status: Code = None,
@@ -43,7 +43,7 @@ async def export_view(
                                         f"{', '.join(sorted(spec.statuses))}")
     sql, args = select(spec, wanted)
     counter = export.Counter()
-    mask = masker(principal)
+    mask = masker(principal, keys)
 
     async def body() -> AsyncIterator[bytes]:
         async with pool.acquire() as connection:
