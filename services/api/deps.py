@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset({"finance", "ops", "auditor"})
 PERSONAL = frozenset({"finance", "auditor"})
+AUDITOR = frozenset({"auditor"})  # the data protection officer
 OPD = frozenset({"opd"})
 
 _bearer = HTTPBearer(auto_error=False, description="A token from IURAN_API_TOKENS")
@@ -109,6 +110,7 @@ def authorised(roles: frozenset[str]) -> Callable[..., Awaitable[Principal]]:
 Anyone = Annotated[Principal, Depends(authorised(ALL_ROLES))]
 Personal = Annotated[Principal, Depends(authorised(PERSONAL))]
 Agency = Annotated[Principal, Depends(authorised(OPD))]
+Auditor = Annotated[Principal, Depends(authorised(AUDITOR))]
 AgencyOrPersonal = Annotated[Principal, Depends(authorised(OPD | PERSONAL))]
 Pool = Annotated[asyncpg.Pool, Depends(pool)]
 Keys = Annotated[PrivacyKeys, Depends(privacy)]

@@ -15,6 +15,8 @@ from services.cli.bill import _period
 from services.cli.ledger_db import with_ledger
 from services.ledger import export
 from services.ledger.views import VIEWS, ViewError, select
+from services.privacy import access_log
+from services.privacy.access_log import Access, cli_actor
 from services.privacy.keys import privacy_keys
 from services.privacy.masking import row_mask
 from services.runtime.settings import Settings, SettingsError
@@ -40,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--masked", action="store_true",
                         help="mask NIKs and pseudonymise ids derived from them (for readers "
                              "without personal-data access)")
+    parser.add_argument("--purpose", default="",
+                        help="why the personal data is read (kept in the access log)")
     parser.set_defaults(handler=handle)
 
 
@@ -64,16 +68,24 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(str(exc)) from exc
 
     async def work(connection: asyncpg.Connection) -> int:
-        chunks = export.fetch_chunks(connection, sql, params)
-        if fmt == "xlsx":
-            return await export.write_xlsx(chunks, spec.columns, args.out, spec.name, mask)
         counter = export.Counter()
-        stream = await asyncio.to_thread(args.out.open, "wb")
+        chunks = export.counted(export.fetch_chunks(connection, sql, params), counter)
         try:
-            async for piece in export.csv_stream(chunks, spec.columns, mask, counter):
-                await asyncio.to_thread(stream.write, piece)
+            if fmt == "xlsx":
+                await export.write_xlsx(chunks, spec.columns, args.out, spec.name, mask)
+            else:
+                stream = await asyncio.to_thread(args.out.open, "wb")
+                try:
+                    async for piece in export.csv_stream(chunks, spec.columns, mask):
+                        await asyncio.to_thread(stream.write, piece)
+                finally:
+                    stream.close()
         finally:
-            stream.close()
+            if spec.personal:
+                await access_log.record(connection, Access(
+                    actor=cli_actor(), role="operator", channel="export",
+                    what=f"iuran export {spec.name}", purpose=args.purpose,
+                    filters=filters, masked=args.masked), counter.niks)
         return counter.rows
 
     rows = with_ledger(settings, work)

@@ -2678,6 +2678,7 @@ ALTER TABLE ONLY registry.submission_rows
 
 GRANT USAGE ON SCHEMA finance TO iuran_ledger_writer;
 GRANT USAGE ON SCHEMA finance TO iuran_finance;
+GRANT USAGE ON SCHEMA finance TO iuran_auditor;
 
 --
 -- Name: SCHEMA ledger; Type: ACL; Schema: -; Owner: -
@@ -2704,6 +2705,7 @@ GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, mo
 
 GRANT ALL ON FUNCTION finance.today() TO iuran_ledger_writer;
 GRANT ALL ON FUNCTION finance.today() TO iuran_finance;
+GRANT ALL ON FUNCTION finance.today() TO iuran_auditor;
 
 --
 -- Name: FUNCTION check_bill_lines(); Type: ACL; Schema: ledger; Owner: -
@@ -2791,6 +2793,7 @@ GRANT SELECT,INSERT ON TABLE ledger.transfers TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.account_balances TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.account_balances TO iuran_finance;
+GRANT SELECT ON TABLE finance.account_balances TO iuran_auditor;
 
 --
 -- Name: TABLE bill_lines; Type: ACL; Schema: ledger; Owner: -
@@ -2846,6 +2849,7 @@ GRANT SELECT,INSERT ON TABLE ledger.payments TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.contributions TO iuran_finance;
+GRANT SELECT ON TABLE finance.contributions TO iuran_auditor;
 
 --
 -- Name: TABLE programme_billing; Type: ACL; Schema: ledger; Owner: -
@@ -2859,6 +2863,7 @@ GRANT SELECT,INSERT ON TABLE ledger.programme_billing TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.arrears TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.arrears TO iuran_finance;
+GRANT SELECT ON TABLE finance.arrears TO iuran_auditor;
 
 --
 -- Name: TABLE bills; Type: ACL; Schema: finance; Owner: -
@@ -2866,6 +2871,7 @@ GRANT SELECT ON TABLE finance.arrears TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.bills TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.bills TO iuran_finance;
+GRANT SELECT ON TABLE finance.bills TO iuran_auditor;
 
 --
 -- Name: TABLE budget_allocation_changes; Type: ACL; Schema: ledger; Owner: -
@@ -2879,6 +2885,7 @@ GRANT SELECT,INSERT ON TABLE ledger.budget_allocation_changes TO iuran_ledger_wr
 
 GRANT SELECT ON TABLE finance.budget_changes TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_changes TO iuran_finance;
+GRANT SELECT ON TABLE finance.budget_changes TO iuran_auditor;
 
 --
 -- Name: TABLE budget_allocations; Type: ACL; Schema: ledger; Owner: -
@@ -2898,6 +2905,7 @@ GRANT UPDATE(allocated_idr) ON TABLE ledger.budget_allocations TO iuran_ledger_w
 
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
+GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_auditor;
 
 --
 -- Name: TABLE cash_reconciliation; Type: ACL; Schema: finance; Owner: -
@@ -2905,6 +2913,7 @@ GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_finance;
+GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_auditor;
 
 --
 -- Name: TABLE credit_refunds; Type: ACL; Schema: ledger; Owner: -
@@ -2936,6 +2945,7 @@ GRANT SELECT,INSERT ON TABLE ledger.discrepancy_resolutions TO iuran_ledger_writ
 
 GRANT SELECT ON TABLE finance.credits TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.credits TO iuran_finance;
+GRANT SELECT ON TABLE finance.credits TO iuran_auditor;
 
 --
 -- Name: TABLE dead_letters; Type: ACL; Schema: ledger; Owner: -
@@ -2949,6 +2959,7 @@ GRANT SELECT,INSERT ON TABLE ledger.dead_letters TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.dead_letters TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.dead_letters TO iuran_finance;
+GRANT SELECT ON TABLE finance.dead_letters TO iuran_auditor;
 
 --
 -- Name: TABLE discrepancies; Type: ACL; Schema: finance; Owner: -
@@ -2956,6 +2967,7 @@ GRANT SELECT ON TABLE finance.dead_letters TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.discrepancies TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.discrepancies TO iuran_finance;
+GRANT SELECT ON TABLE finance.discrepancies TO iuran_auditor;
 
 --
 -- Name: TABLE monthly_bill; Type: ACL; Schema: finance; Owner: -
@@ -2963,6 +2975,7 @@ GRANT SELECT ON TABLE finance.discrepancies TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.monthly_bill TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.monthly_bill TO iuran_finance;
+GRANT SELECT ON TABLE finance.monthly_bill TO iuran_auditor;
 
 --
 -- Name: TABLE outstanding; Type: ACL; Schema: finance; Owner: -
@@ -2970,6 +2983,7 @@ GRANT SELECT ON TABLE finance.monthly_bill TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.outstanding TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_finance;
+GRANT SELECT ON TABLE finance.outstanding TO iuran_auditor;
 
 --
 -- Name: TABLE refused_contributions; Type: ACL; Schema: ledger; Owner: -
@@ -2983,6 +2997,7 @@ GRANT SELECT,INSERT ON TABLE ledger.refused_contributions TO iuran_ledger_writer
 
 GRANT SELECT ON TABLE finance.refused_contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.refused_contributions TO iuran_finance;
+GRANT SELECT ON TABLE finance.refused_contributions TO iuran_auditor;
 
 --
 -- Name: TABLE decisions; Type: ACL; Schema: registry; Owner: -
@@ -2996,6 +3011,7 @@ GRANT SELECT,INSERT ON TABLE registry.decisions TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.registration_decisions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_decisions TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_auditor;
 
 --
 -- Name: TABLE cancellations_refused; Type: ACL; Schema: ledger; Owner: -
@@ -3015,6 +3031,7 @@ GRANT SELECT,INSERT ON TABLE ledger.duplicate_attempts TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.registration_months TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_months TO iuran_auditor;
 
 --
 -- Name: TABLE registration_outcomes; Type: ACL; Schema: finance; Owner: -
@@ -3022,6 +3039,7 @@ GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_auditor;
 
 --
 -- Name: TABLE worker_history; Type: ACL; Schema: finance; Owner: -
@@ -3029,6 +3047,7 @@ GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.worker_history TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.worker_history TO iuran_finance;
+GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 
 --
 -- Name: SEQUENCE budget_allocation_changes_change_id_seq; Type: ACL; Schema: ledger; Owner: -

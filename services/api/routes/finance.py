@@ -26,7 +26,7 @@ async def contributions(
 ) -> dict[str, Any]:
     """Contributions with their status, in (period, contribution_id) order. Roles without
     personal data see masked NIKs and keyed pseudonyms in place of contribution_id."""
-    return await page(pool, keys, VIEWS["contributions"], principal, request.url.path,
+    return await page(pool, keys, request, VIEWS["contributions"], principal,
                       {"programme": programme, **periods, **workers, "status": status},
                       limit, cursor)
 
@@ -88,7 +88,7 @@ async def discrepancies(
     status: Literal["open", "resolved"] | None = None,
 ) -> dict[str, Any]:
     """Payments not applied (partial, excess, unknown bill, ...) for a person to resolve."""
-    return await page(pool, keys, VIEWS["discrepancies"], principal, request.url.path,
+    return await page(pool, keys, request, VIEWS["discrepancies"], principal,
                       {"programme": programme, **periods, "status": status}, limit, cursor)
 
 
@@ -99,19 +99,19 @@ async def arrears(
     lapse_risk: bool | None = None,
 ) -> dict[str, Any]:
     """Workers with unpaid months past their due date; lapse_risk = 3 or more."""
-    return await page(pool, keys, VIEWS["arrears"], principal, request.url.path,
+    return await page(pool, keys, request, VIEWS["arrears"], principal,
                       {"programme": programme, **workers, "lapse_risk": lapse_risk},
                       limit, cursor)
 
 
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
-async def worker_history(principal: Personal, pool: Pool, largest: MaxPage,
-                         nik: str) -> dict[str, Any]:
+async def worker_history(request: Request, principal: Personal, pool: Pool,
+                         largest: MaxPage, nik: str) -> dict[str, Any]:
     """Everything that happened to one worker's months (finance and auditor only)."""
     if len(nik) != 16 or not nik.isdigit():
         raise HTTPException(422, detail="a NIK is exactly 16 digits")
     spec = VIEWS["worker_history"]
     result = await listing(pool, spec, {"nik": nik}, largest)
-    audit(principal, "/workers/{nik}/history", spec, len(result["items"]))
+    await audit(pool, request, principal, spec, {"nik": nik}, result["items"])
     return result
 

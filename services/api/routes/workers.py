@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from schemas.events import Category
 from services.api.deps import Agency, Pool
 from services.api.params import Code, Cursor, Limit
+from services.api.reading import record_read
+from services.privacy.access_log import NikTally
 
 router = APIRouter(tags=["registrations"])
 
@@ -113,7 +115,7 @@ async def me(principal: Agency) -> Me:
 
 @router.get("/v1/workers", response_model=WorkerPage)
 async def workers(
-    principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
+    request: Request, principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
     programme: Code = None, kecamatan: Code = None, category: Category | None = None,
     status: WorkerStatus | None = None,
 ) -> WorkerPage:
@@ -126,6 +128,11 @@ async def workers(
                             after=cursor, status=status, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
+    tally = NikTally()
+    tally.add_rows(rows)
+    await record_read(pool, request, principal, {
+        "programme": programme, "kecamatan": kecamatan, "category": category,
+        "status": status, "after": cursor}, tally)
     return WorkerPage(items=[WorkerSummary(**r) for r in rows],
                       next_cursor=rows[-1]["nik"] if more else None)
 
@@ -154,6 +161,9 @@ async def worker(
              FROM finance.registration_outcomes
             WHERE nik = $1 AND opd_code = $2 AND programme = $3 ORDER BY decided_at""",
         nik, principal.opd_code, found["programme"])
+    tally = NikTally()
+    tally.add(nik)
+    await record_read(pool, request, principal, {"programme": found["programme"]}, tally)
     config = request.app.state.programmes.get(found["programme"])
     sources = sorted({m["funding_source"] for m in months})
     payer = f"{config.payer if config else found['programme']} ({', '.join(sources)})"

@@ -1,0 +1,93 @@
+"""``iuran privacy``: the data protection officer's commands.
+
+``access-log [--nik N] [--json]`` — every read of personal data (who, when, what, which NIKs,
+why), newest first. ``subject NIK [--json|--out FILE]`` — everything iuran holds on one
+person. ``purge --before DATE [--dry-run]`` — erase name, birth date, phone and address of
+workers whose retention ended (docs/privacy.md). Each read is itself recorded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.cli.ledger_db import with_ledger
+from services.privacy import access_log
+from services.privacy.access_log import Access, NikTally, cli_actor
+
+
+def _nik(text: str) -> str:
+    if len(text) != 16 or not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError("a NIK is exactly 16 digits")
+    return text
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("privacy", help="personal data: access log, a person's record, "
+                                            "retention purge")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    log = actions.add_parser("access-log", help="every read of personal data, newest first")
+    log.add_argument("--nik", type=_nik, help="only the reads of this person")
+    log.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    log.add_argument("--json", action="store_true", help="one JSON object per line")
+    log.add_argument("--purpose", default="", help="why (kept in the access log)")
+    log.set_defaults(handler=handle_access_log)
+
+
+def _record(connection: asyncpg.Connection, what: str, purpose: str,
+            filters: dict[str, Any], nik: str | None) -> Any:
+    tally = NikTally()
+    tally.add(nik)
+    return access_log.record(connection, Access(
+        actor=cli_actor(), role="operator", channel="cli", what=what, purpose=purpose,
+        filters=filters), tally)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def handle_access_log(args: argparse.Namespace, settings: Any) -> int:
+    from services.cli.errors import CliError
+
+    if not 1 <= args.limit <= 100_000:
+        raise CliError("--limit is a whole number from 1 to 100000")
+
+    async def work(connection: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await access_log.read(connection, nik=args.nik, limit=args.limit)
+        await _record(connection, "iuran privacy access-log", args.purpose,
+                      {"nik": args.nik, "limit": args.limit}, args.nik)
+        return rows
+
+    rows = with_ledger(settings, work)
+    for row in rows:
+        if args.json:
+            sys.stdout.write(_json(row) + "\n")
+            continue
+        read = ", ".join(row["niks"]) if row["niks"] else f"{row['nik_count']} NIKs (bulk)"
+        sys.stdout.write(
+            f"{row['at'].isoformat()} {row['actor']} ({row['role']}) {row['channel']} "
+            f"{row['what']} {_json(row['filters'])}: {read}"
+            f"{' masked' if row['masked'] else ''} — {row['purpose']}\n")
+    if not rows and not args.json:
+        sys.stdout.write("no read recorded\n")
+    return 0
+
+
+def write_out(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
