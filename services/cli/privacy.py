@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,13 @@ import asyncpg
 from services.cli.ledger_db import with_ledger
 from services.privacy import access_log
 from services.privacy.access_log import Access, NikTally, cli_actor
+from services.privacy.subject import SECTIONS, as_json, json_value, subject_record
 
 
 def _nik(text: str) -> str:
     if len(text) != 16 or not text.isascii() or not text.isdigit():
         raise argparse.ArgumentTypeError("a NIK is exactly 16 digits")
     return text
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.add_argument("--purpose", default="", help="why (kept in the access log)")
     log.set_defaults(handler=handle_access_log)
+    subject = actions.add_parser("subject", help="everything iuran holds on one person")
+    subject.add_argument("nik", type=_nik, help="the person's NIK")
+    shape = subject.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the document as JSON")
+    shape.add_argument("--out", type=Path, help="write the JSON document to this file")
+    subject.add_argument("--purpose", default="",
+                         help="why (kept in the access log), e.g. the request's reference")
+    subject.set_defaults(handler=handle_subject)
 
 
 def _record(connection: asyncpg.Connection, what: str, purpose: str,
@@ -56,7 +57,7 @@ def _record(connection: asyncpg.Connection, what: str, purpose: str,
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json.dumps(value, ensure_ascii=False, default=json_value)
 
 
 def handle_access_log(args: argparse.Namespace, settings: Any) -> int:
@@ -86,8 +87,26 @@ def handle_access_log(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def write_out(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
+def handle_subject(args: argparse.Namespace, settings: Any) -> int:
+    async def work(connection: asyncpg.Connection) -> dict[str, Any]:
+        document = await subject_record(connection, args.nik)
+        await _record(connection, "iuran privacy subject", args.purpose, {"nik": args.nik},
+                      args.nik)
+        return document
+
+    document = with_ledger(settings, work)
+    if args.out is not None:
+        args.out.write_text(as_json(document), encoding="utf-8")
+        sys.stdout.write(f"the record of one person written to {args.out}\n")
+    elif args.json:
+        sys.stdout.write(as_json(document))
     else:
-        out.write_text(text, encoding="utf-8")
+        sys.stdout.write(f"NIK {document['nik']} — "
+                         f"{'held' if document['held'] else 'nothing held'} "
+                         f"(as of {document['generated_at'].isoformat()})\n")
+        for section in SECTIONS:
+            rows = document[section]
+            sys.stdout.write(f"\n{section}: {len(rows)}\n")
+            for row in rows:
+                sys.stdout.write(f"  {_json(row)}\n")
+    return 0

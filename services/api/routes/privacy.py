@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from services.api.deps import Auditor, Pool
@@ -15,6 +15,7 @@ from services.api.params import NikParam
 from services.api.reading import record_read
 from services.privacy import access_log
 from services.privacy.access_log import NikTally
+from services.privacy.subject import subject_record
 
 router = APIRouter(tags=["privacy"])
 
@@ -49,3 +50,33 @@ async def read_access_log(
     tally.add(nik)
     await record_read(pool, request, principal, {"nik": nik, "limit": limit}, tally)
     return {"items": items}
+
+
+class SubjectRecord(BaseModel):
+    nik: str
+    generated_at: datetime
+    held: bool = Field(description="iuran holds something on this person")
+    submitted: list[dict[str, Any]] = Field(description="rows OPDs sent through the gateway")
+    decisions: list[dict[str, Any]] = Field(description="registrations and their outcomes")
+    enrolments: list[dict[str, Any]]
+    months: list[dict[str, Any]] = Field(description="every month and its status")
+    history: list[dict[str, Any]] = Field(description="what happened to each month")
+    bills: list[dict[str, Any]] = Field(description="bills and payments carrying the months")
+    credits: list[dict[str, Any]]
+    refused_months: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]] = Field(description="set-aside records carrying the NIK")
+    access_log: list[dict[str, Any]] = Field(description="who read the person's data, when")
+    erasure: list[dict[str, Any]] = Field(description="the retention purge's erasure, if any")
+
+
+@router.get("/privacy/subjects/{nik}", response_model=SubjectRecord)
+async def read_subject(request: Request, principal: Auditor, pool: Pool,
+                       nik: str) -> dict[str, Any]:
+    """Everything iuran holds on one person, in one document (the data subject's access)."""
+    if len(nik) != 16 or not nik.isascii() or not nik.isdigit():
+        raise HTTPException(422, detail="a NIK is exactly 16 digits")
+    document = await subject_record(pool, nik)
+    tally = NikTally()
+    tally.add(nik)
+    await record_read(pool, request, principal, {"nik": nik}, tally)
+    return document
