@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from services.cli.ledger_db import with_ledger
+from services.domain.programme import ProgrammeConfigError, load_programmes
 from services.privacy import access_log
 from services.privacy.access_log import Access, NikTally, cli_actor
+from services.privacy.retention import Purge, plan, purge
 from services.privacy.subject import SECTIONS, as_json, json_value, subject_record
 
 
@@ -25,6 +28,13 @@ def _nik(text: str) -> str:
     if len(text) != 16 or not text.isascii() or not text.isdigit():
         raise argparse.ArgumentTypeError("a NIK is exactly 16 digits")
     return text
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     subject.add_argument("--purpose", default="",
                          help="why (kept in the access log), e.g. the request's reference")
     subject.set_defaults(handler=handle_subject)
+    purge = actions.add_parser(
+        "purge", help="erase name, birth date, phone and address of workers whose retention "
+                      "ended (the money trail stays)")
+    purge.add_argument("--before", type=_day, required=True,
+                       help="erase what each programme's retention ends on or before, "
+                            "YYYY-MM-DD")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be erased")
+    purge.set_defaults(handler=handle_purge)
 
 
 def _record(connection: asyncpg.Connection, what: str, purpose: str,
@@ -109,4 +127,36 @@ def handle_subject(args: argparse.Namespace, settings: Any) -> int:
             sys.stdout.write(f"\n{section}: {len(rows)}\n")
             for row in rows:
                 sys.stdout.write(f"  {_json(row)}\n")
+    return 0
+
+
+def handle_purge(args: argparse.Namespace, settings: Any) -> int:
+    from services.cli.errors import CliError
+
+    try:
+        programmes = load_programmes(settings.programmes_dir)
+    except ProgrammeConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+    async def work(connection: asyncpg.Connection) -> Purge:
+        if args.dry_run:
+            found = await plan(connection, programmes, args.before)
+        else:
+            found = await purge(connection, programmes, args.before, cli_actor())
+        tally = NikTally()
+        for nik in found.workers:
+            tally.add(nik)
+        await access_log.record(connection, Access(
+            actor=cli_actor(), role="operator", channel="cli", what="iuran privacy purge",
+            purpose="end of retention (UU 27/2022 art. 43)",
+            filters={"before": args.before, "dry_run": args.dry_run}), tally)
+        return found
+
+    found = with_ledger(settings, work)
+    verb = "would erase" if args.dry_run else "erased"
+    sys.stdout.write(
+        f"retention ended on or before {found.before.isoformat()} for "
+        f"{len(found.workers):,} workers: {verb} name, birth date, phone and address in "
+        f"{found.submission_rows:,} submitted rows and the raw bytes of "
+        f"{found.dead_letters:,} dead letters\n")
     return 0

@@ -53,12 +53,14 @@ CREATE TRIGGER personal_data_access_no_truncate BEFORE TRUNCATE ON privacy.perso
 -- Workers whose name, birth date, phone and address the retention purge erased: the NIK
 -- stays as long as the money trail needs it.
 CREATE TABLE privacy.erasures (
-    nik        text        PRIMARY KEY,
+    id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    nik        text        NOT NULL,
     erased_at  timestamptz NOT NULL DEFAULT now(),
     cutoff     date        NOT NULL,     -- the purge's --before
     erased_by  text        NOT NULL,
     rows       integer     NOT NULL CHECK (rows >= 0)  -- rows whose personal data it erased
 );
+CREATE INDEX erasures_nik ON privacy.erasures (nik);
 CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON privacy.erasures
     FOR EACH ROW EXECUTE FUNCTION privacy.refuse_change();
 CREATE TRIGGER erasures_no_truncate BEFORE TRUNCATE ON privacy.erasures
