@@ -22,6 +22,7 @@ from services.privacy import access_log
 from services.privacy.access_log import Access, NikTally, cli_actor
 from services.privacy.retention import Purge, plan, purge
 from services.privacy.subject import SECTIONS, as_json, json_value, subject_record
+from services.runtime.settings import Settings
 
 
 def _nik(text: str) -> str:
@@ -55,21 +56,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     subject.add_argument("--purpose", default="",
                          help="why (kept in the access log), e.g. the request's reference")
     subject.set_defaults(handler=handle_subject)
-    purge = actions.add_parser(
+    purging = actions.add_parser(
         "purge", help="erase name, birth date, phone and address of workers whose retention "
                       "ended (the money trail stays)")
-    purge.add_argument("--before", type=_day, required=True,
+    purging.add_argument("--before", type=_day, required=True,
                        help="erase what each programme's retention ends on or before, "
                             "YYYY-MM-DD")
-    purge.add_argument("--dry-run", action="store_true", help="say what would be erased")
-    purge.set_defaults(handler=handle_purge)
+    purging.add_argument("--dry-run", action="store_true", help="say what would be erased")
+    purging.set_defaults(handler=handle_purge)
 
 
-def _record(connection: asyncpg.Connection, what: str, purpose: str,
-            filters: dict[str, Any], nik: str | None) -> Any:
+async def _record(connection: asyncpg.Connection, what: str, purpose: str,
+                  filters: dict[str, Any], nik: str | None) -> None:
     tally = NikTally()
     tally.add(nik)
-    return access_log.record(connection, Access(
+    await access_log.record(connection, Access(
         actor=cli_actor(), role="operator", channel="cli", what=what, purpose=purpose,
         filters=filters), tally)
 
@@ -78,7 +79,7 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=json_value)
 
 
-def handle_access_log(args: argparse.Namespace, settings: Any) -> int:
+def handle_access_log(args: argparse.Namespace, settings: Settings) -> int:
     from services.cli.errors import CliError
 
     if not 1 <= args.limit <= 100_000:
@@ -105,7 +106,7 @@ def handle_access_log(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def handle_subject(args: argparse.Namespace, settings: Any) -> int:
+def handle_subject(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: asyncpg.Connection) -> dict[str, Any]:
         document = await subject_record(connection, args.nik)
         await _record(connection, "iuran privacy subject", args.purpose, {"nik": args.nik},
@@ -130,7 +131,7 @@ def handle_subject(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def handle_purge(args: argparse.Namespace, settings: Any) -> int:
+def handle_purge(args: argparse.Namespace, settings: Settings) -> int:
     from services.cli.errors import CliError
 
     try:

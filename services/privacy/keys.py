@@ -84,11 +84,6 @@ class PrivacyKeys:
         raw[8] = (raw[8] & 0x3F) | 0x80
         return uuid.UUID(bytes=bytes(raw))
 
-    def pseudonym_text(self, value: str) -> str:
-        """A hex pseudonym of a value such as a NIK (for logs and purged records)."""
-        return hmac.new(self.pseudonym_key, f"text:{value}".encode(),
-                        hashlib.sha256).hexdigest()[:32]
-
 
 def privacy_keys(settings: Settings) -> PrivacyKeys:
     """The keys of ``IURAN_PRIVACY_SECRET``; in development without it, of the documented
