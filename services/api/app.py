@@ -22,8 +22,9 @@ from fastapi.responses import JSONResponse
 from services.api.auth import ApiSettings, TokenBook
 from services.api.deps import Database
 from services.api.producer import Gateway
-from services.api.routes import export, finance, opd_page, ops, registrations, workers
+from services.api.routes import export, finance, opd_page, ops, privacy, registrations, workers
 from services.domain.programme import Programme
+from services.privacy.keys import DEV_SECRET, PrivacyKeys
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def create_app(
     kafka: Settings | None = None,
     programmes: dict[str, Programme] | None = None,
     broker_timeout_ms: int = 15_000,
+    keys: PrivacyKeys | None = None,
 ) -> FastAPI:
     """The FastAPI application; the pool (and, given ``kafka``, the gateway's producer) is
     opened by the lifespan.
@@ -52,7 +54,8 @@ def create_app(
     ``routers`` add endpoints of other packages: each factory gets a function returning the
     pool (503 while PostgreSQL is not connected) and returns an APIRouter. Without ``kafka``
     the registration gateway answers 503; ``programmes`` are the configured programmes the
-    gateway checks rows against; a request waits ``broker_timeout_ms`` for the broker."""
+    gateway checks rows against; a request waits ``broker_timeout_ms`` for the broker;
+    ``keys`` are the keys of the deployment secret (default: the development secret's)."""
     database = Database(database_url, api_settings.pool_size)
     gateway = Gateway(kafka, timeout_ms=broker_timeout_ms) if kafka is not None else None
 
@@ -97,7 +100,8 @@ def create_app(
     app.state.tokens = TokenBook(api_settings.tokens)
     app.state.api_settings = api_settings
     app.state.programmes = programmes or {}
-    for module in (ops, finance, export, registrations, workers, opd_page):
+    app.state.privacy = keys or PrivacyKeys.from_secret(DEV_SECRET)
+    for module in (ops, finance, export, registrations, workers, opd_page, privacy):
         app.include_router(module.router)
     for factory in routers:
         app.include_router(factory(database.require))

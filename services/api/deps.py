@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, HTTPException, Request
@@ -13,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.auth import Principal, TokenBook
 from services.api.producer import Gateway
-from services.domain.nik import mask_nik
+from services.privacy.keys import CursorError, PrivacyKeys
+from services.privacy.masking import RowMask, row_mask
 from services.runtime.database import RETRYABLE
 from services.runtime.retry import until_done
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset({"finance", "ops", "auditor"})
 PERSONAL = frozenset({"finance", "auditor"})
+AUDITOR = frozenset({"auditor"})  # the data protection officer
 OPD = frozenset({"opd"})
 
 _bearer = HTTPBearer(auto_error=False, description="A token from IURAN_API_TOKENS")
@@ -71,6 +73,11 @@ def gateway(request: Request) -> Gateway:
     return found
 
 
+def privacy(request: Request) -> PrivacyKeys:
+    keys: PrivacyKeys = request.app.state.privacy
+    return keys
+
+
 def max_page(request: Request) -> int:
     size: int = request.app.state.api_settings.max_page_size
     return size
@@ -103,18 +110,24 @@ def authorised(roles: frozenset[str]) -> Callable[..., Awaitable[Principal]]:
 Anyone = Annotated[Principal, Depends(authorised(ALL_ROLES))]
 Personal = Annotated[Principal, Depends(authorised(PERSONAL))]
 Agency = Annotated[Principal, Depends(authorised(OPD))]
+Auditor = Annotated[Principal, Depends(authorised(AUDITOR))]
 AgencyOrPersonal = Annotated[Principal, Depends(authorised(OPD | PERSONAL))]
 Pool = Annotated[asyncpg.Pool, Depends(pool)]
+Keys = Annotated[PrivacyKeys, Depends(privacy)]
 
 
-def masker(principal: Principal) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-    """Masks the NIK of a row for roles without personal-data access (None: no masking)."""
-    if principal.personal_data:
+def masker(principal: Principal, keys: PrivacyKeys) -> RowMask | None:
+    """Masks the NIK of a row and replaces ids derived from it by keyed pseudonyms, for
+    roles without personal-data access (None: no masking)."""
+    return None if principal.personal_data else row_mask(keys)
+
+
+def open_cursor(keys: PrivacyKeys, cursor: str | None, context: str) -> list[str] | None:
+    """The keyset values of a list's cursor; 422 with a reason for one it did not issue."""
+    if cursor is None:
         return None
-
-    def mask(row: dict[str, Any]) -> dict[str, Any]:
-        if row.get("nik") is not None:
-            row["nik"] = mask_nik(row["nik"])
-        return row
-
-    return mask
+    try:
+        return keys.open(cursor, context)
+    except CursorError:
+        raise HTTPException(422, detail="cursor is not valid: pass next_cursor of the "
+                                        "previous page of the same list unchanged") from None

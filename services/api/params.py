@@ -3,9 +3,6 @@ filters are declared here once and shared by every list endpoint as dependencies
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -43,25 +40,6 @@ def check_range(period_from: str | None, period_to: str | None) -> None:
     if period_from and period_to and period_from > period_to:
         raise HTTPException(422, detail=f"period_from {period_from} is after period_to "
                                         f"{period_to}")
-
-
-def encode_cursor(values: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError):
-        values = None
-    if (not isinstance(values, list) or len(values) != size
-            or not all(isinstance(v, str) for v in values)):
-        raise HTTPException(422, detail="cursor is not valid: pass next_cursor of the "
-                                        "previous page unchanged")
-    return values
 
 
 Filters = dict[str, Any]

@@ -13,6 +13,7 @@ from services.api.app import create_app
 from services.api.auth import check_opd_tokens, load_api_settings
 from services.api.coverage import coverage_router
 from services.domain.programme import load_programmes
+from services.privacy.keys import privacy_keys
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def run(settings: Settings) -> int:
     try:
         api_settings = load_api_settings(settings)  # no placeholder tokens in production
         check_opd_tokens(api_settings, {p.id: p.opds for p in programmes.values()})
+        keys = privacy_keys(settings)  # no placeholder secret in production
     except SettingsError as exc:
         sys.stderr.write(f"iuran: bad configuration: {exc}\n")
         return 2
@@ -30,7 +32,7 @@ def run(settings: Settings) -> int:
     app = create_app(settings.database_url, api_settings,
                      routers=[lambda pool: coverage_router(pool, lambda: programmes)],
                      kafka=settings if settings.kafka_bootstrap else None,
-                     programmes=programmes)
+                     programmes=programmes, keys=keys)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.api_port, log_config=None,
         access_log=False, proxy_headers=False, server_header=False,

@@ -15,6 +15,8 @@ import asyncpg
 from services.cli.ledger_db import with_ledger
 from services.cli.service import EVERY_SERVICE
 from services.domain.nik import mask_nik
+from services.privacy import access_log
+from services.privacy.access_log import Access, NikTally, cli_actor
 from services.runtime.settings import Settings
 
 PREVIEW_CHARS = 160
@@ -56,6 +58,13 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
                                WHERE $1::text IS NULL OR service = $1
                                ORDER BY dead_letter_id DESC LIMIT $2) newest
                 ORDER BY dead_letter_id""", args.service, args.limit)
+        tally = NikTally()
+        for row in rows:
+            tally.add_text(f"{row['key_text'] or ''} {row['value_text'] or ''}")
+        await access_log.record(connection, Access(
+            actor=cli_actor(), role="operator", channel="cli", what="iuran deadletter list",
+            purpose="", filters={"service": args.service, "limit": args.limit},
+            masked=not args.personal_data), tally)
         return rows
 
     show = (lambda text: text) if args.personal_data else mask_digits

@@ -1,5 +1,6 @@
 """``iuran export VIEW --format csv|xlsx --out FILE``: a finance view to a file, streamed
-(server-side cursor; XLSX in openpyxl's write-only mode)."""
+(server-side cursor; XLSX in openpyxl's write-only mode). ``--masked`` writes what a reader
+without personal-data access may hold: NIKs masked, ids derived from a NIK pseudonymised."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from services.cli.bill import _period
 from services.cli.ledger_db import with_ledger
 from services.ledger import export
 from services.ledger.views import VIEWS, ViewError, select
-from services.runtime.settings import Settings
+from services.privacy import access_log
+from services.privacy.access_log import Access, cli_actor
+from services.privacy.keys import privacy_keys
+from services.privacy.masking import row_mask
+from services.runtime.settings import Settings, SettingsError
 
 _FILTERS = ("programme", "period_from", "period_to", "opd_code", "category", "kecamatan",
             "status", "nik")
@@ -34,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--kecamatan")
     parser.add_argument("--status")
     parser.add_argument("--nik")
+    parser.add_argument("--masked", action="store_true",
+                        help="mask NIKs and pseudonymise ids derived from them (for readers "
+                             "without personal-data access)")
+    parser.add_argument("--purpose", default="",
+                        help="why the personal data is read (kept in the access log)")
     parser.set_defaults(handler=handle)
 
 
@@ -52,18 +62,30 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         sql, params = select(spec, filters)
     except ViewError as exc:
         raise CliError(str(exc)) from exc
+    try:
+        mask = row_mask(privacy_keys(settings)) if args.masked else None
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
 
     async def work(connection: asyncpg.Connection) -> int:
-        chunks = export.fetch_chunks(connection, sql, params)
-        if fmt == "xlsx":
-            return await export.write_xlsx(chunks, spec.columns, args.out, spec.name)
         counter = export.Counter()
-        stream = await asyncio.to_thread(args.out.open, "wb")
+        chunks = export.counted(export.fetch_chunks(connection, sql, params), counter)
         try:
-            async for piece in export.csv_stream(chunks, spec.columns, counter=counter):
-                await asyncio.to_thread(stream.write, piece)
+            if fmt == "xlsx":
+                await export.write_xlsx(chunks, spec.columns, args.out, spec.name, mask)
+            else:
+                stream = await asyncio.to_thread(args.out.open, "wb")
+                try:
+                    async for piece in export.csv_stream(chunks, spec.columns, mask):
+                        await asyncio.to_thread(stream.write, piece)
+                finally:
+                    stream.close()
         finally:
-            stream.close()
+            if spec.personal:
+                await access_log.record(connection, Access(
+                    actor=cli_actor(), role="operator", channel="export",
+                    what=f"iuran export {spec.name}", purpose=args.purpose,
+                    filters=filters, masked=args.masked), counter.niks)
         return counter.rows
 
     rows = with_ledger(settings, work)

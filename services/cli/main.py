@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "services.cli.export",
     "services.cli.discrepancy",
     "services.cli.deadletter",
+    "services.cli.privacy",
 )
 
 log = logging.getLogger("iuran")

@@ -109,6 +109,14 @@ class Billing(_Config):
         return self
 
 
+class Privacy(_Config):
+    """How long the programme keeps a worker's personal data (docs/privacy.md): name, birth
+    date, phone and address are erased ``retention_years`` after the end of the worker's last
+    paid month (the financial archive's period); the money trail stays."""
+
+    retention_years: Annotated[int, Field(ge=1, le=30)] = 10
+
+
 class Programme(_Config):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     name: str
@@ -132,6 +140,7 @@ class Programme(_Config):
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
+    privacy: Privacy = Field(default_factory=Privacy)
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:

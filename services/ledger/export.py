@@ -18,6 +18,8 @@ from uuid import UUID
 import asyncpg
 from openpyxl import Workbook
 
+from services.privacy.access_log import NikTally
+
 CHUNK_ROWS = 2000
 FILE_CHUNK_BYTES = 64 * 1024
 FORMATS = ("csv", "xlsx")
@@ -66,15 +68,25 @@ def _cell(value: object) -> object:
 
 
 class Counter:
-    """Counts the rows an export wrote (for the access log)."""
+    """The rows an export read and the distinct NIKs among them (for the access log)."""
 
     def __init__(self) -> None:
         self.rows = 0
+        self.niks = NikTally()
+
+
+async def counted(chunks: AsyncIterator[list[asyncpg.Record]],
+                  counter: Counter) -> AsyncIterator[list[asyncpg.Record]]:
+    """The chunks unchanged, counted into ``counter`` as they pass (before any masking)."""
+    async for chunk in chunks:
+        counter.rows += len(chunk)
+        counter.niks.add_rows(chunk)
+        yield chunk
 
 
 async def csv_stream(
     chunks: AsyncIterator[list[asyncpg.Record]], columns: Sequence[str],
-    transform: RowTransform | None = None, counter: Counter | None = None,
+    transform: RowTransform | None = None,
 ) -> AsyncIterator[bytes]:
     """CSV bytes (UTF-8, header first, RFC 4180 quoting), one piece per chunk of rows."""
     buffer = io.StringIO()
@@ -89,8 +101,6 @@ async def csv_stream(
             if transform is not None:
                 row = transform(row)
             writer.writerow([_text(row[c]) for c in columns])
-        if counter is not None:
-            counter.rows += len(chunk)
         yield buffer.getvalue().encode()
 
 
@@ -120,16 +130,14 @@ async def write_xlsx(
 
 async def xlsx_stream(
     chunks: AsyncIterator[list[asyncpg.Record]], columns: Sequence[str], sheet: str,
-    transform: RowTransform | None = None, counter: Counter | None = None,
+    transform: RowTransform | None = None,
 ) -> AsyncIterator[bytes]:
     """Build the XLSX in a temporary file, then stream it and delete it."""
     handle, name = tempfile.mkstemp(prefix="iuran-export-", suffix=".xlsx")
     os.close(handle)
     path = Path(name)
     try:
-        rows = await write_xlsx(chunks, columns, path, sheet, transform)
-        if counter is not None:
-            counter.rows = rows
+        await write_xlsx(chunks, columns, path, sheet, transform)
         stream = await asyncio.to_thread(path.open, "rb")
         try:
             while piece := await asyncio.to_thread(stream.read, FILE_CHUNK_BYTES):

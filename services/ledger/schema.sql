@@ -2711,6 +2711,7 @@ ALTER TABLE ONLY registry.submission_rows
 
 GRANT USAGE ON SCHEMA finance TO iuran_ledger_writer;
 GRANT USAGE ON SCHEMA finance TO iuran_finance;
+GRANT USAGE ON SCHEMA finance TO iuran_auditor;
 
 --
 -- Name: SCHEMA ledger; Type: ACL; Schema: -; Owner: -
@@ -2737,6 +2738,7 @@ GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, mo
 
 GRANT ALL ON FUNCTION finance.today() TO iuran_ledger_writer;
 GRANT ALL ON FUNCTION finance.today() TO iuran_finance;
+GRANT ALL ON FUNCTION finance.today() TO iuran_auditor;
 
 --
 -- Name: FUNCTION check_bill_lines(); Type: ACL; Schema: ledger; Owner: -
@@ -2787,6 +2789,7 @@ GRANT SELECT,INSERT ON TABLE ledger.transfers TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.account_balances TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.account_balances TO iuran_finance;
+GRANT SELECT ON TABLE finance.account_balances TO iuran_auditor;
 
 --
 -- Name: TABLE bill_lines; Type: ACL; Schema: ledger; Owner: -
@@ -2848,6 +2851,7 @@ GRANT SELECT,INSERT ON TABLE ledger.payments TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.contributions TO iuran_finance;
+GRANT SELECT ON TABLE finance.contributions TO iuran_auditor;
 
 --
 -- Name: TABLE programme_billing; Type: ACL; Schema: ledger; Owner: -
@@ -2861,6 +2865,7 @@ GRANT SELECT,INSERT ON TABLE ledger.programme_billing TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.arrears TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.arrears TO iuran_finance;
+GRANT SELECT ON TABLE finance.arrears TO iuran_auditor;
 
 --
 -- Name: TABLE bills; Type: ACL; Schema: finance; Owner: -
@@ -2868,6 +2873,7 @@ GRANT SELECT ON TABLE finance.arrears TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.bills TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.bills TO iuran_finance;
+GRANT SELECT ON TABLE finance.bills TO iuran_auditor;
 
 --
 -- Name: TABLE budget_allocation_changes; Type: ACL; Schema: ledger; Owner: -
@@ -2881,6 +2887,7 @@ GRANT SELECT,INSERT ON TABLE ledger.budget_allocation_changes TO iuran_ledger_wr
 
 GRANT SELECT ON TABLE finance.budget_changes TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_changes TO iuran_finance;
+GRANT SELECT ON TABLE finance.budget_changes TO iuran_auditor;
 
 --
 -- Name: TABLE budget_allocations; Type: ACL; Schema: ledger; Owner: -
@@ -2906,6 +2913,7 @@ GRANT SELECT,INSERT ON TABLE ledger.credits TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
+GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_auditor;
 
 --
 -- Name: TABLE cash_reconciliation; Type: ACL; Schema: finance; Owner: -
@@ -2913,6 +2921,7 @@ GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_finance;
+GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_auditor;
 
 --
 -- Name: TABLE credit_refunds; Type: ACL; Schema: ledger; Owner: -
@@ -2938,6 +2947,7 @@ GRANT SELECT,INSERT ON TABLE ledger.discrepancy_resolutions TO iuran_ledger_writ
 
 GRANT SELECT ON TABLE finance.credits TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.credits TO iuran_finance;
+GRANT SELECT ON TABLE finance.credits TO iuran_auditor;
 
 --
 -- Name: TABLE dead_letters; Type: ACL; Schema: ledger; Owner: -
@@ -2951,6 +2961,7 @@ GRANT SELECT,INSERT ON TABLE ledger.dead_letters TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.dead_letters TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.dead_letters TO iuran_finance;
+GRANT SELECT ON TABLE finance.dead_letters TO iuran_auditor;
 
 --
 -- Name: TABLE discrepancies; Type: ACL; Schema: finance; Owner: -
@@ -2958,6 +2969,7 @@ GRANT SELECT ON TABLE finance.dead_letters TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.discrepancies TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.discrepancies TO iuran_finance;
+GRANT SELECT ON TABLE finance.discrepancies TO iuran_auditor;
 
 --
 -- Name: TABLE journal_lines; Type: ACL; Schema: finance; Owner: -
@@ -2965,6 +2977,7 @@ GRANT SELECT ON TABLE finance.discrepancies TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_finance;
+GRANT SELECT ON TABLE finance.journal_lines TO iuran_auditor;
 
 --
 -- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
@@ -2978,6 +2991,7 @@ GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_finance;
+GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_auditor;
 
 --
 -- Name: TABLE monthly_bill; Type: ACL; Schema: finance; Owner: -
@@ -2985,6 +2999,7 @@ GRANT SELECT ON TABLE finance.journal_reconciliation TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.monthly_bill TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.monthly_bill TO iuran_finance;
+GRANT SELECT ON TABLE finance.monthly_bill TO iuran_auditor;
 
 --
 -- Name: TABLE outstanding; Type: ACL; Schema: finance; Owner: -
@@ -2992,6 +3007,7 @@ GRANT SELECT ON TABLE finance.monthly_bill TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.outstanding TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_finance;
+GRANT SELECT ON TABLE finance.outstanding TO iuran_auditor;
 
 --
 -- Name: TABLE refused_contributions; Type: ACL; Schema: ledger; Owner: -
@@ -3005,6 +3021,7 @@ GRANT SELECT,INSERT ON TABLE ledger.refused_contributions TO iuran_ledger_writer
 
 GRANT SELECT ON TABLE finance.refused_contributions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.refused_contributions TO iuran_finance;
+GRANT SELECT ON TABLE finance.refused_contributions TO iuran_auditor;
 
 --
 -- Name: TABLE decisions; Type: ACL; Schema: registry; Owner: -
@@ -3018,6 +3035,7 @@ GRANT SELECT,INSERT ON TABLE registry.decisions TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.registration_decisions TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_decisions TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_decisions TO iuran_auditor;
 
 --
 -- Name: TABLE cancellations_refused; Type: ACL; Schema: ledger; Owner: -
@@ -3037,6 +3055,7 @@ GRANT SELECT,INSERT ON TABLE ledger.duplicate_attempts TO iuran_ledger_writer;
 
 GRANT SELECT ON TABLE finance.registration_months TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_months TO iuran_auditor;
 
 --
 -- Name: TABLE registration_outcomes; Type: ACL; Schema: finance; Owner: -
@@ -3044,6 +3063,7 @@ GRANT SELECT ON TABLE finance.registration_months TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
+GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_auditor;
 
 --
 -- Name: TABLE worker_history; Type: ACL; Schema: finance; Owner: -
@@ -3051,6 +3071,7 @@ GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.worker_history TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.worker_history TO iuran_finance;
+GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 
 --
 -- Name: TABLE accounts; Type: ACL; Schema: ledger; Owner: -
@@ -3160,6 +3181,7 @@ GRANT UPDATE(updated_at) ON TABLE registry.worker_state TO iuran_ledger_writer;
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA finance GRANT SELECT ON TABLES TO iuran_ledger_writer;
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA finance GRANT SELECT ON TABLES TO iuran_finance;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA finance GRANT SELECT ON TABLES TO iuran_auditor;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: ledger; Owner: -

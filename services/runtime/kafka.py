@@ -30,6 +30,17 @@ ALL_TOPICS = (
     TOPIC_PAYMENTS,
     TOPIC_COVERAGE,
 )
+# Topics whose records carry personal data (names, birth dates, phones, addresses, NIKs):
+# created with a bounded retention (IURAN_KAFKA_PERSONAL_DATA_RETENTION_DAYS).
+PERSONAL_DATA_TOPICS = frozenset({TOPIC_REGISTRATIONS, TOPIC_REJECTED, TOPIC_CONTRIBUTIONS})
+DAY_MS = 86_400_000
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The configuration a topic is created with."""
+    if name in PERSONAL_DATA_TOPICS:
+        return {"retention.ms": str(settings.kafka_personal_data_retention_days * DAY_MS)}
+    return {}
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -57,7 +68,8 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> None:
-    """Create the contract's topics with the configured partitions (existing ones are kept)."""
+    """Create the contract's topics with the configured partitions, and those carrying
+    personal data with a bounded retention (existing topics are kept as they are)."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     for attempt in range(30):
         try:
@@ -71,7 +83,8 @@ async def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
+            NewTopic(name, settings.partitions, settings.replication_factor,
+                     topic_configs=topic_configs(settings, name))
             for name in topics
             if name not in existing
         ]

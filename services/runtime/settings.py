@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
 
+    # The deployment secret of personal data: seals list cursors and keys the pseudonyms of
+    # ids for roles without personal data (services/privacy/keys.py). Unset in development =
+    # a documented development secret; production refuses a missing or placeholder one.
+    privacy_secret: SecretStr | None = None
+    # How long Kafka keeps the records of topics that carry personal data (registrations,
+    # their rejections with the original bytes, contribution schedules): long enough for
+    # an OPD to fix a rejected row and for a stopped service to catch up, no longer.
+    kafka_personal_data_retention_days: int = Field(default=30, ge=1, le=365)
+
     # Consumer group timeouts: short enough that a dead member's partitions move quickly.
     kafka_session_timeout_seconds: float = 10.0
     kafka_heartbeat_interval_seconds: float = 1.0

@@ -117,13 +117,15 @@ async def test_a_numbered_migration_after_the_baseline_is_applied_once(
     connection: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await migrate(connection)
-    later = SqlFile("002_probe.sql", "ALTER TABLE ledger.bills ADD COLUMN probe integer;\n")
     shipped = runner.migration_files()
-    monkeypatch.setattr(runner, "migration_files", lambda: [*shipped, (2, later)])
+    last = shipped[-1][0]
+    name = f"{last + 1:03d}_probe.sql"
+    later = SqlFile(name, "ALTER TABLE ledger.bills ADD COLUMN probe integer;\n")
+    monkeypatch.setattr(runner, "migration_files", lambda: [*shipped, (last + 1, later)])
     assert await unmigrated(connection) == (
-        f"{NOT_MIGRATED} (at version 1, version 2 needed)")
+        f"{NOT_MIGRATED} (at version {last}, version {last + 1} needed)")
 
-    assert await migrate(connection) == ["002_probe.sql"]
+    assert await migrate(connection) == [name]
     assert await connection.fetchval(
         "SELECT count(*) FROM pg_attribute WHERE attrelid = 'ledger.bills'::regclass "
         "AND attname = 'probe'") == 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import Personal, Pool, masker
+from services.api.deps import Keys, Personal, Pool, masker
 from services.api.params import Code, PeriodRange, WorkerFilters
-from services.api.reading import audit
+from services.api.reading import record_read
 from services.ledger import export
 from services.ledger.views import VIEWS, select
 
@@ -25,8 +25,8 @@ Exportable = Literal["contributions", "monthly_bill", "bills", "budget_utilisati
     200: {"content": {"text/csv": {}, export.MEDIA_TYPES["xlsx"]: {}},
           "description": "the rows of the view, streamed"}})
 async def export_view(
-    principal: Personal, pool: Pool, view: Exportable, periods: PeriodRange,
-    workers: WorkerFilters,
+    request: Request, principal: Personal, pool: Pool, keys: Keys, view: Exportable,
+    periods: PeriodRange, workers: WorkerFilters,
     format: Literal["csv", "xlsx"] = "csv",  # noqa: A002 - the public parameter name
     programme: Code = None, status: Code = None,
 ) -> StreamingResponse:
@@ -43,18 +43,23 @@ async def export_view(
                                         f"{', '.join(sorted(spec.statuses))}")
     sql, args = select(spec, wanted)
     counter = export.Counter()
-    mask = masker(principal)
+    mask = masker(principal, keys)
 
     async def body() -> AsyncIterator[bytes]:
-        async with pool.acquire() as connection:
-            chunks = export.fetch_chunks(connection, sql, args)
-            if format == "csv":
-                stream = export.csv_stream(chunks, spec.columns, mask, counter)
-            else:
-                stream = export.xlsx_stream(chunks, spec.columns, view, mask, counter)
-            async for piece in stream:
-                yield piece
-        audit(principal, f"/export/{view}", spec, counter.rows)
+        try:
+            async with pool.acquire() as connection:
+                chunks = export.counted(export.fetch_chunks(connection, sql, args), counter)
+                if format == "csv":
+                    stream = export.csv_stream(chunks, spec.columns, mask)
+                else:
+                    stream = export.xlsx_stream(chunks, spec.columns, view, mask)
+                async for piece in stream:
+                    yield piece
+        finally:
+            if spec.personal:  # also when the reader went away part way
+                await record_read(pool, request, principal, {"view": view, **wanted},
+                                  counter.niks, channel="export", view=spec.name,
+                                  rows=counter.rows)
 
     filename = f"iuran-{view}.{format}"
     return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from services.api import models
-from services.api.deps import Anyone, Personal, Pool, max_page
+from services.api.deps import Anyone, Keys, Personal, Pool, max_page
 from services.api.params import Code, Cursor, Limit, PeriodParam, PeriodRange, WorkerFilters
 from services.api.reading import audit, listing, page
 from services.ledger.views import VIEWS
@@ -20,12 +20,13 @@ MaxPage = Annotated[int, Depends(max_page)]
 
 @router.get("/contributions", response_model=models.Page[models.Contribution])
 async def contributions(
-    request: Request, principal: Anyone, pool: Pool, periods: PeriodRange,
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, periods: PeriodRange,
     workers: WorkerFilters, limit: Limit, cursor: Cursor = None, programme: Code = None,
     status: Literal["booked", "held", "cancelled", "billed", "paid"] | None = None,
 ) -> dict[str, Any]:
-    """Contributions with their status, in (period, contribution_id) order."""
-    return await page(pool, VIEWS["contributions"], principal, request.url.path,
+    """Contributions with their status, in (period, contribution_id) order. Roles without
+    personal data see masked NIKs and keyed pseudonyms in place of contribution_id."""
+    return await page(pool, keys, request, VIEWS["contributions"], principal,
                       {"programme": programme, **periods, **workers, "status": status},
                       limit, cursor)
 
@@ -82,34 +83,35 @@ async def outstanding(principal: Anyone, pool: Pool, largest: MaxPage, periods: 
 
 @router.get("/discrepancies", response_model=models.Page[models.Discrepancy])
 async def discrepancies(
-    request: Request, principal: Personal, pool: Pool, periods: PeriodRange, limit: Limit,
-    cursor: Cursor = None, programme: Code = None,
+    request: Request, principal: Personal, pool: Pool, keys: Keys, periods: PeriodRange,
+    limit: Limit, cursor: Cursor = None, programme: Code = None,
     status: Literal["open", "resolved"] | None = None,
 ) -> dict[str, Any]:
     """Payments not applied (partial, excess, unknown bill, ...) for a person to resolve."""
-    return await page(pool, VIEWS["discrepancies"], principal, request.url.path,
+    return await page(pool, keys, request, VIEWS["discrepancies"], principal,
                       {"programme": programme, **periods, "status": status}, limit, cursor)
 
 
 @router.get("/arrears", response_model=models.Page[models.Arrears])
 async def arrears(
-    request: Request, principal: Anyone, pool: Pool, workers: WorkerFilters, limit: Limit,
-    cursor: Cursor = None, programme: Code = None, lapse_risk: bool | None = None,
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, workers: WorkerFilters,
+    limit: Limit, cursor: Cursor = None, programme: Code = None,
+    lapse_risk: bool | None = None,
 ) -> dict[str, Any]:
     """Workers with unpaid months past their due date; lapse_risk = 3 or more."""
-    return await page(pool, VIEWS["arrears"], principal, request.url.path,
+    return await page(pool, keys, request, VIEWS["arrears"], principal,
                       {"programme": programme, **workers, "lapse_risk": lapse_risk},
                       limit, cursor)
 
 
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
-async def worker_history(principal: Personal, pool: Pool, largest: MaxPage,
-                         nik: str) -> dict[str, Any]:
+async def worker_history(request: Request, principal: Personal, pool: Pool,
+                         largest: MaxPage, nik: str) -> dict[str, Any]:
     """Everything that happened to one worker's months (finance and auditor only)."""
     if len(nik) != 16 or not nik.isdigit():
         raise HTTPException(422, detail="a NIK is exactly 16 digits")
     spec = VIEWS["worker_history"]
     result = await listing(pool, spec, {"nik": nik}, largest)
-    audit(principal, "/workers/{nik}/history", spec, len(result["items"]))
+    await audit(pool, request, principal, spec, {"nik": nik}, result["items"])
     return result
 

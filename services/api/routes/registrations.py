@@ -21,6 +21,8 @@ from services.api.deps import Agency, AgencyOrPersonal, Pool
 from services.api.intake import IntakeError, Limits, Row, Source
 from services.api.params import Code
 from services.api.producer import Gateway
+from services.api.reading import record_read
+from services.privacy.access_log import NikTally
 from services.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -235,24 +237,31 @@ def _jsonable(receipt: dict[str, Any]) -> Any:
 
 @router.get("/v1/submissions/{submission_id}", response_model=outcomes.SubmissionOutcomes,
             responses={404: {"description": "no such submission of this OPD"}})
-async def submission(submission_id: uuid.UUID, principal: AgencyOrPersonal,
-                     pool: Pool) -> outcomes.SubmissionOutcomes:
+async def submission(request: Request, submission_id: uuid.UUID,
+                     principal: AgencyOrPersonal, pool: Pool) -> outcomes.SubmissionOutcomes:
     """Every row of a submission with its current outcome: invalid (the gateway's checks),
     pending, accepted or rejected (the validator), booked, held, cancelled or refused (the
     ledger). Another OPD's submission: 404."""
     found = await outcomes.submission(pool, submission_id, principal)
     if found is None:
         raise HTTPException(404, detail="no such submission")
+    tally = NikTally()
+    for row in found.rows:
+        tally.add(row.nik)
+    await record_read(pool, request, principal, {"submission_id": submission_id}, tally)
     return found
 
 
 @router.get("/v1/events/{event_id}", response_model=outcomes.EventOutcome,
             responses={404: {"description": "no such event of this OPD (or not decided yet)"}})
-async def event(event_id: uuid.UUID, principal: AgencyOrPersonal,
+async def event(request: Request, event_id: uuid.UUID, principal: AgencyOrPersonal,
                 pool: Pool) -> outcomes.EventOutcome:
     """The outcome of one registration event by its event_id, for OPDs that publish to
     Kafka themselves as for those that use the gateway. Another OPD's event: 404."""
     found = await outcomes.event(pool, event_id, principal)
     if found is None:
         raise HTTPException(404, detail="no such event for this OPD (or not decided yet)")
+    tally = NikTally()
+    tally.add(found.nik)
+    await record_read(pool, request, principal, {"event_id": event_id}, tally)
     return found

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 from schemas.events import Category
 from services.api.deps import Agency, Pool
 from services.api.params import Code, Cursor, Limit
+from services.api.reading import record_read
 from services.api.workers import WorkerStatus, events, months, summaries
+from services.privacy.access_log import NikTally
 
 router = APIRouter(tags=["registrations"])
 
@@ -77,7 +79,7 @@ async def me(principal: Agency) -> Me:
 
 @router.get("/v1/workers", response_model=WorkerPage)
 async def workers(
-    principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
+    request: Request, principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
     programme: Code = None, kecamatan: Code = None, category: Category | None = None,
     status: WorkerStatus | None = None,
 ) -> WorkerPage:
@@ -86,10 +88,15 @@ async def workers(
     if cursor is not None and (len(cursor) != 16 or not cursor.isdigit()):
         raise HTTPException(422, detail="cursor is not valid: pass next_cursor unchanged")
     rows = await summaries(pool, principal.opd_code, programme=programme,
-                            kecamatan=kecamatan, category=category.value if category else None,
-                            after=cursor, status=status, limit=limit + 1)
+                           kecamatan=kecamatan, category=category.value if category else None,
+                           after=cursor, status=status, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
+    tally = NikTally()
+    tally.add_rows(rows)
+    await record_read(pool, request, principal, {
+        "programme": programme, "kecamatan": kecamatan, "category": category,
+        "status": status, "after": cursor}, tally)
     return WorkerPage(items=[WorkerSummary(**r) for r in rows],
                       next_cursor=rows[-1]["nik"] if more else None)
 
@@ -110,6 +117,9 @@ async def worker(
         raise HTTPException(404, detail="no such worker of this OPD")
     covered = await months(pool, nik, principal.opd_code, found["programme"])
     decided = await events(pool, nik, principal.opd_code, found["programme"])
+    tally = NikTally()
+    tally.add(nik)
+    await record_read(pool, request, principal, {"programme": found["programme"]}, tally)
     config = request.app.state.programmes.get(found["programme"])
     sources = sorted({m["funding_source"] for m in covered})
     payer = f"{config.payer if config else found['programme']} ({', '.join(sources)})"
