@@ -20,6 +20,7 @@ from schemas.events import (
 from services.domain import errors as E
 from services.domain.enrolment import WorkerState, decide
 from services.domain.errors import message_fingerprint, rejected_event, rejection
+from services.domain.places import canonical_opd
 from services.domain.programme import Programme
 from services.validator.decode import decode_registration
 
@@ -57,6 +58,7 @@ class Outcome:
     warnings: list[RejectionError] = field(default_factory=list)
     programme: str = "unknown"  # a metrics label: only configured programme ids
     event_type: str = "unknown"
+    opd_code: str | None = None  # the OPD that sent the event, in the programme's spelling
 
     @property
     def nik(self) -> str | None:
@@ -106,10 +108,19 @@ def decide_message(
         warnings=decision.warnings,
         programme=event.programme if event.programme in programmes else "unknown",
         event_type=event.event_type,
+        opd_code=_sender(event, programmes),
     )
     if decision.errors:
         outcome.rejected = _reject(incoming, decision.errors)
     return outcome
+
+
+def _sender(event: Event, programmes: dict[str, Programme]) -> str:
+    """The OPD that sent the event (a coordinator stopping another OPD's enrolment is
+    recorded as itself), in the programme's spelling when the programme knows it."""
+    programme = programmes.get(event.programme)
+    known = canonical_opd(programme, event.opd_code) if programme is not None else None
+    return known or event.opd_code
 
 
 def internal_error(incoming: Incoming) -> Outcome:
@@ -135,7 +146,7 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
     errors = outcome.rejected.errors if outcome.rejected is not None else []
     return (
         event.event_id, event.event_type, incoming.nik, event.programme,
-        outcome.schedules[0].opd_code if outcome.schedules else event.opd_code,
+        outcome.opd_code or event.opd_code,
         result, periods,
         _json(errors), _json(outcome.warnings),
         [s.schedule_id for s in outcome.schedules],
