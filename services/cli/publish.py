@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +27,6 @@ from services.publisher.rows import UploadPlan, check_columns, plan_upload
 from services.publisher.table import TableError, read_table
 from services.runtime.settings import Settings
 
-WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's
 MAX_PRINTED_ROWS = 50
 
 Sender = Callable[..., Coroutine[Any, Any, int]]
@@ -108,7 +107,7 @@ def run(
 
     bar = ProgressBar("checking  ", len(table.rows), err)
     plan = plan_upload(
-        table, programme, opd, today=moment.astimezone(WIB).date(), occurred_at=moment,
+        table, programme, opd, today=programme.today(moment), occurred_at=moment,
         on_row=bar.update,
     )
     bar.close()

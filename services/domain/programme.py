@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -132,6 +133,31 @@ class Programme(_Config):
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
+    # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.
+    timezone: str = "Asia/Jakarta"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Jakarta)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, moment: datetime) -> datetime:
+        """A timezone-aware moment as the programme's wall clock shows it."""
+        if moment.tzinfo is None:
+            raise ValueError("a naive datetime has no place in the programme's time zone")
+        return moment.astimezone(self.zone)
+
+    def today(self, now: datetime | None = None) -> date:
+        """The programme's calendar day at ``now`` (default: the clock)."""
+        return self.local(now or datetime.now(UTC)).date()
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:

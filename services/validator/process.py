@@ -97,9 +97,12 @@ def decide_message(
     event = incoming.event
     if event is None or incoming.nik is None:
         return Outcome(incoming, rejected=_reject(incoming, incoming.problems))
-    # Decisions depend on the event alone (never on the clock), so a replay decides the same.
-    decision = decide(state, event, programmes, event.occurred_at.astimezone(UTC).date(),
-                      incoming.fingerprint)
+    # Decisions depend on the event alone (never on the clock), so a replay decides the same:
+    # its day is the day it occurred in the programme's time zone.
+    programme = programmes.get(event.programme)
+    day = (programme.today(event.occurred_at) if programme is not None
+           else event.occurred_at.astimezone(UTC).date())
+    decision = decide(state, event, programmes, day, incoming.fingerprint)
     outcome = Outcome(
         incoming,
         schedules=decision.schedules,

@@ -211,7 +211,7 @@ async def test_finance_summary_reports_the_first_bill_and_the_budget(
     await book.book_schedules(conn, [
         schedule(programme, n, YEAR, opd_code=opd)
         for n, opd in zip(niks.take(3), ("DISHUB", "DISHUB", "DINSOS"), strict=True)])
-    summary = await finance_summary(conn, programme.id)
+    summary = await finance_summary(conn, programme)
     assert summary["first_bill"] == {
         "period": "2025-12", "due_date": date(2025, 12, 15), "workers": 3,
         "amount_idr": 3 * PREMIUM, "jkk_idr": 30_000, "jkm_idr": 20_400, "billed_idr": 0,
