@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -45,6 +46,7 @@ def create_app(
     kafka: Settings | None = None,
     programmes: dict[str, Programme] | None = None,
     broker_timeout_ms: int = 15_000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     """The FastAPI application; the pool (and, given ``kafka``, the gateway's producer) is
     opened by the lifespan.
@@ -97,6 +99,7 @@ def create_app(
     app.state.tokens = TokenBook(api_settings.tokens)
     app.state.api_settings = api_settings
     app.state.programmes = programmes or {}
+    app.state.clock = clock  # the gateway stamps the events it builds from uploads with it
     for module in (ops, finance, export, registrations, workers, opd_page):
         app.include_router(module.router)
     for factory in routers:

@@ -87,7 +87,9 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
     confirmation (as treasury would) and wait until the ledger has settled it."""
     paid_on = programme.billing.paid_on or programme.today()
     async with pool.acquire() as connection:
-        bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo")
+        # the demo plays the day the year was billed and paid
+        bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo",
+                                        today=paid_on)
         if bill is not None:
             out.write(f"  prepaid bill #{bill.sequence} issued: {bill.workers:,} workers, "
                       f"{bill.lines:,} months, {_rupiah(bill.amount_idr)}\n")

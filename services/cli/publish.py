@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,7 +74,7 @@ def run(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    moment = now or datetime.now(UTC)
+    moment = now or settings.now()
     try:
         programmes = load_programmes(settings.programmes_dir)
     except ProgrammeConfigError as exc:

@@ -50,6 +50,7 @@ UNKNOWN_KELURAHAN = "unknown_kelurahan"
 AGE_OUT_OF_RANGE = "age_out_of_range"
 COVERAGE_BEFORE_PROGRAMME = "coverage_before_programme"
 COVERAGE_AFTER_PROGRAMME = "coverage_after_programme"
+PROGRAMME_CLOSED = "programme_closed"
 # The worker's enrolment state
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
@@ -96,6 +97,8 @@ CATALOGUE: dict[str, str] = {
     AGE_OUT_OF_RANGE: "The worker's age at coverage start is outside the programme's limits.",
     COVERAGE_BEFORE_PROGRAMME: "coverage_start is before the programme's first month.",
     COVERAGE_AFTER_PROGRAMME: "coverage_start is after the programme's last month.",
+    PROGRAMME_CLOSED: "The event is dated after the programme's registration window or fiscal "
+                      "year: register the worker in the programme of the current year.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
     DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "

@@ -133,6 +133,8 @@ class Programme(_Config):
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
+    # The last day a registration is taken (default, and at the latest: the fiscal year's last).
+    registration_closes_on: date | None = None
     # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.
     timezone: str = "Asia/Jakarta"
 
@@ -158,6 +160,12 @@ class Programme(_Config):
     def today(self, now: datetime | None = None) -> date:
         """The programme's calendar day at ``now`` (default: the clock)."""
         return self.local(now or datetime.now(UTC)).date()
+
+    def registration_closes(self) -> date:
+        """The last day (programme time) a registration is taken: an APBD allocation is spent
+        in its own fiscal year, the calendar year (UU 17/2003)."""
+        year_end = date(self.fiscal_year, 12, 31)
+        return min(self.registration_closes_on or year_end, year_end)
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:

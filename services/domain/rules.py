@@ -169,7 +169,21 @@ def check_registration(
         )
     errors += _check_place(worker.kecamatan, worker.kelurahan, programme)
     errors += _check_coverage(event, programme, today)
+    errors += _check_open(programme, today)
     return errors
+
+
+def _check_open(programme: Programme, today: date) -> list[RejectionError]:
+    """A registration is taken up to the programme's closing day (``today`` is the event's
+    day in the programme's time zone)."""
+    closes = programme.registration_closes()
+    if today <= closes:
+        return []
+    return [rejection(
+        "occurred_at", E.PROGRAMME_CLOSED,
+        f"programme {programme.id} (fiscal year {programme.fiscal_year}) took registrations "
+        f"until {closes.isoformat()}; this one is dated {today.isoformat()}: register the "
+        "worker in the programme of the current year")]
 
 
 

@@ -19,7 +19,7 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 from tests.support.settle import PAYMENTS_STAGE, handled
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,8 @@ async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_jour
         await ensure_allocation(connection, programme)
         await book.book_schedules(connection, [schedule(programme, nik, ["2025-12"])
                                                for nik in niks])
-        bill = await issue_bill(connection, programme, "2025-12", issued_by="test")
+        bill = await issue_bill(connection, programme, "2025-12", issued_by="test",
+                                today=IN_FISCAL_2025)
     finally:
         await connection.close()
     assert bill is not None and bill.amount_idr == 3 * 16_800

@@ -131,7 +131,8 @@ PROVINCE = MALANG.model_copy(
 # the services set at the stream edge on the real processes), which must assert it.
 TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
                          E.EVENT_ALREADY_DECIDED,  # tests/unit/test_worker_state.py
-                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
+                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED,
+                         E.PROGRAMME_CLOSED}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED: ("tests/unit/test_publish.py", "E.FORMULA_NOT_ALLOWED"),
     E.WRONG_COLUMN_COUNT: ("tests/unit/test_publish.py", "E.WRONG_COLUMN_COUNT"),
@@ -279,6 +280,18 @@ def test_a_registration_that_breaks_a_rule_is_refused_and_nothing_is_paid(
     assert (field, code) in [(e.field, e.code) for e in decision.errors]
     assert_no_personal_data(decision.errors)
     assert decision.state is not None and decision.state.enrollments == []
+
+
+def test_a_registration_dated_after_the_window_or_the_fiscal_year_is_refused() -> None:
+    late = decide_registration(empty_state(), registered(coverage_start="2026-06"), MALANG,
+                               date(2026, 5, 20))
+    assert late.schedules == [] and codes(late.errors) == [E.PROGRAMME_CLOSED]
+    assert "fiscal year 2025" in late.errors[0].message
+    assert decide_registration(empty_state(), registered(), MALANG, date(2025, 12, 31)).schedules
+    window = MALANG.model_copy(update={"registration_closes_on": date(2025, 11, 25)})
+    assert decide_registration(empty_state(), registered(), window, date(2025, 11, 25)).schedules
+    closed = decide_registration(empty_state(), registered(), window, date(2025, 11, 26))
+    assert codes(closed.errors) == [E.PROGRAMME_CLOSED] and "2025-11-25" in closed.errors[0].message
 
 
 def test_an_unknown_programme_is_refused_and_names_the_known_ones() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -205,7 +204,7 @@ async def register(
 
 def _rows(request: Request, principal: Principal, source: Source, body: bytes,
           programme: str | None, key: str | None) -> list[Row]:
-    now = datetime.now(UTC)
+    now = request.app.state.clock()
     settings = request.app.state.api_settings
     limits = Limits(settings.max_upload_rows, now, key,
                     max_unpacked_bytes=20 * settings.max_upload_bytes)
