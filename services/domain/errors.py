@@ -55,6 +55,8 @@ PROGRAMME_CLOSED = "programme_closed"
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
 DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
+EFFECTIVE_PERIOD_IN_PAST = "effective_period_in_past"
+BACKDATING_REASON_REQUIRED = "backdating_reason_required"
 EVENT_ALREADY_DECIDED = "event_already_decided"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
@@ -103,6 +105,11 @@ CATALOGUE: dict[str, str] = {
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
     DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
                                   "nor coordinates the programme.",
+    EFFECTIVE_PERIOD_IN_PAST: "effective_period is before the current month (before the month "
+                              "after a documented death): cover already given is not taken "
+                              "back.",
+    BACKDATING_REASON_REQUIRED: "A coordinating OPD stops months before the current one only "
+                                "with reason_code (deceased) and reason_date.",
     EVENT_ALREADY_DECIDED: "Another message reuses the event_id of an event decided before, "
                            "which was rejected or whose months were stopped since: send a "
                            "new event.",
