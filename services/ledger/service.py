@@ -30,7 +30,7 @@ from schemas.events import (
 )
 from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
-from services.ledger import book, payments, poison
+from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
@@ -154,8 +154,7 @@ class LedgerService(Service):
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
                 if record.topic == TOPIC_PAYMENTS:
-                    payment = await self._decode(record, PaymentConfirmed, "malformed_payment",
-                                                 "payment confirmation")
+                    payment = await self._take_payment(record)
                     if payment is not None:
                         confirmed.append((record, payment))
                     continue
@@ -193,6 +192,16 @@ class LedgerService(Service):
                 code=code,
                 message=f"{what} does not match the v1 contract: {first['type']}",
             )])
+            return None
+
+    async def _take_payment(self, record: ConsumerRecord) -> PaymentConfirmed | None:
+        """The record as a payment confirmation, or None after keeping it as a dead letter
+        of the payments topic: money finance must see and answer (``iuran deadletter
+        list``), never a registration rejection."""
+        try:
+            return payment_intake.take_payment(record.value)
+        except payment_intake.UntakeablePayment as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
 
     async def _refresh_gauges(self) -> None:
@@ -241,7 +250,7 @@ class LedgerService(Service):
         self._set_db_ok(True)
         return result
 
-    async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel],
+    async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel | None],
                            poisoned: poison.Poisoned) -> None:
         """Keep a record the ledger cannot book or apply as a dead letter."""
         record = item[0]
