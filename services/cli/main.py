@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "services.cli.budget",
     "services.cli.export",
     "services.cli.discrepancy",
+    "services.cli.payment",
+    "services.cli.credit",
     "services.cli.deadletter",
 )
 

@@ -489,7 +489,7 @@ CREATE TABLE ledger.transfers (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     payment_id uuid,
     CONSTRAINT transfers_amount_idr_check CHECK ((amount_idr > 0)),
-    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text, 'receipt'::text, 'refund'::text, 'carry_over'::text]))),
+    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text, 'receipt'::text, 'refund'::text, 'carry_over'::text, 'void'::text, 'refund_received'::text]))),
     CONSTRAINT transfers_two_accounts CHECK ((debit_account <> credit_account))
 );
 
@@ -499,17 +499,17 @@ CREATE TABLE ledger.transfers (
 
 CREATE VIEW finance.account_balances AS
  SELECT account,
-    (sum(debit_idr))::bigint AS debit_idr,
-    (sum(credit_idr))::bigint AS credit_idr,
-    (sum((debit_idr - credit_idr)))::bigint AS balance_idr
+    sum(debit_idr) AS debit_idr,
+    sum(credit_idr) AS credit_idr,
+    sum((debit_idr - credit_idr)) AS balance_idr
    FROM ( SELECT transfers.debit_account AS account,
-            transfers.amount_idr AS debit_idr,
-            (0)::bigint AS credit_idr
+            (transfers.amount_idr)::numeric AS debit_idr,
+            (0)::numeric AS credit_idr
            FROM ledger.transfers
         UNION ALL
          SELECT transfers.credit_account,
-            (0)::bigint AS int8,
-            transfers.amount_idr
+            (0)::numeric AS "numeric",
+            (transfers.amount_idr)::numeric AS amount_idr
            FROM ledger.transfers) moves
   GROUP BY account;
 
@@ -930,26 +930,47 @@ CREATE VIEW finance.budget_utilisation AS
      LEFT JOIN paid ON (((paid.programme = COALESCE(a.programme, held.programme)) AND (paid.funding_source = COALESCE(a.funding_source, held.funding_source)))));
 
 --
+-- Name: payment_voids; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.payment_voids (
+    payment_id uuid NOT NULL,
+    amount_idr bigint NOT NULL,
+    reason text NOT NULL,
+    voided_by text NOT NULL,
+    voided_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT payment_voids_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT payment_voids_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 1000))),
+    CONSTRAINT payment_voids_voided_by_check CHECK (((length(voided_by) >= 1) AND (length(voided_by) <= 100)))
+);
+
+--
 -- Name: cash_reconciliation; Type: VIEW; Schema: finance; Owner: -
 --
 
 CREATE VIEW finance.cash_reconciliation AS
  WITH received AS (
-         SELECT payments.programme,
+         SELECT p.programme,
             count(*) AS payments,
-            (sum(payments.amount_idr))::bigint AS received_idr
-           FROM ledger.payments
-          GROUP BY payments.programme
+            sum((p.amount_idr)::numeric) AS received_idr,
+            COALESCE(sum((v.amount_idr)::numeric), (0)::numeric) AS voided_idr
+           FROM (ledger.payments p
+             LEFT JOIN ledger.payment_voids v USING (payment_id))
+          GROUP BY p.programme
         ), journal AS (
          SELECT p.programme,
-            (sum(t.amount_idr))::bigint AS cash_idr
+            sum(
+                CASE t.kind
+                    WHEN 'receipt'::text THEN (t.amount_idr)::numeric
+                    ELSE (- (t.amount_idr)::numeric)
+                END) AS cash_idr
            FROM (ledger.transfers t
              JOIN ledger.payments p ON ((p.payment_id = t.payment_id)))
-          WHERE (t.kind = 'receipt'::text)
+          WHERE (t.kind = ANY (ARRAY['receipt'::text, 'void'::text]))
           GROUP BY p.programme
         ), legacy AS (
          SELECT p.programme,
-            (sum(t.amount_idr))::bigint AS cash_idr
+            sum((t.amount_idr)::numeric) AS cash_idr
            FROM (((ledger.transfers t
              JOIN ledger.bill_lines l_1 ON ((l_1.contribution_id = t.contribution_id)))
              JOIN ledger.bill_settlements s_1 ON ((s_1.bill_id = l_1.bill_id)))
@@ -958,19 +979,19 @@ CREATE VIEW finance.cash_reconciliation AS
           GROUP BY p.programme
         ), suspense AS (
          SELECT substr(m.account, (length('asset:unapplied:'::text) + 1)) AS programme,
-            (sum(
+            sum(
                 CASE
                     WHEN (m.side = 'debit'::text) THEN m.amount_idr
                     ELSE (- m.amount_idr)
-                END))::bigint AS unapplied_idr
+                END) AS unapplied_idr
            FROM ( SELECT transfers.debit_account AS account,
                     'debit'::text AS side,
-                    transfers.amount_idr
+                    (transfers.amount_idr)::numeric AS amount_idr
                    FROM ledger.transfers
                 UNION ALL
                  SELECT transfers.credit_account,
                     'credit'::text,
-                    transfers.amount_idr
+                    (transfers.amount_idr)::numeric AS amount_idr
                    FROM ledger.transfers) m
           WHERE (m.account ~~ 'asset:unapplied:%'::text)
           GROUP BY (substr(m.account, (length('asset:unapplied:'::text) + 1)))
@@ -978,9 +999,10 @@ CREATE VIEW finance.cash_reconciliation AS
  SELECT r.programme,
     r.payments,
     r.received_idr,
-    (COALESCE(j.cash_idr, (0)::bigint) + COALESCE(l.cash_idr, (0)::bigint)) AS journal_cash_idr,
-    COALESCE(s.unapplied_idr, (0)::bigint) AS unapplied_idr,
-    ((r.received_idr - COALESCE(j.cash_idr, (0)::bigint)) - COALESCE(l.cash_idr, (0)::bigint)) AS difference_idr
+    (COALESCE(j.cash_idr, (0)::numeric) + COALESCE(l.cash_idr, (0)::numeric)) AS journal_cash_idr,
+    COALESCE(s.unapplied_idr, (0)::numeric) AS unapplied_idr,
+    (((r.received_idr - r.voided_idr) - COALESCE(j.cash_idr, (0)::numeric)) - COALESCE(l.cash_idr, (0)::numeric)) AS difference_idr,
+    r.voided_idr
    FROM (((received r
      LEFT JOIN journal j USING (programme))
      LEFT JOIN legacy l USING (programme))
@@ -1046,7 +1068,7 @@ CREATE TABLE ledger.discrepancy_resolutions (
     applied_idr bigint DEFAULT 0 NOT NULL,
     refunded_idr bigint DEFAULT 0 NOT NULL,
     carried_over_idr bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT discrepancy_resolutions_action CHECK ((action = ANY (ARRAY['applied'::text, 'refund'::text, 'carry_over'::text, 'topped_up'::text]))),
+    CONSTRAINT discrepancy_resolutions_action CHECK ((action = ANY (ARRAY['applied'::text, 'refund'::text, 'carry_over'::text, 'topped_up'::text, 'voided'::text]))),
     CONSTRAINT discrepancy_resolutions_applied_idr_check CHECK ((applied_idr >= 0)),
     CONSTRAINT discrepancy_resolutions_carried_over_idr_check CHECK ((carried_over_idr >= 0)),
     CONSTRAINT discrepancy_resolutions_refunded_idr_check CHECK ((refunded_idr >= 0)),
@@ -1206,6 +1228,54 @@ CREATE VIEW finance.outstanding AS
      LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
   WHERE (fc.status = ANY (ARRAY['booked'::text, 'billed'::text]))
   GROUP BY fc.programme, fc.period;
+
+--
+-- Name: payment_voids; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.payment_voids AS
+ SELECT v.payment_id,
+    p.programme,
+    p.period,
+    p.reference,
+    p.paid_at,
+    v.amount_idr,
+    v.reason,
+    v.voided_by,
+    v.voided_at
+   FROM (ledger.payment_voids v
+     JOIN ledger.payments p USING (payment_id));
+
+--
+-- Name: refunds_received; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.refunds_received (
+    refund_id uuid NOT NULL,
+    programme text NOT NULL,
+    amount_idr bigint NOT NULL,
+    bank_reference text NOT NULL,
+    received_on date NOT NULL,
+    recorded_by text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT refunds_received_amount_idr_check CHECK ((amount_idr > 0)),
+    CONSTRAINT refunds_received_bank_reference_check CHECK (((length(bank_reference) >= 1) AND (length(bank_reference) <= 200))),
+    CONSTRAINT refunds_received_recorded_by_check CHECK (((length(recorded_by) >= 1) AND (length(recorded_by) <= 100)))
+);
+
+--
+-- Name: refunds_received; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.refunds_received AS
+ SELECT refund_id,
+    programme,
+    amount_idr,
+    bank_reference,
+    received_on,
+    recorded_by,
+    recorded_at
+   FROM ledger.refunds_received;
 
 --
 -- Name: refused_contributions; Type: TABLE; Schema: ledger; Owner: -
@@ -1962,6 +2032,13 @@ ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_pkey PRIMARY KEY (contribution_id);
 
 --
+-- Name: payment_voids payment_voids_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.payment_voids
+    ADD CONSTRAINT payment_voids_pkey PRIMARY KEY (payment_id);
+
+--
 -- Name: payments payments_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -1981,6 +2058,20 @@ ALTER TABLE ONLY ledger.programme_billing
 
 ALTER TABLE ONLY ledger.programme_premiums
     ADD CONSTRAINT programme_premiums_pkey PRIMARY KEY (premium_id);
+
+--
+-- Name: refunds_received refunds_received_bank_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refunds_received
+    ADD CONSTRAINT refunds_received_bank_reference_key UNIQUE (bank_reference);
+
+--
+-- Name: refunds_received refunds_received_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refunds_received
+    ADD CONSTRAINT refunds_received_pkey PRIMARY KEY (refund_id);
 
 --
 -- Name: refused_contributions refused_contributions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2477,6 +2568,18 @@ CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resol
 CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
 
 --
+-- Name: payment_voids payment_voids_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER payment_voids_append_only BEFORE DELETE OR UPDATE ON ledger.payment_voids FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: payment_voids payment_voids_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER payment_voids_no_truncate BEFORE TRUNCATE ON ledger.payment_voids FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: payments payments_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2511,6 +2614,18 @@ CREATE TRIGGER programme_premiums_append_only BEFORE DELETE OR UPDATE ON ledger.
 --
 
 CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: refunds_received refunds_received_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER refunds_received_append_only BEFORE DELETE OR UPDATE ON ledger.refunds_received FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: refunds_received refunds_received_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER refunds_received_no_truncate BEFORE TRUNCATE ON ledger.refunds_received FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: refused_contributions refused_contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2657,6 +2772,13 @@ ALTER TABLE ONLY ledger.duplicate_attempts
 
 ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.held_contributions(contribution_id);
+
+--
+-- Name: payment_voids payment_voids_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.payment_voids
+    ADD CONSTRAINT payment_voids_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
 
 --
 -- Name: transfers transfers_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2900,6 +3022,12 @@ GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
 
 --
+-- Name: TABLE payment_voids; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.payment_voids TO iuran_ledger_writer;
+
+--
 -- Name: TABLE cash_reconciliation; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -2970,6 +3098,26 @@ GRANT SELECT ON TABLE finance.monthly_bill TO iuran_finance;
 
 GRANT SELECT ON TABLE finance.outstanding TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_finance;
+
+--
+-- Name: TABLE payment_voids; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.payment_voids TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.payment_voids TO iuran_finance;
+
+--
+-- Name: TABLE refunds_received; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.refunds_received TO iuran_ledger_writer;
+
+--
+-- Name: TABLE refunds_received; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.refunds_received TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.refunds_received TO iuran_finance;
 
 --
 -- Name: TABLE refused_contributions; Type: ACL; Schema: ledger; Owner: -
