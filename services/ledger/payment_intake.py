@@ -4,11 +4,14 @@ answer; never a registration rejection)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 
 from schemas.events import PaymentConfirmed
 
 MALFORMED_PAYMENT = "malformed_payment"
+IMPLAUSIBLE_AMOUNT = "implausible_amount"
 
 
 class UntakeablePayment(Exception):  # noqa: N818 - a verdict on a record, not a failure
@@ -19,9 +22,28 @@ class UntakeablePayment(Exception):  # noqa: N818 - a verdict on a record, not a
         self.reason = reason
 
 
-def take_payment(value: bytes | None) -> PaymentConfirmed:
+def plausibility_bounds(allocations: Mapping[str, int]) -> dict[str, int]:
+    """The largest payment each programme can plausibly receive: its allocation (no single
+    payment pays more than the programme has), from the programme configuration."""
+    return dict(allocations)
+
+
+def take_payment(value: bytes | None, bounds: Mapping[str, int]) -> PaymentConfirmed:
     """The record's payment confirmation; raises :class:`UntakeablePayment` when it does
-    not match the v1 contract (the message names the field and the rule, never a value)."""
+    not match the v1 contract (the message names the field and the rule, never a value) or
+    its amount is beyond its programme's bound (a programme not configured: the largest
+    bound; none configured: no bound)."""
+    payment = _decode(value)
+    bound = bounds.get(payment.programme, max(bounds.values(), default=None))
+    if bound is not None and payment.amount_idr > bound:
+        raise UntakeablePayment(
+            IMPLAUSIBLE_AMOUNT, f"amount_idr Rp{payment.amount_idr:,} is more than programme "
+                                f"{payment.programme} can receive in one payment "
+                                f"(Rp{bound:,}, its allocation)")
+    return payment
+
+
+def _decode(value: bytes | None) -> PaymentConfirmed:
     try:
         return PaymentConfirmed.model_validate_json(value or b"")
     except ValidationError as exc:

@@ -63,6 +63,7 @@ class LedgerService(Service):
         self._db_ok = False
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
+        self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
 
@@ -91,7 +92,10 @@ class LedgerService(Service):
         connection = await connect_with_retry(settings.database_url, on_wait=self._set_db_ok)
         try:
             await migrate(connection)
-            for programme in load_programmes(settings.programmes_dir).values():
+            programmes = load_programmes(settings.programmes_dir)
+            self._payment_bounds = payment_intake.plausibility_bounds(
+                {p.id: p.budget_idr for p in programmes.values()})
+            for programme in programmes.values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
                 if release.booked:
@@ -199,7 +203,7 @@ class LedgerService(Service):
         of the payments topic: money finance must see and answer (``iuran deadletter
         list``), never a registration rejection."""
         try:
-            return payment_intake.take_payment(record.value)
+            return payment_intake.take_payment(record.value, self._payment_bounds)
         except payment_intake.UntakeablePayment as exc:
             await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
