@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "services.cli.discrepancy",
     "services.cli.payment",
     "services.cli.credit",
+    "services.cli.contribution",
     "services.cli.deadletter",
 )
 

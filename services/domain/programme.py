@@ -59,6 +59,13 @@ class Premium(_Config):
         return self.jkk_idr + self.jkm_flat_idr
 
 
+class DatedPremium(Premium):
+    """A premium that applies from ``effective_from`` on (a change of rate, e.g. a new
+    income bracket or a new regulation), until a later one."""
+
+    effective_from: Period
+
+
 class Eligibility(_Config):
     min_age: Annotated[int, Field(ge=0, le=120)]
     max_age: Annotated[int, Field(ge=0, le=120)]
@@ -122,7 +129,9 @@ class Programme(_Config):
     last_period: Period
     months: Annotated[int, Field(ge=1, le=12)] = 12
     budget_idr: Annotated[int, Field(ge=0)]
-    premium: Premium
+    premium: Premium  # from first_period on
+    # Later rates, each from its month on, in order (a change of premium mid-programme).
+    premium_changes: list[DatedPremium] = Field(default_factory=list)
     eligibility: Eligibility
     coverage: Coverage
     opds: dict[str, str]
@@ -167,6 +176,20 @@ class Programme(_Config):
         year_end = date(self.fiscal_year, 12, 31)
         return min(self.registration_closes_on or year_end, year_end)
 
+    def premium_for(self, period: str) -> Premium:
+        """The premium of a month: the latest rate in effect from that month or before."""
+        index = period_index(period)
+        found: Premium = self.premium
+        for change in self.premium_changes:
+            if period_index(change.effective_from) <= index:
+                found = change
+        return found
+
+    def premium_rates(self) -> list[tuple[str, Premium]]:
+        """(effective_from, premium) of every rate, the first from first_period."""
+        return [(self.first_period, self.premium),
+                *((c.effective_from, c) for c in self.premium_changes)]
+
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
         if period_index(self.last_period) < period_index(self.first_period):
@@ -174,6 +197,10 @@ class Programme(_Config):
         headline = period_index(self.coverage.headline_period)
         if not period_index(self.first_period) <= headline <= period_index(self.last_period):
             raise ValueError("coverage.headline_period is outside first_period..last_period")
+        starts = [period_index(p) for p, _ in self.premium_rates()]
+        if starts != sorted(set(starts)) or starts[-1] > period_index(self.last_period):
+            raise ValueError("premium_changes: each effective_from after the one before (the "
+                             "first after first_period) and not after last_period")
         if not self.opds:
             raise ValueError("opds: at least one OPD must be allowed to register")
         unknown = [c for c in self.coordinators if c not in self.opds]

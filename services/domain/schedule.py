@@ -69,7 +69,7 @@ def _contribution_ids(programme: str, nik: str, periods: list[str],
 class _Terms:
     """What every contribution of a programme shares, and its months' due dates."""
 
-    components: Components
+    components: Components  # of the first rate (the only one of most programmes)
     amount_idr: int
     due_dates: dict[str, date]
     covered: dict[tuple[str, int], tuple[str, ...]]  # (start, months) → covered periods
@@ -108,7 +108,7 @@ _MAX_TEMPLATES = 4096  # (start, months) pairs kept per programme; far more than
 def _due_date(programme: Programme, terms: _Terms, period: str) -> date:
     due = terms.due_dates.get(period)
     if due is None:
-        due = due_date(period, programme.premium.due_day, programme.holidays)
+        due = due_date(period, programme.premium_for(period).due_day, programme.holidays)
         if len(terms.due_dates) < _MAX_TEMPLATES:
             terms.due_dates[period] = due
     return due
@@ -138,12 +138,23 @@ def contributions_for(
     terms = _terms(programme)
     generations = generations or {}
     ids = _contribution_ids(programme.id, nik, periods, generations)
-    return [
-        _due({"contribution_id": contribution_id_, "period": period,
-              "due_date": _due_date(programme, terms, period), "amount_idr": terms.amount_idr,
-              "components": terms.components, "generation": generations.get(period, 0)})
-        for period, contribution_id_ in zip(periods, ids, strict=True)
-    ]
+    dated = bool(programme.premium_changes)  # else every month has the first rate
+    found = []
+    for period, contribution_id_ in zip(periods, ids, strict=True):
+        components, amount = (_rate(programme, period) if dated
+                              else (terms.components, terms.amount_idr))
+        found.append(_due({
+            "contribution_id": contribution_id_, "period": period,
+            "due_date": _due_date(programme, terms, period), "amount_idr": amount,
+            "components": components, "generation": generations.get(period, 0)}))
+    return found
+
+
+def _rate(programme: Programme, period: str) -> tuple[Components, int]:
+    """The components and amount of a month: the premium in effect in it."""
+    premium = programme.premium_for(period)
+    return (Components.model_construct(jkk=premium.jkk_idr, jkm=premium.jkm_flat_idr),
+            premium.monthly_idr)
 
 
 def due_schedule(

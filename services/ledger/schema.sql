@@ -1247,6 +1247,57 @@ CREATE VIEW finance.payment_voids AS
      JOIN ledger.payments p USING (payment_id));
 
 --
+-- Name: premium_rates; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.premium_rates (
+    rate_id bigint NOT NULL,
+    rate_set uuid NOT NULL,
+    programme text NOT NULL,
+    effective_from text NOT NULL,
+    monthly_idr bigint NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT premium_rates_add_up CHECK (((jkk_idr + jkm_idr) = monthly_idr)),
+    CONSTRAINT premium_rates_effective_from_check CHECK ((effective_from ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT premium_rates_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT premium_rates_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT premium_rates_monthly_idr_check CHECK ((monthly_idr > 0))
+);
+
+--
+-- Name: current_premium_rates; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.current_premium_rates AS
+ SELECT programme,
+    effective_from,
+    monthly_idr,
+    jkk_idr,
+    jkm_idr,
+    recorded_at
+   FROM ledger.premium_rates r
+  WHERE (rate_set = ( SELECT l.rate_set
+           FROM ledger.premium_rates l
+          WHERE (l.programme = r.programme)
+          ORDER BY l.rate_id DESC
+         LIMIT 1));
+
+--
+-- Name: premium_rates; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.premium_rates AS
+ SELECT programme,
+    effective_from,
+    monthly_idr,
+    jkk_idr,
+    jkm_idr,
+    recorded_at
+   FROM ledger.current_premium_rates;
+
+--
 -- Name: refunds_received; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1749,6 +1800,19 @@ CREATE VIEW ledger.live_contributions AS
           WHERE (x.contribution_id = c.contribution_id))));
 
 --
+-- Name: premium_rates_rate_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.premium_rates ALTER COLUMN rate_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.premium_rates_rate_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: programme_premiums; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -2046,6 +2110,20 @@ ALTER TABLE ONLY ledger.payments
     ADD CONSTRAINT payments_pkey PRIMARY KEY (payment_id);
 
 --
+-- Name: premium_rates premium_rates_one_per_month; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.premium_rates
+    ADD CONSTRAINT premium_rates_one_per_month UNIQUE (rate_set, programme, effective_from);
+
+--
+-- Name: premium_rates premium_rates_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.premium_rates
+    ADD CONSTRAINT premium_rates_pkey PRIMARY KEY (rate_id);
+
+--
 -- Name: programme_billing programme_billing_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2236,6 +2314,12 @@ CREATE INDEX payments_programme_period ON ledger.payments USING btree (programme
 --
 
 CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
+
+--
+-- Name: premium_rates_latest; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX premium_rates_latest ON ledger.premium_rates USING btree (programme, rate_id);
 
 --
 -- Name: programme_premiums_latest; Type: INDEX; Schema: ledger; Owner: -
@@ -2590,6 +2674,18 @@ CREATE TRIGGER payments_append_only BEFORE DELETE OR UPDATE ON ledger.payments F
 --
 
 CREATE TRIGGER payments_no_truncate BEFORE TRUNCATE ON ledger.payments FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: premium_rates premium_rates_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER premium_rates_append_only BEFORE DELETE OR UPDATE ON ledger.premium_rates FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: premium_rates premium_rates_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER premium_rates_no_truncate BEFORE TRUNCATE ON ledger.premium_rates FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: programme_billing programme_billing_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3107,6 +3203,25 @@ GRANT SELECT ON TABLE finance.payment_voids TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.payment_voids TO iuran_finance;
 
 --
+-- Name: TABLE premium_rates; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.premium_rates TO iuran_ledger_writer;
+
+--
+-- Name: TABLE current_premium_rates; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.current_premium_rates TO iuran_ledger_writer;
+
+--
+-- Name: TABLE premium_rates; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.premium_rates TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.premium_rates TO iuran_finance;
+
+--
 -- Name: TABLE refunds_received; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3219,6 +3334,12 @@ GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_w
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE premium_rates_rate_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
 
 --
 -- Name: TABLE programme_premiums; Type: ACL; Schema: ledger; Owner: -

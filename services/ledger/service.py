@@ -34,6 +34,7 @@ from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
+from services.ledger.premiums import record_premium_rates
 from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
@@ -98,6 +99,7 @@ class LedgerService(Service):
             for programme in programmes.values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
+                await record_premium_rates(connection, programme)
                 if release.booked:
                     metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
                     metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(

@@ -113,3 +113,36 @@ SELECT v.payment_id, p.programme, p.period, p.reference, p.paid_at, v.amount_idr
 CREATE VIEW finance.refunds_received AS
 SELECT refund_id, programme, amount_idr, bank_reference, received_on, recorded_by, recorded_at
   FROM ledger.refunds_received;
+
+-- A programme's premiums as dated rates, each from its month on, recorded from the programme
+-- configuration whenever it changes (one rate set per recording; the latest set is the one in
+-- force). A contribution is judged by the rate of its month: the latest rate of the current
+-- set whose effective_from is not after the contribution's period.
+CREATE TABLE ledger.premium_rates (
+    rate_id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rate_set        uuid        NOT NULL,
+    programme       text        NOT NULL,
+    effective_from  text        NOT NULL CHECK (effective_from ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    monthly_idr     bigint      NOT NULL CHECK (monthly_idr > 0),
+    jkk_idr         bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr         bigint      NOT NULL CHECK (jkm_idr >= 0),
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT premium_rates_add_up CHECK (jkk_idr + jkm_idr = monthly_idr),
+    CONSTRAINT premium_rates_one_per_month UNIQUE (rate_set, programme, effective_from)
+);
+CREATE INDEX premium_rates_latest ON ledger.premium_rates (programme, rate_id);
+CREATE TRIGGER premium_rates_append_only BEFORE UPDATE OR DELETE ON ledger.premium_rates
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER premium_rates_no_truncate BEFORE TRUNCATE ON ledger.premium_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- The rates in force: the programme's latest recorded rate set.
+CREATE VIEW ledger.current_premium_rates AS
+SELECT r.programme, r.effective_from, r.monthly_idr, r.jkk_idr, r.jkm_idr, r.recorded_at
+  FROM ledger.premium_rates r
+ WHERE r.rate_set = (SELECT l.rate_set FROM ledger.premium_rates l
+                      WHERE l.programme = r.programme ORDER BY l.rate_id DESC LIMIT 1);
+
+CREATE VIEW finance.premium_rates AS
+SELECT programme, effective_from, monthly_idr, jkk_idr, jkm_idr, recorded_at
+  FROM ledger.current_premium_rates;
