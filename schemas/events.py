@@ -100,6 +100,12 @@ class WorkerDeregistered(_RegistrationBase):
     nik: Nik
     effective_period: Period = Field(description="First month no longer paid.")
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+    reason_code: Literal["deceased"] | None = Field(
+        default=None, description="A documented reason that lets a coordinating OPD stop "
+                                  "months before the current one: deceased (the worker died "
+                                  "on reason_date).")
+    reason_date: date | None = Field(
+        default=None, description="The date reason_code documents, e.g. the date of death.")
 
 
 RegistrationEvent = Annotated[

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,7 @@ def create_app(
     programmes: dict[str, Programme] | None = None,
     broker_timeout_ms: int = 15_000,
     keys: PrivacyKeys | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     """The FastAPI application; the pool (and, given ``kafka``, the gateway's producer) is
     opened by the lifespan.
@@ -101,6 +103,7 @@ def create_app(
     app.state.api_settings = api_settings
     app.state.programmes = programmes or {}
     app.state.privacy = keys or PrivacyKeys.from_secret(DEV_SECRET)
+    app.state.clock = clock  # the gateway stamps the events it builds from uploads with it
     for module in (ops, finance, export, registrations, workers, opd_page, privacy):
         app.include_router(module.router)
     for factory in routers:

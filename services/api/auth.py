@@ -39,6 +39,7 @@ DEV_TOKENS: tuple[tuple[str, Role], ...] = (
 DEV_OPD_TOKENS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("iuran-dev-opd-dishub-token", "DISHUB", ("malang-2025",)),
     ("iuran-dev-opd-dinsos-token", "DINSOS", ("malang-2025",)),
+    ("iuran-dev-opd-disnaker-token", "DISNAKER", ("malang-2025",)),  # a coordinator
 )
 
 

@@ -16,7 +16,7 @@ import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -74,8 +74,7 @@ class Row:
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_rows: int
-    today: date
-    occurred_at: datetime
+    occurred_at: datetime  # the moment of the request; each programme judges its own day
     idempotency_key: str | None
     max_unpacked_bytes: int = 100 * 1024 * 1024
 
@@ -108,7 +107,7 @@ def read_upload(data: bytes, source: Source, principal: Principal, programme: Pr
     except TableError as exc:
         raise IntakeError(422, "unreadable_file", str(exc)) from None
     _check_count(len(table.rows), limits.max_rows)
-    plan = plan_upload(table, programme, opd, today=limits.today,
+    plan = plan_upload(table, programme, opd, today=programme.today(limits.occurred_at),
                        occurred_at=limits.occurred_at)
     rows = [Row(item.number, item.event.worker.nik, programme.id,
                 _with_key_id(item.event, opd, limits.idempotency_key, item.number))
@@ -151,7 +150,8 @@ def read_events(data: bytes, principal: Principal, programmes: Mapping[str, Prog
                             "programme": event.programme})
             continue
         assert programme is not None
-        errors = check_event(event, programme, number, limits.today, seen)
+        errors = check_event(event, programme, number, programme.today(limits.occurred_at),
+                             seen)
         rows.append(Row(number, nik_of(event), programme.id, None if errors else event, errors))
     if foreign:
         listed = ", ".join(str(f["row"]) for f in foreign[:20])

@@ -32,7 +32,7 @@ def run(settings: Settings) -> int:
     app = create_app(settings.database_url, api_settings,
                      routers=[lambda pool: coverage_router(pool, lambda: programmes)],
                      kafka=settings if settings.kafka_bootstrap else None,
-                     programmes=programmes, keys=keys)
+                     programmes=programmes, keys=keys, clock=settings.now)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.api_port, log_config=None,
         access_log=False, proxy_headers=False, server_header=False,

@@ -79,10 +79,13 @@ def handle_issue(args: argparse.Namespace, settings: Settings) -> int:
     programme = programme_of(settings, args.programme)
     by = args.by or getpass.getuser()
 
+    today = programme.today(settings.now())
+
     async def work(connection: asyncpg.Connection) -> Bill | None:
         if args.on is not None:
-            return await issue_prepaid_bill(connection, programme, args.on, issued_by=by)
-        return await issue_bill(connection, programme, args.period, issued_by=by)
+            return await issue_prepaid_bill(connection, programme, args.on, issued_by=by,
+                                            today=today)
+        return await issue_bill(connection, programme, args.period, issued_by=by, today=today)
 
     try:
         bill = with_ledger(settings, work)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -83,16 +82,15 @@ class Summary:
     finance: dict[str, Any] = field(default_factory=dict)
 
 
-WIB = ZoneInfo("Asia/Jakarta")
-
-
 async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
                        timeout: float, out: Any, services: ServiceProcesses) -> None:
     """Issue the prepaid bill on the programme's payment day, publish its payment
     confirmation (as treasury would) and wait until the ledger has settled it."""
-    paid_on = programme.billing.paid_on or datetime.now(WIB).date()
+    paid_on = programme.billing.paid_on or programme.today()
     async with pool.acquire() as connection:
-        bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo")
+        # the demo plays the day the year was billed and paid
+        bill = await issue_prepaid_bill(connection, programme, paid_on, issued_by="iuran demo",
+                                        today=paid_on)
         if bill is not None:
             out.write(f"  prepaid bill #{bill.sequence} issued: {bill.workers:,} workers, "
                       f"{bill.lines:,} months, {rupiah(bill.amount_idr)}\n")
@@ -105,7 +103,7 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
             payment_id=derived_id("demo-payment", str(row["bill_id"])),
             programme=programme.id, period=row["period"], amount_idr=row["amount_idr"],
             reference=f"SP2D-{programme.funding_source}-{paid_on.year}-{row['sequence']:04d}",
-            paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=WIB))
+            paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone))
         await publish_all(settings, TOPIC_PAYMENTS,
                           [(programme.id.encode(), payment.model_dump_json().encode())])
         out.write(f"  payment {payment.reference} of {rupiah(payment.amount_idr)} published "
@@ -227,7 +225,7 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         if programme.billing.mode == "prepaid":
             await _pay_prepaid(settings, pool, programme, timeout, out, services)
         async with pool.acquire() as connection:
-            summary.finance = await finance_summary(connection, programme.id)
+            summary.finance = await finance_summary(connection, programme)
     finally:
         stop.set()
         if watcher is not None:

@@ -32,6 +32,9 @@ COMMAND_MODULES = (
     "services.cli.budget",
     "services.cli.export",
     "services.cli.discrepancy",
+    "services.cli.payment",
+    "services.cli.credit",
+    "services.cli.contribution",
     "services.cli.deadletter",
     "services.cli.privacy",
 )

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,7 +28,6 @@ from services.publisher.progress import ProgressBar
 from services.publisher.rejects import default_rejects_path, describe, write_rejects
 from services.runtime.settings import Settings
 
-WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's
 MAX_PRINTED_ROWS = 50
 
 Sender = Callable[..., Coroutine[Any, Any, int]]
@@ -76,7 +75,7 @@ def run(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    moment = now or datetime.now(UTC)
+    moment = now or settings.now()
     try:
         programmes = load_programmes(settings.programmes_dir)
     except ProgrammeConfigError as exc:
@@ -109,7 +108,7 @@ def run(
 
     bar = ProgressBar("checking  ", len(table.rows), err)
     plan = plan_upload(
-        table, programme, opd, today=moment.astimezone(WIB).date(), occurred_at=moment,
+        table, programme, opd, today=programme.today(moment), occurred_at=moment,
         on_row=bar.update,
     )
     bar.close()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 from schemas.events import Category, Worker, WorkerRegistered
 from services.domain.nik import encode_nik
 from services.domain.programme import Programme
 from services.domain.schedule import derived_id
 
-WIB = timezone(timedelta(hours=7))
 BATCH = 25_808
 
 # Kemendagri kecamatan codes of Kota Malang (35.73.xx; BPS numbers them differently).
@@ -38,12 +37,14 @@ CATEGORY_MIX: tuple[tuple[Category, int, str | None], ...] = (
 # Registration was staged: (first covered month, workers, when they were registered).
 # 15,000 were enrolled by 1 November, all of them by 25 November; every cohort is covered
 # in 2025-12.
-COHORTS: tuple[tuple[str, int, datetime], ...] = (
-    ("2025-09", 7_000, datetime(2025, 9, 1, 9, 0, tzinfo=WIB)),
-    ("2025-10", 8_000, datetime(2025, 10, 1, 9, 0, tzinfo=WIB)),
-    ("2025-11", 5_000, datetime(2025, 11, 3, 9, 0, tzinfo=WIB)),
-    ("2025-12", BATCH - 20_000, datetime(2025, 11, 25, 9, 0, tzinfo=WIB)),
+# (coverage start, workers, the day they were registered, at 09:00 programme time)
+COHORTS: tuple[tuple[str, int, date], ...] = (
+    ("2025-09", 7_000, date(2025, 9, 1)),
+    ("2025-10", 8_000, date(2025, 10, 1)),
+    ("2025-11", 5_000, date(2025, 11, 3)),
+    ("2025-12", BATCH - 20_000, date(2025, 11, 25)),
 )
+REGISTERED_AT = time(9, 0)
 FIRST_NAMES = ("Agus", "Budi", "Dwi", "Eko", "Hadi", "Joko", "Slamet", "Wahyu", "Yusuf", "Rudi",
                "Siti", "Sri", "Dewi", "Rina", "Nur", "Lestari", "Wulan", "Ani", "Ratna", "Yuli")
 LAST_NAMES = ("Santoso", "Wibowo", "Setiawan", "Prasetyo", "Hidayat", "Susanto", "Rahayu",
@@ -102,7 +103,7 @@ def demo_registrations(
         yield WorkerRegistered(
             event_id=derived_id(namespace, programme.id, nik),
             event_type="registered",
-            occurred_at=registered_at,
+            occurred_at=datetime.combine(registered_at, REGISTERED_AT, programme.zone),
             opd_code=opd if opd in programme.opds else next(iter(programme.opds)),
             programme=programme.id,
             worker=worker,

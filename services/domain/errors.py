@@ -50,10 +50,13 @@ UNKNOWN_KELURAHAN = "unknown_kelurahan"
 AGE_OUT_OF_RANGE = "age_out_of_range"
 COVERAGE_BEFORE_PROGRAMME = "coverage_before_programme"
 COVERAGE_AFTER_PROGRAMME = "coverage_after_programme"
+PROGRAMME_CLOSED = "programme_closed"
 # The worker's enrolment state
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
 DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
+EFFECTIVE_PERIOD_IN_PAST = "effective_period_in_past"
+BACKDATING_REASON_REQUIRED = "backdating_reason_required"
 EVENT_ALREADY_DECIDED = "event_already_decided"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
@@ -96,10 +99,17 @@ CATALOGUE: dict[str, str] = {
     AGE_OUT_OF_RANGE: "The worker's age at coverage start is outside the programme's limits.",
     COVERAGE_BEFORE_PROGRAMME: "coverage_start is before the programme's first month.",
     COVERAGE_AFTER_PROGRAMME: "coverage_start is after the programme's last month.",
+    PROGRAMME_CLOSED: "The event is dated after the programme's registration window or fiscal "
+                      "year: register the worker in the programme of the current year.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
     DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
                                   "nor coordinates the programme.",
+    EFFECTIVE_PERIOD_IN_PAST: "effective_period is before the current month (before the month "
+                              "after a documented death): cover already given is not taken "
+                              "back.",
+    BACKDATING_REASON_REQUIRED: "A coordinating OPD stops months before the current one only "
+                                "with reason_code (deceased) and reason_date.",
     EVENT_ALREADY_DECIDED: "Another message reuses the event_id of an event decided before, "
                            "which was rejected or whose months were stopped since: send a "
                            "new event.",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -56,6 +57,13 @@ class Premium(_Config):
     @property
     def monthly_idr(self) -> int:
         return self.jkk_idr + self.jkm_flat_idr
+
+
+class DatedPremium(Premium):
+    """A premium that applies from ``effective_from`` on (a change of rate, e.g. a new
+    income bracket or a new regulation), until a later one."""
+
+    effective_from: Period
 
 
 class Eligibility(_Config):
@@ -129,7 +137,9 @@ class Programme(_Config):
     last_period: Period
     months: Annotated[int, Field(ge=1, le=12)] = 12
     budget_idr: Annotated[int, Field(ge=0)]
-    premium: Premium
+    premium: Premium  # from first_period on
+    # Later rates, each from its month on, in order (a change of premium mid-programme).
+    premium_changes: list[DatedPremium] = Field(default_factory=list)
     eligibility: Eligibility
     coverage: Coverage
     opds: dict[str, str]
@@ -141,6 +151,53 @@ class Programme(_Config):
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
+    # The last day a registration is taken (default, and at the latest: the fiscal year's last).
+    registration_closes_on: date | None = None
+    # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.
+    timezone: str = "Asia/Jakarta"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Jakarta)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, moment: datetime) -> datetime:
+        """A timezone-aware moment as the programme's wall clock shows it."""
+        if moment.tzinfo is None:
+            raise ValueError("a naive datetime has no place in the programme's time zone")
+        return moment.astimezone(self.zone)
+
+    def today(self, now: datetime | None = None) -> date:
+        """The programme's calendar day at ``now`` (default: the clock)."""
+        return self.local(now or datetime.now(UTC)).date()
+
+    def registration_closes(self) -> date:
+        """The last day (programme time) a registration is taken: an APBD allocation is spent
+        in its own fiscal year, the calendar year (UU 17/2003)."""
+        year_end = date(self.fiscal_year, 12, 31)
+        return min(self.registration_closes_on or year_end, year_end)
+
+    def premium_for(self, period: str) -> Premium:
+        """The premium of a month: the latest rate in effect from that month or before."""
+        index = period_index(period)
+        found: Premium = self.premium
+        for change in self.premium_changes:
+            if period_index(change.effective_from) <= index:
+                found = change
+        return found
+
+    def premium_rates(self) -> list[tuple[str, Premium]]:
+        """(effective_from, premium) of every rate, the first from first_period."""
+        return [(self.first_period, self.premium),
+                *((c.effective_from, c) for c in self.premium_changes)]
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
@@ -149,6 +206,10 @@ class Programme(_Config):
         headline = period_index(self.coverage.headline_period)
         if not period_index(self.first_period) <= headline <= period_index(self.last_period):
             raise ValueError("coverage.headline_period is outside first_period..last_period")
+        starts = [period_index(p) for p, _ in self.premium_rates()]
+        if starts != sorted(set(starts)) or starts[-1] > period_index(self.last_period):
+            raise ValueError("premium_changes: each effective_from after the one before (the "
+                             "first after first_period) and not after last_period")
         if not self.opds:
             raise ValueError("opds: at least one OPD must be allowed to register")
         unknown = [c for c in self.coordinators if c not in self.opds]

@@ -14,7 +14,7 @@ from schemas.events import RejectionError, WorkerDeregistered, WorkerRegistered
 from services.domain import errors as E
 from services.domain.errors import rejection
 from services.domain.nik import NikError, nik_matches_birth_date, parse_nik
-from services.domain.periods import period_index
+from services.domain.periods import period_from_index, period_index, period_of
 from services.domain.places import (
     canonical_kecamatan,
     canonical_kelurahan,
@@ -169,7 +169,21 @@ def check_registration(
         )
     errors += _check_place(worker.kecamatan, worker.kelurahan, programme)
     errors += _check_coverage(event, programme, today)
+    errors += _check_open(programme, today)
     return errors
+
+
+def _check_open(programme: Programme, today: date) -> list[RejectionError]:
+    """A registration is taken up to the programme's closing day (``today`` is the event's
+    day in the programme's time zone)."""
+    closes = programme.registration_closes()
+    if today <= closes:
+        return []
+    return [rejection(
+        "occurred_at", E.PROGRAMME_CLOSED,
+        f"programme {programme.id} (fiscal year {programme.fiscal_year}) took registrations "
+        f"until {closes.isoformat()}; this one is dated {today.isoformat()}: register the "
+        "worker in the programme of the current year")]
 
 
 
@@ -177,10 +191,42 @@ def check_registration(
 def check_deregistration(event: WorkerDeregistered, programme: Programme, today: date) -> list[
     RejectionError
 ]:
-    """The rules a deregistration must meet before it is checked against the enrolments."""
+    """The rules a deregistration must meet before it is held against the enrolments
+    (``today`` is the event's day in the programme's time zone)."""
     errors = check_opd(event, programme)
     try:
         parse_nik(event.nik, reference=today)
     except NikError as exc:
         errors.append(rejection("nik", exc.code, exc.message))
+    if not errors:
+        errors += _check_effective_period(event, programme, today)
     return errors
+
+
+def _check_effective_period(event: WorkerDeregistered, programme: Programme,
+                            today: date) -> list[RejectionError]:
+    """Cover stops from the current month on at the earliest. Only a coordinating OPD goes
+    further back, for a documented death: from the month after it (what that cancels of
+    months billed or paid is a claim on BPJS, never free budget)."""
+    current = period_of(today)
+    if period_index(event.effective_period) >= period_index(current):
+        return []
+    if canonical_opd(programme, event.opd_code) not in programme.coordinators:
+        coordinators = ", ".join(programme.coordinators) or "none"
+        return [rejection(
+            "effective_period", E.EFFECTIVE_PERIOD_IN_PAST,
+            f"cover stops from the current month ({current}) on at the earliest; only a "
+            f"coordinating OPD of programme {programme.id} ({coordinators}) stops earlier "
+            "months, for a documented death (reason_code deceased, reason_date)")]
+    if event.reason_code is None or event.reason_date is None or event.reason_date > today:
+        return [rejection(
+            "reason_code", E.BACKDATING_REASON_REQUIRED,
+            f"stopping months before the current one ({current}) needs reason_code "
+            "deceased and reason_date, the date of death (not after the event's day)")]
+    first = period_from_index(period_index(period_of(event.reason_date)) + 1)
+    if period_index(event.effective_period) < period_index(first):
+        return [rejection(
+            "effective_period", E.EFFECTIVE_PERIOD_IN_PAST,
+            f"a death on {event.reason_date.isoformat()} ends cover after its month: "
+            f"effective_period is {first} at the earliest")]
+    return []

@@ -40,7 +40,7 @@ def contribution_id(programme: str, nik: str, period: str, generation: int = 0) 
 class _Terms:
     """What every contribution of a programme shares, and its months' due dates."""
 
-    components: Components
+    components: Components  # of the first rate (the only one of most programmes)
     amount_idr: int
     due_dates: dict[str, date]
     covered: dict[tuple[str, int], tuple[str, ...]]  # (start, months) → covered periods
@@ -80,7 +80,7 @@ _MAX_TEMPLATES = 4096  # (start, months) pairs kept per programme; far more than
 def _due_date(programme: Programme, terms: _Terms, period: str) -> date:
     due = terms.due_dates.get(period)
     if due is None:
-        due = due_date(period, programme.premium.due_day, programme.holidays)
+        due = due_date(period, programme.premium_for(period).due_day, programme.holidays)
         if len(terms.due_dates) < _MAX_TEMPLATES:
             terms.due_dates[period] = due
     return due
@@ -92,10 +92,12 @@ def _template(programme: Programme, terms: _Terms, period: str) -> ContributionD
     ``model_construct``, and this runs once per contribution)."""
     template = terms.dues.get(period)
     if template is None:
+        components, amount = (_rate(programme, period) if programme.premium_changes
+                              else (terms.components, terms.amount_idr))  # one rate throughout
         template = ContributionDue.model_construct(
             contribution_id=IURAN_NAMESPACE, period=period,
-            due_date=_due_date(programme, terms, period), amount_idr=terms.amount_idr,
-            components=terms.components, generation=0)
+            due_date=_due_date(programme, terms, period), amount_idr=amount,
+            components=components, generation=0)
         if len(terms.dues) < _MAX_TEMPLATES:
             terms.dues[period] = template
     return template
@@ -117,6 +119,13 @@ def contributions_for(
             "contribution_id": contribution_id(programme.id, nik, period, generation),
             "generation": generation}))
     return found
+
+
+def _rate(programme: Programme, period: str) -> tuple[Components, int]:
+    """The components and amount of a month: the premium in effect in it."""
+    premium = programme.premium_for(period)
+    return (Components.model_construct(jkk=premium.jkk_idr, jkm=premium.jkm_flat_idr),
+            premium.monthly_idr)
 
 
 def due_schedule(

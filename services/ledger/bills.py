@@ -91,16 +91,37 @@ SELECT bill_id, lines, amount_idr FROM header
 """
 
 
+def check_bill_date(programme: Programme, day: date, today: date) -> None:
+    """A bill is dated today or earlier, in the programme's fiscal year, while that year is
+    open (until its last day, in the programme's time zone): after it, what the allocation
+    did not pay is no longer its to pay."""
+    if today.year > programme.fiscal_year:
+        raise BillError(f"fiscal year {programme.fiscal_year} of {programme.id} is closed "
+                        f"(today is {today}, {programme.timezone}): no bill is charged to it "
+                        "any more")
+    if day.year != programme.fiscal_year:
+        raise BillError(f"{programme.id} is funded from fiscal year {programme.fiscal_year}; "
+                        f"a bill on {day} would be charged to {day.year}")
+    if day > today:
+        raise BillError(f"a bill is dated today ({today}, {programme.timezone}) or earlier, "
+                        f"not {day}")
+
+
 async def issue_bill(
-    connection: asyncpg.Connection, programme: Programme, period: str, *, issued_by: str
+    connection: asyncpg.Connection, programme: Programme, period: str, *, issued_by: str,
+    today: date | None = None,
 ) -> Bill | None:
     """Issue the next bill of the month: every active contribution not on an earlier bill.
+    It is issued ``today`` (default: the programme's day now), which must lie in the
+    programme's open fiscal year (:func:`check_bill_date`).
 
     Returns None when there is nothing left to bill. The bill is due on the programme's due
     day of the month (the next working day when that is a weekend or holiday)."""
     if programme.billing.mode != "monthly":
         raise BillError(f"{programme.id} is billed {programme.billing.mode}: issue its bill "
                         "with the day it is billed and paid (issue_prepaid_bill)")
+    today = today or programme.today()
+    check_bill_date(programme, today, today)
     due = due_date(period, programme.premium.due_day, programme.holidays)
     await record_billing(connection, programme)
     async with connection.transaction():
@@ -148,19 +169,19 @@ SELECT bill_id, lines, amount_idr FROM header
 
 
 async def issue_prepaid_bill(
-    connection: asyncpg.Connection, programme: Programme, billed_on: date, *, issued_by: str
+    connection: asyncpg.Connection, programme: Programme, billed_on: date, *, issued_by: str,
+    today: date | None = None,
 ) -> Bill | None:
     """Issue the prepaid bill of a programme on the day it is billed and paid: the first
     ``billing.months`` unbilled months of every enrolled worker. Later enrolments get a
     supplementary bill when this runs again. The bill's month is that of ``billed_on``, it
-    is due that day and charged to its fiscal year, which must be the programme's.
+    is due that day and charged to its fiscal year, which must be the programme's and still
+    open ``today`` (default: the programme's day now; see :func:`check_bill_date`).
 
     Returns None when there is nothing left to bill."""
     if programme.billing.mode != "prepaid":
         raise BillError(f"{programme.id} is billed monthly: issue one bill per month")
-    if billed_on.year != programme.fiscal_year:
-        raise BillError(f"{programme.id} is funded from fiscal year {programme.fiscal_year}; "
-                        f"a prepaid bill on {billed_on} would be charged to {billed_on.year}")
+    check_bill_date(programme, billed_on, today or programme.today())
     period = period_of(billed_on)
     await record_billing(connection, programme)
     async with connection.transaction():

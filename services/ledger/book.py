@@ -128,9 +128,9 @@ SELECT programme, funding_source, allocated_idr - booked_idr AS room
 """
 
 _PREMIUMS = """
-SELECT DISTINCT ON (programme) programme, monthly_idr, jkk_idr, jkm_idr
-  FROM ledger.programme_premiums WHERE programme = ANY($1::text[])
- ORDER BY programme, premium_id DESC
+SELECT programme, effective_from, monthly_idr, jkk_idr, jkm_idr
+  FROM ledger.current_premium_rates WHERE programme = ANY($1::text[])
+ ORDER BY programme, effective_from
 """
 
 _COLUMNS = ", ".join(CONTRIBUTION_COLUMNS)
@@ -204,7 +204,8 @@ async def _load(
         _ALLOCATIONS, [a[0] for a in allocations], [a[1] for a in allocations])
     facts.room = {(r["programme"], r["funding_source"]): r["room"] for r in rows}
     for r in await connection.fetch(_PREMIUMS, list({a[0] for a in allocations})):
-        facts.premiums[r["programme"]] = (r["monthly_idr"], r["jkk_idr"], r["jkm_idr"])
+        facts.premiums.setdefault(r["programme"], []).append(
+            (r["effective_from"], (r["monthly_idr"], r["jkk_idr"], r["jkm_idr"])))
     held_rows = await connection.fetch(
         _HELD, ids, [a[0] for a in allocations], [a[1] for a in allocations],
         [w[0] for w in worker_months], [w[1] for w in worker_months])

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.domain.programme import Programme
 from services.ledger import book, journal
+from services.ledger.premiums import record_premium_rates
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +90,13 @@ async def _record_and_set(
         )
 
 
-# The programme's configured premium, recorded when it is new or changed (the booking
-# refuses a contribution of another amount: services.ledger.book).
-_RECORD_PREMIUM = """
-INSERT INTO ledger.programme_premiums (programme, monthly_idr, jkk_idr, jkm_idr)
-SELECT $1, $2, $3, $4
- WHERE (SELECT (monthly_idr, jkk_idr, jkm_idr) FROM ledger.programme_premiums
-         WHERE programme = $1 ORDER BY premium_id DESC LIMIT 1)
-       IS DISTINCT FROM ($2::bigint, $3::bigint, $4::bigint)
-"""
-
-
 async def ensure_allocation(
     connection: asyncpg.Connection, programme: Programme, *, changed_by: str = "ledger"
 ) -> Release:
     """Create or raise the allocation of a programme to its configured ``budget_idr``.
 
     A configured figure below the recorded allocation is ignored (allocations are never
-    lowered) with a warning. Records the programme's monthly premium. Then books whatever
+    lowered) with a warning. Records the programme's premium rates. Then books whatever
     held contributions now fit."""
     key = (programme.id, programme.funding_source)
     async with connection.transaction():
@@ -115,8 +105,7 @@ async def ensure_allocation(
             *key,
         )
         await journal.open_accounts(connection, programme.id, programme.funding_source)
-        await connection.execute(_RECORD_PREMIUM, programme.id, programme.premium.monthly_idr,
-                                 programme.premium.jkk_idr, programme.premium.jkm_flat_idr)
+        await record_premium_rates(connection, programme)
         row = await connection.fetchrow(
             """SELECT fiscal_year, allocated_idr FROM ledger.budget_allocations
                 WHERE programme = $1 AND funding_source = $2 FOR UPDATE""", *key)

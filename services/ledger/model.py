@@ -12,7 +12,7 @@ The rules, in the order they are applied to a month that is **due**:
    same schedule is a replay: nothing changes. Under another schedule it is refused
    (``booked_by_another_schedule`` / ``held_for_another_schedule``).
 2. A month whose cancellation arrived first (a *tombstone*) is never booked.
-3. A month whose amount is not its programme's premium is refused
+3. A month whose amount is not its programme's premium in force that month is refused
    (``amount_not_programme_premium``).
 4. A month another enrolment of the worker pays (it is *active*) is a duplicate attempt —
    unless the active one is of an earlier generation: then this month waits for that
@@ -121,7 +121,9 @@ class Facts:
     """What the ledger holds about the months of a batch (and the allocations they touch)."""
 
     room: dict[Allocation, int] = field(default_factory=dict)  # allocated - committed
-    premiums: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # monthly, jkk, jkm
+    # per programme, its dated rates (effective from a period on) as (monthly, jkk, jkm),
+    # oldest first
+    premiums: dict[str, list[tuple[str, tuple[int, int, int]]]] = field(default_factory=dict)
     booked: dict[UUID, Booked] = field(default_factory=dict)
     active: dict[WorkerMonth, UUID] = field(default_factory=dict)
     held: dict[UUID, Held] = field(default_factory=dict)  # the batch's ids and every waiting one
@@ -232,7 +234,7 @@ class _Batch:
             self.decided.add(cid)
             self.plan.cancelled_early.append(month)
             return
-        premium = self.premiums.get(month.programme)
+        premium = _rate(self.premiums.get(month.programme, ()), month.period)
         if premium is not None and premium != (month.amount_idr, month.jkk_idr, month.jkm_idr):
             self.refuse(month, Refusal.AMOUNT_NOT_PROGRAMME_PREMIUM)
             return
@@ -327,6 +329,16 @@ class _Batch:
             self.resolve(held)
             self.book(month, released=True)
         queue[:] = kept
+
+def _rate(rates: Sequence[tuple[str, tuple[int, int, int]]],
+          period: str) -> tuple[int, int, int] | None:
+    """The premium in force in ``period``: the latest rate effective from it or before."""
+    found = None
+    for effective_from, premium in rates:
+        if effective_from <= period:
+            found = premium
+    return found
+
 
 def plan(arrivals: Sequence[Arrival], facts: Facts,
          release: Iterable[Allocation] = ()) -> Plan:

@@ -308,14 +308,21 @@ async def refund_credit(
     connection: asyncpg.Connection, contribution_id: UUID, *, reason: str, refunded_by: str
 ) -> int | None:
     """Refund the credit of a deregistered billed month instead of carrying it over at BPJS:
-    its amount moves from ``asset:bpjs_credit`` to ``asset:refund_due``. Returns the amount,
-    or None when it was already refunded; raises :class:`ResolutionError` for no credit."""
+    its amount moves from ``asset:bpjs_credit`` to ``asset:refund_due``. Only a month whose
+    bill was paid has money at BPJS to refund. Returns the amount, or None when it was
+    already refunded; raises :class:`ResolutionError` for no credit or an unpaid bill."""
     async with connection.transaction():
         credit = await connection.fetchrow(
-            "SELECT programme, amount_idr FROM ledger.credits WHERE contribution_id = $1",
-            contribution_id)
+            """SELECT k.programme, k.amount_idr, k.bill_id,
+                      EXISTS (SELECT 1 FROM ledger.bill_settlements s
+                               WHERE s.bill_id = k.bill_id) AS paid
+                 FROM ledger.credits k WHERE k.contribution_id = $1""", contribution_id)
         if credit is None:
             raise ResolutionError(f"no credit for contribution {contribution_id}")
+        if not credit["paid"]:
+            raise ResolutionError(
+                f"the credited bill {credit['bill_id']} is not paid: BPJS holds no money of "
+                "this month to refund (the month comes off what the bill asks for)")
         inserted = await connection.fetchval(
             """INSERT INTO ledger.credit_refunds (contribution_id, reason, refunded_by)
                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1""",

@@ -4,17 +4,15 @@ ledger exports to Prometheus."""
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.domain.money import rupiah
+from services.domain.programme import Programme
 from services.runtime import metrics
 
-WIB = ZoneInfo("Asia/Jakarta")
 
-
-async def finance_summary(connection: asyncpg.Connection, programme: str) -> dict[str, Any]:
+async def finance_summary(connection: asyncpg.Connection, config: Programme) -> dict[str, Any]:
     """The first monthly bill and the budget utilisation of one programme, from the views.
 
     Shape (money in integer rupiah, dates as ``datetime.date``)::
@@ -40,6 +38,7 @@ async def finance_summary(connection: asyncpg.Connection, programme: str) -> dic
          "suspense_idr": int,   # payments received and not applied (open discrepancies)
          "credits_idr": int}    # credits at BPJS carried over (deregistered billed months)
     """
+    programme = config.id
     first_period = await connection.fetchval(
         "SELECT min(period) FROM finance.monthly_bill WHERE programme = $1", programme)
     first_bill: dict[str, Any] | None = None
@@ -94,18 +93,18 @@ async def finance_summary(connection: asyncpg.Connection, programme: str) -> dic
         "first_bill": first_bill,
         "budget": [dict(r) for r in budget],
         "contributions": counts,
-        "prepaid_bills": [_prepaid_bill(r) for r in prepaid],
+        "prepaid_bills": [_prepaid_bill(r, config) for r in prepaid],
         "suspense_idr": money["suspense"],
         "credits_idr": money["credits"],
     }
 
 
-def _prepaid_bill(row: asyncpg.Record) -> dict[str, Any]:
+def _prepaid_bill(row: asyncpg.Record, programme: Programme) -> dict[str, Any]:
     bill = {k: row[k] for k in ("sequence", "period", "due_date", "workers", "lines",
                                 "months_min", "months_max", "amount_idr", "status",
                                 "payment_reference", "fiscal_year", "first_period",
                                 "last_period")}
-    bill["paid_on"] = None if row["paid_at"] is None else row["paid_at"].astimezone(WIB).date()
+    bill["paid_on"] = None if row["paid_at"] is None else programme.local(row["paid_at"]).date()
     return bill
 
 

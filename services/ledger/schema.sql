@@ -295,7 +295,7 @@ CREATE TABLE ledger.transfers (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     payment_id uuid,
     CONSTRAINT transfers_amount_idr_check CHECK ((amount_idr > 0)),
-    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text, 'receipt'::text, 'refund'::text, 'carry_over'::text]))),
+    CONSTRAINT transfers_kind_check CHECK ((kind = ANY (ARRAY['accrual'::text, 'settlement'::text, 'reversal'::text, 'receipt'::text, 'refund'::text, 'carry_over'::text, 'void'::text, 'refund_received'::text]))),
     CONSTRAINT transfers_two_accounts CHECK ((debit_account <> credit_account))
 );
 
@@ -305,17 +305,17 @@ CREATE TABLE ledger.transfers (
 
 CREATE VIEW finance.account_balances AS
  SELECT account,
-    (sum(debit_idr))::bigint AS debit_idr,
-    (sum(credit_idr))::bigint AS credit_idr,
-    (sum((debit_idr - credit_idr)))::bigint AS balance_idr
+    sum(debit_idr) AS debit_idr,
+    sum(credit_idr) AS credit_idr,
+    sum((debit_idr - credit_idr)) AS balance_idr
    FROM ( SELECT transfers.debit_account AS account,
-            transfers.amount_idr AS debit_idr,
-            (0)::bigint AS credit_idr
+            (transfers.amount_idr)::numeric AS debit_idr,
+            (0)::numeric AS credit_idr
            FROM ledger.transfers
         UNION ALL
          SELECT transfers.credit_account,
-            (0)::bigint AS int8,
-            transfers.amount_idr
+            (0)::numeric AS "numeric",
+            (transfers.amount_idr)::numeric AS amount_idr
            FROM ledger.transfers) moves
   GROUP BY account;
 
@@ -824,47 +824,59 @@ CREATE VIEW finance.budget_utilisation AS
      LEFT JOIN credit ON (((credit.programme = COALESCE(a.programme, held.programme)) AND (credit.funding_source = COALESCE(a.funding_source, held.funding_source)))));
 
 --
+-- Name: payment_voids; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.payment_voids (
+    payment_id uuid NOT NULL,
+    amount_idr bigint NOT NULL,
+    reason text NOT NULL,
+    voided_by text NOT NULL,
+    voided_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT payment_voids_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT payment_voids_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 1000))),
+    CONSTRAINT payment_voids_voided_by_check CHECK (((length(voided_by) >= 1) AND (length(voided_by) <= 100)))
+);
+
+--
 -- Name: cash_reconciliation; Type: VIEW; Schema: finance; Owner: -
 --
 
 CREATE VIEW finance.cash_reconciliation AS
  WITH received AS (
-         SELECT payments.programme,
+         SELECT p.programme,
             count(*) AS payments,
-            (sum(payments.amount_idr))::bigint AS received_idr
-           FROM ledger.payments
-          GROUP BY payments.programme
+            sum((p.amount_idr)::numeric) AS received_idr,
+            COALESCE(sum((v.amount_idr)::numeric), (0)::numeric) AS voided_idr
+           FROM (ledger.payments p
+             LEFT JOIN ledger.payment_voids v USING (payment_id))
+          GROUP BY p.programme
         ), journal AS (
          SELECT p.programme,
-            (sum(t.amount_idr))::bigint AS cash_idr
+            sum(
+                CASE t.kind
+                    WHEN 'receipt'::text THEN (t.amount_idr)::numeric
+                    ELSE (- (t.amount_idr)::numeric)
+                END) AS cash_idr
            FROM (ledger.transfers t
              JOIN ledger.payments p ON ((p.payment_id = t.payment_id)))
-          WHERE (t.kind = 'receipt'::text)
-          GROUP BY p.programme
-        ), legacy AS (
-         SELECT p.programme,
-            (sum(t.amount_idr))::bigint AS cash_idr
-           FROM (((ledger.transfers t
-             JOIN ledger.bill_lines l_1 ON ((l_1.contribution_id = t.contribution_id)))
-             JOIN ledger.bill_settlements s_1 ON ((s_1.bill_id = l_1.bill_id)))
-             JOIN ledger.payments p ON ((p.payment_id = s_1.payment_id)))
-          WHERE ((t.kind = 'settlement'::text) AND (t.credit_account ~~ 'asset:cash:%'::text))
+          WHERE (t.kind = ANY (ARRAY['receipt'::text, 'void'::text]))
           GROUP BY p.programme
         ), suspense AS (
          SELECT substr(m.account, (length('asset:unapplied:'::text) + 1)) AS programme,
-            (sum(
+            sum(
                 CASE
                     WHEN (m.side = 'debit'::text) THEN m.amount_idr
                     ELSE (- m.amount_idr)
-                END))::bigint AS unapplied_idr
+                END) AS unapplied_idr
            FROM ( SELECT transfers.debit_account AS account,
                     'debit'::text AS side,
-                    transfers.amount_idr
+                    (transfers.amount_idr)::numeric AS amount_idr
                    FROM ledger.transfers
                 UNION ALL
                  SELECT transfers.credit_account,
                     'credit'::text,
-                    transfers.amount_idr
+                    (transfers.amount_idr)::numeric AS amount_idr
                    FROM ledger.transfers) m
           WHERE (m.account ~~ 'asset:unapplied:%'::text)
           GROUP BY (substr(m.account, (length('asset:unapplied:'::text) + 1)))
@@ -872,12 +884,12 @@ CREATE VIEW finance.cash_reconciliation AS
  SELECT r.programme,
     r.payments,
     r.received_idr,
-    (COALESCE(j.cash_idr, (0)::bigint) + COALESCE(l.cash_idr, (0)::bigint)) AS journal_cash_idr,
-    COALESCE(s.unapplied_idr, (0)::bigint) AS unapplied_idr,
-    ((r.received_idr - COALESCE(j.cash_idr, (0)::bigint)) - COALESCE(l.cash_idr, (0)::bigint)) AS difference_idr
-   FROM (((received r
+    COALESCE(j.cash_idr, (0)::numeric) AS journal_cash_idr,
+    COALESCE(s.unapplied_idr, (0)::numeric) AS unapplied_idr,
+    ((r.received_idr - r.voided_idr) - COALESCE(j.cash_idr, (0)::numeric)) AS difference_idr,
+    r.voided_idr
+   FROM ((received r
      LEFT JOIN journal j USING (programme))
-     LEFT JOIN legacy l USING (programme))
      LEFT JOIN suspense s USING (programme));
 
 --
@@ -927,7 +939,7 @@ CREATE TABLE ledger.discrepancy_resolutions (
     applied_idr bigint DEFAULT 0 NOT NULL,
     refunded_idr bigint DEFAULT 0 NOT NULL,
     carried_over_idr bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT discrepancy_resolutions_action CHECK ((action = ANY (ARRAY['applied'::text, 'refund'::text, 'carry_over'::text, 'topped_up'::text]))),
+    CONSTRAINT discrepancy_resolutions_action CHECK ((action = ANY (ARRAY['applied'::text, 'refund'::text, 'carry_over'::text, 'topped_up'::text, 'voided'::text]))),
     CONSTRAINT discrepancy_resolutions_applied_idr_check CHECK ((applied_idr >= 0)),
     CONSTRAINT discrepancy_resolutions_carried_over_idr_check CHECK ((carried_over_idr >= 0)),
     CONSTRAINT discrepancy_resolutions_refunded_idr_check CHECK ((refunded_idr >= 0)),
@@ -1199,6 +1211,105 @@ CREATE VIEW finance.outstanding AS
      LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
   WHERE (fc.status = ANY (ARRAY['booked'::text, 'billed'::text]))
   GROUP BY fc.programme, fc.period;
+
+--
+-- Name: payment_voids; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.payment_voids AS
+ SELECT v.payment_id,
+    p.programme,
+    p.period,
+    p.reference,
+    p.paid_at,
+    v.amount_idr,
+    v.reason,
+    v.voided_by,
+    v.voided_at
+   FROM (ledger.payment_voids v
+     JOIN ledger.payments p USING (payment_id));
+
+--
+-- Name: premium_rates; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.premium_rates (
+    rate_id bigint NOT NULL,
+    rate_set uuid NOT NULL,
+    programme text NOT NULL,
+    effective_from text NOT NULL,
+    monthly_idr bigint NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT premium_rates_add_up CHECK (((jkk_idr + jkm_idr) = monthly_idr)),
+    CONSTRAINT premium_rates_effective_from_check CHECK ((effective_from ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT premium_rates_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT premium_rates_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT premium_rates_monthly_idr_check CHECK ((monthly_idr > 0))
+);
+
+--
+-- Name: current_premium_rates; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.current_premium_rates AS
+ SELECT programme,
+    effective_from,
+    monthly_idr,
+    jkk_idr,
+    jkm_idr,
+    recorded_at
+   FROM ledger.premium_rates r
+  WHERE (rate_set = ( SELECT l.rate_set
+           FROM ledger.premium_rates l
+          WHERE (l.programme = r.programme)
+          ORDER BY l.rate_id DESC
+         LIMIT 1));
+
+--
+-- Name: premium_rates; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.premium_rates AS
+ SELECT programme,
+    effective_from,
+    monthly_idr,
+    jkk_idr,
+    jkm_idr,
+    recorded_at
+   FROM ledger.current_premium_rates;
+
+--
+-- Name: refunds_received; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.refunds_received (
+    refund_id uuid NOT NULL,
+    programme text NOT NULL,
+    amount_idr bigint NOT NULL,
+    bank_reference text NOT NULL,
+    received_on date NOT NULL,
+    recorded_by text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT refunds_received_amount_idr_check CHECK ((amount_idr > 0)),
+    CONSTRAINT refunds_received_bank_reference_check CHECK (((length(bank_reference) >= 1) AND (length(bank_reference) <= 200))),
+    CONSTRAINT refunds_received_recorded_by_check CHECK (((length(recorded_by) >= 1) AND (length(recorded_by) <= 100)))
+);
+
+--
+-- Name: refunds_received; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.refunds_received AS
+ SELECT refund_id,
+    programme,
+    amount_idr,
+    bank_reference,
+    received_on,
+    recorded_by,
+    recorded_at
+   FROM ledger.refunds_received;
 
 --
 -- Name: refused_contributions; Type: TABLE; Schema: ledger; Owner: -
@@ -1674,28 +1785,11 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
 );
 
 --
--- Name: programme_premiums; Type: TABLE; Schema: ledger; Owner: -
+-- Name: premium_rates_rate_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
-CREATE TABLE ledger.programme_premiums (
-    premium_id bigint NOT NULL,
-    programme text NOT NULL,
-    monthly_idr bigint NOT NULL,
-    jkk_idr bigint NOT NULL,
-    jkm_idr bigint NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT programme_premiums_add_up CHECK (((jkk_idr + jkm_idr) = monthly_idr)),
-    CONSTRAINT programme_premiums_jkk_idr_check CHECK ((jkk_idr >= 0)),
-    CONSTRAINT programme_premiums_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT programme_premiums_monthly_idr_check CHECK ((monthly_idr > 0))
-);
-
---
--- Name: programme_premiums_premium_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
---
-
-ALTER TABLE ledger.programme_premiums ALTER COLUMN premium_id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME ledger.programme_premiums_premium_id_seq
+ALTER TABLE ledger.premium_rates ALTER COLUMN rate_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.premium_rates_rate_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -1978,11 +2072,32 @@ ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_pkey PRIMARY KEY (contribution_id);
 
 --
+-- Name: payment_voids payment_voids_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.payment_voids
+    ADD CONSTRAINT payment_voids_pkey PRIMARY KEY (payment_id);
+
+--
 -- Name: payments payments_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.payments
     ADD CONSTRAINT payments_pkey PRIMARY KEY (payment_id);
+
+--
+-- Name: premium_rates premium_rates_one_per_month; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.premium_rates
+    ADD CONSTRAINT premium_rates_one_per_month UNIQUE (rate_set, programme, effective_from);
+
+--
+-- Name: premium_rates premium_rates_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.premium_rates
+    ADD CONSTRAINT premium_rates_pkey PRIMARY KEY (rate_id);
 
 --
 -- Name: programme_billing programme_billing_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -1992,11 +2107,18 @@ ALTER TABLE ONLY ledger.programme_billing
     ADD CONSTRAINT programme_billing_pkey PRIMARY KEY (programme);
 
 --
--- Name: programme_premiums programme_premiums_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+-- Name: refunds_received refunds_received_bank_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
-ALTER TABLE ONLY ledger.programme_premiums
-    ADD CONSTRAINT programme_premiums_pkey PRIMARY KEY (premium_id);
+ALTER TABLE ONLY ledger.refunds_received
+    ADD CONSTRAINT refunds_received_bank_reference_key UNIQUE (bank_reference);
+
+--
+-- Name: refunds_received refunds_received_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.refunds_received
+    ADD CONSTRAINT refunds_received_pkey PRIMARY KEY (refund_id);
 
 --
 -- Name: refused_contributions refused_contributions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2175,10 +2297,10 @@ CREATE INDEX payments_programme_period ON ledger.payments USING btree (programme
 CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
 
 --
--- Name: programme_premiums_latest; Type: INDEX; Schema: ledger; Owner: -
+-- Name: premium_rates_latest; Type: INDEX; Schema: ledger; Owner: -
 --
 
-CREATE INDEX programme_premiums_latest ON ledger.programme_premiums USING btree (programme, premium_id);
+CREATE INDEX premium_rates_latest ON ledger.premium_rates USING btree (programme, rate_id);
 
 --
 -- Name: refused_contributions_month; Type: INDEX; Schema: ledger; Owner: -
@@ -2487,6 +2609,18 @@ CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resol
 CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
 
 --
+-- Name: payment_voids payment_voids_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER payment_voids_append_only BEFORE DELETE OR UPDATE ON ledger.payment_voids FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: payment_voids payment_voids_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER payment_voids_no_truncate BEFORE TRUNCATE ON ledger.payment_voids FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: payments payments_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2497,6 +2631,18 @@ CREATE TRIGGER payments_append_only BEFORE DELETE OR UPDATE ON ledger.payments F
 --
 
 CREATE TRIGGER payments_no_truncate BEFORE TRUNCATE ON ledger.payments FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: premium_rates premium_rates_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER premium_rates_append_only BEFORE DELETE OR UPDATE ON ledger.premium_rates FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: premium_rates premium_rates_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER premium_rates_no_truncate BEFORE TRUNCATE ON ledger.premium_rates FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: programme_billing programme_billing_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2511,16 +2657,16 @@ CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.p
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: programme_premiums programme_premiums_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+-- Name: refunds_received refunds_received_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
-CREATE TRIGGER programme_premiums_append_only BEFORE DELETE OR UPDATE ON ledger.programme_premiums FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER refunds_received_append_only BEFORE DELETE OR UPDATE ON ledger.refunds_received FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: programme_premiums programme_premiums_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+-- Name: refunds_received refunds_received_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
-CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER refunds_received_no_truncate BEFORE TRUNCATE ON ledger.refunds_received FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: refused_contributions refused_contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2669,6 +2815,13 @@ ALTER TABLE ONLY ledger.duplicate_attempts
 
 ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.held_contributions(contribution_id);
+
+--
+-- Name: payment_voids payment_voids_payment_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.payment_voids
+    ADD CONSTRAINT payment_voids_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
 
 --
 -- Name: transfers transfers_contribution_booked; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2916,6 +3069,12 @@ GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_finance;
 GRANT SELECT ON TABLE finance.budget_utilisation TO iuran_auditor;
 
 --
+-- Name: TABLE payment_voids; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.payment_voids TO iuran_ledger_writer;
+
+--
 -- Name: TABLE cash_reconciliation; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -3008,6 +3167,48 @@ GRANT SELECT ON TABLE finance.monthly_bill TO iuran_auditor;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_finance;
 GRANT SELECT ON TABLE finance.outstanding TO iuran_auditor;
+
+--
+-- Name: TABLE payment_voids; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.payment_voids TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.payment_voids TO iuran_finance;
+GRANT SELECT ON TABLE finance.payment_voids TO iuran_auditor;
+
+--
+-- Name: TABLE premium_rates; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.premium_rates TO iuran_ledger_writer;
+
+--
+-- Name: TABLE current_premium_rates; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.current_premium_rates TO iuran_ledger_writer;
+
+--
+-- Name: TABLE premium_rates; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.premium_rates TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.premium_rates TO iuran_finance;
+GRANT SELECT ON TABLE finance.premium_rates TO iuran_auditor;
+
+--
+-- Name: TABLE refunds_received; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.refunds_received TO iuran_ledger_writer;
+
+--
+-- Name: TABLE refunds_received; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.refunds_received TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.refunds_received TO iuran_finance;
+GRANT SELECT ON TABLE finance.refunds_received TO iuran_auditor;
 
 --
 -- Name: TABLE refused_contributions; Type: ACL; Schema: ledger; Owner: -
@@ -3116,16 +3317,10 @@ GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_w
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
 
 --
--- Name: TABLE programme_premiums; Type: ACL; Schema: ledger; Owner: -
+-- Name: SEQUENCE premium_rates_rate_id_seq; Type: ACL; Schema: ledger; Owner: -
 --
 
-GRANT SELECT,INSERT ON TABLE ledger.programme_premiums TO iuran_ledger_writer;
-
---
--- Name: SEQUENCE programme_premiums_premium_id_seq; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ledger.programme_premiums_premium_id_seq TO iuran_ledger_writer;
+GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE refused_contributions_refused_id_seq; Type: ACL; Schema: ledger; Owner: -

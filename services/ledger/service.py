@@ -31,7 +31,7 @@ from schemas.events import (
 )
 from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
-from services.ledger import book, payments, poison
+from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import unmigrated
@@ -66,6 +66,7 @@ class LedgerService(Service):
         self._schema: str | None = "schema not checked yet"
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
+        self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
 
@@ -97,7 +98,10 @@ class LedgerService(Service):
         try:
             if not await self._wait_for_schema(connection):
                 return
-            for programme in load_programmes(settings.programmes_dir).values():
+            programmes = load_programmes(settings.programmes_dir)
+            self._payment_bounds = payment_intake.plausibility_bounds(
+                {p.id: p.budget_idr for p in programmes.values()})
+            for programme in programmes.values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
                 if release.booked:
@@ -175,8 +179,7 @@ class LedgerService(Service):
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
                 if record.topic == TOPIC_PAYMENTS:
-                    payment = await self._decode(record, PaymentConfirmed, "malformed_payment",
-                                                 "payment confirmation")
+                    payment = await self._take_payment(record)
                     if payment is not None:
                         confirmed.append((record, payment))
                     continue
@@ -214,6 +217,16 @@ class LedgerService(Service):
                 code=code,
                 message=f"{what} does not match the v1 contract: {first['type']}",
             )])
+            return None
+
+    async def _take_payment(self, record: ConsumerRecord) -> PaymentConfirmed | None:
+        """The record as a payment confirmation, or None after keeping it as a dead letter
+        of the payments topic: money finance must see and answer (``iuran deadletter
+        list``), never a registration rejection."""
+        try:
+            return payment_intake.take_payment(record.value, self._payment_bounds)
+        except payment_intake.UntakeablePayment as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
 
     async def _refresh_gauges(self) -> None:
@@ -262,7 +275,7 @@ class LedgerService(Service):
         self._set_db_ok(True)
         return result
 
-    async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel],
+    async def _dead_letter(self, item: tuple[ConsumerRecord, BaseModel | None],
                            poisoned: poison.Poisoned) -> None:
         """Keep a record the ledger cannot book or apply as a dead letter."""
         record = item[0]

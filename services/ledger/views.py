@@ -89,7 +89,7 @@ VIEWS: dict[str, View] = {v.name: v for v in (
          _PERIOD_FILTERS | {"status"}, frozenset({"carried_over", "refunded"}), personal=True),
     View("cash_reconciliation",
          ("programme", "payments", "received_idr", "journal_cash_idr", "unapplied_idr",
-          "difference_idr"),
+          "difference_idr", "voided_idr"),
          (("programme", "text"),),
          frozenset({"programme"})),
     View("account_balances",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     ledger_batch_max: int = Field(default=2000, ge=1)
     ledger_batch_wait_ms: int = Field(default=100, ge=0)
 
+    # The day iuran takes as today (development only): rehearsing a programme year that has
+    # passed, as the demo and the tests do. Unset: the clock.
+    business_date: date | None = None
+
     @model_validator(mode="after")
     def _production_needs_real_infrastructure(self) -> Settings:
         if self.environment == "production":
@@ -96,11 +101,22 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"production needs external infrastructure: set {', '.join(missing)}"
                 )
+            if self.business_date is not None:
+                raise SettingsError("IURAN_BUSINESS_DATE is for rehearsals: production runs "
+                                    "on the clock")
             if self.kafka_sasl_password is not None and (
                 self.kafka_sasl_password.get_secret_value().lower() in PLACEHOLDER_SECRETS
             ):
                 raise SettingsError("IURAN_KAFKA_SASL_PASSWORD is a placeholder")
         return self
+
+    def now(self) -> datetime:
+        """The moment iuran takes as now: the clock, moved to IURAN_BUSINESS_DATE (the same
+        time of day on that UTC date) when it is set."""
+        moment = datetime.now(UTC)
+        if self.business_date is None:
+            return moment
+        return moment + (self.business_date - moment.date())
 
     @property
     def embedded(self) -> bool:

@@ -57,6 +57,8 @@ def service_environment(settings: Settings) -> dict[str, str]:
     env["IURAN_PARTITIONS"] = str(settings.partitions)
     env["IURAN_PROGRAMMES_DIR"] = str(settings.programmes_dir)
     env["IURAN_DATA_DIR"] = str(settings.data_dir.resolve())
+    if settings.business_date is not None:
+        env["IURAN_BUSINESS_DATE"] = settings.business_date.isoformat()
     for name in ("validator", "ledger", "projector", "api"):
         env[f"IURAN_{name.upper()}_PORT"] = str(settings.port_of(name))
     return env

@@ -21,6 +21,7 @@ from services.domain import errors as E
 from services.domain.enrolment import WorkerState, decide
 from services.domain.errors import message_fingerprint, rejected_event, rejection
 from services.domain.nik import nik_of
+from services.domain.places import canonical_opd
 from services.domain.programme import Programme
 from services.validator.decode import decode_registration
 
@@ -58,6 +59,7 @@ class Outcome:
     warnings: list[RejectionError] = field(default_factory=list)
     programme: str = "unknown"  # a metrics label: only configured programme ids
     event_type: str = "unknown"
+    opd_code: str | None = None  # the OPD that sent the event, in the programme's spelling
 
     @property
     def nik(self) -> str | None:
@@ -96,9 +98,12 @@ def decide_message(
     event = incoming.event
     if event is None or incoming.nik is None:
         return Outcome(incoming, rejected=_reject(incoming, incoming.problems))
-    # Decisions depend on the event alone (never on the clock), so a replay decides the same.
-    decision = decide(state, event, programmes, event.occurred_at.astimezone(UTC).date(),
-                      incoming.fingerprint)
+    # Decisions depend on the event alone (never on the clock), so a replay decides the same:
+    # its day is the day it occurred in the programme's time zone.
+    programme = programmes.get(event.programme)
+    day = (programme.today(event.occurred_at) if programme is not None
+           else event.occurred_at.astimezone(UTC).date())
+    decision = decide(state, event, programmes, day, incoming.fingerprint)
     outcome = Outcome(
         incoming,
         schedules=decision.schedules,
@@ -107,10 +112,19 @@ def decide_message(
         warnings=decision.warnings,
         programme=event.programme if event.programme in programmes else "unknown",
         event_type=event.event_type,
+        opd_code=_sender(event, programmes),
     )
     if decision.errors:
         outcome.rejected = _reject(incoming, decision.errors)
     return outcome
+
+
+def _sender(event: Event, programmes: dict[str, Programme]) -> str:
+    """The OPD that sent the event (a coordinator stopping another OPD's enrolment is
+    recorded as itself), in the programme's spelling when the programme knows it."""
+    programme = programmes.get(event.programme)
+    known = canonical_opd(programme, event.opd_code) if programme is not None else None
+    return known or event.opd_code
 
 
 def internal_error(incoming: Incoming) -> Outcome:
@@ -136,7 +150,7 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
     errors = outcome.rejected.errors if outcome.rejected is not None else []
     return (
         event.event_id, event.event_type, incoming.nik, event.programme,
-        outcome.schedules[0].opd_code if outcome.schedules else event.opd_code,
+        outcome.opd_code or event.opd_code,
         result, periods,
         _json(errors), _json(outcome.warnings),
         [s.schedule_id for s in outcome.schedules],

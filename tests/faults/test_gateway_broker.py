@@ -21,6 +21,7 @@ from services.runtime.kafka import ensure_topics
 from services.runtime.settings import Settings
 from tests.support.faults import wait_for
 from tests.support.gateway import template_csv, template_row
+from tests.support.infra import BUSINESS_DATE
 from tests.support.kafka import collect
 from tests.support.ledger import scratch_database
 from tests.support.workers import registration
@@ -46,11 +47,12 @@ async def test_a_submission_the_broker_lost_is_sent_by_the_same_request_again(
 ) -> None:
     broker = EmbeddedBroker(session_dir / "gateway-broker")
     bootstrap = broker.start()
-    kafka = Settings(kafka_bootstrap=bootstrap, database_url=url, partitions=1)
+    kafka = Settings(kafka_bootstrap=bootstrap, database_url=url, partitions=1,
+                     business_date=BUSINESS_DATE)
     api = ApiSettings(tokens=[ApiToken(token=TOKEN, roles=("opd",), name="dishub",
                                        opd_code="DISHUB", programmes=("malang-2025",))])
     app = create_app(url, api, kafka=kafka, programmes=load_programmes(kafka.programmes_dir),
-                     broker_timeout_ms=3000)
+                     broker_timeout_ms=3000, clock=kafka.now)
     try:
         async with app.router.lifespan_context(app):
             assert await wait_for(lambda: _connected(app), within=60)

@@ -28,7 +28,13 @@ from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment
 from services.runtime.settings import Settings
-from tests.support.ledger import NikSource, programme_copy, schedule, scratch_database
+from tests.support.ledger import (
+    IN_FISCAL_2025,
+    NikSource,
+    programme_copy,
+    schedule,
+    scratch_database,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +79,8 @@ async def world_url(database_url: str) -> AsyncIterator[tuple[World, str]]:
                 schedule(programme, w["nik"], MONTHS, opd_code=w["opd_code"],
                          category=Category(w["category"]), kecamatan=w["kecamatan"])
                 for w in workers])
-            bill = await issue_bill(connection, programme, "2025-12", issued_by="test")
+            bill = await issue_bill(connection, programme, "2025-12", issued_by="test",
+                                    today=IN_FISCAL_2025)
             assert bill is not None and bill.amount_idr == 6 * PREMIUM
             for amount, reference in ((6 * PREMIUM, "BPJS-PAID"), (PREMIUM, "BPJS-SHORT")):
                 await apply_payment(connection, PaymentConfirmed(

@@ -32,6 +32,7 @@ Run = Callable[..., tuple[int, str, str]]  # (argv...) -> (exit code, stdout, st
 def cli(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
     monkeypatch.setenv("IURAN_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("IURAN_BUSINESS_DATE", "2025-11-25")  # the programme's year is open
     get_settings.cache_clear()
 
     def run(*argv: str) -> tuple[int, str, str]:

@@ -21,6 +21,7 @@ from services.runtime.stack import ServiceProcesses
 from tests.support.gateway import (
     DINSOS,
     DISHUB,
+    DISNAKER,
     base_url,
     outcomes,
     template_csv,
@@ -191,6 +192,31 @@ async def test_an_event_published_straight_to_kafka_is_followed_by_its_id(
         await asyncio.sleep(0.5)
     assert found.status_code == 200 and found.json()["status"] == "booked", found.text
     assert (await client.get(path, headers=DINSOS)).status_code == 404
+
+
+async def test_a_coordinators_deregistration_is_recorded_under_the_coordinator(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """DISNAKER coordinates the programme: it stops a worker DISHUB enrolled; the record
+    names DISNAKER, DISNAKER follows its event, DISHUB does not see it as its own."""
+    enrolled = registration(opd_code="DISHUB")
+    sent = await register_json(client, DISHUB, [enrolled])
+    assert sent.status_code == 201, sent.text
+    await outcomes(client, sent.json()["submission_id"], DISHUB)
+    stop = deregistration(enrolled.worker.nik, "2026-03", opd_code="DISNAKER")
+    stopped = await register_json(client, DISNAKER, [stop])
+    assert stopped.status_code == 201, stopped.text
+    rows = (await outcomes(client, stopped.json()["submission_id"], DISNAKER))["rows"]
+    assert rows[0]["status"] == "cancelled", rows
+
+    recorded = await db.fetchval("SELECT opd_code FROM registry.decisions WHERE event_id = $1",
+                                 stop.event_id)
+    assert recorded == "DISNAKER"
+    path = f"/v1/events/{stop.event_id}"
+    own = await client.get(path, headers=DISNAKER)
+    assert own.status_code == 200, own.text
+    assert (own.json()["opd_code"], own.json()["status"]) == ("DISNAKER", "cancelled")
+    assert (await client.get(path, headers=DISHUB)).status_code == 404
 
 
 async def test_limits_and_refusals_say_which(

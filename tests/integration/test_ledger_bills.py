@@ -17,7 +17,7 @@ from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, resolve_discrepancy
 from services.ledger.report import finance_summary
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +45,16 @@ async def test_an_issued_bill_is_frozen_and_later_months_go_to_a_supplementary_b
     conn: asyncpg.Connection, programme: Programme, niks: NikSource
 ) -> None:
     await book.book_schedules(conn, [schedule(programme, n, YEAR[:2]) for n in niks.take(3)])
-    first = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    first = await issue_bill(conn, programme, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     assert first is not None
     assert (first.sequence, first.lines, first.amount_idr, first.due_date) == (
         1, 3, 3 * PREMIUM, date(2025, 12, 15))
-    assert await issue_bill(conn, programme, "2025-12", issued_by="test") is None
+    assert await issue_bill(conn, programme, "2025-12", issued_by="test",
+                            today=IN_FISCAL_2025) is None
 
     late = niks.take(2)
     await book.book_schedules(conn, [schedule(programme, n, YEAR[:1]) for n in late])
-    second = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    second = await issue_bill(conn, programme, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     assert second is not None and (second.sequence, second.lines) == (2, 2)
     lines = await conn.fetch("SELECT c.nik FROM ledger.bill_lines l JOIN ledger.contributions c "
                              "USING (contribution_id) WHERE l.bill_id = $1", second.bill_id)
@@ -95,7 +96,7 @@ async def test_a_matching_payment_settles_the_bill_once_even_when_replayed(
     ledger_url: str, conn: asyncpg.Connection, programme: Programme, niks: NikSource
 ) -> None:
     await book.book_schedules(conn, [schedule(programme, n, YEAR[:1]) for n in niks.take(4)])
-    bill = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    bill = await issue_bill(conn, programme, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None
     paid = payment(programme, "2025-12", bill.amount_idr, reference="BPJS-0001")
 
@@ -139,7 +140,7 @@ async def test_payments_that_do_not_match_become_discrepancies_never_applied(
     conn: asyncpg.Connection, programme: Programme, niks: NikSource
 ) -> None:
     await book.book_schedules(conn, [schedule(programme, n, YEAR[:2]) for n in niks.take(5)])
-    bill = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    bill = await issue_bill(conn, programme, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None and bill.amount_idr == 5 * PREMIUM
 
     partial = await apply_payment(conn, payment(programme, "2025-12", 3 * PREMIUM, "REF-A"))
@@ -211,7 +212,7 @@ async def test_finance_summary_reports_the_first_bill_and_the_budget(
     await book.book_schedules(conn, [
         schedule(programme, n, YEAR, opd_code=opd)
         for n, opd in zip(niks.take(3), ("DISHUB", "DISHUB", "DINSOS"), strict=True)])
-    summary = await finance_summary(conn, programme.id)
+    summary = await finance_summary(conn, programme)
     assert summary["first_bill"] == {
         "period": "2025-12", "due_date": date(2025, 12, 15), "workers": 3,
         "amount_idr": 3 * PREMIUM, "jkk_idr": 30_000, "jkm_idr": 20_400, "billed_idr": 0,
@@ -255,7 +256,8 @@ async def test_the_writer_role_books_but_cannot_delete_or_rewrite_the_journal(
         await book.prepare(writer)
         result = await book.book_schedules(writer, [schedule(programme, niks.take()[0],
                                                              YEAR[:2])])
-        bill = await issue_bill(writer, programme, "2026-01", issued_by="writer")
+        bill = await issue_bill(writer, programme, "2026-01", issued_by="writer",
+                                today=IN_FISCAL_2025)
     finally:
         await writer.close()
     assert result.booked[programme.id] == 2

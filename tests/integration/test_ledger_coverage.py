@@ -18,7 +18,7 @@ from services.ledger.budget import ensure_allocation, raise_allocation
 from services.ledger.coverage import changes, read_coverage
 from services.ledger.payments import apply_payment
 from tests.support.coverage import as_figures, ledger_figures
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 PREMIUM = 16_800
 YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
@@ -98,7 +98,7 @@ async def test_what_was_paid_to_bpjs_is_in_the_snapshot_as_the_ledger_holds_it(
     await ensure_allocation(conn, programme)
     workers = niks.take(3)
     await book.book_schedules(conn, [schedule(programme, nik, YEAR) for nik in workers])
-    bill = await issue_bill(conn, programme, "2025-12", issued_by="test")
+    bill = await issue_bill(conn, programme, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None
     # a billed month deregistered before the payment: the frozen bill is paid in full
     await book.book_schedules(conn, [schedule(programme, workers[2], YEAR, kind="cancelled")])

@@ -26,7 +26,7 @@ from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import GROUPS
 from tests.support.kafka import publish
-from tests.support.ledger import programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, programme_copy, schedule
 from tests.support.settle import PAYMENTS_STAGE, handled
 from tests.support.workers import unique_nik
 
@@ -86,7 +86,7 @@ async def test_a_credit_at_bpjs_is_not_paid_again_in_cash(
     programme = await monthly_programme(conn, budget_idr=PREMIUM)  # room for one month
     first, second = unique_nik(), unique_nik()
     await through_the_ledger(settings, schedule(programme, first, [MONTH]))
-    bill = await issue_bill(conn, programme, MONTH, issued_by="test")
+    bill = await issue_bill(conn, programme, MONTH, issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None and bill.amount_idr == PREMIUM
     await pay(settings, programme, bill.amount_idr)
 
@@ -95,7 +95,7 @@ async def test_a_credit_at_bpjs_is_not_paid_again_in_cash(
     await through_the_ledger(settings, schedule(programme, first, [MONTH], kind="cancelled"))
     await through_the_ledger(settings, schedule(programme, second, [MONTH]),
                              schedule(programme, first, [MONTH], generation=1, event="again"))
-    again = await issue_bill(conn, programme, MONTH, issued_by="test")
+    again = await issue_bill(conn, programme, MONTH, issued_by="test", today=IN_FISCAL_2025)
     if again is not None:
         await pay(settings, programme, again.amount_idr)
 

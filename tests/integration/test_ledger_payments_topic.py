@@ -1,17 +1,22 @@
 """The ledger service consumes iuran.payments.v1 (real broker, service processes, real
 PostgreSQL): a payment is recorded, and its bill settled in the journal, once however often
-it is delivered; one for no issued bill becomes a discrepancy, a malformed one lands in the
-rejected topic."""
+it is delivered; one for no issued bill becomes a discrepancy, a malformed one is a dead
+letter of the payments topic."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from schemas.events import TOPIC_PAYMENTS, TOPIC_REJECTED, PaymentConfirmed, RejectedEvent
+from schemas.events import TOPIC_PAYMENTS, TOPIC_REJECTED, PaymentConfirmed
 from services.domain.programme import Billing, load_programmes
 from services.ledger import book
 from services.ledger.bills import issue_bill
@@ -19,7 +24,7 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import collect, publish
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 from tests.support.settle import PAYMENTS_STAGE, handled
 
 pytestmark = pytest.mark.integration
@@ -45,11 +50,43 @@ async def test_payments_from_the_topic_are_recorded_once_and_never_applied_silen
     assert await db.fetchval("SELECT count(*) FROM ledger.payments WHERE programme = $1",
                              programme) == 1
 
-    rejected = await collect(settings, TOPIC_REJECTED, lambda r: marker.encode() in r.value,
-                             want=1)
-    event = RejectedEvent.model_validate_json(rejected[0].value)
-    assert (event.source_topic, [e.code for e in event.errors]) == (
-        TOPIC_PAYMENTS, ["malformed_payment"])
+    # a confirmation that cannot be taken is a dead letter of the payments topic (finance
+    # lists it), never a registration rejection
+    dead = await db.fetch("SELECT reason, detail FROM ledger.dead_letters "
+                          "WHERE topic = $1 AND position($2 in convert_from(value, 'UTF8')) > 0",
+                          TOPIC_PAYMENTS, marker)
+    assert [r["reason"] for r in dead] == ["malformed_payment"]
+    assert "programme" in dead[0]["detail"]  # the first field it lacks
+
+
+async def test_a_payment_with_a_naive_paid_at_is_a_dead_letter_finance_lists(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    payment_id = str(uuid.uuid4())
+    naive = json.dumps({"payment_id": payment_id, "programme": "malang-2025",
+                        "period": "2025-12", "amount_idr": 16_800, "reference": "SP2D-NAIVE",
+                        "paid_at": "2025-12-12T10:00:00"}).encode()
+    await publish(settings, TOPIC_PAYMENTS, [(b"malang-2025", naive)])
+    await handled(settings, PAYMENTS_STAGE)
+
+    row = await db.fetchrow("SELECT service, reason, detail FROM ledger.dead_letters "
+                            "WHERE topic = $1 AND value = $2", TOPIC_PAYMENTS, naive)
+    assert row is not None, "the payment confirmation ended nowhere finance can see it"
+    assert (row["service"], row["reason"]) == ("ledger", "malformed_payment")
+    assert "paid_at" in row["detail"] and "timezone" in row["detail"]
+    assert await db.fetchval("SELECT count(*) FROM ledger.payments WHERE payment_id = $1",
+                             uuid.UUID(payment_id)) == 0
+    assert not await collect(settings, TOPIC_REJECTED, lambda r: payment_id.encode() in r.value,
+                             want=1, timeout=3)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
+    env["IURAN_DATABASE_URL"] = settings.database_url or ""
+    listing = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "services.cli.main", "deadletter", "list", "--service", "ledger",
+        "--limit", "1000"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert listing.returncode == 0, listing.stderr
+    listed = listing.stdout
+    assert "malformed_payment" in listed and "SP2D-NAIVE" in listed
 
 
 async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_journal(
@@ -64,7 +101,8 @@ async def test_a_payment_delivered_three_times_settles_its_bill_once_in_the_jour
         await ensure_allocation(connection, programme)
         await book.book_schedules(connection, [schedule(programme, nik, ["2025-12"])
                                                for nik in niks])
-        bill = await issue_bill(connection, programme, "2025-12", issued_by="test")
+        bill = await issue_bill(connection, programme, "2025-12", issued_by="test",
+                                today=IN_FISCAL_2025)
     finally:
         await connection.close()
     assert bill is not None and bill.amount_idr == 3 * 16_800

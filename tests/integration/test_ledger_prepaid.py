@@ -20,7 +20,7 @@ from services.ledger.bills import BillError, issue_bill, issue_prepaid_bill, rec
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import apply_payment, refund_credit
 from services.ledger.report import refresh_gauges
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ async def test_one_payment_settles_the_prepaid_year_of_every_cohort(
     assert await conn.fetchval("SELECT count(*) FROM finance.arrears WHERE programme = $1",
                                prepaid.id) == 0
 
-    bill = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test")
+    bill = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None
     assert (bill.billing, bill.period, bill.sequence, bill.due_date, bill.fiscal_year) == (
         "prepaid", "2025-11", 1, PAID_ON, 2025)
@@ -82,7 +82,8 @@ async def test_one_payment_settles_the_prepaid_year_of_every_cohort(
         "SELECT workers, lines, billing, fiscal_year, first_period, last_period, status "
         "FROM finance.bills WHERE bill_id = $1", bill.bill_id)
     assert tuple(row) == (6, 72, "prepaid", 2025, "2025-09", "2026-11", "past_due")
-    assert await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test") is None
+    assert await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test",
+                                    today=IN_FISCAL_2025) is None
 
     # issued and not paid: the bill is late, the months unpaid, but nobody is at lapse risk
     arrears = await conn.fetch(
@@ -110,11 +111,12 @@ async def test_a_later_enrolment_gets_a_supplementary_prepaid_bill(
     conn: asyncpg.Connection, prepaid: Programme, niks: NikSource
 ) -> None:
     await enrol(conn, prepaid, niks, {"2025-12": 2})
-    first = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test")
+    first = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test", today=IN_FISCAL_2025)
     assert first is not None
     assert (await apply_payment(conn, payment(prepaid, first.amount_idr))).outcome == "settled"
     late = await enrol(conn, prepaid, niks, {"2025-12": 1})
-    second = await issue_prepaid_bill(conn, prepaid, date(2025, 12, 10), issued_by="test")
+    second = await issue_prepaid_bill(conn, prepaid, date(2025, 12, 10), issued_by="test",
+                                      today=IN_FISCAL_2025)
     assert second is not None
     assert (second.sequence, second.period, second.workers, second.amount_idr) == (
         2, "2025-12", 1, 12 * PREMIUM)
@@ -131,7 +133,7 @@ async def test_a_deregistered_prepaid_month_becomes_a_credit_never_a_loss(
     conn: asyncpg.Connection, prepaid: Programme, niks: NikSource
 ) -> None:
     (worker,) = await enrol(conn, prepaid, niks, {"2025-12": 1})
-    bill = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test")
+    bill = await issue_prepaid_bill(conn, prepaid, PAID_ON, issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None
     assert (await apply_payment(conn, payment(prepaid, bill.amount_idr))).outcome == "settled"
     budget_before = await conn.fetchval(
@@ -185,9 +187,10 @@ async def test_a_prepaid_programme_is_not_billed_monthly_nor_outside_its_fiscal_
     conn: asyncpg.Connection, prepaid: Programme, malang: Programme
 ) -> None:
     with pytest.raises(BillError, match="billed prepaid"):
-        await issue_bill(conn, prepaid, "2025-12", issued_by="test")
+        await issue_bill(conn, prepaid, "2025-12", issued_by="test", today=IN_FISCAL_2025)
     with pytest.raises(BillError, match="charged to 2026"):
-        await issue_prepaid_bill(conn, prepaid, date(2026, 1, 5), issued_by="test")
+        await issue_prepaid_bill(conn, prepaid, date(2026, 1, 5), issued_by="test",
+                                 today=IN_FISCAL_2025)
     assert await conn.fetchval(
         "SELECT mode || '/' || months FROM ledger.programme_billing WHERE programme = $1",
         prepaid.id) == "prepaid/12"

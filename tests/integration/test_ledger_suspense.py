@@ -16,7 +16,7 @@ from services.ledger import book
 from services.ledger.bills import Bill, issue_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import ResolutionError, apply_payment, resolve_discrepancy
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,8 @@ async def bills(conn: asyncpg.Connection, programme: Programme, niks: NikSource,
                 workers: int) -> list[Bill]:
     await book.book_schedules(conn, [schedule(programme, n, MONTHS)
                                      for n in niks.take(workers)])
-    issued = [await issue_bill(conn, programme, p, issued_by="test") for p in MONTHS]
+    issued = [await issue_bill(conn, programme, p, issued_by="test",
+                               today=IN_FISCAL_2025) for p in MONTHS]
     assert all(b is not None and b.amount_idr == workers * PREMIUM for b in issued)
     return [b for b in issued if b is not None]
 

@@ -144,6 +144,7 @@ HEADER = ["nik", "full_name", "birth_date", "sex", "category", "kecamatan", "kel
 def _upload(path: Path, settings: Settings, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
     env["IURAN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
+    env["IURAN_BUSINESS_DATE"] = str(settings.business_date)  # the programme's year is open
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", "publish", str(path), "--opd", "DISKOPINDAG",
          "--programme", "malang-2025", *extra],

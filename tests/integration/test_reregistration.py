@@ -22,7 +22,7 @@ from services.ledger.budget import ensure_allocation, raise_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.kafka import publish
-from tests.support.ledger import insert_booking, programme_copy, schedule
+from tests.support.ledger import IN_FISCAL_2025, insert_booking, programme_copy, schedule
 from tests.support.workers import as_message, deregistration, registration, unique_nik
 
 pytestmark = pytest.mark.integration
@@ -342,7 +342,7 @@ async def test_bills_and_finance_views_see_one_payer_per_month(
     await book.book_schedules(conn, worker.register(programme)
                               + worker.deregister(programme, "2026-03"))
     await book.book_schedules(conn, worker.register(programme, "2026-06", 6))
-    bill = await issue_bill(conn, programme, "2026-06", issued_by="test")
+    bill = await issue_bill(conn, programme, "2026-06", issued_by="test", today=IN_FISCAL_2025)
     assert bill is not None and (bill.lines, bill.amount_idr) == (1, PREMIUM)
     line = await conn.fetchval("SELECT contribution_id FROM ledger.bill_lines WHERE bill_id = $1",
                                bill.bill_id)

@@ -194,4 +194,4 @@ async def test_poison_records_end_visible_and_never_restart_the_ledger(
     by_name = {name: ended[TOPIC_PAYMENTS][spot]
                for spot, (name, _, _) in placed_payments.items()}
     assert by_name.pop("unknown_programme") == "discrepancy:unknown_bill"
-    assert set(by_name.values()) == {"rejected:malformed_payment"}, by_name
+    assert set(by_name.values()) == {"dead_letter:malformed_payment"}, by_name

@@ -95,7 +95,8 @@ async def test_broken_upload_files_get_a_clear_error_and_publish_nothing(
     niks = [unique_nik() for _ in range(25)]
     made = files(tmp_path, niks)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
-    env.update({"IURAN_KAFKA_BOOTSTRAP": bootstrap, "IURAN_DATA_DIR": str(tmp_path / "data")})
+    env.update({"IURAN_KAFKA_BOOTSTRAP": bootstrap, "IURAN_DATA_DIR": str(tmp_path / "data"),
+                "IURAN_BUSINESS_DATE": str(settings.business_date)})  # the programme is open
     started = time.monotonic()
     results = await asyncio.to_thread(publish_all, made, env, tmp_path)
     seconds = round(time.monotonic() - started, 1)

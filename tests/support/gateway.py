@@ -19,6 +19,7 @@ from services.runtime.settings import Settings
 TOKENS = {opd: token for token, opd, _ in DEV_OPD_TOKENS}
 DISHUB = {"Authorization": f"Bearer {TOKENS['DISHUB']}"}
 DINSOS = {"Authorization": f"Bearer {TOKENS['DINSOS']}"}
+DISNAKER = {"Authorization": f"Bearer {TOKENS['DISNAKER']}"}  # a coordinator of malang-2025
 
 
 def base_url(settings: Settings) -> str:

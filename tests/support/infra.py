@@ -8,6 +8,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,9 +67,15 @@ def fresh_broker(tmp_dir: Path) -> Iterator[str]:
         broker.stop()
 
 
+# The day the stacks under test take as today: the Malang programme's year (fiscal year
+# 2025) is open, whatever the machine's clock says.
+BUSINESS_DATE = date(2025, 11, 25)
+
+
 def stack_settings(bootstrap: str, database_url: str, tmp_dir: Path, **extra: object) -> Settings:
-    """Settings for one stack under test, on ports nobody else uses."""
+    """Settings for one stack under test, on ports nobody else uses, on BUSINESS_DATE."""
     values: dict[str, object] = {
+        "business_date": BUSINESS_DATE,
         "kafka_bootstrap": bootstrap,
         "database_url": database_url,
         "data_dir": tmp_dir,

@@ -18,6 +18,9 @@ from services.domain.schedule import contributions_for, derived_id
 from services.ledger.migrate import migrate
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The day the tests' bills of the Malang programme (fiscal year 2025) are issued: its year
+# is open, whatever the machine's clock says.
+IN_FISCAL_2025 = date(2025, 12, 31)
 
 
 def admin_url() -> str:

@@ -39,7 +39,7 @@ class MemoryLedger:
 
     def __init__(self, budgets: dict[str, int]) -> None:
         self.facts = Facts(room={(p, "APBD"): budget for p, budget in budgets.items()},
-                           premiums={p: PREMIUM for p in budgets})
+                           premiums={p: [("2000-01", PREMIUM)] for p in budgets})
         self.allocated = dict(self.facts.room)
         self.plans: list[Plan] = []
 

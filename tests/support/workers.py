@@ -56,9 +56,10 @@ def registration(
 
 def deregistration(nik: str, effective_period: str, *, opd_code: str = "DISNAKER",
                    programme: str = "malang-2025") -> WorkerDeregistered:
+    """Sent an hour after :func:`registration`'s events, before any month they cover."""
     return WorkerDeregistered(
         event_id=uuid.uuid4(), event_type="deregistered",
-        occurred_at=datetime(2026, 2, 1, 9, 0, tzinfo=WIB), opd_code=opd_code,
+        occurred_at=datetime(2025, 11, 25, 10, 0, tzinfo=WIB), opd_code=opd_code,
         programme=programme, nik=nik, effective_period=effective_period,
         reason="formal employment",
     )

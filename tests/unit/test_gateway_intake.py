@@ -27,7 +27,7 @@ def programmes() -> dict[str, Programme]:
 
 
 def limits(key: str | None = None, max_rows: int = 100) -> Limits:
-    return Limits(max_rows, date(2025, 11, 25), NOW, key)
+    return Limits(max_rows, NOW, key)
 
 
 def test_upload_rows_are_checked_as_iuran_publish_checks_them(

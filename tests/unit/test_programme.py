@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,16 @@ def test_the_malang_programme_pays_16800_a_month() -> None:
     assert sum(len(k) for k in programme.kecamatan.values()) == 57
     assert programme.coverage.baseline_members + 25_808 == 204_419
     assert programme.first_period == "2025-09"  # the first cohort (registration was staged)
+
+
+def test_business_dates_are_the_programmes_wall_clock() -> None:
+    programme = load_programme(MALANG)
+    assert programme.timezone == "Asia/Jakarta"
+    # 30 November 18:00 UTC is 1 December 01:00 in Malang: a December day there.
+    assert programme.today(datetime(2025, 11, 30, 18, 0, tzinfo=UTC)) == date(2025, 12, 1)
+    assert programme.local(datetime(2025, 11, 30, 16, 59, tzinfo=UTC)).day == 30
+    with pytest.raises(ValueError, match="naive"):
+        programme.local(datetime(2025, 11, 30, 18, 0))  # noqa: DTZ001 - the refusal under test
 
 
 def test_the_lowest_income_bracket_is_one_million_and_every_bracket_has_its_source() -> None:
@@ -71,6 +82,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ("[eligibility]", '[calendar]\nholidays = ["2026-02-16"]\n\n[eligibility]',
          "calendar: holidays are not listed in a programme file"),
         ('last_period = "2026-11"', 'last_period = "2027-03"', "no official calendar for 2027"),
+        ('timezone = "Asia/Jakarta"', 'timezone = "WIB"', "timezone: Value error, 'WIB' is not"),
     ],
 )
 def test_a_broken_file_names_the_key_and_the_problem(

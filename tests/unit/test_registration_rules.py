@@ -130,7 +130,9 @@ PROVINCE = MALANG.model_copy(
 # the services set at the stream edge on the real processes), which must assert it.
 TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
                          E.EVENT_ALREADY_DECIDED,  # tests/unit/test_worker_state.py
-                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED}
+                         E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED,
+                         E.PROGRAMME_CLOSED, E.EFFECTIVE_PERIOD_IN_PAST,
+                         E.BACKDATING_REASON_REQUIRED}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED: ("tests/unit/test_publish.py", "E.FORMULA_NOT_ALLOWED"),
     E.WRONG_COLUMN_COUNT: ("tests/unit/test_publish.py", "E.WRONG_COLUMN_COUNT"),
@@ -278,6 +280,40 @@ def test_a_registration_that_breaks_a_rule_is_refused_and_nothing_is_paid(
     assert (field, code) in [(e.field, e.code) for e in decision.errors]
     assert_no_personal_data(decision.errors)
     assert decision.state is not None and decision.state.enrollments == []
+
+
+def test_a_registration_dated_after_the_window_or_the_fiscal_year_is_refused() -> None:
+    late = decide_registration(empty_state(), registered(coverage_start="2026-06"), MALANG,
+                               date(2026, 5, 20))
+    assert late.schedules == [] and codes(late.errors) == [E.PROGRAMME_CLOSED]
+    assert "fiscal year 2025" in late.errors[0].message
+    assert decide_registration(empty_state(), registered(), MALANG, date(2025, 12, 31)).schedules
+    window = MALANG.model_copy(update={"registration_closes_on": date(2025, 11, 25)})
+    assert decide_registration(empty_state(), registered(), window, date(2025, 11, 25)).schedules
+    closed = decide_registration(empty_state(), registered(), window, date(2025, 11, 26))
+    assert codes(closed.errors) == [E.PROGRAMME_CLOSED] and "2025-11-25" in closed.errors[0].message
+
+
+def test_cover_stops_from_the_current_month_unless_a_coordinator_documents_a_death() -> None:
+    enrolled = decide_registration(empty_state(), registered(opd_code="DISHUB"), MALANG, TODAY)
+    state = apply(empty_state(), enrolled)
+    june = date(2026, 6, 1)
+    own = decide_deregistration(state, deregistered(opd_code="DISHUB", effective_period="2026-02"),
+                                MALANG, june)
+    assert codes(own.errors) == [E.EFFECTIVE_PERIOD_IN_PAST] and own.schedules == []
+    assert "(2026-06)" in own.errors[0].message
+    from_now = deregistered(opd_code="DISHUB", effective_period="2026-06")
+    assert decide_deregistration(state, from_now, MALANG, june).schedules
+    bare = decide_deregistration(state, deregistered(effective_period="2026-03"), MALANG, june)
+    assert codes(bare.errors) == [E.BACKDATING_REASON_REQUIRED] and bare.schedules == []
+    died = {"reason_code": "deceased", "reason_date": "2026-02-14"}
+    early = decide_deregistration(state, deregistered(effective_period="2026-02", **died),
+                                  MALANG, june)
+    assert codes(early.errors) == [E.EFFECTIVE_PERIOD_IN_PAST] and "2026-03" in (
+        early.errors[0].message)
+    stop = decide_deregistration(state, deregistered(effective_period="2026-03", **died),
+                                 MALANG, june)
+    assert stop.errors == [] and stop.schedules[0].contributions[0].period == "2026-03"
 
 
 def test_an_unknown_programme_is_refused_and_names_the_known_ones() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -26,7 +25,6 @@ from services.privacy.access_log import NikTally
 from services.runtime import metrics
 
 log = logging.getLogger(__name__)
-WIB = timezone(timedelta(hours=7), "WIB")  # the programme's calendar day is Malang's
 
 router = APIRouter(tags=["registrations"])
 
@@ -208,9 +206,9 @@ async def register(
 
 def _rows(request: Request, principal: Principal, source: Source, body: bytes,
           programme: str | None, key: str | None) -> list[Row]:
-    now = datetime.now(UTC)
+    now = request.app.state.clock()
     settings = request.app.state.api_settings
-    limits = Limits(settings.max_upload_rows, now.astimezone(WIB).date(), now, key,
+    limits = Limits(settings.max_upload_rows, now, key,
                     max_unpacked_bytes=20 * settings.max_upload_bytes)
     programmes = request.app.state.programmes
     if source == "json":

@@ -86,11 +86,14 @@ CREATE TABLE ledger.accounts (
 -- post in batches: one accrual per batch and allocation carries all the months it booked
 -- (each subledger row names it), one reversal per batch and allocation the months it
 -- cancelled. A settlement names the bill line's contribution; payment_id is the payment
--- whose money a receipt, settlement, refund or carry-over moves.
+-- whose money a receipt, settlement, refund or carry-over moves. A void reverses a receipt
+-- that should never have been taken (unapplied -> cash); refund_received is money BPJS
+-- returned, as the bank statement shows it (refund_due -> cash).
 CREATE TABLE ledger.transfers (
     transfer_id      uuid        PRIMARY KEY,
     kind             text        NOT NULL CHECK (kind IN (
-        'accrual', 'settlement', 'reversal', 'receipt', 'refund', 'carry_over')),
+        'accrual', 'settlement', 'reversal', 'receipt', 'refund', 'carry_over', 'void',
+        'refund_received')),
     debit_account    text        NOT NULL REFERENCES ledger.accounts (code),
     credit_account   text        NOT NULL REFERENCES ledger.accounts (code),
     amount_idr       bigint      NOT NULL CHECK (amount_idr > 0),
@@ -421,26 +424,31 @@ CREATE TABLE ledger.programme_billing (
     recorded_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The premium each programme's configuration sets, as recorded on each start where it
--- changed (append-only: the latest row of a programme applies).
-CREATE TABLE ledger.programme_premiums (
-    premium_id   bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    programme    text        NOT NULL,
-    monthly_idr  bigint      NOT NULL CHECK (monthly_idr > 0),
-    jkk_idr      bigint      NOT NULL CHECK (jkk_idr >= 0),
-    jkm_idr      bigint      NOT NULL CHECK (jkm_idr >= 0),
-    recorded_at  timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT programme_premiums_add_up CHECK (jkk_idr + jkm_idr = monthly_idr)
+-- A programme's premiums as dated rates, each from its month on, recorded from the programme
+-- configuration whenever it changes (one rate set per recording; the latest set is the one in
+-- force). A contribution is judged by the rate of its month: the latest rate of the current
+-- set whose effective_from is not after the contribution's period.
+CREATE TABLE ledger.premium_rates (
+    rate_id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rate_set        uuid        NOT NULL,
+    programme       text        NOT NULL,
+    effective_from  text        NOT NULL CHECK (effective_from ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
+    monthly_idr     bigint      NOT NULL CHECK (monthly_idr > 0),
+    jkk_idr         bigint      NOT NULL CHECK (jkk_idr >= 0),
+    jkm_idr         bigint      NOT NULL CHECK (jkm_idr >= 0),
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT premium_rates_add_up CHECK (jkk_idr + jkm_idr = monthly_idr),
+    CONSTRAINT premium_rates_one_per_month UNIQUE (rate_set, programme, effective_from)
 );
-CREATE INDEX programme_premiums_latest ON ledger.programme_premiums (programme, premium_id);
+CREATE INDEX premium_rates_latest ON ledger.premium_rates (programme, rate_id);
+CREATE TRIGGER premium_rates_append_only BEFORE UPDATE OR DELETE ON ledger.premium_rates
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER premium_rates_no_truncate BEFORE TRUNCATE ON ledger.premium_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 CREATE TRIGGER programme_billing_append_only BEFORE UPDATE OR DELETE ON ledger.programme_billing
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
-CREATE TRIGGER programme_premiums_append_only BEFORE UPDATE OR DELETE ON ledger.programme_premiums
-    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
-CREATE TRIGGER programme_premiums_no_truncate BEFORE TRUNCATE ON ledger.programme_premiums
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 -- ---------------------------------------------------------------------------------------
@@ -531,7 +539,7 @@ CREATE TABLE ledger.discrepancy_resolutions (
     resolved_by       text        NOT NULL CHECK (length(resolved_by) BETWEEN 1 AND 100),
     resolved_at       timestamptz NOT NULL DEFAULT now(),
     action            text        CONSTRAINT discrepancy_resolutions_action
-        CHECK (action IN ('applied', 'refund', 'carry_over', 'topped_up')),
+        CHECK (action IN ('applied', 'refund', 'carry_over', 'topped_up', 'voided')),
     bill_id           uuid        REFERENCES ledger.bills (bill_id),
     applied_idr       bigint      NOT NULL DEFAULT 0 CHECK (applied_idr >= 0),
     refunded_idr      bigint      NOT NULL DEFAULT 0 CHECK (refunded_idr >= 0),
@@ -633,6 +641,35 @@ CREATE TRIGGER cancellations_refused_append_only
     BEFORE UPDATE OR DELETE ON ledger.cancellations_refused
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER cancellations_refused_no_truncate BEFORE TRUNCATE ON ledger.cancellations_refused
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- A receipt voided by finance: who, why, and how much went back to cash. One per payment;
+-- append-only like every record of money.
+CREATE TABLE ledger.payment_voids (
+    payment_id  uuid        PRIMARY KEY REFERENCES ledger.payments (payment_id),
+    amount_idr  bigint      NOT NULL CHECK (amount_idr >= 0),
+    reason      text        NOT NULL CHECK (length(reason) BETWEEN 1 AND 1000),
+    voided_by   text        NOT NULL CHECK (length(voided_by) BETWEEN 1 AND 100),
+    voided_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER payment_voids_append_only BEFORE UPDATE OR DELETE ON ledger.payment_voids
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER payment_voids_no_truncate BEFORE TRUNCATE ON ledger.payment_voids
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- Money BPJS returned, as the bank statement shows it (one row per statement line).
+CREATE TABLE ledger.refunds_received (
+    refund_id       uuid        PRIMARY KEY,
+    programme       text        NOT NULL,
+    amount_idr      bigint      NOT NULL CHECK (amount_idr > 0),
+    bank_reference  text        NOT NULL UNIQUE CHECK (length(bank_reference) BETWEEN 1 AND 200),
+    received_on     date        NOT NULL,
+    recorded_by     text        NOT NULL CHECK (length(recorded_by) BETWEEN 1 AND 100),
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER refunds_received_append_only BEFORE UPDATE OR DELETE ON ledger.refunds_received
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER refunds_received_no_truncate BEFORE TRUNCATE ON ledger.refunds_received
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 -- ---------------------------------------------------------------------------------------
