@@ -1,0 +1,150 @@
+"""The ledger's outbox and the coverage projector: the booking writes its outbox row in its
+own transaction (none when it rolls back), the relay sends it to iuran.ledger.v1, the
+projector folds it once however often it is delivered, and coverage equals what the ledger
+holds (real PostgreSQL; real broker and service processes for the relay and the projector)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from schemas.events import (
+    TOPIC_LEDGER,
+    TOPIC_REGISTRATIONS,
+    LedgerBillSettled,
+    LedgerEvent,
+)
+from services.domain.coverage import snapshot
+from services.domain.programme import Programme, load_programmes
+from services.ledger import book
+from services.ledger.budget import ensure_allocation
+from services.ledger.coverage import read_coverage
+from services.runtime.settings import Settings
+from services.runtime.stack import ServiceProcesses
+from tests.support.coverage import as_figures, ledger_figures
+from tests.support.kafka import publish
+from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.workers import as_message, registration
+
+pytestmark = pytest.mark.integration
+
+YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
+        "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
+
+
+async def outbox_of(conn: asyncpg.Connection, programme: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT outbox_id, event FROM ledger.outbox WHERE programme = $1"
+                            " ORDER BY outbox_id", programme)
+
+
+async def test_the_booking_writes_its_outbox_row_and_a_rolled_back_booking_writes_none(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    first, second = niks.take(2)
+    await book.book_schedules(conn, [schedule(programme, first, YEAR)])
+    rows = await outbox_of(conn, programme.id)
+    assert len(rows) == 1
+    event = LedgerEvent.model_validate_json(rows[0]["event"])
+    assert event.outbox_id == rows[0]["outbox_id"]
+    assert [(w.nik, w.booked, w.held) for w in event.workers] == [(first, YEAR, [])]
+
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await book.book_schedules(conn, [schedule(programme, second, YEAR)])
+            raise RuntimeError("the transaction rolls back")
+    assert len(await outbox_of(conn, programme.id)) == 1
+    assert await conn.fetchval(
+        "SELECT count(*) FROM ledger.contributions WHERE nik = $1", second) == 0
+
+    # a replay books nothing and writes nothing
+    await book.book_schedules(conn, [schedule(programme, first, YEAR)])
+    assert len(await outbox_of(conn, programme.id)) == 1
+
+
+async def test_an_outbox_row_is_published_once_and_never_changed_after(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    await book.book_schedules(conn, [schedule(programme, niks.take(1)[0], YEAR)])
+    (row,) = await outbox_of(conn, programme.id)
+    await conn.execute("UPDATE ledger.outbox SET published_at = now() WHERE outbox_id = $1",
+                       row["outbox_id"])
+    for change in ("UPDATE ledger.outbox SET published_at = now() WHERE outbox_id = $1",
+                   "UPDATE ledger.outbox SET event = '{}' WHERE outbox_id = $1",
+                   "DELETE FROM ledger.outbox WHERE outbox_id = $1"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(change, row["outbox_id"])
+
+
+# --- through the broker: the relay and the projector as processes -------------------------
+
+async def coverage_and_ledger(db: asyncpg.Pool, programme: Programme) -> tuple[Any, Any]:
+    async with db.acquire() as connection:
+        seen = snapshot(programme, await read_coverage(connection), datetime.now(UTC))
+        expected = await ledger_figures(connection, programme.id,
+                                        programme.coverage.headline_period)
+    return as_figures(seen.model_dump(mode="json")), expected
+
+
+async def eventually(db: asyncpg.Pool, query: str, *args: object, timeout: float) -> bool:
+    """True once ``query`` answers true (within ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await db.fetchval(query, *args) or time.monotonic() > deadline:
+            return bool(await db.fetchval(query, *args))
+        await asyncio.sleep(0.2)
+
+
+async def wait_equal(db: asyncpg.Pool, programme: Programme,
+                     timeout: float = 60.0) -> tuple[Any, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen, expected = await coverage_and_ledger(db, programme)
+        if seen == expected or time.monotonic() > deadline:
+            return seen, expected
+        await asyncio.sleep(0.2)
+
+
+async def test_coverage_follows_the_ledger_and_an_event_sent_twice_is_applied_once(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    malang = load_programmes(settings.programmes_dir)["malang-2025"]
+    events = [registration() for _ in range(8)]
+    niks = [e.worker.nik for e in events]
+    await publish(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in events])
+    assert await eventually(db, "SELECT count(*) >= 96 FROM ledger.contributions"
+                                " WHERE nik = ANY($1)", niks, timeout=90)
+    seen, expected = await wait_equal(db, malang)
+    assert seen == expected
+    assert seen["active_workers"] >= 8
+    row = await db.fetchrow(
+        "SELECT outbox_id, event, published_at FROM ledger.outbox WHERE programme = $1"
+        " AND event LIKE '%' || $2 || '%' ORDER BY outbox_id DESC LIMIT 1", malang.id, niks[0])
+    assert row is not None and row["published_at"] is not None
+
+    # The same event twice more (a relay that crashed between the send and the mark), then
+    # a marker event behind them on the same partition (the same key): once the marker is
+    # applied, so are the repeats.
+    marker = LedgerEvent(
+        outbox_id=2**62 + random.randrange(2**40), programme=malang.id,
+        recorded_at=datetime.now(UTC),
+        bills_settled=[LedgerBillSettled(bill_id=uuid.uuid4(), period="2025-12",
+                                         amount_idr=0)])
+    key = malang.id.encode()
+    await publish(settings, TOPIC_LEDGER, [(key, row["event"].encode()),
+                                           (key, row["event"].encode()),
+                                           (key, marker.model_dump_json().encode())])
+    assert await eventually(db, "SELECT count(*) = 1 FROM coverage.applied"
+                                " WHERE outbox_id = $1", marker.outbox_id, timeout=60)
+    seen, expected = await wait_equal(db, malang, timeout=5)
+    assert seen == expected
