@@ -103,3 +103,30 @@ async def apply(connection: asyncpg.Connection,
             await connection.execute(_PAID, *_columns(
                 [(k, *v) for k, v in sorted(change.paid.items())]))
     return fresh
+
+
+# The outbox rows written more than $2 seconds ago, after $1, that no delivery applied.
+_STRAGGLERS = """
+SELECT o.outbox_id, o.event
+  FROM ledger.outbox o
+ WHERE o.outbox_id > $1 AND o.recorded_at < now() - make_interval(secs => $2)
+   AND NOT EXISTS (SELECT 1 FROM coverage.applied a WHERE a.outbox_id = o.outbox_id)
+ ORDER BY o.outbox_id
+"""
+_SWEPT = """
+SELECT coalesce(max(outbox_id), $1) FROM ledger.outbox
+ WHERE outbox_id > $1 AND recorded_at < now() - make_interval(secs => $2)
+"""
+
+
+async def catch_up(connection: asyncpg.Connection, after: int,
+                   grace: float) -> tuple[int, list[LedgerEvent]]:
+    """Apply, straight from the ledger's outbox, the rows written more than ``grace`` seconds
+    ago that no delivery of iuran.ledger.v1 applied (a broker that lost them, a relay that
+    cannot reach the broker); returns the id up to which every such row is applied now (the
+    ``after`` of the next call) and the events applied."""
+    swept = int(await connection.fetchval(_SWEPT, after, grace))
+    rows = await connection.fetch(_STRAGGLERS, after, grace)
+    events = [LedgerEvent.model_validate_json(r["event"]) for r in rows
+              if r["outbox_id"] <= swept]
+    return swept, await apply(connection, events)

@@ -26,6 +26,7 @@ from services.domain.programme import Programme, load_programmes
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.ledger.coverage import read_coverage
+from services.projector import fold
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.coverage import as_figures, ledger_figures
@@ -84,6 +85,26 @@ async def test_an_outbox_row_is_published_once_and_never_changed_after(
                    "DELETE FROM ledger.outbox WHERE outbox_id = $1"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(change, row["outbox_id"])
+
+
+async def test_rows_no_delivery_brought_are_applied_from_the_outbox_after_the_grace(
+    conn: asyncpg.Connection, malang: Programme, niks: NikSource
+) -> None:
+    """A broker that lost events (the embedded one keeps topics in memory): the projector's
+    leader applies the old rows straight from the outbox, once."""
+    programme = programme_copy(malang, budget_idr=3 * 12 * 16_800)
+    await ensure_allocation(conn, programme)
+    await book.book_schedules(conn, [schedule(programme, nik, YEAR) for nik in niks.take(4)])
+    swept, found = await fold.catch_up(conn, 0, grace=3600)
+    assert (swept, found) == (0, [])  # too young: a delivery may still bring them
+    swept, found = await fold.catch_up(conn, 0, grace=0)
+    assert programme.id in {e.programme for e in found} and swept >= max(
+        e.outbox_id for e in found)
+    seen = snapshot(programme, await read_coverage(conn), datetime.now(UTC))
+    assert as_figures(seen.model_dump(mode="json")) == await ledger_figures(
+        conn, programme.id, programme.coverage.headline_period)
+    assert (seen.active_workers, seen.awaiting_budget_workers) == (3, 1)
+    assert await fold.catch_up(conn, 0, grace=0) == (swept, [])
 
 
 # --- through the broker: the relay and the projector as processes -------------------------
