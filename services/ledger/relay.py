@@ -37,7 +37,7 @@ BATCH_ROWS = 100  # rows sent per pass (each at most 512 KiB)
 SEND_TIMEOUT_SECONDS = 30.0  # a delivery that takes longer is given up and sent again
 RETRY_SECONDS = 1.0  # after a failed pass (broker or PostgreSQL away)
 
-_TAKE = """
+TAKE = """
 SELECT outbox_id, programme, event, recorded_at
   FROM ledger.outbox
  WHERE published_at IS NULL
@@ -46,20 +46,20 @@ SELECT outbox_id, programme, event, recorded_at
    FOR UPDATE SKIP LOCKED
 """
 
-_MARK = "UPDATE ledger.outbox SET published_at = now() WHERE outbox_id = ANY($1::bigint[])"
+MARK = "UPDATE ledger.outbox SET published_at = now() WHERE outbox_id = ANY($1::bigint[])"
 
 
 async def relay_once(connection: asyncpg.Connection, producer: AIOKafkaProducer,
                      limit: int = BATCH_ROWS) -> int:
     """Send and mark at most ``limit`` unpublished rows; the number sent."""
     async with connection.transaction():
-        rows = await connection.fetch(_TAKE, limit)
+        rows = await connection.fetch(TAKE, limit)
         if not rows:
             return 0
         futures = [await producer.send(TOPIC_LEDGER, key=r["programme"].encode(),
                                        value=r["event"].encode()) for r in rows]
         await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT_SECONDS)
-        await connection.execute(_MARK, [r["outbox_id"] for r in rows])
+        await connection.execute(MARK, [r["outbox_id"] for r in rows])
     now = datetime.now(UTC)
     metrics.OUTBOX_PUBLISHED.inc(len(rows))
     for r in rows:

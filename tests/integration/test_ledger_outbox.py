@@ -23,13 +23,14 @@ from schemas.events import (
 )
 from services.domain.coverage import snapshot
 from services.domain.programme import Programme, load_programmes
-from services.ledger import book
+from services.ledger import book, relay
 from services.ledger.budget import ensure_allocation
 from services.ledger.coverage import read_coverage
 from services.projector import fold
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.coverage import as_figures, ledger_figures
+from tests.support.faults import create_ledger_role
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.workers import as_message, registration
@@ -105,6 +106,36 @@ async def test_rows_no_delivery_brought_are_applied_from_the_outbox_after_the_gr
         conn, programme.id, programme.coverage.headline_period)
     assert (seen.active_workers, seen.awaiting_budget_workers) == (3, 1)
     assert await fold.catch_up(conn, 0, grace=0) == (swept, [])
+
+
+async def test_the_least_privileged_writer_role_books_relays_and_folds(
+    ledger_url: str, malang: Programme, niks: NikSource
+) -> None:
+    """The services may run as a login role holding only iuran_ledger_writer: the booking
+    writes its outbox row, the relay takes and marks rows, the projector folds them."""
+    role = f"iuran_outbox_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ledger_url)
+    try:
+        url = await create_ledger_role(ledger_url, role)
+        conn = await asyncpg.connect(url)
+        try:
+            await book.prepare(conn)
+            programme = programme_copy(malang, budget_idr=10**12)
+            await ensure_allocation(admin, programme)
+            await book.book_schedules(conn, [schedule(programme, niks.take(1)[0], YEAR)])
+            async with conn.transaction():
+                rows = await conn.fetch(relay.TAKE, 1000)
+                await conn.execute(relay.MARK, [r["outbox_id"] for r in rows])
+            assert programme.id in {r["programme"] for r in rows}
+            await fold.apply(conn, [LedgerEvent.model_validate_json(r["event"]) for r in rows])
+            await fold.catch_up(conn, 0, grace=0)
+            seen = snapshot(programme, await read_coverage(conn), datetime.now(UTC))
+            assert seen.active_workers == 1
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"; DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
 
 
 # --- through the broker: the relay and the projector as processes -------------------------
