@@ -20,15 +20,15 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import LedgerBillSettled, LedgerEvent, LedgerWorkerMonths
+from schemas.events import INT64_MAX, LedgerBillSettled, LedgerEvent, LedgerWorkerMonths
 from services.ledger.model import Month, Plan
 
 # An event's JSON stays under this size (the broker's default limit is 1 MiB).
 MAX_EVENT_BYTES = 512 * 1024
-# Kinds of change of a month, as LedgerWorkerMonths names them.
+
+# The kinds of change of a month, as LedgerWorkerMonths names them.
 KINDS = ("booked", "cancelled", "credited", "held", "released", "held_cancelled",
          "held_duplicate")
-
 _Group = tuple[str, str, str, str, str, int]  # programme, nik, opd, category, kecamatan, amount
 
 
@@ -62,11 +62,12 @@ def events_of(plan: Plan, *, recorded_at: datetime | None = None) -> list[Ledger
         by_programme.setdefault(programme, []).append(LedgerWorkerMonths(
             nik=nik, opd_code=opd, category=category, kecamatan=kecamatan, amount_idr=amount,
             **{kind: sorted(periods) for kind, periods in kinds.items()}))
+    for programme, workers in by_programme.items():
+        _summable(programme, workers)
     at = recorded_at or datetime.now(UTC)
-    parts = [(programme, part) for programme, workers in sorted(by_programme.items())
-             for part in _parts(workers)]
-    return [LedgerEvent(outbox_id=n, programme=programme, recorded_at=at, workers=part)
-            for n, (programme, part) in enumerate(parts, 1)]
+    events = [e for programme, workers in sorted(by_programme.items())
+              for e in _fit(programme, workers, at)]
+    return [e.model_copy(update={"outbox_id": n}) for n, e in enumerate(events, 1)]
 
 
 def settled_events(bills: Iterable[tuple[str, UUID, str, int]], *,
@@ -82,24 +83,23 @@ def settled_events(bills: Iterable[tuple[str, UUID, str, int]], *,
             for n, (programme, b) in enumerate(sorted(by_programme.items()), 1)]
 
 
-def _size(worker: LedgerWorkerMonths) -> int:
-    """A bound on the JSON size of one worker's entry (field names, values, periods)."""
-    periods = sum(len(getattr(worker, kind)) for kind in KINDS)
-    text = len(worker.nik) + len(worker.opd_code) + len(worker.category) + len(worker.kecamatan)
-    return 230 + 4 * text + 12 * periods
+def _summable(programme: str, workers: list[LedgerWorkerMonths]) -> None:
+    """Consumers sum an event's rupiah in BIGINT: a batch whose months of one programme add
+    up to more cannot be described, and is refused as out of range."""
+    total = sum(w.amount_idr * len(getattr(w, kind)) for w in workers for kind in KINDS)
+    if total > INT64_MAX:
+        raise OverflowError(f"the months of {programme} in one batch add up to more than "
+                            "BIGINT rupiah")
 
 
-def _parts(workers: list[LedgerWorkerMonths]) -> list[list[LedgerWorkerMonths]]:
-    parts: list[list[LedgerWorkerMonths]] = [[]]
-    size = 0
-    for worker in workers:
-        entry = _size(worker)
-        if parts[-1] and size + entry > MAX_EVENT_BYTES:
-            parts.append([])
-            size = 0
-        parts[-1].append(worker)
-        size += entry
-    return parts
+def _fit(programme: str, workers: list[LedgerWorkerMonths],
+         at: datetime) -> list[LedgerEvent]:
+    """One event of the workers, or halves of them until each event fits."""
+    event = LedgerEvent(outbox_id=1, programme=programme, recorded_at=at, workers=workers)
+    if len(workers) < 2 or len(event.model_dump_json(exclude_defaults=True)) <= MAX_EVENT_BYTES:
+        return [event]
+    middle = len(workers) // 2
+    return _fit(programme, workers[:middle], at) + _fit(programme, workers[middle:], at)
 
 
 _NEXT_IDS = "SELECT nextval('ledger.outbox_ids') FROM generate_series(1, $1)"

@@ -2,9 +2,12 @@
 coverage totals in one PostgreSQL transaction (services.projector.fold), retried until done.
 
 A record that is not a v1 ledger event is kept as a dead letter (reason
-``malformed_ledger_event``) and its offset acked with the batch; anything else that fails
-(PostgreSQL away, the schema not migrated yet) is tried again with backoff, the projector not
-ready meanwhile: the batch is acked only once its events are applied.
+``malformed_ledger_event``) and its offset acked with the batch. A batch the database refuses
+for what its events hold (services.ledger.poison: a sum out of BIGINT range, say) is applied
+event by event, and an event refused alone is kept as a dead letter with its reason and
+counted as handled. Anything else that fails (PostgreSQL away, the schema not migrated yet)
+is tried again with backoff, the projector not ready meanwhile: the batch is acked only once
+its events are applied or set aside.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from schemas.events import LedgerEvent
+from services.ledger.poison import describe, poison_reason
 from services.projector import fold
 from services.runtime import metrics
 from services.runtime.deadletter import DeadLetter, record_dead_letters
@@ -41,16 +45,14 @@ class Applier:
     async def handle(self, records: Sequence[Any]) -> list[LedgerEvent]:
         """Apply a batch of Kafka messages (key, value, topic, partition, offset); returns
         the events applied now (not before)."""
-        events: list[LedgerEvent] = []
+        events: list[tuple[Any, LedgerEvent]] = []
         letters: list[DeadLetter] = []
         for m in records:
             try:
-                events.append(LedgerEvent.model_validate_json(m.value or b""))
+                events.append((m, LedgerEvent.model_validate_json(m.value or b"")))
             except ValidationError as exc:
-                letters.append(DeadLetter(
-                    service=SERVICE, topic=m.topic, partition=m.partition, offset=m.offset,
-                    key=m.key, value=m.value, reason=MALFORMED,
-                    detail=f"not a v1 ledger event: {exc.errors()[0]['type']}"))
+                letters.append(_letter(m, MALFORMED,
+                                       f"not a v1 ledger event: {exc.errors()[0]['type']}"))
 
         async def attempt() -> list[LedgerEvent]:
             connection = await self._connect()
@@ -58,7 +60,7 @@ class Applier:
                 started = time.perf_counter()
                 if letters:
                     await record_dead_letters(connection, letters)
-                applied = await fold.apply(connection, events)
+                applied = await _apply(connection, events)
                 metrics.COVERAGE_APPLY_SECONDS.observe(time.perf_counter() - started)
                 return applied
             except BaseException:
@@ -88,3 +90,30 @@ class Applier:
                 await connection.close(timeout=5)
             except Exception:  # already broken: nothing to close
                 connection.terminate()
+
+
+async def _apply(connection: asyncpg.Connection,
+                 events: list[tuple[Any, LedgerEvent]]) -> list[LedgerEvent]:
+    """The batch in one transaction; when the database refuses it for what the events hold,
+    event by event, setting aside those it refuses alone."""
+    try:
+        return await fold.apply(connection, [e for _, e in events])
+    except Exception as exc:
+        reason = poison_reason(exc)
+        if reason is None or not events:
+            raise
+        if len(events) == 1:
+            message, event = events[0]
+            await fold.set_aside(connection, event.outbox_id,
+                                 _letter(message, reason, describe(exc)))
+            return []
+    applied: list[LedgerEvent] = []
+    for one in events:
+        applied += await _apply(connection, [one])
+    return applied
+
+
+def _letter(message: Any, reason: str, detail: str) -> DeadLetter:
+    return DeadLetter(service=SERVICE, topic=message.topic, partition=message.partition,
+                      offset=message.offset, key=message.key, value=message.value,
+                      reason=reason, detail=detail)

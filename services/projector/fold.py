@@ -15,6 +15,7 @@ import asyncpg
 
 from schemas.events import LedgerEvent
 from services.domain.coverage_fold import deltas, group_deltas
+from services.runtime.deadletter import DeadLetter, record_dead_letters
 
 _CLAIM = """
 INSERT INTO coverage.applied (outbox_id) SELECT unnest($1::bigint[])
@@ -103,6 +104,16 @@ async def apply(connection: asyncpg.Connection,
             await connection.execute(_PAID, *_columns(
                 [(k, *v) for k, v in sorted(change.paid.items())]))
     return fresh
+
+
+async def set_aside(connection: asyncpg.Connection, outbox_id: int,
+                    letter: DeadLetter) -> None:
+    """An event that cannot be applied (its sums break the totals' range): kept as a dead
+    letter and counted as handled, in one transaction, so it never stops the projector."""
+    async with connection.transaction():
+        await record_dead_letters(connection, [letter])
+        await connection.execute("INSERT INTO coverage.applied (outbox_id) VALUES ($1)"
+                                 " ON CONFLICT DO NOTHING", outbox_id)
 
 
 # The outbox rows written more than $2 seconds ago, after $1, that no delivery applied.

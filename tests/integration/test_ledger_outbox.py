@@ -20,6 +20,7 @@ from schemas.events import (
     TOPIC_REGISTRATIONS,
     LedgerBillSettled,
     LedgerEvent,
+    LedgerWorkerMonths,
 )
 from services.domain.coverage import snapshot
 from services.domain.programme import Programme, load_programmes
@@ -33,7 +34,7 @@ from tests.support.coverage import as_figures, ledger_figures
 from tests.support.faults import create_ledger_role
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
-from tests.support.workers import as_message, registration
+from tests.support.workers import as_message, registration, unique_nik
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +201,33 @@ async def test_coverage_follows_the_ledger_and_an_event_sent_twice_is_applied_on
                                 " WHERE outbox_id = $1", marker.outbox_id, timeout=60)
     seen, expected = await wait_equal(db, malang, timeout=5)
     assert seen == expected
+
+
+async def test_an_event_whose_sums_break_the_totals_is_a_dead_letter_and_stops_nothing(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    """Within the contract (each amount fits BIGINT) but not its sums: the projector keeps
+    it as a dead letter, counts it handled, and applies what comes after it."""
+    programme = f"poison-{uuid.uuid4().hex[:8]}"
+    poison = LedgerEvent(
+        outbox_id=2**62 + random.randrange(2**40), programme=programme,
+        recorded_at=datetime.now(UTC),
+        workers=[LedgerWorkerMonths(nik=unique_nik(), opd_code="DISNAKER",
+                                    category="ojek_online", kecamatan="Klojen",
+                                    amount_idr=2**62, held=["2026-01", "2026-02", "2026-03"])])
+    after = LedgerEvent(
+        outbox_id=poison.outbox_id + 1, programme=programme, recorded_at=datetime.now(UTC),
+        bills_settled=[LedgerBillSettled(bill_id=uuid.uuid4(), period="2026-01",
+                                         amount_idr=16_800)])
+    value = poison.model_dump_json().encode()
+    await publish(settings, TOPIC_LEDGER, [(programme.encode(), value),
+                                           (programme.encode(), after.model_dump_json().encode())])
+    assert await eventually(db, "SELECT count(*) = 1 FROM coverage.paid WHERE programme = $1"
+                                " AND paid_idr = 16800", programme, timeout=60)
+    dead = await db.fetchrow("SELECT service, topic, reason FROM ledger.dead_letters"
+                             " WHERE value = $1", value)
+    assert dead is not None and tuple(dead) == ("projector", TOPIC_LEDGER, "out_of_range")
+    assert await db.fetchval("SELECT count(*) FROM coverage.applied WHERE outbox_id = $1",
+                             poison.outbox_id) == 1
+    assert await db.fetchval("SELECT count(*) FROM coverage.months WHERE programme = $1",
+                             programme) == 0
