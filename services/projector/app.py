@@ -37,8 +37,7 @@ from services.domain.coverage import snapshots
 from services.domain.programme import Programme
 from services.ledger.coverage import changes, read_coverage
 from services.ledger.migrate import unmigrated
-from services.projector import fold as folding
-from services.projector.applier import Applier
+from services.projector.applier import Applier, catch_up
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE
 from services.runtime.faust_worker import create_faust_app
@@ -182,7 +181,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
             applied.clear()
 
     @app.task
-    async def catch_up() -> None:
+    async def apply_stragglers() -> None:
         """The leader applies the outbox rows no delivery brought within the grace period
         (the embedded broker keeps its topics in memory), so the totals converge to the
         ledger whatever the broker lost."""
@@ -196,8 +195,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                     continue
                 if connection is None or connection.is_closed():
                     connection = await asyncpg.connect(settings.database_url, timeout=10)
-                swept, found = await folding.catch_up(connection, swept,
-                                                      CATCH_UP_GRACE_SECONDS)
+                swept, found = await catch_up(connection, swept, CATCH_UP_GRACE_SECONDS)
                 if found:
                     log.warning("%d ledger events applied from the outbox: no delivery "
                                 "brought them within %.0f s", len(found),

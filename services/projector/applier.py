@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -90,6 +91,29 @@ class Applier:
                 await connection.close(timeout=5)
             except Exception:  # already broken: nothing to close
                 connection.terminate()
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An outbox row read straight from PostgreSQL, shaped as a Kafka message (a dead
+    letter of it names ``ledger.outbox`` and the row's id)."""
+
+    offset: int
+    key: bytes
+    value: bytes
+    topic: str = "ledger.outbox"
+    partition: int = 0
+
+
+async def catch_up(connection: asyncpg.Connection, after: int,
+                   grace: float) -> tuple[int, list[LedgerEvent]]:
+    """Apply the outbox rows no delivery brought within ``grace`` seconds (see
+    :func:`fold.stragglers`), setting aside those that cannot be applied; returns the
+    ``after`` of the next call and the events applied."""
+    swept, rows = await fold.stragglers(connection, after, grace)
+    events = [(message, LedgerEvent.model_validate_json(message.value)) for message in (
+        OutboxRow(r["outbox_id"], r["programme"].encode(), r["event"].encode()) for r in rows)]
+    return swept, await _apply(connection, events)
 
 
 async def _apply(connection: asyncpg.Connection,

@@ -118,7 +118,7 @@ async def set_aside(connection: asyncpg.Connection, outbox_id: int,
 
 # The outbox rows written more than $2 seconds ago, after $1, that no delivery applied.
 _STRAGGLERS = """
-SELECT o.outbox_id, o.event
+SELECT o.outbox_id, o.programme, o.event
   FROM ledger.outbox o
  WHERE o.outbox_id > $1 AND o.recorded_at < now() - make_interval(secs => $2)
    AND NOT EXISTS (SELECT 1 FROM coverage.applied a WHERE a.outbox_id = o.outbox_id)
@@ -130,14 +130,12 @@ SELECT coalesce(max(outbox_id), $1) FROM ledger.outbox
 """
 
 
-async def catch_up(connection: asyncpg.Connection, after: int,
-                   grace: float) -> tuple[int, list[LedgerEvent]]:
-    """Apply, straight from the ledger's outbox, the rows written more than ``grace`` seconds
-    ago that no delivery of iuran.ledger.v1 applied (a broker that lost them, a relay that
-    cannot reach the broker); returns the id up to which every such row is applied now (the
-    ``after`` of the next call) and the events applied."""
+async def stragglers(connection: asyncpg.Connection, after: int,
+                     grace: float) -> tuple[int, list[asyncpg.Record]]:
+    """The outbox rows after ``after`` written more than ``grace`` seconds ago that no
+    delivery of iuran.ledger.v1 applied (a broker that lost them, a relay that cannot reach
+    the broker), and the id up to which every such row is applied once they are (the
+    ``after`` of the next call)."""
     swept = int(await connection.fetchval(_SWEPT, after, grace))
     rows = await connection.fetch(_STRAGGLERS, after, grace)
-    events = [LedgerEvent.model_validate_json(r["event"]) for r in rows
-              if r["outbox_id"] <= swept]
-    return swept, await apply(connection, events)
+    return swept, [r for r in rows if r["outbox_id"] <= swept]

@@ -28,6 +28,7 @@ from services.ledger import book, relay
 from services.ledger.budget import ensure_allocation
 from services.ledger.coverage import read_coverage
 from services.projector import fold
+from services.projector.applier import catch_up
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.coverage import as_figures, ledger_figures
@@ -97,16 +98,30 @@ async def test_rows_no_delivery_brought_are_applied_from_the_outbox_after_the_gr
     programme = programme_copy(malang, budget_idr=3 * 12 * 16_800)
     await ensure_allocation(conn, programme)
     await book.book_schedules(conn, [schedule(programme, nik, YEAR) for nik in niks.take(4)])
-    swept, found = await fold.catch_up(conn, 0, grace=3600)
+    # and a row whose sums break the totals (within the contract): set aside, not a stop
+    poison_id = await conn.fetchval("SELECT nextval('ledger.outbox_ids')")
+    poison = LedgerEvent(
+        outbox_id=poison_id, programme=programme.id, recorded_at=datetime.now(UTC),
+        workers=[LedgerWorkerMonths(nik=niks.take(1)[0], opd_code="DISNAKER",
+                                    category="ojek_online", kecamatan="Klojen",
+                                    amount_idr=2**62, held=YEAR[:3])])
+    await conn.execute("INSERT INTO ledger.outbox (outbox_id, programme, event)"
+                       " VALUES ($1, $2, $3)", poison_id, programme.id,
+                       poison.model_dump_json())
+    swept, found = await catch_up(conn, 0, grace=3600)
     assert (swept, found) == (0, [])  # too young: a delivery may still bring them
-    swept, found = await fold.catch_up(conn, 0, grace=0)
+    swept, found = await catch_up(conn, 0, grace=0)
     assert programme.id in {e.programme for e in found} and swept >= max(
         e.outbox_id for e in found)
     seen = snapshot(programme, await read_coverage(conn), datetime.now(UTC))
     assert as_figures(seen.model_dump(mode="json")) == await ledger_figures(
         conn, programme.id, programme.coverage.headline_period)
     assert (seen.active_workers, seen.awaiting_budget_workers) == (3, 1)
-    assert await fold.catch_up(conn, 0, grace=0) == (swept, [])
+    assert poison_id not in {e.outbox_id for e in found}
+    assert await conn.fetchval(
+        "SELECT reason FROM ledger.dead_letters WHERE service = 'projector'"
+        " AND topic = 'ledger.outbox' AND \"offset\" = $1", poison_id) == "out_of_range"
+    assert await catch_up(conn, 0, grace=0) == (swept, [])
 
 
 async def test_the_least_privileged_writer_role_books_relays_and_folds(
@@ -129,7 +144,7 @@ async def test_the_least_privileged_writer_role_books_relays_and_folds(
                 await conn.execute(relay.MARK, [r["outbox_id"] for r in rows])
             assert programme.id in {r["programme"] for r in rows}
             await fold.apply(conn, [LedgerEvent.model_validate_json(r["event"]) for r in rows])
-            await fold.catch_up(conn, 0, grace=0)
+            await catch_up(conn, 0, grace=0)
             seen = snapshot(programme, await read_coverage(conn), datetime.now(UTC))
             assert seen.active_workers == 1
         finally:
