@@ -33,7 +33,7 @@ from services.runtime.database import RETRYABLE
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # the longest a committed row waits for the relay to look
-BATCH_ROWS = 100  # rows sent per pass (each at most 512 KiB)
+BATCH_ROWS = 20  # rows sent per pass (each at most 512 KiB: at most 10 MiB in memory)
 SEND_TIMEOUT_SECONDS = 30.0  # a delivery that takes longer is given up and sent again
 RETRY_SECONDS = 1.0  # after a failed pass (broker or PostgreSQL away)
 

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 APP_ID = "iuran-projector"
 REFRESH_SECONDS = 1.0  # the longest events another process applied wait to be seen
-BATCH_MAX = 500  # ledger events folded in one transaction
+BATCH_MAX = 100  # ledger events folded in one transaction (each one ledger batch)
 BATCH_WITHIN_SECONDS = 0.05  # the longest a batch waits to fill
 # The leader applies outbox rows this old that no delivery brought, from PostgreSQL.
 CATCH_UP_GRACE_SECONDS = 30.0
