@@ -22,6 +22,7 @@ TOPIC_REJECTED = "iuran.registrations.rejected.v1"
 TOPIC_CONTRIBUTIONS = "iuran.contributions.v1"
 TOPIC_PAYMENTS = "iuran.payments.v1"
 TOPIC_COVERAGE = "iuran.coverage.v1"
+TOPIC_LEDGER = "iuran.ledger.v1"
 
 Period = Annotated[
     str,
@@ -259,3 +260,47 @@ class CoverageSnapshot(_Event):
     members: int = Field(
         default=0, description="registered_outside_programme + covered_in_headline_period.")
     months: list[CoverageMonth] = Field(default_factory=list)
+
+
+Periods = Annotated[list[Period], Field(default_factory=list)]
+
+
+class LedgerWorkerMonths(_Event):
+    """One worker's months that a ledger transaction changed, for one OPD, category,
+    kecamatan and monthly amount: the periods of each kind of change."""
+
+    nik: ScheduleNik
+    opd_code: str = Field(description="The OPD that enrolled the worker, as booked.")
+    category: str
+    kecamatan: str
+    amount_idr: PositiveRupiah = Field(description="The monthly amount of these months.")
+    booked: Periods = Field(description="Months booked (held months released now included).")
+    cancelled: Periods = Field(
+        description="Booked months cancelled before they were billed (the booking reversed).")
+    credited: Periods = Field(
+        description="Booked months cancelled after they were billed: a credit at BPJS.")
+    held: Periods = Field(description="Months held (no room in the budget, no allocation, or "
+                                      "waiting for an earlier enrolment's cancellation).")
+    released: Periods = Field(description="Held months booked now (also in booked).")
+    held_cancelled: Periods = Field(description="Held months cancelled, never booked.")
+    held_duplicate: Periods = Field(
+        description="Held months found paid by another enrolment, never booked.")
+
+
+class LedgerBillSettled(_Event):
+    bill_id: UUID
+    period: Period
+    amount_idr: BigintRupiah = Field(description="The bill's amount, now paid to BPJS.")
+
+
+class LedgerEvent(_Event):
+    """What one ledger transaction committed for one programme, relayed from the ledger's
+    outbox (ledger.outbox). Delivered at least once: apply each ``outbox_id`` once."""
+
+    outbox_id: int = Field(ge=1, le=INT64_MAX,
+                           description="Stable id of the outbox row; the idempotency key.")
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
+    programme: Code
+    recorded_at: AwareDatetime = Field(description="When the transaction wrote it.")
+    workers: list[LedgerWorkerMonths] = Field(default_factory=list)
+    bills_settled: list[LedgerBillSettled] = Field(default_factory=list)

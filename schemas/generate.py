@@ -20,6 +20,7 @@ def render() -> dict[str, str]:
         "registration-rejected.v1": events.RejectedEvent,
         "payment-confirmed.v1": events.PaymentConfirmed,
         "coverage-snapshot.v1": events.CoverageSnapshot,
+        "ledger.v1": events.LedgerEvent,
     }
     schemas: dict[str, dict[str, object]] = {
         name: model.model_json_schema() for name, model in models.items()

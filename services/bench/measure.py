@@ -9,14 +9,14 @@ from typing import Any
 
 import asyncpg
 
-from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_LEDGER, TOPIC_REGISTRATIONS
 from services.bench import ledger_sql
 from services.bench.infra import MemorySampler, Stack, cpu_delta, cpu_snapshot
 from services.bench.lag import LagProbe, caught_up
 from services.bench.workload import Workload
 from services.runtime.kafka import publish_all
 
-PIPELINE_TOPICS = [TOPIC_REGISTRATIONS, TOPIC_CONTRIBUTIONS]
+PIPELINE_TOPICS = [TOPIC_REGISTRATIONS, TOPIC_CONTRIBUTIONS, TOPIC_LEDGER]
 SQL_EVERY = 30.0  # seconds between ledger counts while the consumers are still behind
 
 

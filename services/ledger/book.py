@@ -20,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import ContributionSchedule
-from services.ledger import journal, model
+from services.ledger import journal, model, outbox
 from services.ledger.accounts import postings
 from services.ledger.bills import BILL_LINES_SHARED
 from services.ledger.model import Allocation, Arrival, Booked, Facts, Held, HoldReason, Month
@@ -318,6 +318,7 @@ async def _write(
     if decided.tombstones:
         await copy("early_cancellations", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
                    records=[_row(m) for m in decided.tombstones])
+    await outbox.record(connection, decided)
     if not decided.refused:
         return []
     inserted = await connection.fetch(_REFUSE, *(list(column) for column in zip(*[

@@ -1,10 +1,13 @@
-"""Read the coverage the ledger holds (ledger.coverage_* summary tables) in one snapshot.
+"""Read the coverage running totals (the coverage.* tables) in one snapshot.
 
-The tables are summed by the booking transactions themselves, distinct worker counts
-included, so a read costs one row per programme and group and one per programme, month and
-(OPD, category, kecamatan), whatever the number of contributions, and one per programme
-for what was paid. ``changes`` polls the change marker alone: equal markers mean equal
-figures, and a reader that saw no change needs no other query.
+The coverage projector folds what the ledger committed (iuran.ledger.v1, relayed from the
+ledger's outbox) into those tables, distinct worker counts included, so a read costs one row
+per programme and group and one per programme, month and (OPD, category, kecamatan),
+whatever the number of contributions, and one per programme for what was paid. The totals
+equal the ledger's own figures once the projector has applied every event the ledger
+committed (docs/operations.md, "Coverage figures", says how soon). ``changes`` polls the
+change marker alone: equal markers mean equal figures, and a reader that saw no change
+needs no other query.
 """
 
 from __future__ import annotations
@@ -13,26 +16,21 @@ import asyncpg
 
 from services.domain.coverage import DIMENSIONS, LedgerCoverage, MonthTally, Tally
 
-# Both terms only grow: the summary's changes, and the bills settled (what was paid).
+# Both terms only grow: the months' changes, and the bills settled (what was paid).
 _MARKER = """
-SELECT (SELECT coalesce(sum(changes), 0) FROM ledger.coverage_months)::bigint
-       + (SELECT count(*) FROM ledger.bill_settlements)
+SELECT (SELECT coalesce(sum(changes), 0) FROM coverage.months)::bigint
+       + (SELECT coalesce(sum(settled_bills), 0) FROM coverage.paid)::bigint
 """
 
-# What BPJS was paid per programme: its settled bills (one settlement transfer per line, so
-# this equals finance.budget_utilisation.paid_idr; bills are few, their lines many).
-_PAID = """
-SELECT b.programme, sum(b.amount_idr)::bigint AS paid_idr
-  FROM ledger.bills b
- WHERE EXISTS (SELECT 1 FROM ledger.bill_settlements s WHERE s.bill_id = b.bill_id)
- GROUP BY b.programme
-"""
+# What BPJS was paid per programme: its settled bills (equal to
+# finance.budget_utilisation.paid_idr once every settlement is applied).
+_PAID = "SELECT programme, paid_idr FROM coverage.paid WHERE settled_bills > 0"
 
 _MONTHS = """
 SELECT programme, period, sum(booked_months)::bigint AS covered,
        sum(booked_idr)::bigint AS booked_idr, sum(held_months)::bigint AS held,
        sum(held_idr)::bigint AS held_idr
-  FROM ledger.coverage_months
+  FROM coverage.months
  GROUP BY programme, period
 HAVING sum(booked_months) <> 0 OR sum(held_months) <> 0
  ORDER BY programme, period
@@ -41,7 +39,7 @@ HAVING sum(booked_months) <> 0 OR sum(held_months) <> 0
 _GROUPS = """
 SELECT programme, dimension, key, active_workers, contributions_booked, booked_idr,
        awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr
-  FROM ledger.coverage_groups
+  FROM coverage.groups
  WHERE active_workers <> 0 OR awaiting_budget_workers <> 0
  ORDER BY programme, dimension, key
 """

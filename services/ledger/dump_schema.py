@@ -19,7 +19,7 @@ from services.ledger.migrate import migrate_url
 from services.runtime.embedded import EmbeddedPostgres
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.sql"
-SCHEMAS = ("ledger", "finance", "registry")
+SCHEMAS = ("ledger", "finance", "registry", "coverage")
 
 # Lines that differ between two dumps of the same schema: the server's version, and the
 # random key pg_dump puts in \restrict / \unrestrict since PostgreSQL 17.6.

@@ -24,7 +24,7 @@ import asyncpg
 
 from schemas.events import PaymentConfirmed
 from services.domain.schedule import derived_id
-from services.ledger import journal
+from services.ledger import journal, outbox
 from services.ledger.bills import bill_lock_sql
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ async def apply_payment(
                         payment.programme, payment.period, kind, f"{payment.amount_idr:,}")
             return PaymentOutcome(DISCREPANCY, kind, expected_idr=expected)
         await connection.execute(_SETTLE, payment.payment_id, settle, payment.reference)
+        await outbox.record_settlements(connection, settle)
         for partial in partials:
             await connection.execute(
                 """INSERT INTO ledger.discrepancy_resolutions (discrepancy_id, resolution,
@@ -299,6 +300,7 @@ async def _apply_to_bill(
     if bill["period"] != found["period"]:
         await connection.execute(bill_lock_sql(), bill["programme"], bill["period"])
     await connection.execute(_SETTLE, found["payment_id"], [bill_id], found["reference"])
+    await outbox.record_settlements(connection, [bill_id])
     return int(bill["amount_idr"])
 
 

@@ -18,6 +18,12 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: coverage; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA coverage;
+
+--
 -- Name: finance; Type: SCHEMA; Schema: -; Owner: -
 --
 
@@ -171,94 +177,6 @@ END;
 $$;
 
 --
--- Name: track_coverage(); Type: FUNCTION; Schema: ledger; Owner: -
---
-
-CREATE FUNCTION ledger.track_coverage() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    deltas text;
-BEGIN
-    deltas := CASE TG_TABLE_NAME
-        WHEN 'contributions' THEN
-            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
-                      1 AS booked, amount_idr AS booked_idr, 0 AS held, 0::bigint AS held_idr
-                 FROM changed$d$
-        WHEN 'cancellations' THEN
-            $d$SELECT c.programme, c.period, c.nik, c.opd_code, c.category, c.kecamatan,
-                      -1, -c.amount_idr, 0, 0::bigint
-                 FROM changed x JOIN ledger.contributions c USING (contribution_id)$d$
-        WHEN 'held_contributions' THEN
-            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
-                      0, 0::bigint, 1, amount_idr
-                 FROM changed$d$
-        WHEN 'held_resolutions' THEN
-            $d$SELECT h.programme, h.period, h.nik, h.opd_code, h.category, h.kecamatan,
-                      0, 0::bigint, -1, -h.amount_idr
-                 FROM changed r JOIN ledger.held_contributions h USING (contribution_id)$d$
-    END;
-    EXECUTE format($sql$
-        WITH d (programme, period, nik, opd_code, category, kecamatan,
-                booked, booked_idr, held, held_idr) AS (%s),
-        months AS (
-            INSERT INTO ledger.coverage_months AS m
-                   (programme, period, opd_code, category, kecamatan,
-                    booked_months, booked_idr, held_months, held_idr, changes)
-            SELECT programme, period, opd_code, category, kecamatan,
-                   sum(booked), sum(booked_idr), sum(held), sum(held_idr), count(*)
-              FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (programme, period, opd_code, category, kecamatan) DO UPDATE
-               SET booked_months = m.booked_months + EXCLUDED.booked_months,
-                   booked_idr = m.booked_idr + EXCLUDED.booked_idr,
-                   held_months = m.held_months + EXCLUDED.held_months,
-                   held_idr = m.held_idr + EXCLUDED.held_idr,
-                   changes = m.changes + EXCLUDED.changes
-            RETURNING 1
-        ), g AS (
-            SELECT d.programme, x.dimension, x.key, d.nik::bigint AS nik,
-                   sum(d.booked) AS booked, sum(d.booked_idr) AS booked_idr,
-                   sum(d.held) AS held, sum(d.held_idr) AS held_idr
-              FROM d CROSS JOIN LATERAL (VALUES ('total', ''), ('by_opd', d.opd_code),
-                                                ('by_category', d.category),
-                                                ('by_kecamatan', d.kecamatan)) x (dimension, key)
-             GROUP BY 1, 2, 3, 4
-        ), workers AS (
-            INSERT INTO ledger.coverage_workers AS w
-                   (programme, dimension, key, nik, booked_months, held_months)
-            SELECT programme, dimension, key, nik, booked, held FROM g ORDER BY 1, 2, 3, 4
-            ON CONFLICT (programme, dimension, key, nik) DO UPDATE
-               SET booked_months = w.booked_months + EXCLUDED.booked_months,
-                   held_months = w.held_months + EXCLUDED.held_months
-            RETURNING w.programme, w.dimension, w.key, w.nik, w.booked_months, w.held_months
-        )
-        INSERT INTO ledger.coverage_groups AS t
-               (programme, dimension, key, active_workers, contributions_booked, booked_idr,
-                awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr)
-        SELECT g.programme, g.dimension, g.key,
-               -- now minus before: +1 when the worker's months went from 0 to more, -1 back
-               sum((w.booked_months > 0)::int - (w.booked_months - g.booked > 0)::int),
-               sum(g.booked), sum(g.booked_idr),
-               sum((w.held_months > 0)::int - (w.held_months - g.held > 0)::int),
-               sum(g.held), sum(g.held_idr)
-          FROM g JOIN workers w USING (programme, dimension, key, nik)
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (programme, dimension, key) DO UPDATE
-           SET active_workers = t.active_workers + EXCLUDED.active_workers,
-               contributions_booked = t.contributions_booked + EXCLUDED.contributions_booked,
-               booked_idr = t.booked_idr + EXCLUDED.booked_idr,
-               awaiting_budget_workers = t.awaiting_budget_workers
-                                         + EXCLUDED.awaiting_budget_workers,
-               awaiting_budget_contributions = t.awaiting_budget_contributions
-                                               + EXCLUDED.awaiting_budget_contributions,
-               awaiting_budget_idr = t.awaiting_budget_idr + EXCLUDED.awaiting_budget_idr
-    $sql$, deltas);
-    RETURN NULL;
-END;
-$_$;
-
---
 -- Name: refuse_submission_change(); Type: FUNCTION; Schema: registry; Owner: -
 --
 
@@ -279,6 +197,72 @@ $$;
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: applied; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.applied (
+    outbox_id bigint NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: groups; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.groups (
+    programme text NOT NULL,
+    dimension text NOT NULL,
+    key text NOT NULL,
+    active_workers bigint DEFAULT 0 NOT NULL,
+    contributions_booked bigint DEFAULT 0 NOT NULL,
+    booked_idr bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_workers bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_contributions bigint DEFAULT 0 NOT NULL,
+    awaiting_budget_idr bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT groups_dimension_check CHECK ((dimension = ANY (ARRAY['total'::text, 'by_opd'::text, 'by_category'::text, 'by_kecamatan'::text])))
+);
+
+--
+-- Name: months; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.months (
+    programme text NOT NULL,
+    period text NOT NULL,
+    opd_code text NOT NULL,
+    category text NOT NULL,
+    kecamatan text NOT NULL,
+    booked_months bigint DEFAULT 0 NOT NULL,
+    booked_idr bigint DEFAULT 0 NOT NULL,
+    held_months bigint DEFAULT 0 NOT NULL,
+    held_idr bigint DEFAULT 0 NOT NULL,
+    changes bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: paid; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.paid (
+    programme text NOT NULL,
+    paid_idr bigint DEFAULT 0 NOT NULL,
+    settled_bills bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: workers; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.workers (
+    programme text NOT NULL,
+    dimension text NOT NULL,
+    key text NOT NULL,
+    nik bigint NOT NULL,
+    booked_months bigint DEFAULT 0 NOT NULL,
+    held_months bigint DEFAULT 0 NOT NULL
+);
 
 --
 -- Name: transfers; Type: TABLE; Schema: ledger; Owner: -
@@ -1708,53 +1692,6 @@ ALTER TABLE ledger.budget_allocation_changes ALTER COLUMN change_id ADD GENERATE
 );
 
 --
--- Name: coverage_groups; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.coverage_groups (
-    programme text NOT NULL,
-    dimension text NOT NULL,
-    key text NOT NULL,
-    active_workers bigint DEFAULT 0 NOT NULL,
-    contributions_booked bigint DEFAULT 0 NOT NULL,
-    booked_idr bigint DEFAULT 0 NOT NULL,
-    awaiting_budget_workers bigint DEFAULT 0 NOT NULL,
-    awaiting_budget_contributions bigint DEFAULT 0 NOT NULL,
-    awaiting_budget_idr bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT coverage_groups_dimension_check CHECK ((dimension = ANY (ARRAY['total'::text, 'by_opd'::text, 'by_category'::text, 'by_kecamatan'::text])))
-);
-
---
--- Name: coverage_months; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.coverage_months (
-    programme text NOT NULL,
-    period text NOT NULL,
-    opd_code text NOT NULL,
-    category text NOT NULL,
-    kecamatan text NOT NULL,
-    booked_months bigint DEFAULT 0 NOT NULL,
-    booked_idr bigint DEFAULT 0 NOT NULL,
-    held_months bigint DEFAULT 0 NOT NULL,
-    held_idr bigint DEFAULT 0 NOT NULL,
-    changes bigint DEFAULT 0 NOT NULL
-);
-
---
--- Name: coverage_workers; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.coverage_workers (
-    programme text NOT NULL,
-    dimension text NOT NULL,
-    key text NOT NULL,
-    nik bigint NOT NULL,
-    booked_months bigint DEFAULT 0 NOT NULL,
-    held_months bigint DEFAULT 0 NOT NULL
-);
-
---
 -- Name: dead_letters_dead_letter_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1783,6 +1720,35 @@ ALTER TABLE ledger.held_contributions ALTER COLUMN hold_seq ADD GENERATED ALWAYS
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: outbox; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.outbox (
+    outbox_id bigint NOT NULL,
+    programme text NOT NULL,
+    event text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    published_at timestamp with time zone
+);
+
+--
+-- Name: outbox_ids; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+CREATE SEQUENCE ledger.outbox_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: outbox_ids; Type: SEQUENCE OWNED BY; Schema: ledger; Owner: -
+--
+
+ALTER SEQUENCE ledger.outbox_ids OWNED BY ledger.outbox.outbox_id;
 
 --
 -- Name: premium_rates_rate_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
@@ -1870,10 +1836,51 @@ CREATE TABLE registry.worker_state (
 ALTER TABLE ONLY ledger.dead_letters ALTER COLUMN dead_letter_id SET DEFAULT nextval('ledger.dead_letters_dead_letter_id_seq'::regclass);
 
 --
+-- Name: outbox outbox_id; Type: DEFAULT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.outbox ALTER COLUMN outbox_id SET DEFAULT nextval('ledger.outbox_ids'::regclass);
+
+--
 -- Name: refused_contributions refused_id; Type: DEFAULT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.refused_contributions ALTER COLUMN refused_id SET DEFAULT nextval('ledger.refused_contributions_refused_id_seq'::regclass);
+
+--
+-- Name: applied applied_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.applied
+    ADD CONSTRAINT applied_pkey PRIMARY KEY (outbox_id);
+
+--
+-- Name: groups groups_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.groups
+    ADD CONSTRAINT groups_pkey PRIMARY KEY (programme, dimension, key);
+
+--
+-- Name: months months_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.months
+    ADD CONSTRAINT months_pkey PRIMARY KEY (programme, period, opd_code, category, kecamatan);
+
+--
+-- Name: paid paid_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.paid
+    ADD CONSTRAINT paid_pkey PRIMARY KEY (programme);
+
+--
+-- Name: workers workers_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (programme, dimension, key, nik);
 
 --
 -- Name: accounts accounts_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -1967,27 +1974,6 @@ ALTER TABLE ONLY ledger.contributions
     ADD CONSTRAINT contributions_pkey PRIMARY KEY (contribution_id);
 
 --
--- Name: coverage_groups coverage_groups_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
---
-
-ALTER TABLE ONLY ledger.coverage_groups
-    ADD CONSTRAINT coverage_groups_pkey PRIMARY KEY (programme, dimension, key);
-
---
--- Name: coverage_months coverage_months_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
---
-
-ALTER TABLE ONLY ledger.coverage_months
-    ADD CONSTRAINT coverage_months_pkey PRIMARY KEY (programme, period, opd_code, category, kecamatan);
-
---
--- Name: coverage_workers coverage_workers_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
---
-
-ALTER TABLE ONLY ledger.coverage_workers
-    ADD CONSTRAINT coverage_workers_pkey PRIMARY KEY (programme, dimension, key, nik);
-
---
 -- Name: credit_refunds credit_refunds_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2070,6 +2056,13 @@ ALTER TABLE ONLY ledger.held_contributions
 
 ALTER TABLE ONLY ledger.held_resolutions
     ADD CONSTRAINT held_resolutions_pkey PRIMARY KEY (contribution_id);
+
+--
+-- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.outbox
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (outbox_id);
 
 --
 -- Name: payment_voids payment_voids_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2285,6 +2278,12 @@ CREATE INDEX held_contributions_registration ON ledger.held_contributions USING 
 CREATE INDEX held_resolutions_schedule ON ledger.held_resolutions USING btree (schedule_id);
 
 --
+-- Name: outbox_unpublished; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX outbox_unpublished ON ledger.outbox USING btree (outbox_id) WHERE (published_at IS NULL);
+
+--
 -- Name: payments_programme_period; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2465,12 +2464,6 @@ CREATE TRIGGER cancellations_refused_append_only BEFORE DELETE OR UPDATE ON ledg
 CREATE TRIGGER cancellations_refused_no_truncate BEFORE TRUNCATE ON ledger.cancellations_refused FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: cancellations cancellations_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER cancellations_track_coverage AFTER INSERT ON ledger.cancellations REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
-
---
 -- Name: contributions contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2481,12 +2474,6 @@ CREATE TRIGGER contributions_append_only BEFORE DELETE OR UPDATE ON ledger.contr
 --
 
 CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
-
---
--- Name: contributions contributions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
---
-
-CREATE TRIGGER contributions_track_coverage AFTER INSERT ON ledger.contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
 
 --
 -- Name: credit_refunds credit_refunds_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2597,16 +2584,22 @@ CREATE TRIGGER held_resolutions_append_only BEFORE DELETE OR UPDATE ON ledger.he
 CREATE TRIGGER held_resolutions_no_truncate BEFORE TRUNCATE ON ledger.held_resolutions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: held_resolutions held_resolutions_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+-- Name: outbox outbox_no_delete; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
-CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resolutions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+CREATE TRIGGER outbox_no_delete BEFORE DELETE ON ledger.outbox FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
--- Name: held_contributions held_track_coverage; Type: TRIGGER; Schema: ledger; Owner: -
+-- Name: outbox outbox_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
-CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON ledger.outbox FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: outbox outbox_published_once; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER outbox_published_once BEFORE UPDATE ON ledger.outbox FOR EACH ROW WHEN (((old.published_at IS NOT NULL) OR ((((new.outbox_id IS DISTINCT FROM old.outbox_id) OR (new.programme IS DISTINCT FROM old.programme)) OR (new.event IS DISTINCT FROM old.event)) OR (new.recorded_at IS DISTINCT FROM old.recorded_at)))) EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: payment_voids payment_voids_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2859,6 +2852,12 @@ ALTER TABLE ONLY registry.submission_rows
     ADD CONSTRAINT submission_rows_submission_id_fkey FOREIGN KEY (submission_id) REFERENCES registry.submissions(submission_id);
 
 --
+-- Name: SCHEMA coverage; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA coverage TO iuran_ledger_writer;
+
+--
 -- Name: SCHEMA finance; Type: ACL; Schema: -; Owner: -
 --
 
@@ -2919,16 +2918,40 @@ REVOKE ALL ON FUNCTION ledger.guard_allocation() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger.refuse_change() FROM PUBLIC;
 
 --
--- Name: FUNCTION track_coverage(); Type: ACL; Schema: ledger; Owner: -
---
-
-REVOKE ALL ON FUNCTION ledger.track_coverage() FROM PUBLIC;
-
---
 -- Name: FUNCTION refuse_submission_change(); Type: ACL; Schema: registry; Owner: -
 --
 
 REVOKE ALL ON FUNCTION registry.refuse_submission_change() FROM PUBLIC;
+
+--
+-- Name: TABLE applied; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.applied TO iuran_ledger_writer;
+
+--
+-- Name: TABLE groups; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.groups TO iuran_ledger_writer;
+
+--
+-- Name: TABLE months; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.months TO iuran_ledger_writer;
+
+--
+-- Name: TABLE paid; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.paid TO iuran_ledger_writer;
+
+--
+-- Name: TABLE workers; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.workers TO iuran_ledger_writer;
 
 --
 -- Name: TABLE transfers; Type: ACL; Schema: ledger; Owner: -
@@ -3287,24 +3310,6 @@ GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
 GRANT USAGE ON SEQUENCE ledger.budget_allocation_changes_change_id_seq TO iuran_ledger_writer;
 
 --
--- Name: TABLE coverage_groups; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.coverage_groups TO iuran_ledger_writer;
-
---
--- Name: TABLE coverage_months; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.coverage_months TO iuran_ledger_writer;
-
---
--- Name: TABLE coverage_workers; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.coverage_workers TO iuran_ledger_writer;
-
---
 -- Name: SEQUENCE dead_letters_dead_letter_id_seq; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3315,6 +3320,24 @@ GRANT USAGE ON SEQUENCE ledger.dead_letters_dead_letter_id_seq TO iuran_ledger_w
 --
 
 GRANT USAGE ON SEQUENCE ledger.held_contributions_hold_seq_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE outbox; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.outbox TO iuran_ledger_writer;
+
+--
+-- Name: COLUMN outbox.published_at; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT UPDATE(published_at) ON TABLE ledger.outbox TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE outbox_ids; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.outbox_ids TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE premium_rates_rate_id_seq; Type: ACL; Schema: ledger; Owner: -
@@ -3369,6 +3392,12 @@ GRANT UPDATE(state) ON TABLE registry.worker_state TO iuran_ledger_writer;
 --
 
 GRANT UPDATE(updated_at) ON TABLE registry.worker_state TO iuran_ledger_writer;
+
+--
+-- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: coverage; Owner: -
+--
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA coverage GRANT SELECT,INSERT,UPDATE ON TABLES TO iuran_ledger_writer;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: finance; Owner: -

@@ -35,6 +35,7 @@ from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import unmigrated
+from services.ledger.relay import Relay
 from services.ledger.report import refresh_gauges
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
@@ -69,6 +70,7 @@ class LedgerService(Service):
         self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
+        self._relay: Relay | None = None  # sends what the ledger committed (its outbox)
 
     def readiness(self) -> tuple[bool, str]:
         if not self._db_ok:
@@ -131,10 +133,14 @@ class LedgerService(Service):
         await self._producer.start()
         await self._consumer.start()
         lag_task = asyncio.create_task(self._report_lag())
+        self._relay = Relay(settings.database_url, self._producer)
+        relay_task = asyncio.create_task(self._relay.run())
         try:
             await self._consume()
         finally:
             lag_task.cancel()
+            relay_task.cancel()
+            await asyncio.gather(relay_task, return_exceptions=True)
             await self._consumer.stop()
             await self._producer.stop()
             if self._connection is not None:
@@ -294,6 +300,8 @@ class LedgerService(Service):
             metrics.PAYMENTS_SETTLED.labels(payment.programme).inc()
         if outcome.outcome != payments.REPLAYED:
             self._gauges_at = 0.0  # show a settled bill or a new discrepancy soon
+            if self._relay is not None:
+                self._relay.wake()
 
     async def _reject(self, record: ConsumerRecord, errors: list[RejectionError]) -> None:
         assert self._producer is not None
@@ -322,6 +330,8 @@ class LedgerService(Service):
         return await self._until_done("ledger", timed)
 
     def _record(self, result: book.BatchResult) -> None:
+        if self._relay is not None:
+            self._relay.wake()
         for programme, count in result.booked.items():
             metrics.CONTRIBUTIONS_BOOKED.labels(programme).inc(count)
             metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme).inc(result.booked_idr[programme])

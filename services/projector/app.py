@@ -1,13 +1,15 @@
-"""The projector's Faust app: coverage read from the ledger, published by the leader.
+"""The projector's Faust app: coverage folded from what the ledger committed, published by
+the leader.
 
 Every figure comes from the ledger (the system of record), never from what the validator
-intended: the booking transactions sum what they booked, held and cancelled (the coverage
-summaries kept by ledger.track_coverage), and every projector process reads those sums, so
-all of them compute the same global totals. The ledger is polled every REFRESH_SECONDS
-with a change marker (one small query); the figures are read again only when it moved. The
-projector still consumes the contribution schedules, without keeping anything of them: it
-stays a member of its consumer group (Faust elects the leader among the members) and its
-lag shows that it follows the pipeline.
+intended: each booking transaction writes what it booked, held, cancelled, credited and
+settled to the ledger's outbox, the ledger relays it to iuran.ledger.v1, and the ``fold``
+agent applies each batch of those events to the running totals (the coverage.* tables) in
+one PostgreSQL transaction, skipping the events already applied (services.projector.fold),
+then acks it. The agents of all projector processes share the topic's partitions (keyed by
+programme); every process reads the totals from PostgreSQL, so all of them compute the same
+global figures. The totals are read again when this process applied events, and at least
+every REFRESH_SECONDS when the change marker moved (events another process applied).
 
 Only the Faust leader (the member assigned the leader topic's single partition; an app
 without tables gets aiokafka's round-robin assignor from Faust, which still hands that
@@ -30,11 +32,12 @@ import asyncpg
 import faust
 from aiohttp import web
 
-from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_COVERAGE, CoverageSnapshot
+from schemas.events import TOPIC_COVERAGE, TOPIC_LEDGER, CoverageSnapshot
 from services.domain.coverage import snapshots
 from services.domain.programme import Programme
 from services.ledger.coverage import changes, read_coverage
 from services.ledger.migrate import unmigrated
+from services.projector.applier import Applier, catch_up
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE
 from services.runtime.faust_worker import create_faust_app
@@ -44,7 +47,12 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_ID = "iuran-projector"
-REFRESH_SECONDS = 1.0  # the longest a committed booking waits to be seen
+REFRESH_SECONDS = 1.0  # the longest events another process applied wait to be seen
+BATCH_MAX = 100  # ledger events folded in one transaction (each one ledger batch)
+BATCH_WITHIN_SECONDS = 0.05  # the longest a batch waits to fill
+# The leader applies outbox rows this old that no delivery brought, from PostgreSQL.
+CATCH_UP_GRACE_SECONDS = 30.0
+CATCH_UP_EVERY_SECONDS = 10.0
 REPUBLISH_SECONDS = 30.0  # the leader sends unchanged snapshots again this often
 REFRESH_TIMEOUT = 30.0  # a read that takes longer is abandoned and tried again
 _GAUGES = (metrics.ACTIVE_WORKERS, metrics.COVERAGE_RATIO, metrics.COVERAGE_TARGET_RATIO,
@@ -61,10 +69,16 @@ class Projection:
     marker: int | None = None
     exporting: bool = False  # this process set the coverage gauges (it leads)
     schema: str | None = None  # why the ledger's schema cannot be read yet
+    applier: Applier | None = None
 
     def readiness(self) -> tuple[bool, str]:
-        """Not ready while the ledger's schema is not migrated."""
-        return (False, self.schema) if self.schema is not None else (True, "ok")
+        """Not ready while the ledger's schema is not migrated, or while a batch of ledger
+        events waits to be applied."""
+        if self.schema is not None:
+            return False, self.schema
+        if self.applier is not None and self.applier.waiting_for is not None:
+            return False, f"waiting for {self.applier.waiting_for}"
+        return True, "ok"
 
     async def refresh(self, connection: asyncpg.Connection) -> bool:
         """Read the figures again when the ledger changed; True when they changed."""
@@ -109,19 +123,30 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                projection: Projection | None = None) -> faust.App:
     app = create_faust_app(APP_ID, settings, "projector")
     view = projection or Projection(programmes)
-    contributions = app.topic(TOPIC_CONTRIBUTIONS, key_type=bytes, value_type=bytes,
-                              partitions=settings.partitions)
+    ledger = app.topic(TOPIC_LEDGER, key_type=bytes, value_type=bytes,
+                       partitions=settings.partitions)
     coverage = app.topic(TOPIC_COVERAGE, key_type=bytes, value_type=bytes,
                          partitions=settings.partitions)
 
     positions = Positions("projector", lambda: app.consumer.assignment())
+    view.applier = Applier(settings.database_url or "")
+    applied = asyncio.Event()  # this process changed the totals: read them again now
 
-    @app.agent(contributions, name="project")
-    async def project(stream: faust.StreamT[bytes]) -> None:
-        """Counted, not folded: the figures come from the ledger."""
-        async for event in stream.events():
-            positions.took(event.message.tp, event.message.offset)
-            metrics.EVENTS_CONSUMED.labels("projector", event.message.topic).inc()
+    @app.agent(ledger, name="fold")
+    async def fold(stream: faust.StreamT[bytes]) -> None:
+        """Each batch folded in one transaction, then acked (noack_take: take() would ack
+        a batch as soon as the loop asks for the next one)."""
+        assert view.applier is not None
+        batches = stream.noack_take(  # type: ignore[attr-defined]  # Stream has it, StreamT not
+            BATCH_MAX, within=BATCH_WITHIN_SECONDS)
+        async for events in batches:
+            for event in events:
+                positions.took(event.message.tp, event.message.offset)
+            metrics.EVENTS_CONSUMED.labels("projector", TOPIC_LEDGER).inc(len(events))
+            if await view.applier.handle([event.message for event in events]):
+                applied.set()
+            for event in events:
+                await stream.ack(event)
 
     changed = asyncio.Event()  # new figures, or a new leader: the snapshots are due
 
@@ -151,7 +176,37 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                     changed.set()
             except Exception:  # the consumer between two assignments: next round
                 log.exception("could not tell whether this projector leads")
-            await asyncio.sleep(REFRESH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(applied.wait(), timeout=REFRESH_SECONDS)
+            applied.clear()
+
+    @app.task
+    async def apply_stragglers() -> None:
+        """The leader applies the outbox rows no delivery brought within the grace period
+        (the embedded broker keeps its topics in memory), so the totals converge to the
+        ledger whatever the broker lost."""
+        swept = 0
+        connection: asyncpg.Connection | None = None
+        while True:
+            await asyncio.sleep(CATCH_UP_EVERY_SECONDS)
+            try:
+                if not settings.database_url or view.schema is not None \
+                        or not app.is_leader():
+                    continue
+                if connection is None or connection.is_closed():
+                    connection = await asyncpg.connect(settings.database_url, timeout=10)
+                swept, found = await catch_up(connection, swept, CATCH_UP_GRACE_SECONDS)
+                if found:
+                    log.warning("%d ledger events applied from the outbox: no delivery "
+                                "brought them within %.0f s", len(found),
+                                CATCH_UP_GRACE_SECONDS)
+                    metrics.LEDGER_EVENTS_APPLIED.inc(len(found))
+                    applied.set()
+            except Exception as exc:  # PostgreSQL away, between two assignments: next round
+                log.warning("outbox catch-up skipped (%s)", type(exc).__name__)
+                if connection is not None:
+                    connection.terminate()
+                connection = None
 
     @app.task
     async def publish_snapshots() -> None:
@@ -170,5 +225,5 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
             except Exception:  # a broker fault: the next change or round sends them again
                 log.exception("could not publish coverage snapshots")
 
-    install_faust_lag(app, "projector", [TOPIC_CONTRIBUTIONS])
+    install_faust_lag(app, "projector", [TOPIC_LEDGER])
     return app

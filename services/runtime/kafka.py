@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from schemas.events import (
     TOPIC_CONTRIBUTIONS,
     TOPIC_COVERAGE,
+    TOPIC_LEDGER,
     TOPIC_PAYMENTS,
     TOPIC_REGISTRATIONS,
     TOPIC_REJECTED,
@@ -28,6 +29,7 @@ ALL_TOPICS = (
     TOPIC_REJECTED,
     TOPIC_CONTRIBUTIONS,
     TOPIC_PAYMENTS,
+    TOPIC_LEDGER,
     TOPIC_COVERAGE,
 )
 # Topics whose records carry personal data (names, birth dates, phones, addresses, NIKs):

@@ -108,6 +108,25 @@ AWAITING_BUDGET_WORKERS = Gauge(
 AWAITING_BUDGET_IDR = Gauge(
     "iuran_awaiting_budget_idr", "Rupiah of the months held for budget.", ["programme"]
 )
+OUTBOX_PUBLISHED = Counter(
+    "iuran_outbox_published_total",
+    "Rows of the ledger's outbox delivered to iuran.ledger.v1 and marked published.",
+)
+OUTBOX_DELAY_SECONDS = Histogram(
+    "iuran_outbox_delay_seconds",
+    "From the transaction that wrote an outbox row to its delivery to iuran.ledger.v1.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LEDGER_EVENTS_APPLIED = Counter(
+    "iuran_ledger_events_applied_total",
+    "iuran.ledger.v1 events the coverage projector folded into its totals (a repeat of an "
+    "event already applied is not counted).",
+)
+COVERAGE_APPLY_SECONDS = Histogram(
+    "iuran_coverage_apply_seconds",
+    "Time to fold one batch of iuran.ledger.v1 events into the coverage totals.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 COVERAGE_REFRESH_SECONDS = Histogram(
     "iuran_coverage_refresh_seconds",
     "Time to read every coverage figure from the ledger after it changed.",

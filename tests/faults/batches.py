@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_LEDGER, TOPIC_REGISTRATIONS
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support import faults
@@ -34,7 +34,7 @@ from tests.support.workers import as_message, registration
 
 PREMIUM = 16_800
 EVERY_GROUP = [(GROUPS["validator"], TOPIC_REGISTRATIONS), (GROUPS["ledger"], TOPIC_CONTRIBUTIONS),
-               (GROUPS["projector"], TOPIC_CONTRIBUTIONS)]
+               (GROUPS["projector"], TOPIC_LEDGER)]
 
 SENT_NIKS: list[str] = []  # every NIK a batch of this session carried
 

@@ -283,15 +283,19 @@ async def test_the_writer_role_books_but_cannot_delete_or_rewrite_the_journal(
               AND (has_table_privilege('iuran_ledger_writer', c.oid, p.privilege)
                    OR (p.privilege = 'UPDATE'
                        AND has_any_column_privilege('iuran_ledger_writer', c.oid, 'UPDATE')
-                       AND c.relname <> 'budget_allocations'))
+                       AND c.relname NOT IN ('budget_allocations', 'outbox')))
             ORDER BY 1, 2""")
     assert [tuple(r) for r in granted] == [], "the writer role may rewrite the journal"
-    updatable = await conn.fetch(
-        """SELECT attname FROM pg_attribute
-            WHERE attrelid = 'ledger.budget_allocations'::regclass AND attnum > 0
-              AND NOT attisdropped
-              AND has_column_privilege('iuran_ledger_writer', attrelid, attnum, 'UPDATE')""")
-    assert [r["attname"] for r in updatable] == ["allocated_idr"]
+    # Two columns only: an allocation's amount (raised with a recorded change) and the
+    # moment an outbox row was relayed (set once).
+    for table, column in (("budget_allocations", "allocated_idr"), ("outbox", "published_at")):
+        updatable = await conn.fetch(
+            """SELECT attname FROM pg_attribute
+                WHERE attrelid = ('ledger.' || $1)::regclass AND attnum > 0
+                  AND NOT attisdropped
+                  AND has_column_privilege('iuran_ledger_writer', attrelid, attnum, 'UPDATE')""",
+            table)
+        assert [r["attname"] for r in updatable] == [column]
     owned = await conn.fetch(
         """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname IN ('ledger', 'finance')

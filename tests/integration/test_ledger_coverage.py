@@ -1,6 +1,8 @@
-"""The ledger's coverage summary (ledger.coverage_*) against SQL over finance.contributions:
-booked, held for budget, cancelled (booked or while held), refused duplicates, held ones
-booked when the allocation rises — every figure equal after every step."""
+"""The coverage totals folded from the ledger's outbox (coverage.*) against SQL over
+finance.contributions: booked, held for budget, cancelled (booked or while held), refused
+duplicates, held ones booked when the allocation rises, bills paid — every figure equal after
+every step once the outbox rows are folded (as the projector folds them from
+iuran.ledger.v1)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from services.ledger.bills import issue_bill
 from services.ledger.budget import ensure_allocation, raise_allocation
 from services.ledger.coverage import changes, read_coverage
 from services.ledger.payments import apply_payment
-from tests.support.coverage import as_figures, ledger_figures
+from tests.support.coverage import as_figures, fold_outbox, ledger_figures
 from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 PREMIUM = 16_800
@@ -26,6 +28,7 @@ YEAR = ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05",
 
 
 async def assert_equal(conn: asyncpg.Connection, programme: Programme) -> dict[str, object]:
+    await fold_outbox(conn)
     ledger = await read_coverage(conn)
     seen = snapshot(programme, ledger, datetime.now(UTC)).model_dump(mode="json")
     expected = await ledger_figures(conn, programme.id, programme.coverage.headline_period)
@@ -48,6 +51,8 @@ async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
                                                  "DISNAKER"],
                                        ["Klojen", "Sukun", "Klojen", "Blimbing", "Sukun"],
                                        strict=True)])
+    assert await changes(conn) == before  # not folded yet: the booking does not sum it
+    await fold_outbox(conn)
     assert await changes(conn) > before
     seen = await assert_equal(conn, city)
     assert (seen["active_workers"], seen["awaiting_budget_workers"]) == (2, 3)
@@ -77,6 +82,7 @@ async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
     marker = await changes(conn)
     await raise_allocation(conn, programme=city.id, amount_idr=12 * PREMIUM,
                            reason="one more worker", changed_by="test")
+    await fold_outbox(conn)
     assert await changes(conn) > marker
     seen = await assert_equal(conn, city)
     assert seen["active_workers"] == 4
@@ -85,6 +91,7 @@ async def test_every_outcome_of_the_ledger_moves_the_summary_as_sql_sees_it(
     # nothing changed: the marker stands still
     marker = await changes(conn)
     await book.book_schedules(conn, [schedule(city, workers[2], YEAR)])  # a replay
+    assert await fold_outbox(conn) == []
     assert await changes(conn) == marker
 
 
@@ -92,8 +99,8 @@ async def test_what_was_paid_to_bpjs_is_in_the_snapshot_as_the_ledger_holds_it(
     conn: asyncpg.Connection, malang: Programme, niks: NikSource
 ) -> None:
     """paid_idr of the snapshot is the programme's settled bills, as
-    finance.budget_utilisation sums them; a payment moves the change marker, so the
-    projector publishes it without waiting for a booking."""
+    finance.budget_utilisation sums them; a settlement writes its own outbox row and moves
+    the change marker, so the projector publishes it without waiting for a booking."""
     programme = programme_copy(malang, budget_idr=10**12, billing=Billing())
     await ensure_allocation(conn, programme)
     workers = niks.take(3)
@@ -111,6 +118,7 @@ async def test_what_was_paid_to_bpjs_is_in_the_snapshot_as_the_ledger_holds_it(
         amount_idr=bill.amount_idr, reference="BPJS-PAID-1",
         paid_at=datetime(2025, 12, 12, 9, 30, tzinfo=UTC)))
     assert outcome.outcome == "settled"
+    assert [e.bills_settled[0].bill_id for e in await fold_outbox(conn)] == [bill.bill_id]
     assert await changes(conn) > marker
     seen = await assert_equal(conn, programme)
     paid = await conn.fetchval(

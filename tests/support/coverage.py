@@ -3,9 +3,13 @@ officer would, to hold the projector, the API, the gauges and the page against i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
+
+from schemas.events import LedgerEvent
+from services.domain.coverage_fold import GroupKey, MonthKey, WorkerKey, deltas, group_deltas
 
 COVERED = "status IN ('booked', 'billed', 'paid')"
 
@@ -66,3 +70,54 @@ def as_figures(snapshot: dict[str, Any]) -> dict[str, Any]:
                                          for m in months}
     figures["covered_in_headline_period"] = snapshot["covered_in_headline_period"]
     return figures
+
+
+class MemoryTotals:
+    """The coverage tables as dictionaries, changed as services/projector/fold.py changes
+    them (a fake of the adapter over the same pure fold, for unit tests)."""
+
+    def __init__(self) -> None:
+        self.applied: set[int] = set()
+        self.months: dict[MonthKey, list[int]] = {}
+        self.workers: dict[WorkerKey, list[int]] = {}
+        self.groups: dict[GroupKey, list[int]] = {}
+        self.paid: dict[str, list[int]] = {}
+
+    def apply(self, events: Iterable[LedgerEvent]) -> list[LedgerEvent]:
+        fresh = []
+        for event in events:
+            if event.outbox_id not in self.applied:
+                self.applied.add(event.outbox_id)
+                fresh.append(event)
+        change = deltas(fresh)
+        _add(self.months, change.months)
+        _add(self.workers, change.workers)
+        now = {k: (self.workers[k][0], self.workers[k][2]) for k in change.workers}
+        _add(self.groups, group_deltas(change.workers, now))
+        _add(self.paid, change.paid)
+        return fresh
+
+    def tally(self, programme: str, dimension: str = "total", key: str = "") -> list[int]:
+        """active workers, months booked, rupiah booked, workers awaiting, months held,
+        rupiah held."""
+        return self.groups.get((programme, dimension, key), [0] * 6)
+
+
+def _add(into: dict[Any, list[int]], change: dict[Any, list[int]]) -> None:
+    for key, values in change.items():
+        row = into.setdefault(key, [0] * len(values))
+        for i, v in enumerate(values):
+            row[i] += v
+
+
+async def fold_outbox(connection: asyncpg.Connection) -> list[LedgerEvent]:
+    """Fold every outbox row the projector has not applied yet, as the projector does with
+    the events the relay sends (without the broker); returns the events applied now."""
+    from services.projector import fold
+
+    rows = await connection.fetch(
+        """SELECT event FROM ledger.outbox o
+            WHERE NOT EXISTS (SELECT 1 FROM coverage.applied a WHERE a.outbox_id = o.outbox_id)
+            ORDER BY outbox_id""")
+    return await fold.apply(connection, [LedgerEvent.model_validate_json(r["event"])
+                                         for r in rows])

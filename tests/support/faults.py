@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_REGISTRATIONS
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_LEDGER, TOPIC_REGISTRATIONS
 from services.cli.service import PIPELINE
 from services.ledger.migrate import migrate_url
 from services.runtime.embedded import EmbeddedPostgres, free_port
@@ -44,7 +44,7 @@ RESULTS_FILE = "faults-results.jsonl"
 GROUPS = {"validator": "iuran-validator", "ledger": "iuran-ledger",
           "projector": "iuran-projector"}
 INPUT_TOPIC = {"validator": TOPIC_REGISTRATIONS, "ledger": TOPIC_CONTRIBUTIONS,
-               "projector": TOPIC_CONTRIBUTIONS}
+               "projector": TOPIC_LEDGER}
 
 RESULTS: list[dict[str, Any]] = []  # everything recorded in this test session
 _results_dir: list[Path] = []

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_REGISTRATIONS
+from schemas.events import TOPIC_CONTRIBUTIONS, TOPIC_LEDGER, TOPIC_PAYMENTS, TOPIC_REGISTRATIONS
 from services.runtime.kafka import client_options
 from services.runtime.settings import Settings
 from tests.support.faults import GROUPS, end_offsets, wait_caught_up
@@ -18,7 +18,7 @@ from tests.support.faults import GROUPS, end_offsets, wait_caught_up
 PIPELINE_STAGES = (
     (GROUPS["validator"], TOPIC_REGISTRATIONS),
     (GROUPS["ledger"], TOPIC_CONTRIBUTIONS),
-    (GROUPS["projector"], TOPIC_CONTRIBUTIONS),
+    (GROUPS["projector"], TOPIC_LEDGER),
 )
 PAYMENTS_STAGE = ((GROUPS["ledger"], TOPIC_PAYMENTS),)
 

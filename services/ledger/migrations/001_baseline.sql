@@ -736,28 +736,71 @@ CREATE TRIGGER dead_letters_no_truncate BEFORE TRUNCATE ON ledger.dead_letters
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 -- ---------------------------------------------------------------------------------------
--- Coverage summaries
+-- The outbox: what the ledger committed, for iuran.ledger.v1
 -- ---------------------------------------------------------------------------------------
--- Coverage as the ledger holds it, summed in the transaction that books it. The projector
--- and the read API compute every coverage figure from these tables (and nothing else),
--- so each figure equals what the ledger holds the moment a booking commits, whatever
--- process reads it.
---
--- A statement that books, holds, cancels or resolves contributions adds its rows' deltas
--- here (ledger.track_coverage, statement-level triggers over the transition tables, one
--- upsert per group):
---   booked    +1 per contribution inserted into ledger.contributions,
---             -1 per cancellation of a booked one (ledger.cancellations);
---   held      +1 per contribution held (ledger.held_contributions, awaiting budget),
---             -1 when a hold is resolved (booked, cancelled while held, or a duplicate).
+-- A booking (services/ledger/outbox.py, called by the booking and by the settlement of
+-- bills) writes, in its own transaction, one row per programme describing what it booked,
+-- held, cancelled, credited and settled: an iuran.ledger.v1 event, exactly as it is sent.
+-- The ledger process relays the rows to Kafka (services/ledger/relay.py): it takes the
+-- unpublished rows in id order (FOR UPDATE SKIP LOCKED, so two ledger processes never send
+-- one row both), awaits their delivery, then sets published_at. Ids come from a sequence
+-- and commit out of order, so the relay never keeps a position: it selects the rows not
+-- published yet. A crash between the send and the mark sends a row again; consumers apply
+-- each outbox_id once. Only published_at ever changes (once); nothing is deleted.
+CREATE SEQUENCE ledger.outbox_ids;
+CREATE TABLE ledger.outbox (
+    outbox_id     bigint      PRIMARY KEY DEFAULT nextval('ledger.outbox_ids'),
+    programme     text        NOT NULL,
+    event         text        NOT NULL,  -- the iuran.ledger.v1 event (JSON) as sent
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    published_at  timestamptz            -- delivered to the broker
+);
+ALTER SEQUENCE ledger.outbox_ids OWNED BY ledger.outbox.outbox_id;
+-- The relay's queue: only the rows still to send are in it.
+CREATE INDEX outbox_unpublished ON ledger.outbox (outbox_id) WHERE published_at IS NULL;
+GRANT UPDATE (published_at) ON ledger.outbox TO iuran_ledger_writer;
+
+CREATE TRIGGER outbox_published_once BEFORE UPDATE ON ledger.outbox
+    FOR EACH ROW WHEN (OLD.published_at IS NOT NULL
+                       OR (NEW.outbox_id, NEW.programme, NEW.event, NEW.recorded_at)
+                          IS DISTINCT FROM (OLD.outbox_id, OLD.programme, OLD.event,
+                                            OLD.recorded_at))
+    EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER outbox_no_delete BEFORE DELETE ON ledger.outbox
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON ledger.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- Coverage: the projector's running totals, folded from iuran.ledger.v1
+-- ---------------------------------------------------------------------------------------
+-- Not the system of record: the coverage projector (services/projector) folds the ledger's
+-- events into these tables (services/projector/fold.py), one transaction per batch of
+-- events, and the projector and the read API compute every coverage figure from them
+-- (services/ledger/coverage.py). An event's outbox_id is recorded in coverage.applied in
+-- the transaction that applies it: a replay or a second delivery changes nothing.
+--   booked    +1 per month booked, -1 per booked month cancelled (reversed or credited);
+--   held      +1 per month held, -1 when a hold is resolved (booked, cancelled while held,
+--             or a duplicate).
 -- A refused duplicate is never booked nor held, so it never appears here.
+CREATE SCHEMA coverage;
+REVOKE ALL ON SCHEMA coverage FROM PUBLIC;
+GRANT USAGE ON SCHEMA coverage TO iuran_ledger_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA coverage
+    GRANT SELECT, INSERT, UPDATE ON TABLES TO iuran_ledger_writer;
+
+-- The events applied (their outbox_id), in the transaction that applied them.
+CREATE TABLE coverage.applied (
+    outbox_id   bigint      PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- Per programme, month and (OPD, category, kecamatan). One active payer per worker-month
--- across all programmes (ledger.check_one_payer) makes booked_months the number of distinct
--- workers covered in that month, and their sum over programmes the number of distinct
--- workers covered in that month by any programme. `changes` only ever grows: its sum is the
--- change marker a reader polls (it moves in the same transaction).
-CREATE TABLE ledger.coverage_months (
+-- across all programmes makes booked_months the number of distinct workers covered in that
+-- month, and their sum over programmes the number of distinct workers covered in that month
+-- by any programme. `changes` only ever grows: with coverage.paid's settled_bills it is the
+-- change marker a reader polls (it moves in the transaction that applies an event).
+CREATE TABLE coverage.months (
     programme      text   NOT NULL,
     period         text   NOT NULL,
     opd_code       text   NOT NULL,
@@ -773,9 +816,8 @@ CREATE TABLE ledger.coverage_months (
 
 -- Per programme, group ('total' | 'by_opd' | 'by_category' | 'by_kecamatan', and its key)
 -- and worker: that worker's months in the group. Four rows per worker and programme; a
--- reader never scans it. The NIK is kept as a number (16 digits, checked by the ledger's
--- tables).
-CREATE TABLE ledger.coverage_workers (
+-- reader never scans it. The NIK is kept as a number (16 digits).
+CREATE TABLE coverage.workers (
     programme      text   NOT NULL,
     dimension      text   NOT NULL,
     key            text   NOT NULL,
@@ -785,12 +827,12 @@ CREATE TABLE ledger.coverage_workers (
     PRIMARY KEY (programme, dimension, key, nik)
 );
 
--- Per programme and group, the distinct workers with a booked month and with a month
--- awaiting budget, and the months and rupiah of each. A worker is counted when its months
--- in the group go from 0 to more, uncounted when they drop back to 0, so the distinct
--- counts are exact without a reader ever counting distinct NIKs: a read costs the same with
--- 3,000 or 3,000,000 contributions.
-CREATE TABLE ledger.coverage_groups (
+-- Per programme and group, the distinct workers with a booked month and with a held
+-- month, and the months and rupiah of each. A worker is counted when its months in the
+-- group go from 0 to more, uncounted when they drop back to 0, so the distinct counts are
+-- exact without a reader ever counting distinct NIKs: a read costs the same with 3,000 or
+-- 3,000,000 contributions.
+CREATE TABLE coverage.groups (
     programme                      text   NOT NULL,
     dimension                      text   NOT NULL
         CHECK (dimension IN ('total', 'by_opd', 'by_category', 'by_kecamatan')),
@@ -804,104 +846,12 @@ CREATE TABLE ledger.coverage_groups (
     PRIMARY KEY (programme, dimension, key)
 );
 
--- Applies the deltas of one statement. The query that yields them depends on the table;
--- EXECUTE plans it at every call (a cached plan of a small first batch is slow on a large
--- one). Rows are upserted in key order, so two ledger processes take the row locks in the
--- same order.
-CREATE FUNCTION ledger.track_coverage() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    deltas text;
-BEGIN
-    deltas := CASE TG_TABLE_NAME
-        WHEN 'contributions' THEN
-            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
-                      1 AS booked, amount_idr AS booked_idr, 0 AS held, 0::bigint AS held_idr
-                 FROM changed$d$
-        WHEN 'cancellations' THEN
-            $d$SELECT c.programme, c.period, c.nik, c.opd_code, c.category, c.kecamatan,
-                      -1, -c.amount_idr, 0, 0::bigint
-                 FROM changed x JOIN ledger.contributions c USING (contribution_id)$d$
-        WHEN 'held_contributions' THEN
-            $d$SELECT programme, period, nik, opd_code, category, kecamatan,
-                      0, 0::bigint, 1, amount_idr
-                 FROM changed$d$
-        WHEN 'held_resolutions' THEN
-            $d$SELECT h.programme, h.period, h.nik, h.opd_code, h.category, h.kecamatan,
-                      0, 0::bigint, -1, -h.amount_idr
-                 FROM changed r JOIN ledger.held_contributions h USING (contribution_id)$d$
-    END;
-    EXECUTE format($sql$
-        WITH d (programme, period, nik, opd_code, category, kecamatan,
-                booked, booked_idr, held, held_idr) AS (%s),
-        months AS (
-            INSERT INTO ledger.coverage_months AS m
-                   (programme, period, opd_code, category, kecamatan,
-                    booked_months, booked_idr, held_months, held_idr, changes)
-            SELECT programme, period, opd_code, category, kecamatan,
-                   sum(booked), sum(booked_idr), sum(held), sum(held_idr), count(*)
-              FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (programme, period, opd_code, category, kecamatan) DO UPDATE
-               SET booked_months = m.booked_months + EXCLUDED.booked_months,
-                   booked_idr = m.booked_idr + EXCLUDED.booked_idr,
-                   held_months = m.held_months + EXCLUDED.held_months,
-                   held_idr = m.held_idr + EXCLUDED.held_idr,
-                   changes = m.changes + EXCLUDED.changes
-            RETURNING 1
-        ), g AS (
-            SELECT d.programme, x.dimension, x.key, d.nik::bigint AS nik,
-                   sum(d.booked) AS booked, sum(d.booked_idr) AS booked_idr,
-                   sum(d.held) AS held, sum(d.held_idr) AS held_idr
-              FROM d CROSS JOIN LATERAL (VALUES ('total', ''), ('by_opd', d.opd_code),
-                                                ('by_category', d.category),
-                                                ('by_kecamatan', d.kecamatan)) x (dimension, key)
-             GROUP BY 1, 2, 3, 4
-        ), workers AS (
-            INSERT INTO ledger.coverage_workers AS w
-                   (programme, dimension, key, nik, booked_months, held_months)
-            SELECT programme, dimension, key, nik, booked, held FROM g ORDER BY 1, 2, 3, 4
-            ON CONFLICT (programme, dimension, key, nik) DO UPDATE
-               SET booked_months = w.booked_months + EXCLUDED.booked_months,
-                   held_months = w.held_months + EXCLUDED.held_months
-            RETURNING w.programme, w.dimension, w.key, w.nik, w.booked_months, w.held_months
-        )
-        INSERT INTO ledger.coverage_groups AS t
-               (programme, dimension, key, active_workers, contributions_booked, booked_idr,
-                awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr)
-        SELECT g.programme, g.dimension, g.key,
-               -- now minus before: +1 when the worker's months went from 0 to more, -1 back
-               sum((w.booked_months > 0)::int - (w.booked_months - g.booked > 0)::int),
-               sum(g.booked), sum(g.booked_idr),
-               sum((w.held_months > 0)::int - (w.held_months - g.held > 0)::int),
-               sum(g.held), sum(g.held_idr)
-          FROM g JOIN workers w USING (programme, dimension, key, nik)
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (programme, dimension, key) DO UPDATE
-           SET active_workers = t.active_workers + EXCLUDED.active_workers,
-               contributions_booked = t.contributions_booked + EXCLUDED.contributions_booked,
-               booked_idr = t.booked_idr + EXCLUDED.booked_idr,
-               awaiting_budget_workers = t.awaiting_budget_workers
-                                         + EXCLUDED.awaiting_budget_workers,
-               awaiting_budget_contributions = t.awaiting_budget_contributions
-                                               + EXCLUDED.awaiting_budget_contributions,
-               awaiting_budget_idr = t.awaiting_budget_idr + EXCLUDED.awaiting_budget_idr
-    $sql$, deltas);
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER contributions_track_coverage AFTER INSERT ON ledger.contributions
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
-CREATE TRIGGER cancellations_track_coverage AFTER INSERT ON ledger.cancellations
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
-CREATE TRIGGER held_track_coverage AFTER INSERT ON ledger.held_contributions
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
-CREATE TRIGGER held_resolutions_track_coverage AFTER INSERT ON ledger.held_resolutions
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger.track_coverage();
+-- What BPJS was paid per programme: the amounts of its settled bills.
+CREATE TABLE coverage.paid (
+    programme      text   PRIMARY KEY,
+    paid_idr       bigint NOT NULL DEFAULT 0,
+    settled_bills  bigint NOT NULL DEFAULT 0
+);
 
 -- No function of the ledger's triggers is callable by PUBLIC.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ledger FROM PUBLIC;
