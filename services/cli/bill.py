@@ -9,39 +9,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import uuid
-from datetime import date
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.money import rupiah
-from services.domain.periods import PeriodError, parse_period
 from services.ledger.bills import Bill, BillError, issue_bill, issue_prepaid_bill
 from services.ledger.payments import ResolutionError, refund_credit
 from services.runtime.settings import Settings
 
-
-def _period(text: str) -> str:
-    try:
-        parse_period(text)
-    except PeriodError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a contribution id (UUID)") from None
+_contribution_id = arguments.identifier("a contribution id")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,14 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                       "day (prepaid billing); again: a supplementary bill")
     issue.add_argument("--programme", required=True, help="programme id, e.g. malang-2025")
     when = issue.add_mutually_exclusive_group(required=True)
-    when.add_argument("--period", type=_period, help="monthly billing: the month, YYYY-MM")
-    when.add_argument("--on", type=_day,
+    when.add_argument("--period", type=arguments.period,
+                      help="monthly billing: the month, YYYY-MM")
+    when.add_argument("--on", type=arguments.day,
                       help="prepaid billing: the day it is billed and paid, YYYY-MM-DD")
     issue.add_argument("--by", default=None, help="who issues it (default: your user name)")
     issue.set_defaults(handler=handle_issue)
     listing = actions.add_parser("list", help="the bills issued, with their status")
     listing.add_argument("--programme", default=None)
-    listing.add_argument("--period", default=None, type=_period)
+    listing.add_argument("--period", default=None, type=arguments.period)
     listing.set_defaults(handler=handle_list)
     credits = actions.add_parser("credits", help="credits at BPJS (deregistered billed "
                                                  "months, carried-over payments)")
@@ -67,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     credits.set_defaults(handler=handle_credits)
     refund = actions.add_parser("refund-credit",
                                 help="refund the credit of a deregistered billed month")
-    refund.add_argument("contribution_id", type=_uuid)
+    refund.add_argument("contribution_id", type=_contribution_id)
     refund.add_argument("--reason", required=True, help="e.g. refund letter to BPJS, ref ...")
     refund.add_argument("--by", default=None, help="who decided (default: your user name)")
     refund.set_defaults(handler=handle_refund)

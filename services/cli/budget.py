@@ -9,17 +9,11 @@ import sys
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.money import rupiah
 from services.ledger.budget import BudgetError, ensure_allocation, raise_allocation
 from services.runtime.settings import Settings
-
-
-def _amount(text: str) -> int:
-    cleaned = text.replace("_", "").replace(",", "").replace(".", "")
-    if not cleaned.isdigit() or int(cleaned) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of rupiah")
-    return int(cleaned)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up = actions.add_parser(
         "raise", help="raise an allocation by an amount (recorded with the reason)")
     up.add_argument("--programme", required=True, help="programme id, e.g. malang-2025")
-    up.add_argument("--amount", required=True, type=_amount,
+    up.add_argument("--amount", required=True, type=arguments.rupiah,
                     help="rupiah to add to the allocation, e.g. 100_000_000")
     up.add_argument("--reason", required=True,
                     help="why (e.g. the APBD change that decided it)")

@@ -6,29 +6,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import date
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.money import rupiah
 from services.ledger.corrections import RefundReceived, record_refund_received
 from services.ledger.payments import ResolutionError
 from services.runtime.settings import Settings
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _rupiah(text: str) -> int:
-    digits = text.replace("_", "").replace(",", "").replace(".", "")
-    if not digits.isdigit() or int(digits) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive amount of rupiah")
-    return int(digits)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,10 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "refund-received", help="a refund from BPJS on the bank statement: clears the "
                                 "refund due against cash")
     received.add_argument("--programme", required=True, help="programme id, e.g. malang-2025")
-    received.add_argument("--amount", required=True, type=_rupiah, help="rupiah, e.g. 16800")
+    received.add_argument("--amount", required=True, type=arguments.rupiah,
+                          help="rupiah, e.g. 16800")
     received.add_argument("--bank-reference", required=True,
                           help="the statement line's reference (recorded once)")
-    received.add_argument("--on", required=True, type=_day,
+    received.add_argument("--on", required=True, type=arguments.day,
                           help="the day it reached the account, YYYY-MM-DD")
     received.add_argument("--by", default=None, help="who records it (default: your user name)")
     received.set_defaults(handler=handle_refund_received)

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.cli.service import EVERY_SERVICE
 from services.domain.nik import mask_nik
@@ -23,22 +24,13 @@ PREVIEW_CHARS = 160
 _DIGIT_RUN = re.compile(r"[0-9]{7,}")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("deadletter", help="records set aside as dead letters: list")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="dead letters, oldest first")
     listing.add_argument("--service", choices=EVERY_SERVICE, help="only this service's")
-    listing.add_argument("--limit", type=_positive, default=100,
+    listing.add_argument("--limit", type=arguments.positive, default=100,
                          help="at most this many, the newest (default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.add_argument("--personal-data", action="store_true",

@@ -24,6 +24,7 @@ from schemas.events import (
     RejectedEvent,
     WorkerRegistered,
 )
+from services.cli import arguments
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
 from services.demo.workers import demo_registrations
@@ -41,24 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "demo", help="publish synthetic registrations, wait until booked, print a summary"
     )
-    parser.add_argument("--workers", type=_positive, default=25_808,
+    parser.add_argument("--workers", type=arguments.positive, default=25_808,
                         help="how many workers to register (default %(default)s)")
     parser.add_argument("--programme", default="malang-2025", help="programme id")
-    parser.add_argument("--timeout", type=_positive, default=900,
+    parser.add_argument("--timeout", type=arguments.positive, default=900,
                         help="seconds to wait for the ledger (default %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of the figures")
     parser.set_defaults(handler=handle)
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
-    return value
 
 
 @dataclass

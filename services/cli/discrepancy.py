@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import uuid
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.domain.money import rupiah
 from services.ledger.payments import (
@@ -22,12 +22,7 @@ from services.ledger.payments import (
 )
 from services.runtime.settings import Settings
 
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a discrepancy id (UUID)") from None
+_discrepancy_id = arguments.identifier("a discrepancy id")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.set_defaults(handler=handle_list)
     resolve = actions.add_parser(
         "resolve", help="move the money of a discrepancy out of suspense, with the reason")
-    resolve.add_argument("discrepancy_id", type=_uuid)
+    resolve.add_argument("discrepancy_id", type=_discrepancy_id)
     how = resolve.add_mutually_exclusive_group(required=True)
-    how.add_argument("--apply-to", type=_uuid, metavar="BILL_ID",
+    how.add_argument("--apply-to", type=_discrepancy_id, metavar="BILL_ID",
                      help="settle this open bill with the payment")
     how.add_argument("--refund", action="store_true", help="BPJS refunds all of it")
     how.add_argument("--carry-over", action="store_true",

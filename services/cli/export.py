@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from services.cli.bill import _period
+from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.ledger import export
 from services.ledger.views import VIEWS, ViewError, select
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="csv or xlsx (default: from the file name)")
     parser.add_argument("--out", required=True, type=Path, help="the file to write")
     parser.add_argument("--programme")
-    parser.add_argument("--period-from", type=_period, help="first month, YYYY-MM")
-    parser.add_argument("--period-to", type=_period, help="last month, YYYY-MM")
+    parser.add_argument("--period-from", type=arguments.period, help="first month, YYYY-MM")
+    parser.add_argument("--period-to", type=arguments.period, help="last month, YYYY-MM")
     parser.add_argument("--opd", dest="opd_code")
     parser.add_argument("--category")
     parser.add_argument("--kecamatan")

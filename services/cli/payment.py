@@ -8,22 +8,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import uuid
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.domain.money import rupiah
 from services.ledger.corrections import Void, void_payment
 from services.ledger.payments import ResolutionError
 from services.runtime.settings import Settings
 
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a payment id (UUID)") from None
+_payment_id = arguments.identifier("a payment id")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     void = actions.add_parser("void", help="reverse the receipt of a payment still in "
                                            "suspense (a reversing entry, with a reason)")
-    void.add_argument("payment_id", type=_uuid)
+    void.add_argument("payment_id", type=_payment_id)
     void.add_argument("--reason", required=True,
                       help="why, e.g. 'confirmed twice: same SP2D as payment ...'")
     void.add_argument("--by", default=None, help="who decided (default: your user name)")

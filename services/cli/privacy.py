@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.domain.programme import ProgrammeConfigError, load_programmes
 from services.privacy import access_log
@@ -25,31 +25,18 @@ from services.privacy.subject import SECTIONS, as_json, json_value, subject_reco
 from services.runtime.settings import Settings
 
 
-def _nik(text: str) -> str:
-    if len(text) != 16 or not text.isascii() or not text.isdigit():
-        raise argparse.ArgumentTypeError("a NIK is exactly 16 digits")
-    return text
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("privacy", help="personal data: access log, a person's record, "
                                             "retention purge")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     log = actions.add_parser("access-log", help="every read of personal data, newest first")
-    log.add_argument("--nik", type=_nik, help="only the reads of this person")
+    log.add_argument("--nik", type=arguments.nik, help="only the reads of this person")
     log.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.add_argument("--purpose", default="", help="why (kept in the access log)")
     log.set_defaults(handler=handle_access_log)
     subject = actions.add_parser("subject", help="everything iuran holds on one person")
-    subject.add_argument("nik", type=_nik, help="the person's NIK")
+    subject.add_argument("nik", type=arguments.nik, help="the person's NIK")
     shape = subject.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="the document as JSON")
     shape.add_argument("--out", type=Path, help="write the JSON document to this file")
@@ -59,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     purging = actions.add_parser(
         "purge", help="erase name, birth date, phone and address of workers whose retention "
                       "ended (the money trail stays)")
-    purging.add_argument("--before", type=_day, required=True,
+    purging.add_argument("--before", type=arguments.day, required=True,
                        help="erase what each programme's retention ends on or before, "
                             "YYYY-MM-DD")
     purging.add_argument("--dry-run", action="store_true", help="say what would be erased")

@@ -11,8 +11,9 @@ gets a unique violation, and the batch is decided again on fresh facts.
 from __future__ import annotations
 
 import logging
+import operator
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
@@ -62,16 +63,14 @@ def arrivals(schedules: Iterable[ContributionSchedule]) -> list[Arrival]:
     """The months of the schedules, in order, as the model takes them."""
     found = []
     for s in schedules:
-        category = s.category.value
-        for c in s.contributions:
-            found.append(Arrival(s.kind, Month(
-                contribution_id=c.contribution_id, nik=s.nik, period=c.period,
-                generation=c.generation, programme=s.programme,
-                funding_source=s.funding_source, amount_idr=c.amount_idr,
-                jkk_idr=c.components.jkk, jkm_idr=c.components.jkm, schedule_id=s.schedule_id,
-                registration_event_id=s.registration_event_id, opd_code=s.opd_code,
-                category=category, kecamatan=s.kecamatan, due_date=c.due_date,
-                occurred_at=s.occurred_at)))
+        kind, nik, programme, funding_source = s.kind, s.nik, s.programme, s.funding_source
+        schedule_id, event_id, opd_code = s.schedule_id, s.registration_event_id, s.opd_code
+        category, kecamatan, occurred_at = s.category.value, s.kecamatan, s.occurred_at
+        for c in s.contributions:  # positional: the order of Month's fields
+            found.append(Arrival(kind, Month(
+                c.contribution_id, nik, c.period, c.generation, programme, funding_source,
+                c.amount_idr, c.components.jkk, c.components.jkm, schedule_id, event_id,
+                opd_code, category, kecamatan, c.due_date, occurred_at)))
     return found
 
 
@@ -240,8 +239,7 @@ async def _load(
 
 # --- writing the plan -----------------------------------------------------------------------
 
-def _row(month: Month) -> tuple[object, ...]:
-    return tuple(getattr(month, c) for c in CONTRIBUTION_COLUMNS)
+_row: Callable[[Month], tuple[object, ...]] = operator.attrgetter(*CONTRIBUTION_COLUMNS)
 
 
 _REFUSE = """
@@ -330,7 +328,7 @@ async def _write(
 
 def _cancellation(decided: model.Plan, month: Month, slots: dict[UUID, int],
                   posting: dict[UUID, UUID]) -> tuple[object, ...]:
-    by = decided.cancelled_by(month.contribution_id)
+    by = decided.cancelled_by[month.contribution_id]
     return (month.contribution_id, by.schedule_id, by.registration_event_id, month.nik,
             month.period, slots[month.contribution_id], posting[month.contribution_id])
 

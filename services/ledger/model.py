@@ -79,14 +79,13 @@ class Month:
     kecamatan: str = ""
     due_date: date | None = None
     occurred_at: datetime | None = None
+    # the keys the rules look months up by, set once
+    allocation: Allocation = field(init=False, repr=False, compare=False)
+    worker_month: WorkerMonth = field(init=False, repr=False, compare=False)
 
-    @property
-    def allocation(self) -> Allocation:
-        return (self.programme, self.funding_source)
-
-    @property
-    def worker_month(self) -> WorkerMonth:
-        return (self.nik, self.period)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allocation", (self.programme, self.funding_source))
+        object.__setattr__(self, "worker_month", (self.nik, self.period))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +127,7 @@ class Facts:
     active: dict[WorkerMonth, UUID] = field(default_factory=dict)
     held: dict[UUID, Held] = field(default_factory=dict)  # the batch's ids and every waiting one
     tombstones: dict[UUID, Month] = field(default_factory=dict)
-    decided: set[UUID] = field(default_factory=set)  # refused or duplicate before
+    decided: set[UUID] = field(default_factory=set)  # found a duplicate before
     next_hold_seq: int = 1
 
 
@@ -152,13 +151,8 @@ class Plan:
     tombstones: list[Month] = field(default_factory=list)
     cancelled_early: list[Month] = field(default_factory=list)  # due, tombstoned before
     room_used: dict[Allocation, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._cancelled_by: dict[UUID, Month] = {}
-
-    def cancelled_by(self, contribution_id: UUID) -> Month:
-        """The cancelled month (its schedule) that cancelled a booked or held month."""
-        return self._cancelled_by[contribution_id]
+    # the cancelled month (of its schedule) that cancelled each booked or held month
+    cancelled_by: dict[UUID, Month] = field(default_factory=dict)
 
 
 class _Batch:
@@ -167,6 +161,7 @@ class _Batch:
     def __init__(self, facts: Facts) -> None:
         self.room = dict(facts.room)
         self.premiums = facts.premiums
+        self.rates: dict[tuple[str, str], tuple[int, int, int] | None] = {}
         self.booked = dict(facts.booked)
         self.active = dict(facts.active)
         self.held = dict(facts.held)
@@ -207,6 +202,12 @@ class _Batch:
         if held.reason is not HoldReason.AWAITING_CANCELLATION:
             self.for_room[held.month.allocation] -= 1
 
+    def rate(self, programme: str, period: str) -> tuple[int, int, int] | None:
+        key = (programme, period)
+        if key not in self.rates:
+            self.rates[key] = _rate(self.premiums.get(programme, ()), period)
+        return self.rates[key]
+
     # --- booking ------------------------------------------------------------------------
 
     def book(self, month: Month, *, released: bool) -> None:
@@ -234,7 +235,7 @@ class _Batch:
             self.decided.add(cid)
             self.plan.cancelled_early.append(month)
             return
-        premium = _rate(self.premiums.get(month.programme, ()), month.period)
+        premium = self.rate(month.programme, month.period)
         if premium is not None and premium != (month.amount_idr, month.jkk_idr, month.jkm_idr):
             self.refuse(month, Refusal.AMOUNT_NOT_PROGRAMME_PREMIUM)
             return
@@ -271,7 +272,7 @@ class _Batch:
         if held is not None:
             if held.waiting:
                 self.resolve(held)
-                self.plan._cancelled_by[cid] = month
+                self.plan.cancelled_by[cid] = month
                 self.plan.held_cancelled.append((held.month, month.schedule_id))
                 self.release(held.month.allocation)
             return
@@ -283,7 +284,7 @@ class _Batch:
     def _cancel_booked(self, booked: Booked, by: Month) -> None:
         month = booked.month
         self.booked[month.contribution_id] = Booked(month, cancelled=True, billed=booked.billed)
-        self.plan._cancelled_by[month.contribution_id] = by
+        self.plan.cancelled_by[month.contribution_id] = by
         if self.active.get(month.worker_month) == month.contribution_id:
             del self.active[month.worker_month]
         if booked.billed:

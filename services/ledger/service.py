@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -179,11 +180,15 @@ class LedgerService(Service):
                 continue
             for tp, tp_records in batches.items():
                 self._positions.took(tp, tp_records[-1].offset)
+            consumed: Counter[str] = Counter()
+            for tp, tp_records in batches.items():
+                consumed[tp.topic] += len(tp_records)
+            for topic, count in consumed.items():  # observed once per batch
+                metrics.EVENTS_CONSUMED.labels(self.name, topic).inc(count)
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
             confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
             for record in records:
-                metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
                 if record.topic == TOPIC_PAYMENTS:
                     payment = await self._take_payment(record)
                     if payment is not None:

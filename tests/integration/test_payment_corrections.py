@@ -5,55 +5,35 @@ shows it, clearing the refund due against cash."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from schemas.events import PaymentConfirmed
-from services.cli.main import main
 from services.domain.periods import period_range
 from services.domain.programme import Billing, Programme
 from services.ledger import book
 from services.ledger.bills import issue_bill, issue_prepaid_bill
 from services.ledger.budget import ensure_allocation
 from services.ledger.payments import ResolutionError, apply_payment, refund_credit
-from services.runtime.settings import get_settings
+from tests.support.cli import Run, cli_with, on_db
 from tests.support.ledger import IN_FISCAL_2025, NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
 
 PREMIUM = 16_800
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
 def cli(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
-    monkeypatch.setenv("IURAN_DATABASE_URL", ledger_url)
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
-    get_settings.cache_clear()
+    with cli_with(monkeypatch, capsys, IURAN_DATABASE_URL=ledger_url) as run:
+        yield run
 
 
-def on_db(url: str, work: Callable[[asyncpg.Connection], Awaitable[object]]) -> object:
-    async def go() -> object:
-        connection = await asyncpg.connect(url)
-        try:
-            await book.prepare(connection)
-            return await work(connection)
-        finally:
-            await connection.close()
-    return asyncio.run(go())
 
 
 def payment(programme: str, period: str, amount: int, reference: str) -> PaymentConfirmed:

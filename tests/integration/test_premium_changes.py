@@ -5,27 +5,25 @@ command once the ledger runs with the same configuration."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from services.cli.main import main
 from services.domain.programme import Programme, load_programme
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.ledger.premiums import record_premium_rates
-from services.runtime.settings import Settings, get_settings
+from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from services.validator.process import Source, decide_message, read_message
 from services.validator.registry import decide_batch
+from tests.support.cli import Run, cli_with, on_db
 from tests.support.workers import as_message, registration
 
 pytestmark = pytest.mark.integration
 
-Run = Callable[..., tuple[int, str, str]]
 
 
 async def test_the_ledger_records_the_configured_rates_when_it_starts(
@@ -53,28 +51,11 @@ def raised(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(ledger_url: str, raised: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
-    monkeypatch.setenv("IURAN_DATABASE_URL", ledger_url)
-    monkeypatch.setenv("IURAN_PROGRAMMES_DIR", str(raised))
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
-    get_settings.cache_clear()
+    with cli_with(monkeypatch, capsys, IURAN_DATABASE_URL=ledger_url,
+                  IURAN_PROGRAMMES_DIR=str(raised)) as run:
+        yield run
 
 
-def on_db(url: str, work: Callable[[asyncpg.Connection], Awaitable[object]]) -> object:
-    async def go() -> object:
-        connection = await asyncpg.connect(url)
-        try:
-            await book.prepare(connection)
-            return await work(connection)
-        finally:
-            await connection.close()
-    return asyncio.run(go())
 
 
 def ledger_started_with(connection: asyncpg.Connection,

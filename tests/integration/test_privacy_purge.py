@@ -5,44 +5,31 @@ nothing; a worker still within retention keeps everything."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import asyncpg
 import pytest
 
-from services.cli.main import main
 from services.domain.programme import Programme, load_programmes
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
-from services.runtime.settings import Settings, get_settings
+from services.runtime.settings import Settings
+from tests.support.cli import Run, cli_with, on_db
 from tests.support.ledger import NikSource, schedule
 
 pytestmark = pytest.mark.integration
 
-Run = Callable[..., tuple[int, str, str]]
 T = TypeVar("T")
 
 
 @pytest.fixture
 def cli(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
-    monkeypatch.setenv("IURAN_DATABASE_URL", ledger_url)
-    get_settings.cache_clear()
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:  # a bad argument
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
-    get_settings.cache_clear()
+    with cli_with(monkeypatch, capsys, IURAN_DATABASE_URL=ledger_url) as run:
+        yield run
 
 
 async def _submit(connection: asyncpg.Connection, nik: str, programme: str,
@@ -78,15 +65,6 @@ async def _state(connection: asyncpg.Connection, nik: str) -> dict[str, Any]:
             "letters": [r["value"] for r in letters], "months": months}
 
 
-def on_db(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def go() -> T:
-        connection = await asyncpg.connect(url)
-        try:
-            return await work(connection)
-        finally:
-            await connection.close()
-
-    return asyncio.run(go())
 
 
 def test_purge_erases_personal_data_past_retention_and_keeps_the_money_trail(
