@@ -59,6 +59,8 @@ class Me(BaseModel):
     name: str
     opd_code: str
     programmes: list[str]
+    now: datetime = Field(description="the gateway's clock: what the OPD page stamps its "
+                                      "events with and counts months from")
 
 
 class WorkerDetail(WorkerSummary):
@@ -70,11 +72,11 @@ class WorkerDetail(WorkerSummary):
 
 
 @router.get("/v1/me", response_model=Me)
-async def me(principal: Agency) -> Me:
+async def me(request: Request, principal: Agency) -> Me:
     """Who the token is: its OPD and the programmes it registers in."""
     assert principal.opd_code is not None
     return Me(name=principal.name, opd_code=principal.opd_code,
-              programmes=sorted(principal.programmes))
+              programmes=sorted(principal.programmes), now=request.app.state.clock())
 
 
 @router.get("/v1/workers", response_model=WorkerPage)
