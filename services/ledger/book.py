@@ -174,6 +174,8 @@ SELECT {_COLUMNS} FROM ledger.early_cancellations WHERE contribution_id = ANY($1
 
 _DECIDED = """
 SELECT contribution_id FROM ledger.duplicate_attempts WHERE contribution_id = ANY($1::uuid[])
+UNION ALL
+SELECT contribution_id FROM ledger.cancelled_on_arrival WHERE contribution_id = ANY($1::uuid[])
 """
 
 
@@ -316,6 +318,11 @@ async def _write(
     if decided.tombstones:
         await copy("early_cancellations", schema_name="ledger", columns=CONTRIBUTION_COLUMNS,
                    records=[_row(m) for m in decided.tombstones])
+    if decided.cancelled_early:
+        await copy("cancelled_on_arrival", schema_name="ledger",
+                   columns=("contribution_id", "schedule_id", "registration_event_id"),
+                   records=[(m.contribution_id, m.schedule_id, m.registration_event_id)
+                            for m in decided.cancelled_early])
     await outbox.record(connection, decided)
     if not decided.refused:
         return []

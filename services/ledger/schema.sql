@@ -1400,6 +1400,17 @@ CREATE TABLE ledger.cancellations_refused (
 );
 
 --
+-- Name: cancelled_on_arrival; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.cancelled_on_arrival (
+    contribution_id uuid NOT NULL,
+    schedule_id uuid NOT NULL,
+    registration_event_id uuid NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: duplicate_attempts; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1467,6 +1478,17 @@ UNION ALL
      JOIN ledger.held_resolutions r ON (((r.schedule_id = s.schedule_id) AND (r.outcome = 'cancelled'::text))))
      JOIN ledger.held_contributions h ON ((h.contribution_id = r.contribution_id)))
   WHERE (d.event_type = 'deregistered'::text)
+UNION ALL
+ SELECT e.registration_event_id AS event_id,
+    'stopped'::text AS what,
+    e.period
+   FROM ledger.early_cancellations e
+UNION ALL
+ SELECT a.registration_event_id AS event_id,
+    'cancelled'::text AS what,
+    e.period
+   FROM (ledger.cancelled_on_arrival a
+     JOIN ledger.early_cancellations e USING (contribution_id))
 UNION ALL
  SELECT f.registration_event_id AS event_id,
     'too_late'::text AS what,
@@ -1960,6 +1982,13 @@ ALTER TABLE ONLY ledger.cancellations_refused
     ADD CONSTRAINT cancellations_refused_pkey PRIMARY KEY (contribution_id, schedule_id);
 
 --
+-- Name: cancelled_on_arrival cancelled_on_arrival_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.cancelled_on_arrival
+    ADD CONSTRAINT cancelled_on_arrival_pkey PRIMARY KEY (contribution_id);
+
+--
 -- Name: contributions contributions_one_booking_per_slot; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2198,6 +2227,12 @@ CREATE INDEX cancellations_refused_registration ON ledger.cancellations_refused 
 --
 
 CREATE INDEX cancellations_registration ON ledger.cancellations USING btree (registration_event_id);
+
+--
+-- Name: cancelled_on_arrival_registration; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX cancelled_on_arrival_registration ON ledger.cancelled_on_arrival USING btree (registration_event_id);
 
 --
 -- Name: contributions_period_id; Type: INDEX; Schema: ledger; Owner: -
@@ -2462,6 +2497,18 @@ CREATE TRIGGER cancellations_refused_append_only BEFORE DELETE OR UPDATE ON ledg
 --
 
 CREATE TRIGGER cancellations_refused_no_truncate BEFORE TRUNCATE ON ledger.cancellations_refused FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: cancelled_on_arrival cancelled_on_arrival_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER cancelled_on_arrival_append_only BEFORE DELETE OR UPDATE ON ledger.cancelled_on_arrival FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: cancelled_on_arrival cancelled_on_arrival_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER cancelled_on_arrival_no_truncate BEFORE TRUNCATE ON ledger.cancelled_on_arrival FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: contributions contributions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2745,6 +2792,13 @@ ALTER TABLE ONLY ledger.cancellations
 
 ALTER TABLE ONLY ledger.cancellations_refused
     ADD CONSTRAINT cancellations_refused_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.contributions(contribution_id);
+
+--
+-- Name: cancelled_on_arrival cancelled_on_arrival_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.cancelled_on_arrival
+    ADD CONSTRAINT cancelled_on_arrival_contribution_id_fkey FOREIGN KEY (contribution_id) REFERENCES ledger.early_cancellations(contribution_id);
 
 --
 -- Name: contributions contributions_previous_slot_cancelled; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -3266,6 +3320,12 @@ GRANT SELECT ON TABLE finance.registration_decisions TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.cancellations_refused TO iuran_ledger_writer;
+
+--
+-- Name: TABLE cancelled_on_arrival; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.cancelled_on_arrival TO iuran_ledger_writer;
 
 --
 -- Name: TABLE duplicate_attempts; Type: ACL; Schema: ledger; Owner: -

@@ -91,8 +91,8 @@ async def _count(url: str, niks: list[str]) -> tuple[int, int, int]:
         row = await connection.fetchrow(
             """SELECT count(*) AS contributions,
                       count(DISTINCT (nik, period)) AS distinct_months,
-                      (SELECT count(*) FROM ledger.transfers t
-                         JOIN ledger.contributions c USING (contribution_id)
+                      (SELECT count(*) FROM ledger.contributions c
+                         JOIN ledger.transfers t ON t.transfer_id = c.posting_id
                         WHERE c.nik = ANY($1::text[]) AND t.kind = 'accrual') AS accruals
                  FROM ledger.contributions WHERE nik = ANY($1::text[])""", niks)
         return row["contributions"], row["distinct_months"], row["accruals"]

@@ -118,9 +118,10 @@ async def test_a_cancellation_that_arrives_first_still_cancels_its_months(
     early, usual = unique_nik(), unique_nik()
     # One worker's deregistration reaches the ledger before the registration it stops (two
     # validators, a publisher of its own, a crash between commit and send); the other's after.
-    await through_the_ledger(settings, schedule(programme, early, YEAR[3:], kind="cancelled"))
-    await through_the_ledger(settings, schedule(programme, early, YEAR),
-                             schedule(programme, usual, YEAR))
+    early_stop, early_start = (schedule(programme, early, YEAR[3:], kind="cancelled"),
+                               schedule(programme, early, YEAR))
+    await through_the_ledger(settings, early_stop)
+    await through_the_ledger(settings, early_start, schedule(programme, usual, YEAR))
     await through_the_ledger(settings, schedule(programme, usual, YEAR[3:], kind="cancelled"))
 
     # Whatever the order, the same months are booked and the same are cancelled.
@@ -129,6 +130,16 @@ async def test_a_cancellation_that_arrives_first_still_cancels_its_months(
     use = await db.fetchrow("SELECT * FROM finance.budget_utilisation WHERE programme = $1",
                             programme.id)
     assert use["booked_idr"] == 2 * 3 * PREMIUM
+    # and each event says what became of its months
+    months = await db.fetch(
+        "SELECT event_id, what, period FROM finance.registration_months "
+        "WHERE event_id = ANY($1::uuid[]) ORDER BY period",
+        [early_stop.registration_event_id, early_start.registration_event_id])
+    assert [r["period"] for r in months if r["event_id"] == early_stop.registration_event_id
+            and r["what"] == "stopped"] == YEAR[3:]
+    assert [(r["period"], r["what"]) for r in months
+            if r["event_id"] == early_start.registration_event_id] == [
+        *((p, "booked") for p in YEAR[:3]), *((p, "cancelled") for p in YEAR[3:])]
 
 
 async def test_room_freed_by_a_cancellation_books_the_waiting_contributions_at_once(

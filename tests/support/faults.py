@@ -258,7 +258,8 @@ async def ledger_totals(url: str, niks: list[str] | None = None, *,
             f"""WITH c AS (SELECT * FROM ledger.contributions {where})
                 SELECT (SELECT count(*) FROM c) AS contributions,
                        (SELECT count(DISTINCT (nik, period)) FROM c) AS distinct_months,
-                       (SELECT count(*) FROM ledger.transfers t JOIN c USING (contribution_id)
+                       (SELECT count(*) FROM c JOIN ledger.transfers t
+                            ON t.transfer_id = c.posting_id
                          WHERE t.kind = 'accrual') AS accruals,
                        (SELECT count(DISTINCT nik) FROM c) AS workers,
                        (SELECT coalesce(sum(amount_idr), 0)::bigint FROM c) AS amount_idr""",

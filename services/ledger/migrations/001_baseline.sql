@@ -197,6 +197,17 @@ CREATE INDEX early_cancellations_registration
     ON ledger.early_cancellations (registration_event_id);
 CREATE INDEX early_cancellations_worker_month ON ledger.early_cancellations (nik, period);
 
+-- A month that arrived after its cancellation: never booked; the registration it belongs to
+-- sees it cancelled.
+CREATE TABLE ledger.cancelled_on_arrival (
+    contribution_id        uuid        PRIMARY KEY REFERENCES ledger.early_cancellations,
+    schedule_id            uuid        NOT NULL,
+    registration_event_id  uuid        NOT NULL,
+    seen_at                timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cancelled_on_arrival_registration
+    ON ledger.cancelled_on_arrival (registration_event_id);
+
 CREATE TRIGGER contributions_append_only BEFORE UPDATE OR DELETE ON ledger.contributions
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER contributions_no_truncate BEFORE TRUNCATE ON ledger.contributions
@@ -213,6 +224,11 @@ CREATE TRIGGER early_cancellations_append_only
     BEFORE UPDATE OR DELETE ON ledger.early_cancellations
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER early_cancellations_no_truncate BEFORE TRUNCATE ON ledger.early_cancellations
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancelled_on_arrival_append_only
+    BEFORE UPDATE OR DELETE ON ledger.cancelled_on_arrival
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER cancelled_on_arrival_no_truncate BEFORE TRUNCATE ON ledger.cancelled_on_arrival
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 -- ---------------------------------------------------------------------------------------

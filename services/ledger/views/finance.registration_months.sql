@@ -1,6 +1,7 @@
 -- Every month the ledger holds for a registration event, and what it is: booked, held,
--- cancelled (booked or held, stopped since), duplicate (paid by another payer), refused
--- (finance.refused_contributions), and for a deregistration: stopped (months it cancelled)
+-- cancelled (booked or held, stopped since, or stopped before it arrived), duplicate (paid by another payer), refused
+-- (finance.refused_contributions), and for a deregistration: stopped (months it cancelled,
+-- also before they arrived)
 -- or too_late (already billed or paid: finance.worker_history says cancellation_refused).
 CREATE VIEW finance.registration_months AS
 SELECT c.registration_event_id AS event_id,
@@ -30,6 +31,11 @@ SELECT d.event_id, 'stopped', h.period
   JOIN ledger.held_resolutions r ON r.schedule_id = s.schedule_id AND r.outcome = 'cancelled'
   JOIN ledger.held_contributions h ON h.contribution_id = r.contribution_id
  WHERE d.event_type = 'deregistered'
+UNION ALL
+SELECT e.registration_event_id, 'stopped', e.period FROM ledger.early_cancellations e
+UNION ALL
+SELECT a.registration_event_id, 'cancelled', e.period
+  FROM ledger.cancelled_on_arrival a JOIN ledger.early_cancellations e USING (contribution_id)
 UNION ALL
 SELECT f.registration_event_id, 'too_late', c.period
   FROM ledger.cancellations_refused f JOIN ledger.contributions c USING (contribution_id);
