@@ -399,7 +399,7 @@ END) STORED,
     CONSTRAINT contributions_generation_not_negative CHECK ((generation >= 0)),
     CONSTRAINT contributions_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT contributions_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT contributions_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT contributions_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
     CONSTRAINT contributions_slot_check CHECK ((slot >= 0))
 );
@@ -430,7 +430,7 @@ CREATE TABLE ledger.early_cancellations (
     CONSTRAINT early_cancellations_generation_check CHECK ((generation >= 0)),
     CONSTRAINT early_cancellations_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT early_cancellations_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT early_cancellations_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT early_cancellations_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT early_cancellations_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
 );
 
@@ -462,7 +462,7 @@ CREATE TABLE ledger.held_contributions (
     CONSTRAINT held_contributions_amount_idr_check CHECK ((amount_idr > 0)),
     CONSTRAINT held_contributions_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT held_contributions_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT held_contributions_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT held_contributions_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT held_contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
     CONSTRAINT held_contributions_reason_check CHECK ((reason = ANY (ARRAY['budget_exceeded'::text, 'no_allocation'::text, 'awaiting_cancellation'::text]))),
     CONSTRAINT held_generation_not_negative CHECK ((generation >= 0))
@@ -2737,7 +2737,7 @@ ALTER TABLE ONLY ledger.cancellations
 --
 
 ALTER TABLE ONLY ledger.cancellations
-    ADD CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot) REFERENCES ledger.contributions(nik, period, slot);
+    ADD CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot) REFERENCES ledger.contributions(nik, period, slot) DEFERRABLE;
 
 --
 -- Name: cancellations_refused cancellations_refused_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2751,7 +2751,7 @@ ALTER TABLE ONLY ledger.cancellations_refused
 --
 
 ALTER TABLE ONLY ledger.contributions
-    ADD CONSTRAINT contributions_previous_slot_cancelled FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations(nik, period, slot);
+    ADD CONSTRAINT contributions_previous_slot_cancelled FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations(nik, period, slot) DEFERRABLE;
 
 --
 -- Name: credit_refunds credit_refunds_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -

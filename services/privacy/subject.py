@@ -61,9 +61,11 @@ _QUERIES: dict[str, str] = {
                key_text, value_text, recorded_at
           FROM finance.dead_letters
          WHERE key_text = $1 OR strpos(value_text, $1) > 0 ORDER BY dead_letter_id""",
-    "erasure": """
-        SELECT erased_at, cutoff, erased_by, rows FROM privacy.erasures WHERE nik = $1""",
 }
+# The erasures, also those recorded under the pseudonym that replaced the NIK.
+_ERASURES = """
+    SELECT kind, erased_at, cutoff, erased_by, rows FROM privacy.erasures
+     WHERE nik = $1 OR nik = $2 ORDER BY erased_at, id"""
 
 
 def _plain(row: asyncpg.Record) -> dict[str, Any]:
@@ -78,8 +80,10 @@ def _plain(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
-                         nik: str) -> dict[str, Any]:
-    """The document of one NIK: {"nik", "generated_at", "held", <section>: [rows]}."""
+                         nik: str, pseudonym: str) -> dict[str, Any]:
+    """The document of one NIK: {"nik", "generated_at", "held", <section>: [rows]}.
+    ``pseudonym`` is the NIK's keyed pseudonym: only the erasures are looked up by it (what
+    is kept under it is no longer this person's record)."""
     document: dict[str, Any] = {"nik": nik, "generated_at": datetime.now(UTC)}
     for section, sql in _QUERIES.items():
         document[section] = [_plain(r) for r in await connection.fetch(sql, nik)]
@@ -88,7 +92,8 @@ async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
     document["enrolments"] = [] if state is None else json.loads(state["state"]).get(
         "enrollments", [])
     document["access_log"] = await access_log.read(connection, nik=nik, limit=10_000)
-    document["held"] = any(document[s] for s in SECTIONS if s not in ("access_log",))
+    document["erasure"] = [_plain(r) for r in await connection.fetch(_ERASURES, nik, pseudonym)]
+    document["held"] = any(document[s] for s in SECTIONS if s not in ("access_log", "erasure"))
     return {k: document[k] for k in ("nik", "generated_at", "held", *SECTIONS)}
 
 
