@@ -1360,7 +1360,7 @@ CREATE TABLE registry.decisions (
     source_partition integer NOT NULL,
     source_offset bigint NOT NULL,
     decided_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text, 'corrected'::text]))),
     CONSTRAINT decisions_outcome_check CHECK ((outcome = ANY (ARRAY['accepted'::text, 'partially_accepted'::text, 'rejected'::text])))
 );
 
@@ -1781,6 +1781,21 @@ CREATE SEQUENCE ledger.refused_contributions_refused_id_seq
 ALTER SEQUENCE ledger.refused_contributions_refused_id_seq OWNED BY ledger.refused_contributions.refused_id;
 
 --
+-- Name: corrections; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.corrections (
+    event_id uuid NOT NULL,
+    nik text NOT NULL,
+    programme text NOT NULL,
+    opd_code text NOT NULL,
+    corrected jsonb NOT NULL,
+    reason text,
+    occurred_at timestamp with time zone NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: submission_rows; Type: TABLE; Schema: registry; Owner: -
 --
 
@@ -1795,7 +1810,7 @@ CREATE TABLE registry.submission_rows (
     event text,
     published_at timestamp with time zone,
     CONSTRAINT submission_rows_event_or_errors CHECK (((event_id IS NULL) = (event IS NULL))),
-    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text, 'corrected'::text]))),
     CONSTRAINT submission_rows_row_number_check CHECK ((row_number >= 1))
 );
 
@@ -2135,6 +2150,13 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_pkey PRIMARY KEY (transfer_id);
 
 --
+-- Name: corrections corrections_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.corrections
+    ADD CONSTRAINT corrections_pkey PRIMARY KEY (event_id);
+
+--
 -- Name: decisions decisions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
 --
 
@@ -2336,6 +2358,12 @@ CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers USING btree (co
 --
 
 CREATE INDEX transfers_payment ON ledger.transfers USING btree (payment_id) WHERE (payment_id IS NOT NULL);
+
+--
+-- Name: corrections_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX corrections_nik ON registry.corrections USING btree (nik, occurred_at);
 
 --
 -- Name: decisions_nik; Type: INDEX; Schema: registry; Owner: -
@@ -2686,6 +2714,18 @@ CREATE TRIGGER transfers_append_only BEFORE DELETE OR UPDATE ON ledger.transfers
 CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: corrections corrections_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER corrections_append_only BEFORE DELETE OR UPDATE ON registry.corrections FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
+-- Name: corrections corrections_no_truncate; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER corrections_no_truncate BEFORE TRUNCATE ON registry.corrections FOR EACH STATEMENT EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
 -- Name: submission_rows submission_rows_append_only; Type: TRIGGER; Schema: registry; Owner: -
 --
 
@@ -2843,6 +2883,13 @@ ALTER TABLE ONLY ledger.transfers
 
 ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
+
+--
+-- Name: corrections corrections_event_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.corrections
+    ADD CONSTRAINT corrections_event_id_fkey FOREIGN KEY (event_id) REFERENCES registry.decisions(event_id);
 
 --
 -- Name: submission_rows submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
@@ -3350,6 +3397,12 @@ GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
 --
 
 GRANT USAGE ON SEQUENCE ledger.refused_contributions_refused_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE corrections; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.corrections TO iuran_ledger_writer;
 
 --
 -- Name: TABLE submission_rows; Type: ACL; Schema: registry; Owner: -

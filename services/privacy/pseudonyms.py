@@ -25,7 +25,7 @@ NIK_COLUMNS = (
     "ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
     "ledger.held_contributions", "ledger.duplicate_attempts", "ledger.refused_contributions",
     "registry.worker_state", "registry.decisions", "registry.submission_rows",
-    "privacy.erasures",
+    "registry.corrections", "privacy.erasures",
 )
 # JSON text that names NIKs (quoted), possibly many per row.
 JSON_COLUMNS = (("ledger.outbox", "event", "text"),
@@ -36,7 +36,8 @@ JSON_COLUMNS = (("ledger.outbox", "event", "text"),
 _GUARDED = ("ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
             "ledger.held_contributions", "ledger.duplicate_attempts",
             "ledger.refused_contributions", "ledger.outbox", "ledger.dead_letters",
-            "registry.submission_rows", "privacy.personal_data_access", "privacy.erasures")
+            "registry.submission_rows", "registry.corrections", "privacy.personal_data_access",
+            "privacy.erasures")
 _DEFERRED_KEYS = ("ledger.cancellations_of_a_booking",
                   "ledger.contributions_previous_slot_cancelled")
 

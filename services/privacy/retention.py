@@ -7,8 +7,9 @@ payments and journal are untouched; at the end of the financial archive
 (:mod:`services.privacy.pseudonyms`).
 
 PostgreSQL holds those fields in the events OPDs sent through the gateway
-(``registry.submission_rows.event``) and in the raw bytes of dead letters
-(``ledger.dead_letters.value``); both tables refuse changes by trigger, so the purge
+(``registry.submission_rows.event``), in the corrections of the enrolling OPD
+(``registry.corrections.corrected``) and in the raw bytes of dead letters
+(``ledger.dead_letters.value``); these tables refuse changes by trigger, so the purge
 lifts their user triggers inside its own transaction only (it runs as their owner)."""
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ SELECT nik, programme, max(decided_at)::date, NULL
 _SUBMISSION_ROWS = f"""
   FROM registry.submission_rows
  WHERE nik = ANY($1::text[]) AND event IS NOT NULL AND {_HAS_FIELDS}"""
+
+_CORRECTIONS = """
+  FROM registry.corrections WHERE nik = ANY($1::text[]) AND corrected ?| $2::text[]"""
 
 _DEAD_LETTERS = """
   FROM ledger.dead_letters
@@ -145,6 +149,8 @@ async def plan(connection: asyncpg.Connection, programmes: Mapping[str, Programm
             WHERE value IS NOT NULL AND (position(convert_to(n, 'UTF8') IN value) > 0
                                          OR key = convert_to(n, 'UTF8'))""", niks)
     touched |= {r["n"] for r in letter_niks}
+    touched |= {r["nik"] for r in await connection.fetch(
+        f"SELECT DISTINCT nik {_CORRECTIONS}", niks, list(ERASED_FIELDS))}
     count = await connection.fetchval(f"SELECT count(*) {_SUBMISSION_ROWS}", niks)
     archived = await past_archive(connection, programmes, before)
     return Purge(before, sorted(touched), count, letters, archived)
@@ -164,6 +170,11 @@ async def purge(connection: asyncpg.Connection, programmes: Mapping[str, Program
             f"UPDATE registry.submission_rows SET event = ({_ERASE_EVENT})::text "
             f"WHERE nik = ANY($1::text[]) AND event IS NOT NULL AND {_HAS_FIELDS}", niks)
         await connection.execute("ALTER TABLE registry.submission_rows ENABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE registry.corrections DISABLE TRIGGER USER")
+        await connection.execute(
+            "UPDATE registry.corrections SET corrected = corrected - $2::text[] "
+            "WHERE nik = ANY($1::text[]) AND corrected ?| $2::text[]", niks, list(ERASED_FIELDS))
+        await connection.execute("ALTER TABLE registry.corrections ENABLE TRIGGER USER")
         await connection.execute("ALTER TABLE ledger.dead_letters DISABLE TRIGGER USER")
         await connection.execute(f"UPDATE ledger.dead_letters SET value = NULL "
                                  f"WHERE dead_letter_id IN (SELECT dead_letter_id "

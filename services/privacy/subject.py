@@ -1,7 +1,8 @@
 """Everything iuran holds on one person (UU 27/2022 art. 32: the data subject's access),
-in one document: what the OPDs sent and what became of it, the enrolments, every month and
-what happened to it, the bills and payments that carry the months, refused months, dead
-letters that carry the NIK, who read the person's data and when, and any erasure.
+in one document: what the OPDs sent and what became of it, their corrections, the
+enrolments, every month and what happened to it, the bills and payments that carry the
+months, refused months, dead letters that carry the NIK, who read the person's data and
+when, and any erasure.
 
 Read through the ``finance`` views and the ``registry`` tables only."""
 
@@ -15,8 +16,8 @@ import asyncpg
 
 from services.privacy import access_log
 
-SECTIONS = ("submitted", "decisions", "enrolments", "months", "history", "bills", "credits",
-            "refused_months", "dead_letters", "access_log", "erasure")
+SECTIONS = ("submitted", "decisions", "corrections", "enrolments", "months", "history",
+            "bills", "credits", "refused_months", "dead_letters", "access_log", "erasure")
 
 _QUERIES: dict[str, str] = {
     # rows OPDs sent through the gateway, as sent (with the gateway's own refusals)
@@ -32,6 +33,10 @@ _QUERIES: dict[str, str] = {
                decided_at, booked_periods, held_periods, cancelled_periods,
                duplicate_periods, refused_periods, cancellation_refused_periods
           FROM finance.registration_outcomes WHERE nik = $1 ORDER BY decided_at""",
+    # the enrolling OPD's corrections of name, birth date, phone or address, oldest first
+    "corrections": """
+        SELECT event_id, programme, opd_code, corrected, reason, occurred_at, recorded_at
+          FROM registry.corrections WHERE nik = $1 ORDER BY occurred_at, recorded_at""",
     "months": """
         SELECT contribution_id, programme, period, due_date, amount_idr, jkk_idr, jkm_idr,
                opd_code, category, kecamatan, funding_source, status, bill_id,
@@ -70,7 +75,7 @@ _ERASURES = """
 
 def _plain(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
-    for key in ("errors", "warnings", "event"):
+    for key in ("errors", "warnings", "event", "corrected"):
         if isinstance(item.get(key), str):
             try:
                 item[key] = json.loads(item[key])

@@ -6,6 +6,7 @@ NIK holds nothing but the erasures, and a dry run changes nothing."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 from typing import Any
 
@@ -75,6 +76,17 @@ async def _seed(connection: asyncpg.Connection, malang: Programme, province: Pro
                                                     event=f"{old}:again")])
     await _submit(connection, old, malang.id, "Sutrisno Wibowo")
     await _submit(connection, recent, province.id, "Wahyuni Lestari")
+    correction = uuid.uuid4()
+    await connection.execute(
+        "INSERT INTO registry.decisions (event_id, event_type, nik, programme, opd_code, "
+        "outcome, source_topic, source_partition, source_offset) VALUES ($1, 'corrected', $2, "
+        "$3, 'DISNAKER', 'accepted', 'iuran.registrations.v1', 0, 1)", correction, old,
+        malang.id)
+    await connection.execute(
+        "INSERT INTO registry.corrections (event_id, nik, programme, opd_code, corrected, "
+        "occurred_at) VALUES ($1, $2, $3, 'DISNAKER', $4, now())", correction, old, malang.id,
+        json.dumps({"full_name": "Sutrisno Wibawa", "phone": "0813-1111-2222",
+                    "kecamatan": "Klojen", "kelurahan": "Kauman"}))
     await connection.execute(
         "INSERT INTO coverage.workers (programme, dimension, key, nik, booked_months) "
         "VALUES ($1, 'total', '', $2, 3), ($3, 'total', '', $4, 3)",
@@ -99,7 +111,8 @@ def test_the_nik_past_the_archive_is_replaced_by_its_pseudonym_everywhere(
     where_old = on_db(ledger_url, lambda c: _where(c, old))
     where_recent = on_db(ledger_url, lambda c: _where(c, recent))
     assert {"ledger.contributions", "ledger.cancellations", "ledger.outbox",
-            "ledger.dead_letters", "registry.submission_rows", "coverage.workers",
+            "ledger.dead_letters", "registry.submission_rows", "registry.decisions",
+            "registry.corrections", "coverage.workers",
             "privacy.personal_data_access"} <= set(where_old)
 
     # malang-2025 archives 10 years after its last month (2026-02): until 2036-03-01
@@ -167,15 +180,17 @@ def test_personal_data_is_erased_at_retention_and_the_nik_kept_until_the_archive
         done = await purge(connection, programmes, date(2036, 3, 1), "test", keys)
         months = await connection.fetchval(
             "SELECT count(*) FROM finance.contributions WHERE nik = $1", old)
+        corrected = json.loads(await connection.fetchval(
+            "SELECT corrected FROM registry.corrections WHERE nik = $1", old))
         later = await purge(connection, programmes, date(2038, 3, 1), "test", keys)
         moved = await connection.fetchval(
             "SELECT count(*) FROM finance.contributions WHERE nik = $1",
             nik_pseudonym(keys, old))
-        return planned, done, months, later, moved
+        return planned, done, months, corrected, later, moved
 
-    planned, done, months, later, moved = on_db(ledger_url, run)
+    planned, done, months, corrected, later, moved = on_db(ledger_url, run)
     assert planned == done and done.workers == [old] and done.archived == []
-    assert months == 4
+    assert months == 4 and corrected == {"kecamatan": "Klojen"}
     assert later.workers == [recent] and later.archived == [old] and moved == 4
 
 

@@ -59,6 +59,9 @@ class SubjectRecord(BaseModel):
     held: bool = Field(description="iuran holds something on this person")
     submitted: list[dict[str, Any]] = Field(description="rows OPDs sent through the gateway")
     decisions: list[dict[str, Any]] = Field(description="registrations and their outcomes")
+    corrections: list[dict[str, Any]] = Field(
+        description="the enrolling OPD's corrections of name, birth date, phone or address, "
+                    "oldest first (the earlier values stay in what was submitted)")
     enrolments: list[dict[str, Any]]
     months: list[dict[str, Any]] = Field(description="every month and its status")
     history: list[dict[str, Any]] = Field(description="what happened to each month")

@@ -50,3 +50,32 @@ BEGIN
 END;
 $$;
 REVOKE ALL ON FUNCTION privacy.pseudonymise_json(text, jsonb) FROM PUBLIC;
+
+-- Rectification (UU 27/2022 art. 30): a `corrected` event of the enrolling OPD. The
+-- validator records each accepted correction here, in the transaction of its decision; the
+-- earlier values stay (the events OPDs sent, the earlier corrections) as history, and the
+-- latest correction of a field is its value. The retention purge erases the corrected name,
+-- birth date, phone and kelurahan like those of the events OPDs sent.
+ALTER TABLE registry.decisions DROP CONSTRAINT decisions_event_type_check,
+    ADD CONSTRAINT decisions_event_type_check
+        CHECK (event_type IN ('registered', 'deregistered', 'corrected'));
+ALTER TABLE registry.submission_rows DROP CONSTRAINT submission_rows_event_type_check,
+    ADD CONSTRAINT submission_rows_event_type_check
+        CHECK (event_type IN ('registered', 'deregistered', 'corrected'));
+
+CREATE TABLE registry.corrections (
+    event_id     uuid        PRIMARY KEY REFERENCES registry.decisions (event_id),
+    nik          text        NOT NULL,
+    programme    text        NOT NULL,
+    opd_code     text        NOT NULL,   -- the enrolling OPD, in the programme's spelling
+    corrected    jsonb       NOT NULL,   -- {"full_name", "birth_date", "phone", "kecamatan",
+                                         --  "kelurahan"}: the fields it corrects
+    reason       text,
+    occurred_at  timestamptz NOT NULL,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX corrections_nik ON registry.corrections (nik, occurred_at);
+CREATE TRIGGER corrections_append_only BEFORE UPDATE OR DELETE ON registry.corrections
+    FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+CREATE TRIGGER corrections_no_truncate BEFORE TRUNCATE ON registry.corrections
+    FOR EACH STATEMENT EXECUTE FUNCTION registry.refuse_submission_change();
