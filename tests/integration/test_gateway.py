@@ -272,3 +272,5 @@ async def test_the_enrolling_opd_corrects_its_worker_through_the_gateway(
     stored = await db.fetchval("SELECT corrected FROM registry.corrections WHERE event_id = $1",
                                fixed.event_id)
     assert stored == '{"full_name": "Budi Santosa"}'
+    shown = (await client.get(f"/v1/workers/{nik}", headers=DISHUB)).json()
+    assert shown["full_name"] == "Budi Santosa"
