@@ -305,7 +305,7 @@ def rejections_from_validation_error(exc: ValidationError) -> list[RejectionErro
                 code, message = UNKNOWN_EVENT_TYPE, _unknown_event_type()
             else:
                 code, message = MISSING_FIELD, (
-                    "event_type is required: 'registered' or 'deregistered'"
+                    "event_type is required: 'registered', 'deregistered' or 'corrected'"
                 )
         elif kind == "union_tag_invalid":
             field, code, message = "event_type", UNKNOWN_EVENT_TYPE, _unknown_event_type()
