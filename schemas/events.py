@@ -109,15 +109,43 @@ class WorkerDeregistered(_RegistrationBase):
         default=None, description="The date reason_code documents, e.g. the date of death.")
 
 
-RegistrationEvent = Annotated[
-    WorkerRegistered | WorkerDeregistered, Field(discriminator="event_type")
-]
-_registration_adapter: TypeAdapter[WorkerRegistered | WorkerDeregistered] = TypeAdapter(
-    RegistrationEvent
-)
+class WorkerCorrection(_Event):
+    """The worker's fields a correction replaces; those left out (or null) stay as they are.
+    The NIK, sex and category are never corrected: a wrong NIK is a deregistration and a new
+    registration."""
+
+    full_name: Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)] | None = None
+    birth_date: date | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=NO_NUL)] | None = None
+    kecamatan: Code | None = Field(default=None, description="With kelurahan: the address.")
+    kelurahan: Code | None = Field(default=None, description="With kecamatan: the address.")
+
+    @model_validator(mode="after")
+    def _something_corrected(self) -> WorkerCorrection:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("name at least one field to correct")
+        if (self.kecamatan is None) != (self.kelurahan is None):
+            raise ValueError("an address is corrected as kecamatan and kelurahan together")
+        return self
 
 
-def parse_registration(raw: bytes | str) -> WorkerRegistered | WorkerDeregistered:
+class WorkerCorrected(_RegistrationBase):
+    """The enrolling OPD corrects a registered worker's name, birth date, phone or address
+    (rectification, UU 27/2022 art. 30); the earlier values stay as history. No month,
+    bill or payment changes."""
+
+    event_type: Literal["corrected"]
+    nik: Nik
+    corrected: WorkerCorrection
+    reason: Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)] | None = None
+
+
+AnyRegistration = WorkerRegistered | WorkerDeregistered | WorkerCorrected
+RegistrationEvent = Annotated[AnyRegistration, Field(discriminator="event_type")]
+_registration_adapter: TypeAdapter[AnyRegistration] = TypeAdapter(RegistrationEvent)
+
+
+def parse_registration(raw: bytes | str) -> AnyRegistration:
     """Decode one registration event; raises pydantic.ValidationError."""
     return _registration_adapter.validate_json(raw)
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import (
+    AnyRegistration,
     RegistrationEvent,
     RejectionError,
-    WorkerDeregistered,
     WorkerRegistered,
 )
 from services.adapters.tables import read_table_bytes
@@ -39,7 +39,7 @@ from services.domain.schedule import derived_id
 from services.domain.sheet import Table, TableError, cell_text
 
 Source = Literal["json", "csv", "xlsx"]
-Event = WorkerRegistered | WorkerDeregistered
+Event = AnyRegistration
 _events: TypeAdapter[Event] = TypeAdapter(RegistrationEvent)
 
 

@@ -26,7 +26,7 @@ STATUS_HELP = (
 
 class Outcome(BaseModel):
     event_id: uuid.UUID | None
-    event_type: Literal["registered", "deregistered"] | None
+    event_type: Literal["registered", "deregistered", "corrected"] | None
     nik: str | None
     status: Status = Field(description=STATUS_HELP)
     final: bool = Field(description="nothing more happens to it by itself (held months may "

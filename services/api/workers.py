@@ -28,11 +28,16 @@ SELECT w.*, {STATUS_SQL} AS status, n.full_name
            AND ($3::text IS NULL OR c.kecamatan = $3) AND ($4::text IS NULL OR c.category = $4)
            AND ($5::text IS NULL OR c.nik = $5) AND ($6::text IS NULL OR c.nik > $6)
          GROUP BY c.nik, c.programme) w
-  LEFT JOIN LATERAL (
-        SELECT (r.event::jsonb) -> 'worker' ->> 'full_name' AS full_name
-          FROM registry.submission_rows r JOIN registry.submissions s USING (submission_id)
-         WHERE r.nik = w.nik AND s.opd_code = $1 AND r.event_type = 'registered'
-         ORDER BY s.submitted_at DESC LIMIT 1) n ON true
+  LEFT JOIN LATERAL (  -- the name as last corrected, else as last registered
+        SELECT coalesce(
+            (SELECT k.corrected ->> 'full_name' FROM registry.corrections k
+              WHERE k.nik = w.nik AND k.programme = w.programme AND k.opd_code = $1
+                AND k.corrected ? 'full_name'
+              ORDER BY k.occurred_at DESC, k.recorded_at DESC LIMIT 1),
+            (SELECT (r.event::jsonb) -> 'worker' ->> 'full_name'
+               FROM registry.submission_rows r JOIN registry.submissions s USING (submission_id)
+              WHERE r.nik = w.nik AND s.opd_code = $1 AND r.event_type = 'registered'
+              ORDER BY s.submitted_at DESC LIMIT 1)) AS full_name) n ON true
  WHERE $7::text IS NULL OR {STATUS_SQL} = $7
  ORDER BY w.nik, w.programme"""
 _MONTHS = """

@@ -3,7 +3,8 @@
 ``access-log [--nik N] [--json]`` — every read of personal data (who, when, what, which NIKs,
 why), newest first. ``subject NIK [--json|--out FILE]`` — everything iuran holds on one
 person. ``purge --before DATE [--dry-run]`` — erase name, birth date, phone and address of
-workers whose retention ended (docs/privacy.md). Each read is itself recorded."""
+workers whose retention ended, and replace the NIK of those whose financial archive ended by
+its keyed pseudonym (docs/privacy.md). Each read is itself recorded."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from services.cli.ledger_db import with_ledger
 from services.domain.programme import ProgrammeConfigError, load_programmes
 from services.privacy import access_log
 from services.privacy.access_log import Access, NikTally, cli_actor
+from services.privacy.keys import privacy_keys
+from services.privacy.pseudonyms import nik_pseudonym
 from services.privacy.retention import Purge, plan, purge
 from services.privacy.subject import SECTIONS, as_json, json_value, subject_record
 from services.runtime.settings import Settings
@@ -95,7 +98,8 @@ def handle_access_log(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_subject(args: argparse.Namespace, settings: Settings) -> int:
     async def work(connection: asyncpg.Connection) -> dict[str, Any]:
-        document = await subject_record(connection, args.nik)
+        document = await subject_record(connection, args.nik,
+                                        nik_pseudonym(privacy_keys(settings), args.nik))
         await _record(connection, "iuran privacy subject", args.purpose, {"nik": args.nik},
                       args.nik)
         return document
@@ -126,14 +130,19 @@ def handle_purge(args: argparse.Namespace, settings: Settings) -> int:
     except ProgrammeConfigError as exc:
         raise CliError(str(exc)) from exc
 
+    keys = privacy_keys(settings)
+
     async def work(connection: asyncpg.Connection) -> Purge:
         if args.dry_run:
             found = await plan(connection, programmes, args.before)
         else:
-            found = await purge(connection, programmes, args.before, cli_actor())
-        tally = NikTally()
-        for nik in found.workers:
+            found = await purge(connection, programmes, args.before, cli_actor(), keys)
+        archived = set() if args.dry_run else set(found.archived)
+        tally = NikTally()  # a NIK replaced is named by its pseudonym only
+        for nik in {*found.workers, *found.archived} - archived:
             tally.add(nik)
+        for nik in archived:
+            tally.add(nik_pseudonym(keys, nik))
         await access_log.record(connection, Access(
             actor=cli_actor(), role="operator", channel="cli", what="iuran privacy purge",
             purpose="end of retention (UU 27/2022 art. 43)",
@@ -146,5 +155,7 @@ def handle_purge(args: argparse.Namespace, settings: Settings) -> int:
         f"retention ended on or before {found.before.isoformat()} for "
         f"{len(found.workers):,} workers: {verb} name, birth date, phone and address in "
         f"{found.submission_rows:,} submitted rows and the raw bytes of "
-        f"{found.dead_letters:,} dead letters\n")
+        f"{found.dead_letters:,} dead letters\n"
+        f"the financial archive ended for {len(found.archived):,} workers: "
+        f"{'would replace' if args.dry_run else 'replaced'} their NIK by its keyed pseudonym\n")
     return 0

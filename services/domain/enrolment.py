@@ -30,8 +30,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import (
+    AnyRegistration,
     ContributionSchedule,
     RejectionError,
+    WorkerCorrected,
     WorkerDeregistered,
     WorkerRegistered,
 )
@@ -40,7 +42,13 @@ from services.domain.errors import rejection
 from services.domain.periods import period_from_index, period_index
 from services.domain.places import canonical_kecamatan, canonical_opd
 from services.domain.programme import Programme
-from services.domain.rules import check_deregistration, check_registration, registration_warnings
+from services.domain.rules import (
+    check_correction,
+    check_deregistration,
+    check_registration,
+    correction_warnings,
+    registration_warnings,
+)
 from services.domain.schedule import (
     cancelled_schedule,
     covered_periods,
@@ -55,6 +63,7 @@ __all__ = [
     "EventRecord",
     "WorkerState",
     "decide",
+    "decide_correction",
     "decide_deregistration",
     "decide_registration",
     "describe_periods",
@@ -285,6 +294,34 @@ def decide_deregistration(
     return Decision(schedules=schedules, errors=errors, state=new_state)
 
 
+def decide_correction(
+    state: WorkerState, event: WorkerCorrected, programme: Programme, today: date,
+    message: str | None = None,
+) -> Decision:
+    """A correction of the worker's fields by the OPD that enrolled the worker in the
+    programme: accepted or rejected, it changes no month (the registry keeps it)."""
+    event_key = str(event.event_id)
+    if event_key in state.events:
+        return _replay(state, event_key, programme, event, message)
+    errors = check_correction(event, programme, today)
+    if not errors:
+        opd = canonical_opd(programme, event.opd_code)
+        enrolled_by = {e.opd_code for e in state.enrollments if e.programme == programme.id}
+        if not enrolled_by:
+            errors.append(rejection(
+                "nik", E.NOT_ENROLLED,
+                f"programme {programme.id} never enrolled this worker: nothing to correct"))
+        elif opd not in enrolled_by:
+            errors.append(rejection(
+                "opd_code", E.CORRECTION_NOT_PERMITTED,
+                f"OPD {E.quote_code(opd or event.opd_code)} may not correct a worker enrolled "
+                f"in programme {programme.id} by OPD {', '.join(sorted(enrolled_by))}: only "
+                "the OPD that enrolled the worker corrects the worker's data"))
+    warnings = [] if errors else correction_warnings(event, today)
+    new_state = _decided(state, event_key, message, errors, not errors)
+    return Decision(errors=errors, state=new_state, warnings=warnings)
+
+
 def _may_stop(programme: Programme, opd: str | None, enrollment: Enrolment) -> bool:
     """Only the OPD that enrolled a worker, or a coordinator of the programme, stops it."""
     return opd is not None and (opd == enrollment.opd_code or opd in programme.coordinators)
@@ -321,7 +358,7 @@ def _replay(
     state: WorkerState,
     event_key: str,
     programme: Programme,
-    event: WorkerRegistered | WorkerDeregistered,
+    event: AnyRegistration,
     message: str | None,
 ) -> Decision:
     """An event seen before: no new effect. A redelivery of the message that decided it
@@ -349,7 +386,7 @@ def _replay(
                                           list(enrollment.warnings),
                                           opd_code=enrollment.opd_code,
                                           kecamatan=enrollment.kecamatan))
-    else:
+    elif isinstance(event, WorkerDeregistered):
         for index, enrollment in enumerate(enrollments):
             stop = enrollment.cancellations.get(event_key)
             if stop:
@@ -388,7 +425,7 @@ def _already_decided(record: EventRecord, enrollments: list[Enrolment],
 
 def decide(
     state: WorkerState,
-    event: WorkerRegistered | WorkerDeregistered,
+    event: AnyRegistration,
     programmes: Mapping[str, Programme],
     today: date,
     message: str | None = None,
@@ -411,4 +448,6 @@ def decide(
         return Decision(errors=errors, state=_decided(state, event_key, message, errors, False))
     if isinstance(event, WorkerRegistered):
         return decide_registration(state, event, programme, today, message)
+    if isinstance(event, WorkerCorrected):
+        return decide_correction(state, event, programme, today, message)
     return decide_deregistration(state, event, programme, today, message)

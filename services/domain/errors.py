@@ -55,6 +55,7 @@ PROGRAMME_CLOSED = "programme_closed"
 DUPLICATE_ENROLLMENT = "duplicate_enrollment"
 NOT_ENROLLED = "not_enrolled"
 DEREGISTRATION_NOT_PERMITTED = "deregistration_not_permitted"
+CORRECTION_NOT_PERMITTED = "correction_not_permitted"
 EFFECTIVE_PERIOD_IN_PAST = "effective_period_in_past"
 BACKDATING_REASON_REQUIRED = "backdating_reason_required"
 EVENT_ALREADY_DECIDED = "event_already_decided"
@@ -73,7 +74,7 @@ CATALOGUE: dict[str, str] = {
     MESSAGE_TOO_LARGE: "The message is larger than a registration can be.",
     MISSING_FIELD: "A required field is missing.",
     INVALID_FIELD: "A field has the wrong type, is empty or is too long.",
-    UNKNOWN_EVENT_TYPE: "event_type is neither 'registered' nor 'deregistered'.",
+    UNKNOWN_EVENT_TYPE: "event_type is not 'registered', 'deregistered' or 'corrected'.",
     UNSUPPORTED_SCHEMA_VERSION: "schema_version is not a version this system reads (1).",
     INVALID_EVENT_ID: "event_id is not a UUID.",
     INVALID_TIMESTAMP: "occurred_at is not a date-time with a time-zone offset.",
@@ -102,9 +103,12 @@ CATALOGUE: dict[str, str] = {
     PROGRAMME_CLOSED: "The event is dated after the programme's registration window or fiscal "
                       "year: register the worker in the programme of the current year.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
-    NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on.",
+    NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on, "
+                  "or correction of a worker the programme never enrolled.",
     DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "
                                   "nor coordinates the programme.",
+    CORRECTION_NOT_PERMITTED: "Correction of a worker by an OPD that did not enrol the worker "
+                              "in the programme.",
     EFFECTIVE_PERIOD_IN_PAST: "effective_period is before the current month (before the month "
                               "after a documented death): cover already given is not taken "
                               "back.",
@@ -301,7 +305,7 @@ def rejections_from_validation_error(exc: ValidationError) -> list[RejectionErro
                 code, message = UNKNOWN_EVENT_TYPE, _unknown_event_type()
             else:
                 code, message = MISSING_FIELD, (
-                    "event_type is required: 'registered' or 'deregistered'"
+                    "event_type is required: 'registered', 'deregistered' or 'corrected'"
                 )
         elif kind == "union_tag_invalid":
             field, code, message = "event_type", UNKNOWN_EVENT_TYPE, _unknown_event_type()
@@ -317,4 +321,4 @@ def rejections_from_validation_error(exc: ValidationError) -> list[RejectionErro
 
 
 def _unknown_event_type() -> str:
-    return "event_type must be 'registered' or 'deregistered'"
+    return "event_type must be 'registered', 'deregistered' or 'corrected'"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from schemas.events import WorkerDeregistered, WorkerRegistered
+from schemas.events import AnyRegistration, WorkerRegistered
 
 REGIONS_FILE = Path(__file__).with_name("data") / "regions.txt"
 
@@ -179,7 +179,7 @@ def mask_nik(nik: str) -> str:
     return nik[:4] + "*" * (len(nik) - 6) + nik[-2:]
 
 
-def nik_of(event: WorkerRegistered | WorkerDeregistered) -> str:
+def nik_of(event: AnyRegistration) -> str:
     """The NIK a registration event is about: its worker's for a registration, its own for
-    a deregistration. It is the event's Kafka key (it decides the partition)."""
+    a deregistration or a correction. It is the event's Kafka key (it decides the partition)."""
     return event.worker.nik if isinstance(event, WorkerRegistered) else event.nik

@@ -120,9 +120,17 @@ class Billing(_Config):
 class Privacy(_Config):
     """How long the programme keeps a worker's personal data (docs/privacy.md): name, birth
     date, phone and address are erased ``retention_years`` after the end of the worker's last
-    paid month (the financial archive's period); the money trail stays."""
+    paid month; the NIK stays with the money trail for ``archive_years`` (the financial
+    archive's period, never shorter), then is replaced by its keyed pseudonym."""
 
     retention_years: Annotated[int, Field(ge=1, le=30)] = 10
+    archive_years: Annotated[int, Field(ge=1, le=30)] = 10
+
+    @model_validator(mode="after")
+    def _archive_outlasts_retention(self) -> Privacy:
+        if self.archive_years < self.retention_years:
+            raise ValueError("archive_years is never shorter than retention_years")
+        return self
 
 
 class Programme(_Config):

@@ -17,7 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import Category, RejectionError, WorkerDeregistered, WorkerRegistered
+from schemas.events import (
+    AnyRegistration,
+    Category,
+    RejectionError,
+    WorkerCorrected,
+    WorkerDeregistered,
+    WorkerRegistered,
+)
 from services.domain import errors as E
 from services.domain.columns import COLUMNS, EXAMPLE_ROW, OPTIONAL, REQUIRED
 from services.domain.errors import rejection, rejections_from_validation_error
@@ -25,7 +32,7 @@ from services.domain.nik import nik_of
 from services.domain.periods import format_period
 from services.domain.places import normalise_name, normalise_phone
 from services.domain.programme import Programme
-from services.domain.rules import check_deregistration, check_registration
+from services.domain.rules import check_correction, check_deregistration, check_registration
 from services.domain.schedule import covered_periods, derived_id
 from services.domain.sheet import CellValue, Formula, Table, TableError
 
@@ -120,7 +127,7 @@ def plan_upload(
 
 
 def check_event(
-    event: WorkerRegistered | WorkerDeregistered, programme: Programme, number: int,
+    event: AnyRegistration, programme: Programme, number: int,
     today: date, seen: dict[str, list[tuple[int, set[str]]]],
 ) -> list[RejectionError]:
     """The checks of one row's event: the programme's rules, then (for a registration) no
@@ -129,6 +136,8 @@ def check_event(
     submission to the registration gateway alike."""
     if isinstance(event, WorkerDeregistered):
         return [_as_column(e) for e in check_deregistration(event, programme, today)]
+    if isinstance(event, WorkerCorrected):
+        return [_as_column(e) for e in check_correction(event, programme, today)]
     errors = [_as_column(e) for e in check_registration(event, programme, today)]
     return errors or _duplicates_in_file(event, programme, number, seen)
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from schemas.events import RejectionError, WorkerDeregistered, WorkerRegistered
+from schemas.events import (
+    AnyRegistration,
+    RejectionError,
+    WorkerCorrected,
+    WorkerDeregistered,
+    WorkerRegistered,
+)
 from services.domain import errors as E
 from services.domain.errors import rejection
 from services.domain.nik import NikError, nik_matches_birth_date, parse_nik
@@ -25,7 +31,8 @@ from services.domain.places import (
 )
 from services.domain.programme import Programme
 
-__all__ = ["check_deregistration", "check_opd", "check_registration", "registration_warnings"]
+__all__ = ["check_correction", "check_deregistration", "check_opd", "check_registration",
+           "correction_warnings", "registration_warnings"]
 
 _NAME_OK = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .,'`\u2019-])*$")
 
@@ -39,7 +46,7 @@ def _first_day(period: str) -> date:
     return date(year, month0 + 1, 1)
 
 
-def check_opd(event: WorkerRegistered | WorkerDeregistered, programme: Programme) -> list[
+def check_opd(event: AnyRegistration, programme: Programme) -> list[
     RejectionError
 ]:
     if canonical_opd(programme, event.opd_code) is not None:
@@ -67,15 +74,27 @@ def _check_nik(worker_nik: str, sex: str, today: date, prefix: str) -> list[Reje
 
 def registration_warnings(event: WorkerRegistered, today: date) -> list[RejectionError]:
     """Checks that may legitimately fail on a valid registration (empty when none does)."""
-    worker = event.worker
+    return _birth_date_warning(event.worker.nik, event.worker.birth_date, today,
+                               "worker.birth_date")
+
+
+def correction_warnings(event: WorkerCorrected, today: date) -> list[RejectionError]:
+    """The same checks for a correction's birth date."""
+    if event.corrected.birth_date is None:
+        return []
+    return _birth_date_warning(event.nik, event.corrected.birth_date, today,
+                               "corrected.birth_date")
+
+
+def _birth_date_warning(text: str, born: date, today: date, field: str) -> list[RejectionError]:
     try:
-        nik = parse_nik(worker.nik, reference=today)
+        nik = parse_nik(text, reference=today)
     except NikError:
-        return []  # an error, reported by check_registration
-    if nik_matches_birth_date(nik, worker.birth_date):
+        return []  # an error, reported by the checks of the event
+    if nik_matches_birth_date(nik, born):
         return []
     return [
-        rejection("worker.birth_date", E.NIK_BIRTH_DATE_MISMATCH,
+        rejection(field, E.NIK_BIRTH_DATE_MISMATCH,
                   "birth_date differs from the birth date in the NIK (digits 7-12, DDMMYY, day "
                   "+ 40 for women); accepted, since Dukcapil corrects birth dates without "
                   "changing the NIK: check the KTP")
@@ -148,19 +167,8 @@ def check_registration(
     worker = event.worker
     errors = check_opd(event, programme)
     errors += _check_nik(worker.nik, worker.sex, today, "worker.")
-    name = normalise_name(worker.full_name)
-    if len(name) < 2 or not _NAME_OK.match(name):
-        errors.append(
-            rejection("worker.full_name", E.INVALID_NAME,
-                  "full_name must be the worker's name as on the KTP: at least 2 characters, "
-                  "starting with a letter, then letters, spaces and . , ' - only (no digits)")
-        )
-    if worker.phone is not None and worker.phone.strip() and normalise_phone(worker.phone) is None:
-        errors.append(
-            rejection("worker.phone", E.INVALID_PHONE,
-                  "phone is not an Indonesian phone number (e.g. 0812-3456-7890, +62 812 3456 "
-                  "7890 or (0341) 551234); leave it empty if unknown")
-        )
+    errors += _check_name(worker.full_name, "worker.")
+    errors += _check_phone(worker.phone, "worker.")
     if worker.category not in programme.eligibility.categories:
         errors.append(
             rejection("worker.category", E.CATEGORY_NOT_ELIGIBLE,
@@ -170,6 +178,49 @@ def check_registration(
     errors += _check_place(worker.kecamatan, worker.kelurahan, programme)
     errors += _check_coverage(event, programme, today)
     errors += _check_open(programme, today)
+    return errors
+
+
+def _check_name(full_name: str, prefix: str) -> list[RejectionError]:
+    name = normalise_name(full_name)
+    if len(name) >= 2 and _NAME_OK.match(name):
+        return []
+    return [rejection(f"{prefix}full_name", E.INVALID_NAME,
+                      "full_name must be the worker's name as on the KTP: at least 2 "
+                      "characters, starting with a letter, then letters, spaces and . , ' - "
+                      "only (no digits)")]
+
+
+def _check_phone(phone: str | None, prefix: str) -> list[RejectionError]:
+    if phone is None or not phone.strip() or normalise_phone(phone) is not None:
+        return []
+    return [rejection(f"{prefix}phone", E.INVALID_PHONE,
+                      "phone is not an Indonesian phone number (e.g. 0812-3456-7890, +62 812 "
+                      "3456 7890 or (0341) 551234); leave it empty if unknown")]
+
+
+def check_correction(event: WorkerCorrected, programme: Programme, today: date) -> list[
+    RejectionError
+]:
+    """The rules a correction's values meet (the same as a registration's); whether the OPD
+    may correct the worker is the enrolment's to say."""
+    errors = check_opd(event, programme)
+    try:
+        parse_nik(event.nik, reference=today)
+    except NikError as exc:
+        errors.append(rejection("nik", exc.code, exc.message))
+    corrected = event.corrected
+    if corrected.full_name is not None:
+        errors += _check_name(corrected.full_name, "corrected.")
+    if corrected.birth_date is not None and corrected.birth_date > today:
+        errors.append(rejection("corrected.birth_date", E.INVALID_DATE,
+                                "birth_date is in the future"))
+    errors += _check_phone(corrected.phone, "corrected.")
+    if corrected.kecamatan is not None and corrected.kelurahan is not None:
+        errors += [error.model_copy(update={"field": error.field.replace("worker.",
+                                                                         "corrected.")})
+                   for error in _check_place(corrected.kecamatan, corrected.kelurahan,
+                                             programme)]
     return errors
 
 

@@ -399,7 +399,7 @@ END) STORED,
     CONSTRAINT contributions_generation_not_negative CHECK ((generation >= 0)),
     CONSTRAINT contributions_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT contributions_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT contributions_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT contributions_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
     CONSTRAINT contributions_slot_check CHECK ((slot >= 0))
 );
@@ -430,7 +430,7 @@ CREATE TABLE ledger.early_cancellations (
     CONSTRAINT early_cancellations_generation_check CHECK ((generation >= 0)),
     CONSTRAINT early_cancellations_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT early_cancellations_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT early_cancellations_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT early_cancellations_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT early_cancellations_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
 );
 
@@ -462,7 +462,7 @@ CREATE TABLE ledger.held_contributions (
     CONSTRAINT held_contributions_amount_idr_check CHECK ((amount_idr > 0)),
     CONSTRAINT held_contributions_jkk_idr_check CHECK ((jkk_idr >= 0)),
     CONSTRAINT held_contributions_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT held_contributions_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT held_contributions_nik_or_pseudonym CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
     CONSTRAINT held_contributions_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
     CONSTRAINT held_contributions_reason_check CHECK ((reason = ANY (ARRAY['budget_exceeded'::text, 'no_allocation'::text, 'awaiting_cancellation'::text]))),
     CONSTRAINT held_generation_not_negative CHECK ((generation >= 0))
@@ -1360,7 +1360,7 @@ CREATE TABLE registry.decisions (
     source_partition integer NOT NULL,
     source_offset bigint NOT NULL,
     decided_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT decisions_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text, 'corrected'::text]))),
     CONSTRAINT decisions_outcome_check CHECK ((outcome = ANY (ARRAY['accepted'::text, 'partially_accepted'::text, 'rejected'::text])))
 );
 
@@ -1803,6 +1803,21 @@ CREATE SEQUENCE ledger.refused_contributions_refused_id_seq
 ALTER SEQUENCE ledger.refused_contributions_refused_id_seq OWNED BY ledger.refused_contributions.refused_id;
 
 --
+-- Name: corrections; Type: TABLE; Schema: registry; Owner: -
+--
+
+CREATE TABLE registry.corrections (
+    event_id uuid NOT NULL,
+    nik text NOT NULL,
+    programme text NOT NULL,
+    opd_code text NOT NULL,
+    corrected jsonb NOT NULL,
+    reason text,
+    occurred_at timestamp with time zone NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: submission_rows; Type: TABLE; Schema: registry; Owner: -
 --
 
@@ -1817,7 +1832,7 @@ CREATE TABLE registry.submission_rows (
     event text,
     published_at timestamp with time zone,
     CONSTRAINT submission_rows_event_or_errors CHECK (((event_id IS NULL) = (event IS NULL))),
-    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text]))),
+    CONSTRAINT submission_rows_event_type_check CHECK ((event_type = ANY (ARRAY['registered'::text, 'deregistered'::text, 'corrected'::text]))),
     CONSTRAINT submission_rows_row_number_check CHECK ((row_number >= 1))
 );
 
@@ -2164,6 +2179,13 @@ ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_pkey PRIMARY KEY (transfer_id);
 
 --
+-- Name: corrections corrections_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.corrections
+    ADD CONSTRAINT corrections_pkey PRIMARY KEY (event_id);
+
+--
 -- Name: decisions decisions_pkey; Type: CONSTRAINT; Schema: registry; Owner: -
 --
 
@@ -2371,6 +2393,12 @@ CREATE UNIQUE INDEX transfers_one_settlement ON ledger.transfers USING btree (co
 --
 
 CREATE INDEX transfers_payment ON ledger.transfers USING btree (payment_id) WHERE (payment_id IS NOT NULL);
+
+--
+-- Name: corrections_nik; Type: INDEX; Schema: registry; Owner: -
+--
+
+CREATE INDEX corrections_nik ON registry.corrections USING btree (nik, occurred_at);
 
 --
 -- Name: decisions_nik; Type: INDEX; Schema: registry; Owner: -
@@ -2733,6 +2761,18 @@ CREATE TRIGGER transfers_append_only BEFORE DELETE OR UPDATE ON ledger.transfers
 CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON ledger.transfers FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: corrections corrections_append_only; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER corrections_append_only BEFORE DELETE OR UPDATE ON registry.corrections FOR EACH ROW EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
+-- Name: corrections corrections_no_truncate; Type: TRIGGER; Schema: registry; Owner: -
+--
+
+CREATE TRIGGER corrections_no_truncate BEFORE TRUNCATE ON registry.corrections FOR EACH STATEMENT EXECUTE FUNCTION registry.refuse_submission_change();
+
+--
 -- Name: submission_rows submission_rows_append_only; Type: TRIGGER; Schema: registry; Owner: -
 --
 
@@ -2784,7 +2824,7 @@ ALTER TABLE ONLY ledger.cancellations
 --
 
 ALTER TABLE ONLY ledger.cancellations
-    ADD CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot) REFERENCES ledger.contributions(nik, period, slot);
+    ADD CONSTRAINT cancellations_of_a_booking FOREIGN KEY (nik, period, slot) REFERENCES ledger.contributions(nik, period, slot) DEFERRABLE;
 
 --
 -- Name: cancellations_refused cancellations_refused_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2805,7 +2845,7 @@ ALTER TABLE ONLY ledger.cancelled_on_arrival
 --
 
 ALTER TABLE ONLY ledger.contributions
-    ADD CONSTRAINT contributions_previous_slot_cancelled FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations(nik, period, slot);
+    ADD CONSTRAINT contributions_previous_slot_cancelled FOREIGN KEY (nik, period, previous_slot) REFERENCES ledger.cancellations(nik, period, slot) DEFERRABLE;
 
 --
 -- Name: credit_refunds credit_refunds_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -2897,6 +2937,13 @@ ALTER TABLE ONLY ledger.transfers
 
 ALTER TABLE ONLY ledger.transfers
     ADD CONSTRAINT transfers_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
+
+--
+-- Name: corrections corrections_event_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
+--
+
+ALTER TABLE ONLY registry.corrections
+    ADD CONSTRAINT corrections_event_id_fkey FOREIGN KEY (event_id) REFERENCES registry.decisions(event_id);
 
 --
 -- Name: submission_rows submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: registry; Owner: -
@@ -3410,6 +3457,12 @@ GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
 --
 
 GRANT USAGE ON SEQUENCE ledger.refused_contributions_refused_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: TABLE corrections; Type: ACL; Schema: registry; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE registry.corrections TO iuran_ledger_writer;
 
 --
 -- Name: TABLE submission_rows; Type: ACL; Schema: registry; Owner: -

@@ -1,10 +1,15 @@
-"""The finance views as data: their columns, filters and keys, and one query builder used by
-the API and by ``iuran export`` (names come from these tables, values are parameters)."""
+"""The finance views as data: their rows (columns: :mod:`services.ledger.view_rows`), filters
+and keys, and one query builder used by the API and by ``iuran export`` (names come from
+these tables, values are parameters)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from services.ledger import view_rows as rows
 
 
 class ViewError(ValueError):
@@ -14,11 +19,15 @@ class ViewError(ValueError):
 @dataclass(frozen=True)
 class View:
     name: str
-    columns: tuple[str, ...]
+    row: type[BaseModel]  # its fields are the view's columns, in order
     key: tuple[tuple[str, str], ...]  # (column, SQL type): unique, the keyset of paging
     filters: frozenset[str]
     statuses: frozenset[str] = frozenset()
     personal: bool = False  # carries NIKs
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.row.model_fields)
 
     @property
     def relation(self) -> str:
@@ -28,72 +37,43 @@ class View:
 _PERIOD_FILTERS = frozenset({"programme", "period_from", "period_to"})
 
 VIEWS: dict[str, View] = {v.name: v for v in (
-    View("contributions",
-         ("contribution_id", "nik", "programme", "period", "due_date", "amount_idr", "jkk_idr",
-          "jkm_idr", "opd_code", "category", "kecamatan", "funding_source", "status",
-          "bill_id", "bill_sequence", "payment_id", "paid_at", "booked_at", "cancelled_at",
-          "generation"),
+    View("contributions", rows.Contribution,
          (("period", "text"), ("contribution_id", "uuid")),
          _PERIOD_FILTERS | {"opd_code", "category", "kecamatan", "status", "nik"},
          frozenset({"booked", "held", "cancelled", "billed", "paid"}), personal=True),
-    View("monthly_bill",
-         ("programme", "period", "opd_code", "due_date", "workers", "amount_idr", "jkk_idr",
-          "jkm_idr", "billed_idr", "paid_idr", "unbilled_idr"),
+    View("monthly_bill", rows.MonthlyBillLine,
          (("programme", "text"), ("period", "text"), ("opd_code", "text")),
          _PERIOD_FILTERS | {"opd_code"}),
-    View("bills",
-         ("bill_id", "programme", "period", "sequence", "due_date", "workers", "amount_idr",
-          "issued_at", "issued_by", "status", "payment_id", "payment_reference", "paid_at",
-          "lines", "billing", "fiscal_year", "first_period", "last_period"),
+    View("bills", rows.Bill,
          (("programme", "text"), ("period", "text"), ("sequence", "integer")),
          _PERIOD_FILTERS | {"status"}, frozenset({"open", "past_due", "paid"})),
-    View("budget_utilisation",
-         ("programme", "funding_source", "fiscal_year", "allocated_idr", "booked_idr",
-          "paid_idr", "held_idr", "held_contributions", "remaining_idr", "changed_at"),
+    View("budget_utilisation", rows.BudgetUtilisation,
          (("programme", "text"), ("funding_source", "text")),
          frozenset({"programme"})),
-    View("budget_changes",
-         ("change_id", "programme", "funding_source", "fiscal_year", "previous_idr",
-          "allocated_idr", "raised_by_idr", "source", "reason", "changed_by", "changed_at"),
+    View("budget_changes", rows.BudgetChange,
          (("change_id", "bigint"),),
          frozenset({"programme"})),
-    View("outstanding",
-         ("programme", "period", "due_date", "contributions", "outstanding_idr", "billed_idr",
-          "unbilled_idr", "past_due"),
+    View("outstanding", rows.Outstanding,
          (("programme", "text"), ("period", "text")),
          _PERIOD_FILTERS),
-    View("discrepancies",
-         ("discrepancy_id", "payment_id", "programme", "period", "kind", "expected_idr",
-          "paid_idr", "difference_idr", "reference", "detail", "paid_at", "recorded_at",
-          "status", "resolution", "resolved_by", "resolved_at", "unapplied_idr", "action",
-          "applied_to_bill_id", "applied_idr", "refunded_idr", "carried_over_idr"),
+    View("discrepancies", rows.Discrepancy,
          (("recorded_at", "timestamptz"), ("discrepancy_id", "uuid")),
          _PERIOD_FILTERS | {"status"}, frozenset({"open", "resolved"})),
-    View("arrears",
-         ("nik", "programme", "opd_code", "category", "kecamatan", "unpaid_months",
-          "unpaid_idr", "oldest_unpaid_period", "latest_unpaid_period", "oldest_due_date",
-          "held_months", "lapse_risk", "prepaid"),
+    View("arrears", rows.Arrears,
          (("programme", "text"), ("nik", "text")),
          frozenset({"programme", "opd_code", "category", "kecamatan", "nik", "lapse_risk"}),
          personal=True),
-    View("worker_history",
-         ("nik", "programme", "period", "contribution_id", "event", "at", "amount_idr",
-          "opd_code", "detail", "generation"),
+    View("worker_history", rows.WorkerHistoryEntry,
          (("nik", "text"), ("period", "text"), ("at", "timestamptz"), ("event", "text"),
           ("contribution_id", "uuid")),
          _PERIOD_FILTERS | {"nik", "opd_code"}, personal=True),
-    View("credits",
-         ("credit_id", "source", "contribution_id", "payment_id", "nik", "programme", "period",
-          "bill_id", "amount_idr", "status", "recorded_at", "refunded_at", "refund_reason"),
+    View("credits", rows.Credit,
          (("recorded_at", "timestamptz"), ("credit_id", "uuid")),
          _PERIOD_FILTERS | {"status"}, frozenset({"carried_over", "refunded"}), personal=True),
-    View("cash_reconciliation",
-         ("programme", "payments", "received_idr", "journal_cash_idr", "unapplied_idr",
-          "difference_idr", "voided_idr"),
+    View("cash_reconciliation", rows.CashReconciliation,
          (("programme", "text"),),
          frozenset({"programme"})),
-    View("account_balances",
-         ("account", "debit_idr", "credit_idr", "balance_idr"),
+    View("account_balances", rows.AccountBalance,
          (("account", "text"),),
          frozenset()),
 )}

@@ -2,16 +2,20 @@
 address are erased once every programme that holds the worker has kept them for its
 ``[privacy] retention_years`` after the end of the worker's last paid month (or last month,
 or last registration, when none was paid). The money trail stays: NIK, months, bills,
-payments and journal are untouched.
+payments and journal are untouched; at the end of the financial archive
+(``archive_years``) the NIK itself is replaced by its keyed pseudonym
+(:mod:`services.privacy.pseudonyms`).
 
 PostgreSQL holds those fields in the events OPDs sent through the gateway
-(``registry.submission_rows.event``) and in the raw bytes of dead letters
-(``ledger.dead_letters.value``); both tables refuse changes by trigger, so the purge
+(``registry.submission_rows.event``), in the corrections of the enrolling OPD
+(``registry.corrections.corrected``) and in the raw bytes of dead letters
+(``ledger.dead_letters.value``); these tables refuse changes by trigger, so the purge
 lifts their user triggers inside its own transaction only (it runs as their owner)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -19,6 +23,10 @@ import asyncpg
 
 from services.domain.periods import parse_period
 from services.domain.programme import Programme
+from services.privacy.keys import PrivacyKeys
+from services.privacy.pseudonyms import pseudonymise
+
+_NIK = re.compile(r"[0-9]{16}")  # a pseudonym that replaced one is a UUID
 
 # The worker fields of a registration event that are erased.
 ERASED_FIELDS = ("full_name", "birth_date", "phone", "kelurahan")
@@ -42,6 +50,9 @@ _SUBMISSION_ROWS = f"""
   FROM registry.submission_rows
  WHERE nik = ANY($1::text[]) AND event IS NOT NULL AND {_HAS_FIELDS}"""
 
+_CORRECTIONS = """
+  FROM registry.corrections WHERE nik = ANY($1::text[]) AND corrected ?| $2::text[]"""
+
 _DEAD_LETTERS = """
   FROM ledger.dead_letters
  WHERE value IS NOT NULL
@@ -57,6 +68,7 @@ class Purge:
     workers: list[str]        # NIKs past retention with something left to erase
     submission_rows: int
     dead_letters: int
+    archived: list[str]       # NIKs past the financial archive: replaced by pseudonyms
 
 
 def plus_years(day: date, years: int) -> date:
@@ -71,16 +83,24 @@ def _end_of(period: str) -> date:
     return date(year + month // 12, month % 12 + 1, 1)
 
 
+def _retention_years(programme: Programme) -> int:
+    return programme.privacy.retention_years
+
+
 async def past_retention(connection: asyncpg.Connection,
-                         programmes: Mapping[str, Programme], before: date) -> list[str]:
-    """NIKs whose retention ended on or before ``before`` in every programme that holds
-    them: from the end of the last paid month (or the last month) of each programme, or,
-    where a programme has no month of the worker, from the last registration; a programme
-    not configured any more keeps the longest configured retention."""
-    longest = max((p.privacy.retention_years for p in programmes.values()), default=10)
+                         programmes: Mapping[str, Programme], before: date,
+                         years: Callable[[Programme], int] = _retention_years) -> list[str]:
+    """NIKs whose retention (``years`` of a programme) ended on or before ``before`` in
+    every programme that holds them: from the end of the last paid month (or the last month)
+    of each programme, or, where a programme has no month of the worker, from the last
+    registration; a programme not configured any more keeps the longest configured period.
+    A NIK already replaced by its pseudonym is not one."""
+    longest = max((years(p) for p in programmes.values()), default=10)
     starts: dict[tuple[str, str], date] = {}
     with_months: set[tuple[str, str]] = set()
     for row in await connection.fetch(_LAST_SEEN):
+        if not _NIK.fullmatch(row["nik"]):
+            continue
         key = (row["nik"], row["programme"] or "")
         if row["period"] is not None:  # the months decide where there are any
             start = _end_of(row["period"])
@@ -95,9 +115,19 @@ async def past_retention(connection: asyncpg.Connection,
     ends: dict[str, date] = {}
     for (nik, programme_id), start in starts.items():
         programme = programmes.get(programme_id)
-        end = plus_years(start, programme.privacy.retention_years if programme else longest)
+        end = plus_years(start, years(programme) if programme else longest)
         ends[nik] = max(end, ends.get(nik, date.min))
     return sorted(nik for nik, end in ends.items() if end <= before)
+
+
+def _archive_years(programme: Programme) -> int:
+    return programme.privacy.archive_years
+
+
+async def past_archive(connection: asyncpg.Connection, programmes: Mapping[str, Programme],
+                       before: date) -> list[str]:
+    """NIKs whose financial archive ended on or before ``before`` in every programme."""
+    return await past_retention(connection, programmes, before, years=_archive_years)
 
 
 def _oldest_kept(programmes: Mapping[str, Programme], before: date) -> date:
@@ -119,13 +149,17 @@ async def plan(connection: asyncpg.Connection, programmes: Mapping[str, Programm
             WHERE value IS NOT NULL AND (position(convert_to(n, 'UTF8') IN value) > 0
                                          OR key = convert_to(n, 'UTF8'))""", niks)
     touched |= {r["n"] for r in letter_niks}
+    touched |= {r["nik"] for r in await connection.fetch(
+        f"SELECT DISTINCT nik {_CORRECTIONS}", niks, list(ERASED_FIELDS))}
     count = await connection.fetchval(f"SELECT count(*) {_SUBMISSION_ROWS}", niks)
-    return Purge(before, sorted(touched), count, letters)
+    archived = await past_archive(connection, programmes, before)
+    return Purge(before, sorted(touched), count, letters, archived)
 
 
 async def purge(connection: asyncpg.Connection, programmes: Mapping[str, Programme],
-                before: date, erased_by: str) -> Purge:
-    """Erase what :func:`plan` finds, in one transaction, and record each erased worker."""
+                before: date, erased_by: str, keys: PrivacyKeys) -> Purge:
+    """Erase what :func:`plan` finds and replace the NIKs past the archive by their
+    pseudonyms, in one transaction, and record each erased worker."""
     async with connection.transaction():
         found = await plan(connection, programmes, before)
         niks, oldest = found.workers, _oldest_kept(programmes, before)
@@ -136,6 +170,11 @@ async def purge(connection: asyncpg.Connection, programmes: Mapping[str, Program
             f"UPDATE registry.submission_rows SET event = ({_ERASE_EVENT})::text "
             f"WHERE nik = ANY($1::text[]) AND event IS NOT NULL AND {_HAS_FIELDS}", niks)
         await connection.execute("ALTER TABLE registry.submission_rows ENABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE registry.corrections DISABLE TRIGGER USER")
+        await connection.execute(
+            "UPDATE registry.corrections SET corrected = corrected - $2::text[] "
+            "WHERE nik = ANY($1::text[]) AND corrected ?| $2::text[]", niks, list(ERASED_FIELDS))
+        await connection.execute("ALTER TABLE registry.corrections ENABLE TRIGGER USER")
         await connection.execute("ALTER TABLE ledger.dead_letters DISABLE TRIGGER USER")
         await connection.execute(f"UPDATE ledger.dead_letters SET value = NULL "
                                  f"WHERE dead_letter_id IN (SELECT dead_letter_id "
@@ -144,4 +183,5 @@ async def purge(connection: asyncpg.Connection, programmes: Mapping[str, Program
         await connection.executemany(
             "INSERT INTO privacy.erasures (nik, cutoff, erased_by, rows) VALUES ($1, $2, $3, $4)",
             [(nik, before, erased_by, per_nik.get(nik, 0)) for nik in niks])
+        await pseudonymise(connection, keys, found.archived, before, erased_by)
     return found

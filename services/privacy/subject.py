@@ -1,7 +1,8 @@
 """Everything iuran holds on one person (UU 27/2022 art. 32: the data subject's access),
-in one document: what the OPDs sent and what became of it, the enrolments, every month and
-what happened to it, the bills and payments that carry the months, refused months, dead
-letters that carry the NIK, who read the person's data and when, and any erasure.
+in one document: what the OPDs sent and what became of it, their corrections, the
+enrolments, every month and what happened to it, the bills and payments that carry the
+months, refused months, dead letters that carry the NIK, who read the person's data and
+when, and any erasure.
 
 Read through the ``finance`` views and the ``registry`` tables only."""
 
@@ -15,8 +16,8 @@ import asyncpg
 
 from services.privacy import access_log
 
-SECTIONS = ("submitted", "decisions", "enrolments", "months", "history", "bills", "credits",
-            "refused_months", "dead_letters", "access_log", "erasure")
+SECTIONS = ("submitted", "decisions", "corrections", "enrolments", "months", "history",
+            "bills", "credits", "refused_months", "dead_letters", "access_log", "erasure")
 
 _QUERIES: dict[str, str] = {
     # rows OPDs sent through the gateway, as sent (with the gateway's own refusals)
@@ -32,6 +33,10 @@ _QUERIES: dict[str, str] = {
                decided_at, booked_periods, held_periods, cancelled_periods,
                duplicate_periods, refused_periods, cancellation_refused_periods
           FROM finance.registration_outcomes WHERE nik = $1 ORDER BY decided_at""",
+    # the enrolling OPD's corrections of name, birth date, phone or address, oldest first
+    "corrections": """
+        SELECT event_id, programme, opd_code, corrected, reason, occurred_at, recorded_at
+          FROM registry.corrections WHERE nik = $1 ORDER BY occurred_at, recorded_at""",
     "months": """
         SELECT contribution_id, programme, period, due_date, amount_idr, jkk_idr, jkm_idr,
                opd_code, category, kecamatan, funding_source, status, bill_id,
@@ -61,14 +66,16 @@ _QUERIES: dict[str, str] = {
                key_text, value_text, recorded_at
           FROM finance.dead_letters
          WHERE key_text = $1 OR strpos(value_text, $1) > 0 ORDER BY dead_letter_id""",
-    "erasure": """
-        SELECT erased_at, cutoff, erased_by, rows FROM privacy.erasures WHERE nik = $1""",
 }
+# The erasures, also those recorded under the pseudonym that replaced the NIK.
+_ERASURES = """
+    SELECT kind, erased_at, cutoff, erased_by, rows FROM privacy.erasures
+     WHERE nik = $1 OR nik = $2 ORDER BY erased_at, id"""
 
 
 def _plain(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
-    for key in ("errors", "warnings", "event"):
+    for key in ("errors", "warnings", "event", "corrected"):
         if isinstance(item.get(key), str):
             try:
                 item[key] = json.loads(item[key])
@@ -78,8 +85,10 @@ def _plain(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
-                         nik: str) -> dict[str, Any]:
-    """The document of one NIK: {"nik", "generated_at", "held", <section>: [rows]}."""
+                         nik: str, pseudonym: str) -> dict[str, Any]:
+    """The document of one NIK: {"nik", "generated_at", "held", <section>: [rows]}.
+    ``pseudonym`` is the NIK's keyed pseudonym: only the erasures are looked up by it (what
+    is kept under it is no longer this person's record)."""
     document: dict[str, Any] = {"nik": nik, "generated_at": datetime.now(UTC)}
     for section, sql in _QUERIES.items():
         document[section] = [_plain(r) for r in await connection.fetch(sql, nik)]
@@ -88,7 +97,8 @@ async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
     document["enrolments"] = [] if state is None else json.loads(state["state"]).get(
         "enrollments", [])
     document["access_log"] = await access_log.read(connection, nik=nik, limit=10_000)
-    document["held"] = any(document[s] for s in SECTIONS if s not in ("access_log",))
+    document["erasure"] = [_plain(r) for r in await connection.fetch(_ERASURES, nik, pseudonym)]
+    document["held"] = any(document[s] for s in SECTIONS if s not in ("access_log", "erasure"))
     return {k: document[k] for k in ("nik", "generated_at", "held", *SECTIONS)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from schemas.events import RejectionError, WorkerDeregistered, WorkerRegistered, parse_registration
+from schemas.events import AnyRegistration, RejectionError, parse_registration
 from services.domain import errors as E
 from services.domain.errors import rejections_from_validation_error
 
@@ -14,7 +14,7 @@ MAX_MESSAGE_BYTES = 64 * 1024  # a registration is < 1 KiB; anything this big is
 
 def decode_registration(
     raw: bytes | str | None, *, max_bytes: int = MAX_MESSAGE_BYTES
-) -> tuple[WorkerRegistered | WorkerDeregistered | None, list[RejectionError]]:
+) -> tuple[AnyRegistration | None, list[RejectionError]]:
     """Decode one message value: the event, or None and the rejections that say why."""
     if raw is None:
         return None, [E.malformed("message has no value (a tombstone or an empty message)")]

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC
 
 from schemas.events import (
+    AnyRegistration,
     ContributionSchedule,
     RejectedEvent,
     RejectionError,
-    WorkerDeregistered,
-    WorkerRegistered,
+    WorkerCorrected,
 )
 from services.domain import errors as E
 from services.domain.enrolment import WorkerState, decide
@@ -25,7 +25,7 @@ from services.domain.places import canonical_opd
 from services.domain.programme import Programme
 from services.validator.decode import decode_registration
 
-Event = WorkerRegistered | WorkerDeregistered
+Event = AnyRegistration
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,8 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
     event = incoming.event
     if event is None or incoming.nik is None or outcome.state is None:
         return None
-    accepted = bool(outcome.schedules)
-    if accepted:
+    record = outcome.state.events.get(str(event.event_id))
+    if record is not None and record.outcome == "accepted":
         result = "partially_accepted" if outcome.rejected is not None else "accepted"
     else:
         result = "rejected"
@@ -161,3 +161,15 @@ def decision_row(outcome: Outcome) -> tuple[object, ...] | None:
 
 def _json(items: list[RejectionError]) -> str:
     return json.dumps([item.model_dump() for item in items]) if items else "[]"
+
+
+def correction_row(outcome: Outcome) -> tuple[object, ...] | None:
+    """The registry.corrections row of an accepted correction, first decided (None else):
+    the values as corrected, the place names in the programme's spelling."""
+    event = outcome.incoming.event
+    if (not isinstance(event, WorkerCorrected) or outcome.state is None
+            or outcome.rejected is not None or outcome.nik is None):
+        return None
+    return (event.event_id, outcome.nik, event.programme, outcome.opd_code or event.opd_code,
+            event.corrected.model_dump_json(exclude_none=True), event.reason,
+            event.occurred_at)

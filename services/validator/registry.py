@@ -3,8 +3,8 @@
 One transaction per batch of messages: advisory locks on the batch's NIKs (sorted, so two
 validator processes that got one NIK on different partitions serialise on it, whatever
 partitioner its publisher used), their states, each message decided in order, the new
-states and the decision rows (and dead letters) written, commit. Only then does the agent
-send the batch's outputs.
+states and the decision rows (with the accepted corrections, and dead letters) written,
+commit. Only then does the agent send the batch's outputs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import asyncpg
 from services.domain.enrolment import WorkerState, empty_state, read_state
 from services.runtime.database import RETRYABLE
 from services.runtime.deadletter import DeadLetter, record_dead_letters
-from services.validator.process import Incoming, Outcome, decision_row, internal_error
+from services.validator.process import (
+    Incoming,
+    Outcome,
+    correction_row,
+    decision_row,
+    internal_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,13 @@ INSERT INTO registry.decisions (event_id, event_type, nik, programme, opd_code, 
     periods, errors, warnings, schedule_ids, rejection_id, source_topic, source_partition,
     source_offset)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_CORRECTION = """
+INSERT INTO registry.corrections (event_id, nik, programme, opd_code, corrected, reason,
+    occurred_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -88,6 +101,7 @@ async def decide_batch(
         letters: list[DeadLetter] = []
         outcomes: list[Outcome] = []
         rows: list[tuple[object, ...]] = []
+        corrections: list[tuple[object, ...]] = []
         for incoming in batch:
             try:
                 state = empty_state()
@@ -98,6 +112,7 @@ async def decide_batch(
                     state = states.get(incoming.nik, state)
                 outcome = decide(incoming, state)
                 row = decision_row(outcome)
+                correction = correction_row(outcome)
             except Exception as exc:  # one bad message never stops the others
                 outcomes.append(_failed(incoming, exc, letters))
                 continue
@@ -106,6 +121,8 @@ async def decide_batch(
                 changed.add(outcome.nik)
             if row is not None:
                 rows.append(row)
+            if correction is not None:
+                corrections.append(correction)
             outcomes.append(outcome)
         if changed:
             order = sorted(changed)
@@ -114,6 +131,8 @@ async def decide_batch(
                 [dump_state(states[n]) for n in order])
         if rows:
             await connection.executemany(_DECISION, rows)
+        if corrections:
+            await connection.executemany(_CORRECTION, corrections)
         await record_dead_letters(connection, letters)
     return outcomes
 

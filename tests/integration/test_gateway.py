@@ -28,7 +28,13 @@ from tests.support.gateway import (
     template_row,
 )
 from tests.support.kafka import publish
-from tests.support.workers import as_message, deregistration, registration, unique_nik
+from tests.support.workers import (
+    as_message,
+    correction,
+    deregistration,
+    registration,
+    unique_nik,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +247,30 @@ async def test_limits_and_refusals_say_which(
                               headers={**DISHUB, **CSV}, content=template_csv([]))
     assert other.status_code == 403
     assert other.json()["detail"]["code"] == "programme_not_allowed"
+
+
+async def test_the_enrolling_opd_corrects_its_worker_through_the_gateway(
+    client: httpx.AsyncClient, db: asyncpg.Pool,
+) -> None:
+    mine = registration(opd_code="DISHUB")
+    sent = await register_json(client, DISHUB, [mine])
+    assert sent.status_code == 201, sent.text
+    await outcomes(client, sent.json()["submission_id"], DISHUB)
+    nik = mine.worker.nik
+
+    theirs = await register_json(client, DINSOS, [correction(nik, opd_code="DINSOS",
+                                                             phone="0813-9999-0000")])
+    assert theirs.status_code == 201, theirs.text
+    refused = await outcomes(client, theirs.json()["submission_id"], DINSOS)
+    assert [e["code"] for e in refused["rows"][0]["errors"]] == ["correction_not_permitted"]
+
+    fixed = correction(nik, opd_code="DISHUB", full_name="Budi Santosa")
+    own = await register_json(client, DISHUB, [fixed])
+    assert own.status_code == 201, own.text
+    done = await outcomes(client, own.json()["submission_id"], DISHUB)
+    assert done["rows"][0]["status"] == "accepted" and done["rows"][0]["errors"] == []
+    stored = await db.fetchval("SELECT corrected FROM registry.corrections WHERE event_id = $1",
+                               fixed.event_id)
+    assert stored == '{"full_name": "Budi Santosa"}'
+    shown = (await client.get(f"/v1/workers/{nik}", headers=DISHUB)).json()
+    assert shown["full_name"] == "Budi Santosa"

@@ -1,6 +1,7 @@
 """Retention ends: `iuran privacy purge --before DATE` erases name, birth date, phone and
 address of the workers whose programmes' retention ended, in the events OPDs sent and in
-dead letters' raw bytes, and leaves the money trail; a dry run says the same and changes
+dead letters' raw bytes, and leaves the money trail (under the NIK's pseudonym once the
+financial archive ends as well); a dry run says the same and changes
 nothing; a worker still within retention keeps everything."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from services.domain.programme import Programme, load_programmes
 from services.ledger import book
 from services.ledger.budget import ensure_allocation
+from services.privacy.keys import privacy_keys
+from services.privacy.pseudonyms import nik_pseudonym
 from services.runtime.settings import Settings
 from tests.support.cli import Run, cli_with, on_db
 from tests.support.ledger import NikSource, schedule
@@ -88,8 +91,17 @@ def test_purge_erases_personal_data_past_retention_and_keeps_the_money_trail(
         journal: int = await connection.fetchval("SELECT count(*) FROM ledger.transfers")
         return journal
 
+    # its archive ends with the retention: the purge also replaces the NIK by its pseudonym
+    pseudonym = nik_pseudonym(privacy_keys(Settings()), old)
+
     async def states(connection: asyncpg.Connection) -> dict[str, dict[str, Any]]:
         return {nik: await _state(connection, nik) for nik in (old, recent)}
+
+    async def erased_state(connection: asyncpg.Connection) -> dict[str, Any]:
+        return await _state(connection, pseudonym)
+
+    async def kept_state(connection: asyncpg.Connection) -> dict[str, Any]:
+        return await _state(connection, recent)
 
     journal = on_db(ledger_url, seed)
     before = on_db(ledger_url, states)
@@ -105,9 +117,8 @@ def test_purge_erases_personal_data_past_retention_and_keeps_the_money_trail(
     code, out, err = cli("privacy", "purge", "--before", "2036-03-01")
     assert code == 0, err
     assert "for 1 workers: erased" in out and old not in out
-    after = on_db(ledger_url, states)
-    erased, kept = after[old], after[recent]
-    assert erased["workers"] == [{"nik": old, "sex": "M", "category": "ojek_online",
+    erased, kept = on_db(ledger_url, erased_state), on_db(ledger_url, kept_state)
+    assert erased["workers"] == [{"nik": pseudonym, "sex": "M", "category": "ojek_online",
                                   "kecamatan": "Klojen"}]
     assert erased["letters"] == [None] and erased["months"] == 3
     assert kept == before[recent]
@@ -118,10 +129,11 @@ def test_purge_erases_personal_data_past_retention_and_keeps_the_money_trail(
                                      "WHERE nik = $1", recent)
         return (await connection.fetchval("SELECT count(*) FROM ledger.transfers"),
                 await connection.fetchval(
-                    "SELECT rows FROM privacy.erasures WHERE nik = $1", old),
+                    "SELECT rows FROM privacy.erasures WHERE nik = $1 "
+                    "AND kind = 'personal_data'", pseudonym),
                 await connection.fetchval(
                     "SELECT count(*) FROM privacy.personal_data_access WHERE what = "
-                    "'iuran privacy purge' AND $1 = ANY(niks)", old))
+                    "'iuran privacy purge' AND $1 = ANY(niks)", pseudonym))
 
     assert on_db(ledger_url, recorded) == (journal, 1, 2)
     code, out, _ = cli("privacy", "purge", "--before", "2036-03-01")

@@ -6,7 +6,13 @@ import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
-from schemas.events import WorkerDeregistered, WorkerRegistered
+from schemas.events import (
+    AnyRegistration,
+    WorkerCorrected,
+    WorkerCorrection,
+    WorkerDeregistered,
+    WorkerRegistered,
+)
 from services.domain.nik import REGIONS, encode_nik, nik_of, parse_nik
 
 WIB = timezone(timedelta(hours=7))
@@ -65,5 +71,17 @@ def deregistration(nik: str, effective_period: str, *, opd_code: str = "DISNAKER
     )
 
 
-def as_message(event: WorkerRegistered | WorkerDeregistered) -> tuple[bytes, bytes]:
+def correction(nik: str, *, opd_code: str = "DISNAKER", programme: str = "malang-2025",
+               **corrected: object) -> WorkerCorrected:
+    """A correction of the worker's fields, sent two hours after :func:`registration`'s
+    events."""
+    return WorkerCorrected(
+        event_id=uuid.uuid4(), event_type="corrected",
+        occurred_at=datetime(2025, 11, 25, 11, 0, tzinfo=WIB), opd_code=opd_code,
+        programme=programme, nik=nik, corrected=WorkerCorrection.model_validate(corrected),
+        reason="the KTP shows otherwise",
+    )
+
+
+def as_message(event: AnyRegistration) -> tuple[bytes, bytes]:
     return nik_of(event).encode(), event.model_dump_json().encode()

@@ -11,6 +11,7 @@ import pytest
 from services.domain.programme import (
     BRACKETS_FILE,
     JKK_BPU_INCOME_BRACKETS,
+    Privacy,
     ProgrammeConfigError,
     load_programme,
     load_programmes,
@@ -111,3 +112,9 @@ def test_the_same_id_twice_is_refused(tmp_path: Path) -> None:
 def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProgrammeConfigError, match="no programme file"):
         load_programmes(tmp_path)
+
+
+def test_the_nik_is_archived_no_shorter_than_the_personal_data_is_kept() -> None:
+    assert Privacy(retention_years=5, archive_years=10).archive_years == 10
+    with pytest.raises(ValueError, match="archive_years is never shorter"):
+        Privacy(retention_years=10, archive_years=5)

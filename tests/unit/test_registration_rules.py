@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from schemas.events import (
     Category,
     RejectionError,
+    WorkerCorrected,
     WorkerDeregistered,
     WorkerRegistered,
     parse_registration,
@@ -26,6 +27,7 @@ from services.domain.enrolment import (
     Decision,
     WorkerState,
     decide,
+    decide_correction,
     decide_deregistration,
     decide_registration,
     describe_periods,
@@ -131,6 +133,7 @@ PROVINCE = MALANG.model_copy(
 TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENROLLED,
                          E.EVENT_ALREADY_DECIDED,  # tests/unit/test_worker_state.py
                          E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED,
+                         E.CORRECTION_NOT_PERMITTED,
                          E.PROGRAMME_CLOSED, E.EFFECTIVE_PERIOD_IN_PAST,
                          E.BACKDATING_REASON_REQUIRED}
 TESTED_ELSEWHERE = {
@@ -627,6 +630,65 @@ def test_only_the_enrolling_opd_or_a_coordinator_may_stop_an_enrolment() -> None
         assert stop.errors == [] and len(stop.schedules) == 1, opd
 
 
+def corrected(**changes: Any) -> WorkerCorrected:
+    body = {
+        "event_id": str(uuid.uuid4()), "event_type": "corrected",
+        "occurred_at": "2025-11-26T08:00:00+07:00", "opd_code": "DISNAKER",
+        "programme": "malang-2025", "nik": NIK, "corrected": {"phone": "0813-1111-2222"},
+    } | changes
+    event = parse_registration(json.dumps(body))
+    assert isinstance(event, WorkerCorrected)
+    return event
+
+
+def test_only_the_enrolling_opd_corrects_a_worker_and_nothing_is_paid() -> None:
+    state = apply(empty_state(), register(empty_state()))  # enrolled by DISNAKER
+    event = corrected()
+    own = decide_correction(state, event, MALANG, TODAY)
+    assert own.errors == [] and own.schedules == [] and own.state is not None
+    assert own.state.enrollments == state.enrollments
+    assert own.state.events[str(event.event_id)].outcome == "accepted"
+    for opd in ("DISHUB", "DISPENDUKCAPIL"):  # a coordinator stops, it does not correct
+        foreign = decide_correction(state, corrected(opd_code=opd), MALANG, TODAY)
+        assert codes(foreign.errors) == [E.CORRECTION_NOT_PERMITTED] and not foreign.schedules
+        assert "DISNAKER" in foreign.errors[0].message
+        assert_no_personal_data(foreign.errors)
+    nobody = decide_correction(empty_state(), corrected(), MALANG, TODAY)
+    assert codes(nobody.errors) == [E.NOT_ENROLLED]
+    first = decide_correction(state, event, MALANG, TODAY, "m1")
+    again = decide_correction(apply(state, first), event, MALANG, TODAY, "m1")
+    assert again.duplicate_event and again.errors == [] and again.schedules == []
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"full_name": "R2-D2"}, [("corrected.full_name", E.INVALID_NAME)]),
+    ({"phone": "12"}, [("corrected.phone", E.INVALID_PHONE)]),
+    ({"kecamatan": "Klojen", "kelurahan": "Arjosari"},
+     [("corrected.kelurahan", E.UNKNOWN_KELURAHAN)]),
+    ({"birth_date": "2030-01-01"}, [("corrected.birth_date", E.INVALID_DATE)]),
+])
+def test_corrected_values_meet_the_registration_rules(
+    fields: dict[str, str], expected: list[tuple[str, str]],
+) -> None:
+    state = apply(empty_state(), register(empty_state()))
+    decision = decide_correction(state, corrected(corrected=fields), MALANG, TODAY)
+    assert [(e.field, e.code) for e in decision.errors] == expected
+
+
+def test_a_correction_names_a_field_and_an_address_whole() -> None:
+    for fields in ({}, {"phone": None}, {"kecamatan": "Klojen"}):
+        event, errors = decode_registration(json.dumps(
+            corrected().model_dump(mode="json") | {"corrected": fields}).encode())
+        assert event is None and errors, fields
+
+
+def test_a_corrected_birth_date_that_differs_from_the_nik_is_a_warning() -> None:
+    state = apply(empty_state(), register(empty_state()))
+    decision = decide_correction(state, corrected(corrected={"birth_date": "1990-07-06"}),
+                                 MALANG, TODAY)
+    assert decision.errors == [] and codes(decision.warnings) == [E.NIK_BIRTH_DATE_MISMATCH]
+
+
 def test_deregistering_a_worker_nobody_pays_for_is_refused() -> None:
     decision = decide_deregistration(empty_state(), deregistered(), MALANG, TODAY)
     assert codes(decision.errors) == [E.NOT_ENROLLED]
@@ -701,13 +763,15 @@ def test_the_documented_example_events_are_accepted() -> None:
     docs = (REPO / "docs" / "publishing.md").read_text(encoding="utf-8")
     examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S)]
     events = [e for e in examples if "event_type" in e]
-    assert [e["event_type"] for e in events] == ["registered", "deregistered"]
+    assert [e["event_type"] for e in events] == ["registered", "deregistered", "corrected"]
     state = empty_state()
     for body in events:
         event, errors = decode_registration(json.dumps(body).encode())
         assert errors == [] and event is not None
         decision = decide(state, event, PROGRAMMES, TODAY)
-        assert decision.errors == [] and decision.schedules
+        # a correction pays nothing: it is accepted without a schedule
+        assert decision.errors == [] and bool(decision.schedules) == (
+            event.event_type != "corrected")
         state = apply(state, decision)
 
 

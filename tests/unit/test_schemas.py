@@ -38,10 +38,10 @@ def test_checked_in_json_schemas_are_generated_from_the_models() -> None:
         assert path.read_text(encoding="utf-8") == text, f"{file_name} is stale: `make schemas`"
 
 
-def test_registration_json_schema_lists_both_event_types() -> None:
+def test_registration_json_schema_lists_every_event_type() -> None:
     schema = json.loads((SCHEMA_DIR / "registration.v1.schema.json").read_text())
     assert {ref.split("/")[-1] for ref in schema["discriminator"]["mapping"].values()} == {
-        "WorkerRegistered", "WorkerDeregistered"}
+        "WorkerRegistered", "WorkerDeregistered", "WorkerCorrected"}
 
 
 def test_a_registration_decodes_with_defaults() -> None:

@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from services.api.deps import Auditor, Pool
+from services.api.deps import Auditor, Keys, Pool
 from services.api.params import NikParam
 from services.api.reading import record_read
 from services.privacy import access_log
 from services.privacy.access_log import NikTally
+from services.privacy.pseudonyms import nik_pseudonym
 from services.privacy.subject import subject_record
 
 router = APIRouter(tags=["privacy"])
@@ -58,6 +59,9 @@ class SubjectRecord(BaseModel):
     held: bool = Field(description="iuran holds something on this person")
     submitted: list[dict[str, Any]] = Field(description="rows OPDs sent through the gateway")
     decisions: list[dict[str, Any]] = Field(description="registrations and their outcomes")
+    corrections: list[dict[str, Any]] = Field(
+        description="the enrolling OPD's corrections of name, birth date, phone or address, "
+                    "oldest first (the earlier values stay in what was submitted)")
     enrolments: list[dict[str, Any]]
     months: list[dict[str, Any]] = Field(description="every month and its status")
     history: list[dict[str, Any]] = Field(description="what happened to each month")
@@ -66,16 +70,18 @@ class SubjectRecord(BaseModel):
     refused_months: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]] = Field(description="set-aside records carrying the NIK")
     access_log: list[dict[str, Any]] = Field(description="who read the person's data, when")
-    erasure: list[dict[str, Any]] = Field(description="the retention purge's erasure, if any")
+    erasure: list[dict[str, Any]] = Field(
+        description="the retention purge's erasures, if any: of the personal fields, and of "
+                    "the NIK itself once the financial archive ended")
 
 
 @router.get("/privacy/subjects/{nik}", response_model=SubjectRecord)
-async def read_subject(request: Request, principal: Auditor, pool: Pool,
+async def read_subject(request: Request, principal: Auditor, pool: Pool, keys: Keys,
                        nik: str) -> dict[str, Any]:
     """Everything iuran holds on one person, in one document (the data subject's access)."""
     if len(nik) != 16 or not nik.isascii() or not nik.isdigit():
         raise HTTPException(422, detail="a NIK is exactly 16 digits")
-    document = await subject_record(pool, nik)
+    document = await subject_record(pool, nik, nik_pseudonym(keys, nik))
     tally = NikTally()
     tally.add(nik)
     await record_read(pool, request, principal, {"nik": nik}, tally)

@@ -22,7 +22,8 @@ router = APIRouter(tags=["registrations"])
 
 class WorkerSummary(BaseModel):
     nik: str
-    full_name: str | None = Field(description="as the OPD last sent it through the gateway")
+    full_name: str | None = Field(description="as the OPD last corrected it, else as it last "
+                                              "registered the worker through the gateway")
     programme: str
     category: str
     kecamatan: str

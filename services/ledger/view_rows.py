@@ -1,0 +1,204 @@
+"""The rows of the finance views (services/ledger/views/finance.*.sql) as pydantic models:
+the one home of each view's columns. ``services.ledger.views`` selects these columns, the API
+answers with these models (so /docs shows every field finance sees), and a test compares
+them with the views PostgreSQL has. ``not_selected`` names the columns a view has for SQL
+that reads it (other views, the services) and that finance lists and exports leave out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+Nik = Field(description="16 digits; masked (3573********0001) for roles without personal data")
+
+
+class Contribution(BaseModel):
+    not_selected: ClassVar[tuple[str, ...]] = ("schedule_id", "registration_event_id")
+
+    contribution_id: UUID
+    nik: str = Nik
+    programme: str
+    period: str
+    due_date: date
+    amount_idr: int
+    jkk_idr: int
+    jkm_idr: int
+    opd_code: str
+    category: str
+    kecamatan: str
+    funding_source: str
+    status: Literal["booked", "held", "cancelled", "billed", "paid"]
+    bill_id: UUID | None
+    bill_sequence: int | None
+    payment_id: UUID | None
+    paid_at: datetime | None
+    booked_at: datetime | None
+    cancelled_at: datetime | None
+    generation: int = Field(description="0 the first time a month is paid, 1 after one "
+                                        "deregistration of it, ...")
+
+
+class MonthlyBillLine(BaseModel):
+    programme: str
+    period: str
+    opd_code: str
+    due_date: date
+    workers: int
+    amount_idr: int
+    jkk_idr: int
+    jkm_idr: int
+    billed_idr: int
+    paid_idr: int
+    unbilled_idr: int
+
+
+class Bill(BaseModel):
+    bill_id: UUID
+    programme: str
+    period: str
+    sequence: int
+    due_date: date
+    workers: int
+    amount_idr: int
+    issued_at: datetime
+    issued_by: str
+    status: Literal["open", "past_due", "paid"]
+    payment_id: UUID | None
+    payment_reference: str | None
+    paid_at: datetime | None
+    lines: int = Field(description="contributions on the bill")
+    billing: Literal["monthly", "prepaid"]
+    fiscal_year: int | None
+    first_period: str | None = Field(description="first month on the bill")
+    last_period: str | None = Field(description="last month on the bill")
+
+
+class BudgetUtilisation(BaseModel):
+    not_selected: ClassVar[tuple[str, ...]] = ("credit_idr",)
+
+    programme: str
+    funding_source: str
+    fiscal_year: int | None
+    allocated_idr: int
+    booked_idr: int
+    paid_idr: int
+    held_idr: int
+    held_contributions: int
+    remaining_idr: int
+    changed_at: datetime | None
+
+
+class BudgetChange(BaseModel):
+    change_id: int
+    programme: str
+    funding_source: str
+    fiscal_year: int
+    previous_idr: int
+    allocated_idr: int
+    raised_by_idr: int
+    source: Literal["configuration", "command"]
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+class Outstanding(BaseModel):
+    programme: str
+    period: str
+    due_date: date
+    contributions: int
+    outstanding_idr: int
+    billed_idr: int
+    unbilled_idr: int
+    past_due: bool
+
+
+class Discrepancy(BaseModel):
+    discrepancy_id: UUID
+    payment_id: UUID
+    programme: str
+    period: str
+    kind: str
+    expected_idr: int
+    paid_idr: int
+    difference_idr: int
+    reference: str
+    detail: str
+    paid_at: datetime
+    recorded_at: datetime
+    status: Literal["open", "resolved"]
+    resolution: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    unapplied_idr: int = Field(description="in the suspense account until resolved")
+    action: str | None = Field(description="what the resolution did with the money")
+    applied_to_bill_id: UUID | None
+    applied_idr: int
+    refunded_idr: int
+    carried_over_idr: int
+
+
+class Arrears(BaseModel):
+    nik: str = Nik
+    programme: str
+    opd_code: str
+    category: str
+    kecamatan: str
+    unpaid_months: int
+    unpaid_idr: int
+    oldest_unpaid_period: str
+    latest_unpaid_period: str
+    oldest_due_date: date
+    held_months: int
+    lapse_risk: bool = Field(description="three or more unpaid months: the membership lapses")
+    prepaid: bool | None = Field(description="months of a prepaid bill (never at lapse risk)")
+
+
+class WorkerHistoryEntry(BaseModel):
+    nik: str
+    programme: str
+    period: str
+    contribution_id: UUID
+    event: str = Field(description="booked, held, cancelled, cancellation_refused, billed, "
+                                   "paid or duplicate_attempt")
+    at: datetime | None
+    amount_idr: int
+    opd_code: str
+    detail: str | None
+    generation: int
+
+
+class Credit(BaseModel):
+    credit_id: UUID
+    source: Literal["deregistration", "payment"]
+    contribution_id: UUID | None
+    payment_id: UUID | None
+    nik: str | None = Nik
+    programme: str
+    period: str
+    bill_id: UUID | None
+    amount_idr: int
+    status: Literal["carried_over", "refunded"]
+    recorded_at: datetime
+    refunded_at: datetime | None
+    refund_reason: str | None
+
+
+class CashReconciliation(BaseModel):
+    programme: str
+    payments: int
+    received_idr: int
+    journal_cash_idr: int
+    unapplied_idr: int
+    difference_idr: int
+    voided_idr: int
+
+
+class AccountBalance(BaseModel):
+    account: str
+    debit_idr: int
+    credit_idr: int
+    balance_idr: int
