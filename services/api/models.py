@@ -180,15 +180,35 @@ class Arrears(BaseModel):
     prepaid: bool | None = Field(description="months of a prepaid bill (never at lapse risk)")
 
 
+class CoverExpiry(BaseModel):
+    nik: str = Nik
+    programme: str
+    opd_code: str
+    category: str
+    kecamatan: str
+    first_period: str = Field(description="the first month the programme books")
+    covered_through: str = Field(description="the last month the programme books")
+    paid_through: str | None = Field(description="the last month paid to BPJS")
+    months_left: int = Field(description="months from this month (in the programme's time "
+                                         "zone) to covered_through, both included; 0: ended")
+    inactive_from: str | None = Field(description="the third month without payment after "
+                                                  "paid_through, when no programme follows")
+    renewed_to: str | None = Field(description="the programme whose months follow")
+    renewed_from: str | None = Field(description="its first month")
+    today: date = Field(description="the programme's day the months are counted from")
+
+
 class WorkerHistoryEntry(BaseModel):
     nik: str
     programme: str
     period: str
-    contribution_id: UUID
+    contribution_id: UUID = Field(description="the month's contribution; for cover_gap the "
+                                              "registration's event id")
     event: str = Field(description="booked, held, cancelled, cancellation_refused, billed, "
-                                   "paid or duplicate_attempt")
+                                   "paid, duplicate_attempt or cover_gap (a registration "
+                                   "accepted after the cover lapsed)")
     at: datetime | None
-    amount_idr: int
+    amount_idr: int | None
     opd_code: str
     detail: str | None
     generation: int

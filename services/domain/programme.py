@@ -125,6 +125,30 @@ class Privacy(_Config):
     retention_years: Annotated[int, Field(ge=1, le=30)] = 10
 
 
+RenewalKey = Literal["category", "longest_cover"]
+
+
+class Renewal(_Config):
+    """Who is booked first when a renewal into this programme meets a budget too small for
+    every worker (docs/programme.md): renewed workers always come before new enrolments; among
+    them the keys of ``priority`` in turn — ``category`` (the order of ``categories``; a
+    category not listed comes after the listed ones), ``longest_cover`` (the longest unbroken
+    run of covered months first) — and then the NIK, so the order is total and repeatable.
+    ``requires_bpjs_verification``: renew only workers BPJS verified."""
+
+    priority: list[RenewalKey] = Field(default_factory=lambda: ["category", "longest_cover"])
+    categories: list[Category] = Field(default_factory=list)
+    requires_bpjs_verification: bool = False
+
+    @model_validator(mode="after")
+    def _each_once(self) -> Renewal:
+        if len(set(self.priority)) != len(self.priority):
+            raise ValueError("priority: each key at most once")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories: each category at most once")
+        return self
+
+
 class Programme(_Config):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     name: str
@@ -151,6 +175,7 @@ class Programme(_Config):
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
+    renewal: Renewal = Field(default_factory=Renewal)
     # The last day a registration is taken (default, and at the latest: the fiscal year's last).
     registration_closes_on: date | None = None
     # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.

@@ -34,6 +34,7 @@ from services.domain.programme import load_programmes
 from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
+from services.ledger.cover import record_time_zone
 from services.ledger.migrate import unmigrated
 from services.ledger.relay import Relay
 from services.ledger.report import refresh_gauges
@@ -106,6 +107,7 @@ class LedgerService(Service):
             for programme in programmes.values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
+                await record_time_zone(connection, programme)
                 if release.booked:
                     metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
                     metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(

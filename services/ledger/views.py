@@ -76,6 +76,14 @@ VIEWS: dict[str, View] = {v.name: v for v in (
          (("programme", "text"), ("nik", "text")),
          frozenset({"programme", "opd_code", "category", "kecamatan", "nik", "lapse_risk"}),
          personal=True),
+    View("cover_expiry",
+         ("nik", "programme", "opd_code", "category", "kecamatan", "first_period",
+          "covered_through", "paid_through", "months_left", "inactive_from", "renewed_to",
+          "renewed_from", "today"),
+         (("programme", "text"), ("nik", "text")),
+         frozenset({"programme", "opd_code", "category", "kecamatan", "nik",
+                    "months_left_max", "renewed_to"}),
+         personal=True),
     View("worker_history",
          ("nik", "programme", "period", "contribution_id", "event", "at", "amount_idr",
           "opd_code", "detail", "generation"),
@@ -131,6 +139,8 @@ def select(
             where.append(f"period >= {param(value)}")
         elif name == "period_to":
             where.append(f"period <= {param(value)}")
+        elif name == "months_left_max":
+            where.append(f"months_left <= {param(value)}")
         elif isinstance(value, list | tuple | set | frozenset):
             where.append(f"{name} = ANY({param(list(value))}::text[])")
         else:

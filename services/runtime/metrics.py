@@ -105,6 +105,12 @@ AWAITING_BUDGET_WORKERS = Gauge(
     "Workers with a month held because the budget has no room (not covered then).",
     ["programme"],
 )
+COVER_ENDING_WORKERS = Gauge(
+    "iuran_cover_ending_workers",
+    "Workers whose cover ends within the given months (this month included) and that no "
+    "other programme continues (finance.cover_expiry).",
+    ["programme", "within_months"],
+)
 AWAITING_BUDGET_IDR = Gauge(
     "iuran_awaiting_budget_idr", "Rupiah of the months held for budget.", ["programme"]
 )
