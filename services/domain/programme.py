@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.events import Category, Period
 from services.domain.official_calendar import CalendarError, load_calendar
 from services.domain.periods import parse_period, period_index
+
+log = logging.getLogger(__name__)
 
 BRACKETS_FILE = Path(__file__).with_name("data") / "jkk_bpu_income_brackets.toml"
 
@@ -173,6 +176,9 @@ class Programme(_Config):
     # National holidays and cuti bersama of the official calendar (not in the programme file:
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
+    # Years of the programme without an official calendar (holidays unknown: a due date in
+    # them moves past weekends only), as load_programme found them.
+    calendar_missing: tuple[int, ...] = Field(default=(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
     renewal: Renewal = Field(default_factory=Renewal)
@@ -305,13 +311,15 @@ def load_programme(path: Path, calendar_dir: Path | None = None) -> Programme:
         calendar = load_calendar(calendar_dir)
     except CalendarError as exc:
         raise ProgrammeConfigError(f"{path}: calendar: {exc}") from exc
-    missing = [str(y) for y in programme.years if y not in calendar.years]
+    missing = tuple(y for y in programme.years if y not in calendar.years)
     if missing:
-        raise ProgrammeConfigError(
-            f"{path}: calendar: no official calendar for {', '.join(missing)} in "
-            f"{calendar_dir} (the programme runs {programme.first_period} to "
-            f"{programme.last_period}); add {missing[0]}.toml from the year's SKB 3 Menteri")
-    return programme.model_copy(update={"holidays": calendar.days_off})
+        log.warning(
+            "%s: calendar: no official calendar for %s in %s (the programme runs %s to %s): "
+            "due dates in those years move past weekends only; add %d.toml from the year's "
+            "SKB 3 Menteri when it is published", path, ", ".join(map(str, missing)),
+            calendar_dir, programme.first_period, programme.last_period, missing[0])
+    return programme.model_copy(update={"holidays": calendar.days_off,
+                                        "calendar_missing": missing})
 
 
 def load_programmes(directory: Path, calendar_dir: Path | None = None) -> dict[str, Programme]:

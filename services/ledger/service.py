@@ -102,6 +102,7 @@ class LedgerService(Service):
             if not await self._wait_for_schema(connection):
                 return
             programmes = load_programmes(settings.programmes_dir)
+            metrics.note_calendars(programmes.values())
             self._payment_bounds = payment_intake.plausibility_bounds(
                 {p.id: p.budget_idr for p in programmes.values()})
             for programme in programmes.values():

@@ -6,7 +6,13 @@ topic, programme, OPD, category, error code) and never a NIK.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from services.domain.programme import Programme
 
 EVENTS_CONSUMED = Counter(
     "iuran_events_consumed_total", "Events read from a topic.", ["service", "topic"]
@@ -111,6 +117,12 @@ COVER_ENDING_WORKERS = Gauge(
     "other programme continues (finance.cover_expiry).",
     ["programme", "within_months"],
 )
+PROGRAMME_CALENDAR_MISSING = Gauge(
+    "iuran_programme_calendar_missing",
+    "1 for each year of a programme that has no official calendar (SKB 3 Menteri) in "
+    "deploy/calendar: due dates in it move past weekends only.",
+    ["programme", "year"],
+)
 AWAITING_BUDGET_IDR = Gauge(
     "iuran_awaiting_budget_idr", "Rupiah of the months held for budget.", ["programme"]
 )
@@ -166,3 +178,10 @@ GATEWAY_ROWS = Counter(
     ["opd_code", "result"],
 )
 SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])
+
+
+def note_calendars(programmes: Iterable[Programme]) -> None:
+    """Export the years of each programme that have no official calendar."""
+    for programme in programmes:
+        for year in programme.calendar_missing:
+            PROGRAMME_CALENDAR_MISSING.labels(programme.id, str(year)).set(1)

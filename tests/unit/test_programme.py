@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.domain.periods import due_date
 from services.domain.programme import (
     BRACKETS_FILE,
     JKK_BPU_INCOME_BRACKETS,
@@ -81,7 +82,6 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         # Holidays come from the shared official calendar, never from a programme file.
         ("[eligibility]", '[calendar]\nholidays = ["2026-02-16"]\n\n[eligibility]',
          "calendar: holidays are not listed in a programme file"),
-        ('last_period = "2026-11"', 'last_period = "2027-03"', "no official calendar for 2027"),
         ('timezone = "Asia/Jakarta"', 'timezone = "WIB"', "timezone: Value error, 'WIB' is not"),
     ],
 )
@@ -111,3 +111,16 @@ def test_the_same_id_twice_is_refused(tmp_path: Path) -> None:
 def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProgrammeConfigError, match="no programme file"):
         load_programmes(tmp_path)
+
+
+def test_a_year_without_an_official_calendar_loads_with_a_warning_and_weekends_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _broken(tmp_path, 'last_period = "2026-11"', 'last_period = "2027-03"')
+    with caplog.at_level("WARNING"):
+        programme = load_programme(path, CALENDAR)
+    assert programme.calendar_missing == (2027,)
+    assert "no official calendar for 2027" in caplog.text
+    # the 15th of May 2027 is a Saturday: its due date moves past the weekend only
+    assert due_date("2027-05", 15, programme.holidays) == date(2027, 5, 17)
+    assert load_programme(MALANG, CALENDAR).calendar_missing == ()
