@@ -82,6 +82,16 @@ class RenewalPlan:
         return sum(1 for r in self.renewed if r.gap_months >= LAPSE_MONTHS)
 
 
+def cover_ends(candidates: Iterable[Candidate]) -> dict[str, int]:
+    """Per month, the workers whose cover ends before it (their first month without cover):
+    the months in which cover lapses without a renewal."""
+    months: dict[str, int] = {}
+    for candidate in candidates:
+        first = period_from_index(period_index(candidate.covered_through) + 1)
+        months[first] = months.get(first, 0) + 1
+    return dict(sorted(months.items()))
+
+
 def renewal_event_id(nik: str, target: str) -> UUID:
     """The registration that renews ``nik`` into programme ``target``: the same every run."""
     return derived_id("renewal", target, nik)

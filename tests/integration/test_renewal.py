@@ -1,0 +1,128 @@
+"""`iuran renew` through the real broker, validator and ledger processes into PostgreSQL:
+the cover goes on from the month after the last covered month, a worker is renewed once
+however often the renewal runs, a worker the next programme already has or a deregistered one
+is left out, and a renewal after the cover lapsed is accepted with a cover_gap warning that
+shows in the worker's history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import asyncpg
+import pytest
+
+from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
+from services.cli.renew import renew
+from services.domain.programme import load_programmes
+from services.domain.renewal import renewal_event_id
+from services.runtime.settings import Settings
+from services.runtime.stack import ServiceProcesses
+from tests.support.kafka import publish
+from tests.support.workers import as_message, deregistration, registration
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_months(db: asyncpg.Pool, programme: str, want: dict[str, int],
+                      timeout: float = 120.0) -> dict[str, list[str]]:
+    """The live months of each NIK in the programme, once each has ``want[nik]`` of them."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        rows = await db.fetch(
+            """SELECT nik, array_agg(period ORDER BY period) AS periods
+                 FROM ledger.live_contributions
+                WHERE programme = $1 AND nik = ANY($2::text[]) GROUP BY nik""",
+            programme, list(want))
+        found = {r["nik"]: list(r["periods"]) for r in rows}
+        if all(len(found.get(n, [])) == count for n, count in want.items()):
+            return found
+        await asyncio.sleep(0.3)
+    return found
+
+
+async def test_a_renewal_continues_the_cover_once_and_shows_a_lapse(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    programmes = load_programmes(settings.programmes_dir)
+    source, target = programmes["malang-2025"], programmes["malang-2026"]
+    december = registration(coverage_start="2025-12")       # covered to 2026-11
+    september = registration(coverage_start="2025-09")      # covered to 2026-08
+    lapsed = registration(coverage_start="2025-09", months=3)  # covered to 2025-11
+    taken = registration(coverage_start="2025-09")
+    stopped = registration(coverage_start="2025-12")
+    ours: list[WorkerRegistered] = [december, september, lapsed, taken, stopped]
+    await publish(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in ours])
+    niks = {e.worker.nik: e for e in ours}
+    assert len(await wait_months(db, source.id, {n: e.months for n, e in niks.items()})) == 5
+    # an OPD enrolled one of them in 2026 already; another was deregistered
+    by_opd = registration(nik=taken.worker.nik, programme=target.id, opd_code="DISHUB",
+                          coverage_start="2026-09")
+    await publish(settings, TOPIC_REGISTRATIONS, [
+        as_message(by_opd), as_message(deregistration(stopped.worker.nik, "2026-06"))])
+    await wait_months(db, target.id, {taken.worker.nik: 12})
+    await wait_months(db, source.id, {stopped.worker.nik: 6})
+    known = {n: e.worker for n, e in niks.items()}
+
+    async with db.acquire() as conn:
+        planned = await renew(conn, settings, source, target, by="test", dry_run=True,
+                              now=settings.now(), known=known, niks=list(niks))
+    assert (planned.workers, planned.renewed, planned.waiting) == (4, 3, 0)
+    assert planned.skipped == {"already_enrolled": 1}
+    assert planned.cost_idr == 3 * 12 * 16_800 and planned.published == 0
+    assert planned.cover_gaps == 1
+    assert planned.cover_ends == {"2025-12": 1, "2026-09": 2, "2026-12": 1}
+    assert planned.first_month == "2026-09" and planned.first_month_workers == 2
+
+    async with db.acquire() as conn:
+        done = await renew(conn, settings, source, target, by="test", dry_run=False,
+                           now=settings.now(), known=known, niks=list(niks), timeout=120)
+    assert done.published == 3 and done.settled_in_time
+    renewed = await wait_months(db, target.id, {december.worker.nik: 12,
+                                                september.worker.nik: 12,
+                                                lapsed.worker.nik: 12})
+    # no gap: each continues the month after its last covered month
+    assert renewed[december.worker.nik][0] == "2026-12"
+    assert renewed[december.worker.nik][-1] == "2027-11"
+    assert renewed[september.worker.nik][0] == "2026-09"
+    assert renewed[lapsed.worker.nik][0] == "2026-09"  # the programme's first month
+    expiry = {r["nik"]: r for r in await db.fetch(
+        "SELECT nik, renewed_to, renewed_from FROM finance.cover_expiry "
+        "WHERE programme = $1 AND nik = ANY($2::text[])", source.id, list(niks))}
+    assert (expiry[december.worker.nik]["renewed_to"],
+            expiry[december.worker.nik]["renewed_from"]) == (target.id, "2026-12")
+    assert expiry[stopped.worker.nik]["renewed_to"] is None
+
+    # the lapse is a warning the OPD sees with the registration and in the worker's history
+    warnings = await db.fetchval(
+        "SELECT warnings FROM registry.decisions WHERE event_id = $1",
+        renewal_event_id(lapsed.worker.nik, target.id))
+    assert [w["code"] for w in json.loads(warnings)] == ["cover_gap"]
+    history = await db.fetch(
+        "SELECT event, period, detail FROM finance.worker_history "
+        "WHERE nik = $1 AND event = 'cover_gap'", lapsed.worker.nik)
+    assert [(h["event"], h["period"]) for h in history] == [("cover_gap", "2026-09")]
+    assert "2025-11" in history[0]["detail"]
+    assert await db.fetchval(
+        "SELECT count(*) FROM registry.decisions WHERE event_id = $1",
+        renewal_event_id(december.worker.nik, target.id)) == 1
+    ranks = await db.fetch(
+        "SELECT nik, rank FROM ledger.renewal_ranks WHERE programme = $1 "
+        "AND nik = ANY($2::text[]) ORDER BY rank", target.id, list(niks))
+    assert {r["nik"] for r in ranks} == {december.worker.nik, september.worker.nik,
+                                         lapsed.worker.nik}
+
+    # a second run renews nobody twice
+    async with db.acquire() as conn:
+        again = await renew(conn, settings, source, target, by="test", dry_run=False,
+                            now=settings.now(), known=known, niks=list(niks))
+    assert (again.renewed, again.published) == (0, 0)
+    assert again.skipped == {"already_enrolled": 4}
+    await asyncio.sleep(1.0)
+    counts = await db.fetch(
+        "SELECT nik, count(*) AS n FROM finance.contributions WHERE programme = $1 "
+        "AND nik = ANY($2::text[]) AND status <> 'cancelled' GROUP BY nik",
+        target.id, list(niks))
+    assert sorted(r["n"] for r in counts) == [12, 12, 12, 12]
