@@ -198,6 +198,24 @@ class CoverExpiry(BaseModel):
     today: date = Field(description="the programme's day the months are counted from")
 
 
+class WaitingListEntry(BaseModel):
+    place: int = Field(description="the worker's place in the programme's queue (1 first)")
+    programme: str
+    funding_source: str
+    nik: str = Nik
+    opd_code: str
+    category: str
+    kecamatan: str
+    reason: str = Field(description="budget_exceeded or no_allocation")
+    first_period: str
+    last_period: str
+    months: int
+    amount_idr: int
+    held_at: datetime
+    renewal_rank: int | None = Field(description="the place a renewal gave the worker")
+    renewal_of: str | None = Field(description="the programme the renewal continues")
+
+
 class WorkerHistoryEntry(BaseModel):
     nik: str
     programme: str

@@ -120,6 +120,18 @@ async def cover_expiry(
                        "renewed_to": renewed_to}, limit, cursor)
 
 
+@router.get("/waiting-list", response_model=models.Page[models.WaitingListEntry])
+async def waiting_list(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, workers: WorkerFilters,
+    limit: Limit, cursor: Cursor = None, programme: Code = None, renewal_of: Code = None,
+) -> dict[str, Any]:
+    """Who waits for budget, in the order they will be booked when it is raised (renewed
+    workers first, in the renewal's priority order). Filter by opd_code for one OPD."""
+    return await page(pool, keys, request, VIEWS["waiting_list"], principal,
+                      {"programme": programme, **workers, "renewal_of": renewal_of},
+                      limit, cursor)
+
+
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
 async def worker_history(request: Request, principal: Personal, pool: Pool,
                          largest: MaxPage, nik: str) -> dict[str, Any]:

@@ -147,6 +147,40 @@ async def cover_expiry(
                         next_cursor=rows[-1]["nik"] if more else None)
 
 
+class Waiting(BaseModel):
+    place: int = Field(description="place in the programme's queue: booked in this order when "
+                                   "the budget is raised")
+    nik: str
+    programme: str
+    category: str
+    kecamatan: str
+    first_period: str
+    months: int
+    amount_idr: int
+    renewal_of: str | None = Field(description="the programme a renewal continues")
+
+
+class WaitingPage(BaseModel):
+    items: list[Waiting]
+
+
+@router.get("/v1/waiting-list", response_model=WaitingPage)
+async def waiting_list(request: Request, principal: Agency, pool: Pool, limit: Limit,
+                       programme: Code = None) -> WaitingPage:
+    """The OPD's workers waiting for budget (finance.waiting_list), in queue order."""
+    assert principal.opd_code is not None
+    rows = [dict(r) for r in await pool.fetch(
+        f"""SELECT place, nik, programme, category, kecamatan, first_period, months,
+                   amount_idr, renewal_of
+              FROM finance.waiting_list
+             WHERE opd_code = $1 AND ($2::text IS NULL OR programme = $2)
+             ORDER BY programme, place LIMIT {int(limit)}""", principal.opd_code, programme)]
+    tally = NikTally()
+    tally.add_rows(rows)
+    await record_read(pool, request, principal, {"programme": programme}, tally)
+    return WaitingPage(items=[Waiting(**r) for r in rows])
+
+
 @router.get("/v1/workers/{nik}", response_model=WorkerDetail,
             responses={404: {"description": "not a worker of this OPD"}})
 async def worker(
