@@ -11,6 +11,7 @@ import json
 import time
 
 import asyncpg
+import httpx
 import pytest
 
 from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
@@ -19,10 +20,13 @@ from services.domain.programme import load_programmes
 from services.domain.renewal import renewal_event_id
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support.gateway import DINSOS, DISHUB, base_url, outcomes
 from tests.support.kafka import publish
 from tests.support.workers import as_message, deregistration, registration
 
 pytestmark = pytest.mark.integration
+
+JSON = {"Content-Type": "application/json"}
 
 
 async def wait_months(db: asyncpg.Pool, programme: str, want: dict[str, int],
@@ -126,3 +130,30 @@ async def test_a_renewal_continues_the_cover_once_and_shows_a_lapse(
         "AND nik = ANY($2::text[]) AND status <> 'cancelled' GROUP BY nik",
         target.id, list(niks))
     assert sorted(r["n"] for r in counts) == [12, 12, 12, 12]
+
+
+async def test_an_opd_sees_its_workers_cover_end_and_a_renewal_takes_their_gateway_details(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    mine = registration(opd_code="DISHUB", coverage_start="2025-12")
+    async with httpx.AsyncClient(base_url=base_url(settings), timeout=60) as client:
+        sent = await client.post("/v1/registrations", headers={**DISHUB, **JSON},
+                                 json=[mine.model_dump(mode="json")])
+        assert sent.status_code == 201, sent.text
+        await outcomes(client, sent.json()["submission_id"], DISHUB)
+        nik = mine.worker.nik
+        own = await client.get("/v1/cover-expiry", headers=DISHUB,
+                               params={"programme": "malang-2025", "limit": 1000})
+        theirs = await client.get("/v1/cover-expiry", headers=DINSOS,
+                                  params={"limit": 1000})
+    assert own.status_code == 200, own.text
+    row = next(i for i in own.json()["items"] if i["nik"] == nik)
+    assert (row["covered_through"], row["renewed_to"]) == ("2026-11", None)
+    assert nik not in {i["nik"] for i in theirs.json()["items"]}
+
+    programmes = load_programmes(settings.programmes_dir)
+    async with db.acquire() as conn:  # no worker record given: the gateway's is used
+        planned = await renew(conn, settings, programmes["malang-2025"],
+                              programmes["malang-2026"], by="test", dry_run=True,
+                              now=settings.now(), niks=[nik])
+    assert (planned.renewed, planned.skipped) == (1, {})
