@@ -269,16 +269,23 @@ async def _renew(settings: Settings, source: Programme, target: Programme, count
         covered = await connection.fetchval(
             "SELECT count(DISTINCT nik) FROM ledger.live_contributions WHERE period = $1",
             first) if first else 0
-        booked = await connection.fetchval(
-            "SELECT count(DISTINCT nik) FROM ledger.live_contributions WHERE programme = $1 "
-            "AND registration_event_id = ANY($2::uuid[])", target.id, ids)
+        booked, partly = await connection.fetchrow(
+            """SELECT count(*) FILTER (WHERE held = 0), count(*) FILTER (WHERE held > 0)
+                 FROM (SELECT nik, count(*) FILTER (WHERE status = 'held') AS held
+                         FROM finance.contributions
+                        WHERE programme = $1 AND registration_event_id = ANY($2::uuid[])
+                          AND status <> 'cancelled'
+                        GROUP BY nik
+                       HAVING count(*) FILTER (WHERE status <> 'held') > 0) w""",
+            target.id, ids)
         held = await connection.fetchval(
             "SELECT count(*) FROM finance.waiting_list WHERE programme = $1 "
             "AND renewal_of = $2", target.id, source.id)
     finally:
         await connection.close()
     coverage = target.coverage
-    return {**asdict(result), "booked_workers": booked, "held_workers": held,
+    return {**asdict(result), "booked_workers": booked, "partly_booked_workers": partly,
+            "held_workers": held,
             "first_month_covered_city": covered,
             "first_month_ratio": (coverage.baseline_members + covered) / coverage.workforce}
 
@@ -354,13 +361,16 @@ def _renewal_lines(r: dict[str, Any]) -> list[str]:
         f"    renewed (booked)            {r['booked_workers']:>11,}  "
         f"({rupiah(r['cost_idr'])}, from the month after each worker's last covered month)",
         f"    waiting for budget          {r['held_workers']:>11,}  "
-        f"({rupiah(r['waiting_cost_idr'])}, held in priority order)",
+        f"({rupiah(r['waiting_cost_idr'])}, held in priority order"
+        + (f"; {r['partly_booked_workers']:,} with the months the room left booked"
+           if r["partly_booked_workers"] else "") + ")",
         f"    cost of the renewed year    {rupiah(r['cost_idr']):>11}",
         f"    covered in {r['first_month'] or '-':<7}          "
         f"{r['first_month_covered_city']:>11,}  workers of any programme; coverage "
         f"{r['first_month_ratio']:.2%}",
-        "    cover ends without renewal  " + ", ".join(
-            f"{month}: {n:,}" for month, n in r["cover_ends"].items()),
+        "    first month without cover   " + ", ".join(
+            f"{month}: {n:,}" for month, n in r["cover_ends"].items())
+        + "  (without renewal)",
     ]
 
 
