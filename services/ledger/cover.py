@@ -22,12 +22,13 @@ SELECT p.programme, w.within,
 
 
 async def record_time_zone(connection: asyncpg.Connection, programme: Programme) -> None:
-    """The programme's time zone, as its file names it, for finance.cover_expiry."""
+    """The programme's time zone, as its file names it, for finance.cover_expiry (a new row
+    only when it differs from the latest)."""
     await connection.execute(
-        """INSERT INTO ledger.programme_time_zones (programme, timezone) VALUES ($1, $2)
-           ON CONFLICT (programme) DO UPDATE SET timezone = EXCLUDED.timezone,
-                                                 recorded_at = now()
-            WHERE ledger.programme_time_zones.timezone <> EXCLUDED.timezone""",
+        """INSERT INTO ledger.programme_time_zones (programme, timezone)
+           SELECT $1, $2
+            WHERE (SELECT timezone FROM ledger.programme_time_zones WHERE programme = $1
+                    ORDER BY zone_id DESC LIMIT 1) IS DISTINCT FROM $2""",
         programme.id, programme.timezone)
 
 

@@ -881,6 +881,7 @@ CREATE VIEW finance.cash_reconciliation AS
 --
 
 CREATE TABLE ledger.programme_time_zones (
+    zone_id bigint NOT NULL,
     programme text NOT NULL,
     timezone text NOT NULL,
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -930,7 +931,11 @@ CREATE VIEW finance.cover_expiry AS
     n.renewed_from,
     t.today
    FROM (((worker w
-     LEFT JOIN ledger.programme_time_zones z ON ((z.programme = w.programme)))
+     LEFT JOIN LATERAL ( SELECT z_1.timezone
+           FROM ledger.programme_time_zones z_1
+          WHERE (z_1.programme = w.programme)
+          ORDER BY z_1.zone_id DESC
+         LIMIT 1) z ON (true))
      CROSS JOIN LATERAL ( SELECT COALESCE(((now() AT TIME ZONE z.timezone))::date, finance.today()) AS today) t)
      LEFT JOIN next n ON (((n.nik = w.nik) AND (n.programme = w.programme))));
 
@@ -1897,6 +1902,19 @@ ALTER TABLE ledger.premium_rates ALTER COLUMN rate_id ADD GENERATED ALWAYS AS ID
 );
 
 --
+-- Name: programme_time_zones_zone_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.programme_time_zones ALTER COLUMN zone_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.programme_time_zones_zone_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: refused_contributions_refused_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -2237,7 +2255,7 @@ ALTER TABLE ONLY ledger.programme_billing
 --
 
 ALTER TABLE ONLY ledger.programme_time_zones
-    ADD CONSTRAINT programme_time_zones_pkey PRIMARY KEY (programme);
+    ADD CONSTRAINT programme_time_zones_pkey PRIMARY KEY (zone_id);
 
 --
 -- Name: refunds_received refunds_received_bank_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2447,6 +2465,12 @@ CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
 --
 
 CREATE INDEX premium_rates_latest ON ledger.premium_rates USING btree (programme, rate_id);
+
+--
+-- Name: programme_time_zones_latest; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX programme_time_zones_latest ON ledger.programme_time_zones USING btree (programme, zone_id);
 
 --
 -- Name: refused_contributions_month; Type: INDEX; Schema: ledger; Owner: -
@@ -2801,6 +2825,18 @@ CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.p
 --
 
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: programme_time_zones programme_time_zones_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_time_zones_append_only BEFORE DELETE OR UPDATE ON ledger.programme_time_zones FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: programme_time_zones programme_time_zones_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_time_zones_no_truncate BEFORE TRUNCATE ON ledger.programme_time_zones FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: refunds_received refunds_received_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3277,18 +3313,6 @@ GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_auditor;
 GRANT SELECT,INSERT ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
 
 --
--- Name: COLUMN programme_time_zones.timezone; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT UPDATE(timezone) ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
-
---
--- Name: COLUMN programme_time_zones.recorded_at; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT UPDATE(recorded_at) ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
-
---
 -- Name: TABLE cover_expiry; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -3549,6 +3573,12 @@ GRANT USAGE ON SEQUENCE ledger.outbox_ids TO iuran_ledger_writer;
 --
 
 GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE programme_time_zones_zone_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.programme_time_zones_zone_id_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE refused_contributions_refused_id_seq; Type: ACL; Schema: ledger; Owner: -

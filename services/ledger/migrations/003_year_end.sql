@@ -1,12 +1,17 @@
 -- The end of a programme year and the start of the next: each programme's time zone (the
 -- day finance.cover_expiry counts months from), recorded from the programme file by the
--- ledger service at start, and replaced when the file names another zone.
+-- ledger service at start; a zone the file changes is a new row (the latest is in force).
 CREATE TABLE ledger.programme_time_zones (
-    programme    text        PRIMARY KEY,
+    zone_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    programme    text        NOT NULL,
     timezone     text        NOT NULL CHECK (length(timezone) BETWEEN 1 AND 64),
     recorded_at  timestamptz NOT NULL DEFAULT now()
 );
-GRANT UPDATE (timezone, recorded_at) ON ledger.programme_time_zones TO iuran_ledger_writer;
+CREATE INDEX programme_time_zones_latest ON ledger.programme_time_zones (programme, zone_id);
+CREATE TRIGGER programme_time_zones_append_only BEFORE UPDATE OR DELETE
+    ON ledger.programme_time_zones FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER programme_time_zones_no_truncate BEFORE TRUNCATE
+    ON ledger.programme_time_zones FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 -- A renewal's priority order (`iuran renew`, the `[renewal] priority` of the programme it
 -- renews into): each renewed worker's place, 1 first. Months held for budget wait by this

@@ -35,7 +35,9 @@ SELECT w.nik, w.programme, w.opd_code, w.category, w.kecamatan, w.first_period,
        END AS inactive_from,
        n.renewed_to, n.renewed_from, t.today
   FROM worker w
-  LEFT JOIN ledger.programme_time_zones z ON z.programme = w.programme
+  LEFT JOIN LATERAL (
+        SELECT z.timezone FROM ledger.programme_time_zones z
+         WHERE z.programme = w.programme ORDER BY z.zone_id DESC LIMIT 1) z ON true
   CROSS JOIN LATERAL (
         SELECT coalesce((now() AT TIME ZONE z.timezone)::date, finance.today()) AS today) t
   LEFT JOIN next n ON n.nik = w.nik AND n.programme = w.programme;
