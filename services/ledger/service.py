@@ -53,6 +53,9 @@ GROUP_ID = "iuran-ledger"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 GAUGE_INTERVAL_SECONDS = 10.0
+# Whose cover ends within 1-3 months changes with the month and with renewals: a scan of
+# finance.cover_expiry every five minutes is enough, and keeps it off most batches.
+COVER_GAUGE_INTERVAL_SECONDS = 300.0
 SCHEMA_CHECK_SECONDS = 2.0
 
 
@@ -68,6 +71,7 @@ class LedgerService(Service):
         self._schema: str | None = "schema not checked yet"
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
+        self._cover_gauge_at = -COVER_GAUGE_INTERVAL_SECONDS
         self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
@@ -240,8 +244,11 @@ class LedgerService(Service):
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
+        cover = self._gauges_at - self._cover_gauge_at >= COVER_GAUGE_INTERVAL_SECONDS
         try:
-            await refresh_gauges(await self._connection_ready())
+            await refresh_gauges(await self._connection_ready(), cover=cover)
+            if cover:
+                self._cover_gauge_at = self._gauges_at
         except RETRYABLE as exc:
             log.warning("gauges not refreshed (%s)", type(exc).__name__)
 
