@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from schemas.events import TOPIC_REGISTRATIONS, WorkerRegistered
+from schemas.events import TOPIC_REGISTRATIONS, Category, WorkerRegistered
 from services.cli.renew import renew
 from services.domain.programme import load_programmes
 from services.domain.renewal import renewal_event_id
+from services.ledger.budget import ensure_allocation, raise_allocation
+from services.runtime.embedded import free_port
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.gateway import DINSOS, DISHUB, base_url, outcomes
@@ -157,3 +162,87 @@ async def test_an_opd_sees_its_workers_cover_end_and_a_renewal_takes_their_gatew
                               programmes["malang-2026"], by="test", dry_run=True,
                               now=settings.now(), niks=[nik])
     assert (planned.renewed, planned.skipped) == (1, {})
+
+
+def _programmes_with_a_small_next_year(folder: Path, target: str, budget_idr: int) -> Path:
+    """The deployed programmes and calendar, and a next year like malang-2026 whose budget
+    takes ``budget_idr`` and whose priority puts Linmas first."""
+    deployed = Settings().programmes_dir
+    for source, into in ((deployed, folder), (deployed.parent / "calendar",
+                                              folder.parent / "calendar")):
+        into.mkdir()
+        for path in source.glob("*.toml"):
+            (into / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (deployed / "malang-2026.toml").read_text(encoding="utf-8")
+    for pattern, new in ((r'(?m)^id = .*$', f'id = "{target}"'),
+                         (r"(?m)^budget_idr = .*$", f"budget_idr = {budget_idr}"),
+                         (r"(?m)^categories = \[\"linmas\".*$", 'categories = ["linmas"]')):
+        text, count = re.subn(pattern, new, text, count=1)
+        assert count == 1, pattern
+    (folder / f"{target}.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+async def test_when_the_budget_is_short_the_priority_order_decides_who_is_booked_and_who_waits(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    year = 12 * 16_800
+    target_id = f"renew-{uuid.uuid4().hex[:8]}"
+    folder = _programmes_with_a_small_next_year(tmp_path / "programmes", target_id, 2 * year)
+    programmes = load_programmes(folder)
+    source, target = programmes["malang-2025"], programmes[target_id]
+    async with db.acquire() as conn:
+        await ensure_allocation(conn, target)
+
+    def enrolled(category: Category) -> WorkerRegistered:
+        event = registration(coverage_start="2025-12")
+        worker = event.worker.model_copy(update={"category": category})
+        return event.model_copy(update={"worker": worker})
+
+    ojek = [enrolled(Category.OJEK_ONLINE) for _ in range(3)]
+    linmas = enrolled(Category.LINMAS)
+    ours = [*ojek, linmas]
+    await publish(settings, TOPIC_REGISTRATIONS, [as_message(e) for e in ours])
+    niks = [e.worker.nik for e in ours]
+    await wait_months(db, source.id, dict.fromkeys(niks, 12))
+
+    ours_settings = settings.model_copy(update={"programmes_dir": folder,
+                                                "validator_port": free_port()})
+    validator = ServiceProcesses(ours_settings, ["validator"], tmp_path / "logs")
+    stack.stop("validator")  # this test's validator knows the small programme
+    try:
+        validator.start()
+        validator.wait_ready(timeout=120)
+        async with db.acquire() as conn:
+            done = await renew(conn, ours_settings, source, target, by="test", dry_run=False,
+                               now=settings.now(), known={e.worker.nik: e.worker for e in ours},
+                               niks=niks, timeout=120)
+        order = [linmas.worker.nik, *sorted(e.worker.nik for e in ojek)]
+        assert (done.renewed, done.waiting, done.published) == (2, 2, 4)
+        booked = await wait_months(db, target.id, {n: 12 for n in order[:2]})
+        assert sorted(booked) == sorted(order[:2])  # Linmas first, then by NIK
+        deadline = time.monotonic() + 120
+        waiting: list[asyncpg.Record] = []
+        while time.monotonic() < deadline:
+            waiting = await db.fetch(
+                "SELECT place, nik, months, reason, renewal_of FROM finance.waiting_list "
+                "WHERE programme = $1 ORDER BY place", target.id)
+            if len(waiting) == 2 and all(w["months"] == 12 for w in waiting):
+                break
+            await asyncio.sleep(0.3)
+        assert [(w["place"], w["nik"], w["reason"], w["renewal_of"]) for w in waiting] == [
+            (1, order[2], "budget_exceeded", source.id),
+            (2, order[3], "budget_exceeded", source.id)]
+
+        async with db.acquire() as conn:  # the budget is raised by one worker-year
+            await raise_allocation(conn, programme=target.id, amount_idr=year,
+                                   reason="APBD-P", changed_by="test")
+        assert sorted(await wait_months(db, target.id, {n: 12 for n in order[:3]})) == sorted(
+            order[:3])
+        assert [w["nik"] for w in await db.fetch(
+            "SELECT nik FROM finance.waiting_list WHERE programme = $1", target.id)] == [
+            order[3]]
+    finally:
+        validator.stop()
+        stack.start("validator")
+        stack.wait_ready(timeout=120)
