@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
 from schemas.events import Category, Worker
 from services.domain.nik import encode_nik
 from services.domain.programme import Renewal, load_programmes
@@ -75,3 +77,21 @@ def test_the_priority_order_decides_who_fits_and_who_waits() -> None:
 def test_the_months_cover_ends_count_every_worker_by_their_first_month_without_cover() -> None:
     assert cover_ends([candidate(1, through="2026-08"), candidate(2, through="2026-11"),
                        candidate(3, through="2026-08")]) == {"2026-09": 2, "2026-12": 1}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--from", "malang-2025", "--to", "malang-2025", "--by", "x", "--dry-run"],
+     "--from and --to name the same programme"),
+    (["--from", "malang-2024", "--to", "malang-2026", "--by", "x", "--dry-run"],
+     "unknown programme 'malang-2024'"),
+    (["--from", "malang-2025", "--to", "malang-2026", "--by", " ", "--dry-run"],
+     "--by: a name of 1 to 100 characters"),
+])
+def test_a_bad_renew_argument_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli.main import main
+
+    assert main(["renew", *argv]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("iuran:")]
+    assert len(said) == 1 and message in said[0]
