@@ -124,3 +124,17 @@ def test_a_year_without_an_official_calendar_loads_with_a_warning_and_weekends_o
     # the 15th of May 2027 is a Saturday: its due date moves past the weekend only
     assert due_date("2027-05", 15, programme.holidays) == date(2027, 5, 17)
     assert load_programme(MALANG, CALENDAR).calendar_missing == ()
+
+
+def test_the_deployed_next_year_without_a_2027_calendar_is_exported_as_a_gauge() -> None:
+    from prometheus_client import REGISTRY
+
+    from services.runtime.metrics import note_calendars
+
+    programmes = load_programmes(REPO_ROOT / "deploy" / "programmes", CALENDAR)
+    assert programmes["malang-2026"].calendar_missing == (2027,)
+    note_calendars(programmes.values())
+    assert REGISTRY.get_sample_value("iuran_programme_calendar_missing",
+                                     {"programme": "malang-2026", "year": "2027"}) == 1
+    assert REGISTRY.get_sample_value("iuran_programme_calendar_missing",
+                                     {"programme": "malang-2025", "year": "2026"}) is None
