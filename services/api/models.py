@@ -14,15 +14,17 @@ from services.ledger.view_rows import (
     BudgetChange,
     BudgetUtilisation,
     Contribution,
+    CoverExpiry,
     Discrepancy,
     MonthlyBillLine,
     Outstanding,
+    WaitingListEntry,
     WorkerHistoryEntry,
 )
 
 __all__ = ["Arrears", "Bill", "BudgetChange", "BudgetUtilisation", "Contribution",
-           "Discrepancy", "Listing", "MonthlyBill", "MonthlyBillLine", "MonthlyBillTotals",
-           "Outstanding", "Page", "WorkerHistoryEntry"]
+           "CoverExpiry", "Discrepancy", "Listing", "MonthlyBill", "MonthlyBillLine",
+           "MonthlyBillTotals", "Outstanding", "Page", "WaitingListEntry", "WorkerHistoryEntry"]
 
 Row = TypeVar("Row", bound=BaseModel)
 

@@ -14,6 +14,7 @@ from services.api.auth import check_opd_tokens, load_api_settings
 from services.api.coverage import coverage_router
 from services.domain.programme import load_programmes
 from services.privacy.keys import privacy_keys
+from services.runtime import metrics
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings) -> int:
     programmes = load_programmes(settings.programmes_dir)
+    metrics.note_calendars(programmes.values())
     try:
         api_settings = load_api_settings(settings)  # no placeholder tokens in production
         check_opd_tokens(api_settings, {p.id: p.opds for p in programmes.values()})

@@ -25,13 +25,16 @@ from schemas.events import (
     WorkerRegistered,
 )
 from services.cli import arguments
+from services.cli.renew import renew
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
 from services.demo.workers import demo_registrations
 from services.domain.money import rupiah
 from services.domain.programme import Programme, load_programmes
+from services.domain.renewal import renewal_event_id
 from services.domain.schedule import derived_id
 from services.ledger.bills import issue_prepaid_bill
+from services.ledger.renewal import wait_settled
 from services.ledger.report import finance_summary, format_finance_summary
 from services.runtime.kafka import client_options, publish_all
 from services.runtime.settings import Settings
@@ -47,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--programme", default="malang-2025", help="programme id")
     parser.add_argument("--timeout", type=arguments.positive, default=900,
                         help="seconds to wait for the ledger (default %(default)s)")
+    parser.add_argument("--renew-to", default="malang-2026", metavar="P2",
+                        help="after the batch, renew its workers into this programme (the "
+                             "next year; default %(default)s, skipped when not configured; "
+                             "'' for none)")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of the figures")
     parser.set_defaults(handler=handle)
@@ -72,6 +79,7 @@ class Summary:
     rejection_codes: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, Any] = field(default_factory=dict)
     finance: dict[str, Any] = field(default_factory=dict)
+    renewal: dict[str, Any] = field(default_factory=dict)
 
 
 async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
@@ -232,6 +240,48 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
     return summary
 
 
+async def _renew(settings: Settings, source: Programme, target: Programme, count: int,
+                 timeout: int, out: Any) -> dict[str, Any]:
+    """Renew the batch's workers into ``target`` and wait until the ledger booked or held
+    every renewal: the year's figures, from the ledger."""
+    known = {e.worker.nik: e.worker for e in demo_registrations(source, count)}
+    assert settings.database_url
+    out.write(f"Renewing {source.id} into {target.id} ...\n")
+    out.flush()
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        result = await renew(connection, settings, source, target, by="iuran demo",
+                             dry_run=False, now=settings.now(), timeout=timeout, known=known)
+        ranked = await connection.fetch(
+            "SELECT nik FROM ledger.renewal_ranks WHERE programme = $1 AND renewal_of = $2",
+            target.id, source.id)
+        ids = [renewal_event_id(r["nik"], target.id) for r in ranked]
+        await wait_settled(connection, ids, timeout)
+        first = result.first_month
+        covered = await connection.fetchval(
+            "SELECT count(DISTINCT nik) FROM ledger.live_contributions WHERE period = $1",
+            first) if first else 0
+        booked, partly = await connection.fetchrow(
+            """SELECT count(*) FILTER (WHERE held = 0), count(*) FILTER (WHERE held > 0)
+                 FROM (SELECT nik, count(*) FILTER (WHERE status = 'held') AS held
+                         FROM finance.contributions
+                        WHERE programme = $1 AND registration_event_id = ANY($2::uuid[])
+                          AND status <> 'cancelled'
+                        GROUP BY nik
+                       HAVING count(*) FILTER (WHERE status <> 'held') > 0) w""",
+            target.id, ids)
+        held = await connection.fetchval(
+            "SELECT count(*) FROM finance.waiting_list WHERE programme = $1 "
+            "AND renewal_of = $2", target.id, source.id)
+    finally:
+        await connection.close()
+    coverage = target.coverage
+    return {**asdict(result), "booked_workers": booked, "partly_booked_workers": partly,
+            "held_workers": held,
+            "first_month_covered_city": covered,
+            "first_month_ratio": (coverage.baseline_members + covered) / coverage.workforce}
+
+
 def _coverage(settings: Settings, programme: str, booked: int) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     url = f"http://{settings.http_host}:{settings.projector_port}/coverage"
@@ -291,7 +341,29 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
         ]
     if summary.finance:
         lines += format_finance_summary(summary.finance)
+    if summary.renewal:
+        lines += _renewal_lines(summary.renewal)
     out.write("\n".join(lines) + "\n")
+
+
+def _renewal_lines(r: dict[str, Any]) -> list[str]:
+    return [
+        f"  renewal {r['source']} -> {r['target']} (the next year, budget left "
+        f"{rupiah(r['room_idr'])})",
+        f"    renewed (booked)            {r['booked_workers']:>11,}  "
+        f"({rupiah(r['cost_idr'])}, from the month after each worker's last covered month)",
+        f"    waiting for budget          {r['held_workers']:>11,}  "
+        f"({rupiah(r['waiting_cost_idr'])}, held in priority order"
+        + (f"; {r['partly_booked_workers']:,} with the months the room left booked"
+           if r["partly_booked_workers"] else "") + ")",
+        f"    cost of the renewed year    {rupiah(r['cost_idr']):>11}",
+        f"    covered in {r['first_month'] or '-':<7}          "
+        f"{r['first_month_covered_city']:>11,}  workers of any programme; coverage "
+        f"{r['first_month_ratio']:.2%}",
+        "    first month without cover   " + ", ".join(
+            f"{month}: {n:,}" for month, n in r["cover_ends"].items())
+        + "  (without renewal)",
+    ]
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -315,6 +387,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             summary = asyncio.run(
                 _run(ready, programme, args.workers, args.timeout, out, services))
             summary.coverage = _coverage(ready, programme.id, summary.ledger_contributions_total)
+            target = programmes.get(args.renew_to) if args.renew_to else None
+            if target is not None and target.id != programme.id:
+                summary.renewal = asyncio.run(
+                    _renew(ready, programme, target, args.workers, args.timeout, out))
         except StackError as exc:
             raise CliError(str(exc)) from exc
         finally:

@@ -61,6 +61,7 @@ __all__ = [
     "Decision",
     "Enrolment",
     "EventRecord",
+    "cover_gap",
     "WorkerState",
     "decide",
     "decide_correction",
@@ -178,6 +179,31 @@ def generations(earlier: Iterable[Enrolment], periods: Iterable[str]) -> dict[st
     return found
 
 
+# Three unpaid months make a BPJS membership inactive.
+LAPSE_MONTHS = 3
+
+
+def cover_gap(earlier: Iterable[Enrolment], periods: Iterable[str]) -> list[RejectionError]:
+    """A ``cover_gap`` warning when the worker was covered before (by any programme) and the
+    first of ``periods`` comes three or more months after the last covered month before it:
+    the membership lapsed at BPJS in between, and the 3-month minimum restarts."""
+    first = min((period_index(p) for p in periods), default=None)
+    if first is None:
+        return []
+    before = [period_index(p) for e in earlier for p in e.active_periods()
+              if period_index(p) < first]
+    if not before or first - max(before) - 1 < LAPSE_MONTHS:
+        return []
+    last = period_from_index(max(before))
+    unpaid = first - max(before) - 1
+    return [rejection(
+        "coverage_start", E.COVER_GAP,
+        f"the worker's cover ended with {last}: {unpaid} months without cover before "
+        f"{period_from_index(first)} made the membership inactive at BPJS; accepted, but the "
+        "3-month minimum membership restarts (a death within it pays Rp10 million, not Rp42 "
+        "million)")]
+
+
 def describe_periods(periods: Iterable[str]) -> str:
     """'2025-12 to 2026-03, 2026-06' for a set of months."""
     indexes = sorted({period_index(p) for p in periods})
@@ -233,7 +259,7 @@ def decide_registration(
     kecamatan = canonical_kecamatan(programme, worker.kecamatan) or worker.kecamatan
     opd = canonical_opd(programme, event.opd_code) or event.opd_code
     months_again = generations(state.enrollments, periods)
-    warnings = registration_warnings(event, today)
+    warnings = registration_warnings(event, today) + cover_gap(state.enrollments, periods)
     enrolment = Enrolment.model_construct(  # every value checked by the rules above
         event_id=event_key,
         programme=programme.id,

@@ -59,6 +59,7 @@ CORRECTION_NOT_PERMITTED = "correction_not_permitted"
 EFFECTIVE_PERIOD_IN_PAST = "effective_period_in_past"
 BACKDATING_REASON_REQUIRED = "backdating_reason_required"
 EVENT_ALREADY_DECIDED = "event_already_decided"
+COVER_GAP = "cover_gap"
 # Set by the services at the stream edge
 KEY_MISMATCH = "key_mismatch"
 INTERNAL_ERROR = "internal_error"
@@ -103,6 +104,9 @@ CATALOGUE: dict[str, str] = {
     PROGRAMME_CLOSED: "The event is dated after the programme's registration window or fiscal "
                       "year: register the worker in the programme of the current year.",
     DUPLICATE_ENROLLMENT: "Another OPD or programme already pays for this worker in these months.",
+    COVER_GAP: "A warning: the registration starts three or more months after the worker's last "
+               "covered month, so the membership was inactive at BPJS and the 3-month minimum "
+               "membership restarts.",
     NOT_ENROLLED: "Deregistration of a worker with no paid month from effective_period on, "
                   "or correction of a worker the programme never enrolled.",
     DEREGISTRATION_NOT_PERMITTED: "Deregistration by an OPD that neither enrolled the worker "

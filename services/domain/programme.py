@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.events import Category, Period
 from services.domain.official_calendar import CalendarError, load_calendar
 from services.domain.periods import parse_period, period_index
+
+log = logging.getLogger(__name__)
 
 BRACKETS_FILE = Path(__file__).with_name("data") / "jkk_bpu_income_brackets.toml"
 
@@ -133,6 +136,31 @@ class Privacy(_Config):
         return self
 
 
+RenewalKey = Literal["category", "longest_cover"]
+
+
+class Renewal(_Config):
+    """Who is booked first when a renewal into this programme meets a budget too small for
+    every worker (docs/programme.md): renewed workers always come before new enrolments; among
+    them the keys of ``priority`` in turn — ``category`` (the order of ``categories``; a
+    category not listed comes after the listed ones), ``longest_cover`` (the longest unbroken
+    run of covered months first) — and then the NIK, so the order is total and repeatable.
+    ``requires_bpjs_verification``: renew only workers BPJS verified."""
+
+    priority: list[RenewalKey] = Field(
+        default_factory=lambda: list[RenewalKey](["category", "longest_cover"]))
+    categories: list[Category] = Field(default_factory=list)
+    requires_bpjs_verification: bool = False
+
+    @model_validator(mode="after")
+    def _each_once(self) -> Renewal:
+        if len(set(self.priority)) != len(self.priority):
+            raise ValueError("priority: each key at most once")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories: each category at most once")
+        return self
+
+
 class Programme(_Config):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     name: str
@@ -157,8 +185,12 @@ class Programme(_Config):
     # National holidays and cuti bersama of the official calendar (not in the programme file:
     # load_programme takes them from the calendar directory).
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
+    # Years of the programme without an official calendar (holidays unknown: a due date in
+    # them moves past weekends only), as load_programme found them.
+    calendar_missing: tuple[int, ...] = Field(default=(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
+    renewal: Renewal = Field(default_factory=Renewal)
     # The last day a registration is taken (default, and at the latest: the fiscal year's last).
     registration_closes_on: date | None = None
     # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.
@@ -288,13 +320,9 @@ def load_programme(path: Path, calendar_dir: Path | None = None) -> Programme:
         calendar = load_calendar(calendar_dir)
     except CalendarError as exc:
         raise ProgrammeConfigError(f"{path}: calendar: {exc}") from exc
-    missing = [str(y) for y in programme.years if y not in calendar.years]
-    if missing:
-        raise ProgrammeConfigError(
-            f"{path}: calendar: no official calendar for {', '.join(missing)} in "
-            f"{calendar_dir} (the programme runs {programme.first_period} to "
-            f"{programme.last_period}); add {missing[0]}.toml from the year's SKB 3 Menteri")
-    return programme.model_copy(update={"holidays": calendar.days_off})
+    missing = tuple(y for y in programme.years if y not in calendar.years)
+    return programme.model_copy(update={"holidays": calendar.days_off,
+                                        "calendar_missing": missing})
 
 
 def load_programmes(directory: Path, calendar_dir: Path | None = None) -> dict[str, Programme]:

@@ -172,6 +172,13 @@ _TOMBSTONES = f"""
 SELECT {_COLUMNS} FROM ledger.early_cancellations WHERE contribution_id = ANY($1::uuid[])
 """
 
+# The renewal rank of the workers concerned (model.Facts.ranks).
+_RANKS = """
+SELECT r.programme, r.nik, r.rank
+  FROM unnest($1::text[], $2::text[]) AS w (programme, nik)
+  JOIN ledger.renewal_ranks r ON r.programme = w.programme AND r.nik = w.nik
+"""
+
 _DECIDED = """
 SELECT contribution_id FROM ledger.duplicate_attempts WHERE contribution_id = ANY($1::uuid[])
 UNION ALL
@@ -232,6 +239,11 @@ async def _load(
                 stored.next_slot.get(month.worker_month, 0), r["slot"] + 1)
             if not r["cancelled"]:
                 facts.active[month.worker_month] = month.contribution_id
+    held_workers = {(h.month.programme, h.month.nik) for h in facts.held.values()}
+    held_workers |= {(a.month.programme, a.month.nik) for a in batch}
+    if held_workers:
+        facts.ranks = {(r["programme"], r["nik"]): r["rank"] for r in await connection.fetch(
+            _RANKS, [w[0] for w in held_workers], [w[1] for w in held_workers])}
     if ids:
         for r in await connection.fetch(_TOMBSTONES, ids):
             facts.tombstones[r["contribution_id"]] = _month(r)

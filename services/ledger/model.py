@@ -19,7 +19,9 @@ The rules, in the order they are applied to a month that is **due**:
    generation's cancellation, which the validator always sends (``awaiting_cancellation``).
 5. Without a budget allocation the month is held (``no_allocation``); while older months of
    the allocation wait for room, or when the month does not fit in the room left, it is held
-   (``budget_exceeded``): held months are booked in the order they arrived.
+   (``budget_exceeded``): held months are booked in the order they arrived — except that the
+   months of workers a renewal ranked (:attr:`Facts.ranks`, the next year's priority order)
+   wait before every unranked month, lower ranks first.
 6. Otherwise it is booked: the allocation's room shrinks by its amount.
 
 A month that is **cancelled**:
@@ -31,11 +33,12 @@ A month that is **cancelled**:
 * not seen yet: a tombstone is kept, so the month is never booked when it arrives.
 
 Whenever room is freed or a month becomes free, the months waiting for it are released in
-the order they were held, in the same batch.
+the order they wait in (rank, then the order they were held), in the same batch.
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -45,6 +48,7 @@ from uuid import UUID
 
 Allocation = tuple[str, str]  # (programme, funding source)
 WorkerMonth = tuple[str, str]  # (NIK, period)
+UNRANKED = 2**62  # the place of a held month whose worker no renewal ranked: after the ranked
 
 
 class HoldReason(StrEnum):
@@ -129,6 +133,9 @@ class Facts:
     tombstones: dict[UUID, Month] = field(default_factory=dict)
     decided: set[UUID] = field(default_factory=set)  # found a duplicate before
     next_hold_seq: int = 1
+    # (programme, nik) -> the worker's place in a renewal's priority order (1 first): its held
+    # months wait before those of workers without one, lower places first, then in hold order.
+    ranks: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,6 +175,7 @@ class _Batch:
         self.tombstones = dict(facts.tombstones)
         self.decided = set(facts.decided)
         self.next_seq = facts.next_hold_seq
+        self.ranks = facts.ranks
         self.plan = Plan()
         # The waiting months of each allocation in the order they were held, how many of
         # them wait for room, and which wait for a worker-month's earlier generation.
@@ -181,9 +189,17 @@ class _Batch:
 
     # --- the queue of held months -------------------------------------------------------
 
+    def _place(self, cid: UUID) -> tuple[int, int]:
+        """Where a held month waits: by its worker's renewal rank (none: after every ranked
+        one), then in the order the months were held."""
+        held = self.held[cid]
+        rank = self.ranks.get((held.month.programme, held.month.nik), UNRANKED)
+        return (rank, held.seq)
+
     def _enqueue(self, held: Held) -> None:
         allocation = held.month.allocation
-        self.queues.setdefault(allocation, []).append(held.month.contribution_id)
+        queue = self.queues.setdefault(allocation, [])
+        insort(queue, held.month.contribution_id, key=self._place)
         if held.reason is HoldReason.AWAITING_CANCELLATION:
             self.awaiting.setdefault(held.month.worker_month, set()).add(allocation)
         else:

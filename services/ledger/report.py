@@ -9,6 +9,7 @@ import asyncpg
 
 from services.domain.money import rupiah
 from services.domain.programme import Programme
+from services.ledger.cover import refresh_cover_gauge
 from services.runtime import metrics
 
 
@@ -152,8 +153,9 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-async def refresh_gauges(connection: asyncpg.Connection) -> None:
-    """Set the budget, unpaid-bill, discrepancy and credit gauges from the finance views."""
+async def refresh_gauges(connection: asyncpg.Connection, *, cover: bool = True) -> None:
+    """Set the budget, unpaid-bill, discrepancy, credit and cover-ending gauges from the
+    finance views (``cover``: the cover-ending gauge too, a scan of every worker's months)."""
     for row in await connection.fetch(
             """SELECT programme, funding_source, fiscal_year, allocated_idr, remaining_idr
                  FROM finance.budget_utilisation WHERE fiscal_year IS NOT NULL"""):
@@ -175,3 +177,5 @@ async def refresh_gauges(connection: asyncpg.Connection) -> None:
         metrics.BILLS_UNPAID_PAST_DUE.labels(row["programme"]).set(row["past_due"])
         metrics.DISCREPANCIES_OPEN.labels(row["programme"]).set(row["open"])
         metrics.CREDITS_CARRIED_OVER_IDR.labels(row["programme"]).set(row["credits_idr"])
+    if cover:
+        await refresh_cover_gauge(connection)

@@ -877,6 +877,69 @@ CREATE VIEW finance.cash_reconciliation AS
      LEFT JOIN suspense s USING (programme));
 
 --
+-- Name: programme_time_zones; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.programme_time_zones (
+    zone_id bigint NOT NULL,
+    programme text NOT NULL,
+    timezone text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT programme_time_zones_timezone_check CHECK (((length(timezone) >= 1) AND (length(timezone) <= 64)))
+);
+
+--
+-- Name: cover_expiry; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.cover_expiry AS
+ WITH worker AS (
+         SELECT contributions.nik,
+            contributions.programme,
+            (array_agg(contributions.opd_code ORDER BY contributions.period DESC))[1] AS opd_code,
+            (array_agg(contributions.category ORDER BY contributions.period DESC))[1] AS category,
+            (array_agg(contributions.kecamatan ORDER BY contributions.period DESC))[1] AS kecamatan,
+            min(contributions.period) AS first_period,
+            max(contributions.period) AS covered_through,
+            max(contributions.period) FILTER (WHERE (contributions.status = 'paid'::text)) AS paid_through
+           FROM finance.contributions
+          WHERE (contributions.status = ANY (ARRAY['booked'::text, 'billed'::text, 'paid'::text]))
+          GROUP BY contributions.nik, contributions.programme
+        ), next AS (
+         SELECT DISTINCT ON (w_1.nik, w_1.programme) w_1.nik,
+            w_1.programme,
+            o.programme AS renewed_to,
+            o.first_period AS renewed_from
+           FROM (worker w_1
+             JOIN worker o ON (((o.nik = w_1.nik) AND (o.programme <> w_1.programme) AND (o.first_period > w_1.covered_through))))
+          ORDER BY w_1.nik, w_1.programme, o.first_period, o.programme
+        )
+ SELECT w.nik,
+    w.programme,
+    w.opd_code,
+    w.category,
+    w.kecamatan,
+    w.first_period,
+    w.covered_through,
+    w.paid_through,
+    GREATEST(0, ((((("left"(w.covered_through, 4))::integer * 12) + ("right"(w.covered_through, 2))::integer) - (((EXTRACT(year FROM t.today))::integer * 12) + (EXTRACT(month FROM t.today))::integer)) + 1)) AS months_left,
+        CASE
+            WHEN ((n.renewed_to IS NULL) AND (w.paid_through IS NOT NULL)) THEN to_char((to_date(w.paid_through, 'YYYY-MM'::text) + '3 mons'::interval), 'YYYY-MM'::text)
+            ELSE NULL::text
+        END AS inactive_from,
+    n.renewed_to,
+    n.renewed_from,
+    t.today
+   FROM (((worker w
+     LEFT JOIN LATERAL ( SELECT z_1.timezone
+           FROM ledger.programme_time_zones z_1
+          WHERE (z_1.programme = w.programme)
+          ORDER BY z_1.zone_id DESC
+         LIMIT 1) z ON (true))
+     CROSS JOIN LATERAL ( SELECT COALESCE(((now() AT TIME ZONE z.timezone))::date, finance.today()) AS today) t)
+     LEFT JOIN next n ON (((n.nik = w.nik) AND (n.programme = w.programme))));
+
+--
 -- Name: credit_refunds; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1560,6 +1623,66 @@ CREATE VIEW finance.registration_outcomes AS
    FROM outcome o;
 
 --
+-- Name: renewal_ranks; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.renewal_ranks (
+    programme text NOT NULL,
+    nik text NOT NULL,
+    rank bigint NOT NULL,
+    renewal_of text NOT NULL,
+    priority text NOT NULL,
+    requested_by text NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT renewal_ranks_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
+    CONSTRAINT renewal_ranks_rank_check CHECK ((rank >= 1)),
+    CONSTRAINT renewal_ranks_requested_by_check CHECK (((length(requested_by) >= 1) AND (length(requested_by) <= 100)))
+);
+
+--
+-- Name: waiting_list; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.waiting_list AS
+ WITH waiting AS (
+         SELECT h.programme,
+            h.funding_source,
+            h.nik,
+            (array_agg(h.opd_code ORDER BY h.period DESC))[1] AS opd_code,
+            (array_agg(h.category ORDER BY h.period DESC))[1] AS category,
+            (array_agg(h.kecamatan ORDER BY h.period DESC))[1] AS kecamatan,
+            (array_agg(h.reason ORDER BY h.hold_seq))[1] AS reason,
+            min(h.period) AS first_period,
+            max(h.period) AS last_period,
+            count(*) AS months,
+            (sum(h.amount_idr))::bigint AS amount_idr,
+            min(h.hold_seq) AS first_hold,
+            min(h.held_at) AS held_at
+           FROM ledger.held_contributions h
+          WHERE ((h.reason = ANY (ARRAY['budget_exceeded'::text, 'no_allocation'::text])) AND (NOT (EXISTS ( SELECT 1
+                   FROM ledger.held_resolutions r_1
+                  WHERE (r_1.contribution_id = h.contribution_id)))))
+          GROUP BY h.programme, h.funding_source, h.nik
+        )
+ SELECT row_number() OVER (PARTITION BY w.programme, w.funding_source ORDER BY r.rank, w.first_hold) AS place,
+    w.programme,
+    w.funding_source,
+    w.nik,
+    w.opd_code,
+    w.category,
+    w.kecamatan,
+    w.reason,
+    w.first_period,
+    w.last_period,
+    w.months,
+    w.amount_idr,
+    w.held_at,
+    r.rank AS renewal_rank,
+    r.renewal_of
+   FROM (waiting w
+     LEFT JOIN ledger.renewal_ranks r ON (((r.programme = w.programme) AND (r.nik = w.nik))));
+
+--
 -- Name: worker_history; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -1681,7 +1804,22 @@ UNION ALL
     duplicate_attempts.opd_code,
     'month already paid by another programme or payer'::text AS detail,
     duplicate_attempts.generation
-   FROM ledger.duplicate_attempts;
+   FROM ledger.duplicate_attempts
+UNION ALL
+ SELECT d.nik,
+    d.programme,
+    ( SELECT min(p.p) AS min
+           FROM unnest(d.periods) p(p)) AS period,
+    d.event_id AS contribution_id,
+    'cover_gap'::text AS event,
+    d.decided_at AS at,
+    NULL::bigint AS amount_idr,
+    d.opd_code,
+    (w.warning ->> 'message'::text) AS detail,
+    0 AS generation
+   FROM (registry.decisions d
+     CROSS JOIN LATERAL jsonb_array_elements(d.warnings) w(warning))
+  WHERE ((d.outcome <> 'rejected'::text) AND ((w.warning ->> 'code'::text) = 'cover_gap'::text));
 
 --
 -- Name: accounts; Type: TABLE; Schema: ledger; Owner: -
@@ -1778,6 +1916,19 @@ ALTER SEQUENCE ledger.outbox_ids OWNED BY ledger.outbox.outbox_id;
 
 ALTER TABLE ledger.premium_rates ALTER COLUMN rate_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME ledger.premium_rates_rate_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: programme_time_zones_zone_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.programme_time_zones ALTER COLUMN zone_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.programme_time_zones_zone_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -2144,6 +2295,13 @@ ALTER TABLE ONLY ledger.programme_billing
     ADD CONSTRAINT programme_billing_pkey PRIMARY KEY (programme);
 
 --
+-- Name: programme_time_zones programme_time_zones_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.programme_time_zones
+    ADD CONSTRAINT programme_time_zones_pkey PRIMARY KEY (zone_id);
+
+--
 -- Name: refunds_received refunds_received_bank_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -2170,6 +2328,13 @@ ALTER TABLE ONLY ledger.refused_contributions
 
 ALTER TABLE ONLY ledger.refused_contributions
     ADD CONSTRAINT refused_once_per_schedule UNIQUE (contribution_id, schedule_id);
+
+--
+-- Name: renewal_ranks renewal_ranks_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.renewal_ranks
+    ADD CONSTRAINT renewal_ranks_pkey PRIMARY KEY (programme, nik);
 
 --
 -- Name: transfers transfers_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2359,6 +2524,12 @@ CREATE INDEX payments_reference ON ledger.payments USING btree (reference);
 CREATE INDEX premium_rates_latest ON ledger.premium_rates USING btree (programme, rate_id);
 
 --
+-- Name: programme_time_zones_latest; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX programme_time_zones_latest ON ledger.programme_time_zones USING btree (programme, zone_id);
+
+--
 -- Name: refused_contributions_month; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2369,6 +2540,12 @@ CREATE INDEX refused_contributions_month ON ledger.refused_contributions USING b
 --
 
 CREATE INDEX refused_contributions_registration ON ledger.refused_contributions USING btree (registration_event_id);
+
+--
+-- Name: renewal_ranks_order; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX renewal_ranks_order ON ledger.renewal_ranks USING btree (programme, rank);
 
 --
 -- Name: transfers_contribution; Type: INDEX; Schema: ledger; Owner: -
@@ -2725,6 +2902,18 @@ CREATE TRIGGER programme_billing_append_only BEFORE DELETE OR UPDATE ON ledger.p
 CREATE TRIGGER programme_billing_no_truncate BEFORE TRUNCATE ON ledger.programme_billing FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
+-- Name: programme_time_zones programme_time_zones_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_time_zones_append_only BEFORE DELETE OR UPDATE ON ledger.programme_time_zones FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: programme_time_zones programme_time_zones_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER programme_time_zones_no_truncate BEFORE TRUNCATE ON ledger.programme_time_zones FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
 -- Name: refunds_received refunds_received_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2747,6 +2936,18 @@ CREATE TRIGGER refused_contributions_append_only BEFORE DELETE OR UPDATE ON ledg
 --
 
 CREATE TRIGGER refused_contributions_no_truncate BEFORE TRUNCATE ON ledger.refused_contributions FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: renewal_ranks renewal_ranks_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER renewal_ranks_append_only BEFORE DELETE OR UPDATE ON ledger.renewal_ranks FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: renewal_ranks renewal_ranks_no_truncate; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER renewal_ranks_no_truncate BEFORE TRUNCATE ON ledger.renewal_ranks FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: transfers transfers_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3207,6 +3408,20 @@ GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_finance;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_auditor;
 
 --
+-- Name: TABLE programme_time_zones; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
+
+--
+-- Name: TABLE cover_expiry; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.cover_expiry TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.cover_expiry TO iuran_finance;
+GRANT SELECT ON TABLE finance.cover_expiry TO iuran_auditor;
+
+--
 -- Name: TABLE credit_refunds; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3397,6 +3612,20 @@ GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_finance;
 GRANT SELECT ON TABLE finance.registration_outcomes TO iuran_auditor;
 
 --
+-- Name: TABLE renewal_ranks; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.renewal_ranks TO iuran_ledger_writer;
+
+--
+-- Name: TABLE waiting_list; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.waiting_list TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.waiting_list TO iuran_finance;
+GRANT SELECT ON TABLE finance.waiting_list TO iuran_auditor;
+
+--
 -- Name: TABLE worker_history; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -3451,6 +3680,12 @@ GRANT USAGE ON SEQUENCE ledger.outbox_ids TO iuran_ledger_writer;
 --
 
 GRANT USAGE ON SEQUENCE ledger.premium_rates_rate_id_seq TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE programme_time_zones_zone_id_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.programme_time_zones_zone_id_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE refused_contributions_refused_id_seq; Type: ACL; Schema: ledger; Owner: -

@@ -35,6 +35,7 @@ from services.domain.programme import load_programmes
 from services.ledger import book, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
+from services.ledger.cover import record_time_zone
 from services.ledger.migrate import unmigrated
 from services.ledger.relay import Relay
 from services.ledger.report import refresh_gauges
@@ -53,6 +54,9 @@ GROUP_ID = "iuran-ledger"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 GAUGE_INTERVAL_SECONDS = 10.0
+# Whose cover ends within 1-3 months changes with the month and with renewals: a scan of
+# finance.cover_expiry every five minutes is enough, and keeps it off most batches.
+COVER_GAUGE_INTERVAL_SECONDS = 300.0
 SCHEMA_CHECK_SECONDS = 2.0
 
 
@@ -68,6 +72,7 @@ class LedgerService(Service):
         self._schema: str | None = "schema not checked yet"
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
+        self._cover_gauge_at = -COVER_GAUGE_INTERVAL_SECONDS
         self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
@@ -102,11 +107,13 @@ class LedgerService(Service):
             if not await self._wait_for_schema(connection):
                 return
             programmes = load_programmes(settings.programmes_dir)
+            metrics.note_calendars(programmes.values())
             self._payment_bounds = payment_intake.plausibility_bounds(
                 {p.id: p.budget_idr for p in programmes.values()})
             for programme in programmes.values():
                 release = await ensure_allocation(connection, programme)
                 await record_billing(connection, programme)
+                await record_time_zone(connection, programme)
                 if release.booked:
                     metrics.CONTRIBUTIONS_BOOKED.labels(programme.id).inc(release.booked)
                     metrics.CONTRIBUTIONS_BOOKED_IDR.labels(programme.id).inc(
@@ -242,8 +249,11 @@ class LedgerService(Service):
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
+        cover = self._gauges_at - self._cover_gauge_at >= COVER_GAUGE_INTERVAL_SECONDS
         try:
-            await refresh_gauges(await self._connection_ready())
+            await refresh_gauges(await self._connection_ready(), cover=cover)
+            if cover:
+                self._cover_gauge_at = self._gauges_at
         except RETRYABLE as exc:
             log.warning("gauges not refreshed (%s)", type(exc).__name__)
 

@@ -77,18 +77,18 @@ class Bill(BaseModel):
 
 
 class BudgetUtilisation(BaseModel):
-    not_selected: ClassVar[tuple[str, ...]] = ("credit_idr",)
-
     programme: str
     funding_source: str
     fiscal_year: int | None
     allocated_idr: int
-    booked_idr: int
+    booked_idr: int = Field(description="months booked and not cancelled")
     paid_idr: int
     held_idr: int
     held_contributions: int
-    remaining_idr: int
+    remaining_idr: int = Field(description="allocated minus booked and credits: the room left")
     changed_at: datetime | None
+    credit_idr: int = Field(description="months cancelled after they were billed: money at "
+                                        "BPJS, still committed, never paid again in cash")
 
 
 class BudgetChange(BaseModel):
@@ -155,6 +155,42 @@ class Arrears(BaseModel):
     held_months: int
     lapse_risk: bool = Field(description="three or more unpaid months: the membership lapses")
     prepaid: bool | None = Field(description="months of a prepaid bill (never at lapse risk)")
+
+
+class CoverExpiry(BaseModel):
+    nik: str = Nik
+    programme: str
+    opd_code: str
+    category: str
+    kecamatan: str
+    first_period: str = Field(description="the first month the programme books")
+    covered_through: str = Field(description="the last month the programme books")
+    paid_through: str | None = Field(description="the last month paid to BPJS")
+    months_left: int = Field(description="months from this month (in the programme's time "
+                                         "zone) to covered_through, both included; 0: ended")
+    inactive_from: str | None = Field(description="the third month without payment after "
+                                                  "paid_through, when no programme follows")
+    renewed_to: str | None = Field(description="the programme whose months follow")
+    renewed_from: str | None = Field(description="its first month")
+    today: date = Field(description="the programme's day the months are counted from")
+
+
+class WaitingListEntry(BaseModel):
+    place: int = Field(description="the worker's place in the programme's queue (1 first)")
+    programme: str
+    funding_source: str
+    nik: str = Nik
+    opd_code: str
+    category: str
+    kecamatan: str
+    reason: str = Field(description="budget_exceeded or no_allocation")
+    first_period: str
+    last_period: str
+    months: int
+    amount_idr: int
+    held_at: datetime
+    renewal_rank: int | None = Field(description="the place a renewal gave the worker")
+    renewal_of: str | None = Field(description="the programme the renewal continues")
 
 
 class WorkerHistoryEntry(BaseModel):

@@ -63,6 +63,15 @@ VIEWS: dict[str, View] = {v.name: v for v in (
          (("programme", "text"), ("nik", "text")),
          frozenset({"programme", "opd_code", "category", "kecamatan", "nik", "lapse_risk"}),
          personal=True),
+    View("cover_expiry", rows.CoverExpiry,
+         (("programme", "text"), ("nik", "text")),
+         frozenset({"programme", "opd_code", "category", "kecamatan", "nik",
+                    "months_left_max", "renewed_to"}),
+         personal=True),
+    View("waiting_list", rows.WaitingListEntry,
+         (("programme", "text"), ("funding_source", "text"), ("place", "bigint")),
+         frozenset({"programme", "opd_code", "category", "kecamatan", "nik", "renewal_of"}),
+         personal=True),
     View("worker_history", rows.WorkerHistoryEntry,
          (("nik", "text"), ("period", "text"), ("at", "timestamptz"), ("event", "text"),
           ("contribution_id", "uuid")),
@@ -111,6 +120,8 @@ def select(
             where.append(f"period >= {param(value)}")
         elif name == "period_to":
             where.append(f"period <= {param(value)}")
+        elif name == "months_left_max":
+            where.append(f"months_left <= {param(value)}")
         elif isinstance(value, list | tuple | set | frozenset):
             where.append(f"{name} = ANY({param(list(value))}::text[])")
         else:

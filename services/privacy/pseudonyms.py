@@ -24,8 +24,8 @@ from services.privacy.keys import PrivacyKeys
 NIK_COLUMNS = (
     "ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
     "ledger.held_contributions", "ledger.duplicate_attempts", "ledger.refused_contributions",
-    "registry.worker_state", "registry.decisions", "registry.submission_rows",
-    "registry.corrections", "privacy.erasures",
+    "ledger.renewal_ranks", "registry.worker_state", "registry.decisions",
+    "registry.submission_rows", "registry.corrections", "privacy.erasures",
 )
 # JSON text that names NIKs (quoted), possibly many per row.
 JSON_COLUMNS = (("ledger.outbox", "event", "text"),
@@ -35,7 +35,8 @@ JSON_COLUMNS = (("ledger.outbox", "event", "text"),
 # Tables whose append-only triggers the replacement lifts for itself.
 _GUARDED = ("ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
             "ledger.held_contributions", "ledger.duplicate_attempts",
-            "ledger.refused_contributions", "ledger.outbox", "ledger.dead_letters",
+            "ledger.refused_contributions", "ledger.renewal_ranks", "ledger.outbox",
+            "ledger.dead_letters",
             "registry.submission_rows", "registry.corrections", "privacy.personal_data_access",
             "privacy.erasures")
 _DEFERRED_KEYS = ("ledger.cancellations_of_a_booking",

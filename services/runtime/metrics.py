@@ -6,7 +6,16 @@ topic, programme, OPD, category, error code) and never a NIK.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from services.domain.programme import Programme
 
 EVENTS_CONSUMED = Counter(
     "iuran_events_consumed_total", "Events read from a topic.", ["service", "topic"]
@@ -105,6 +114,18 @@ AWAITING_BUDGET_WORKERS = Gauge(
     "Workers with a month held because the budget has no room (not covered then).",
     ["programme"],
 )
+COVER_ENDING_WORKERS = Gauge(
+    "iuran_cover_ending_workers",
+    "Workers whose cover ends within the given months (this month included) and that no "
+    "other programme continues (finance.cover_expiry).",
+    ["programme", "within_months"],
+)
+PROGRAMME_CALENDAR_MISSING = Gauge(
+    "iuran_programme_calendar_missing",
+    "1 for each year of a programme that has no official calendar (SKB 3 Menteri) in "
+    "deploy/calendar: due dates in it move past weekends only.",
+    ["programme", "year"],
+)
 AWAITING_BUDGET_IDR = Gauge(
     "iuran_awaiting_budget_idr", "Rupiah of the months held for budget.", ["programme"]
 )
@@ -160,3 +181,18 @@ GATEWAY_ROWS = Counter(
     ["opd_code", "result"],
 )
 SERVICE_READY = Gauge("iuran_service_ready", "1 when the service can do its work.", ["service"])
+
+
+def note_calendars(programmes: Iterable[Programme]) -> None:
+    """Say (a warning, once per service start) and export the years of each programme that
+    have no official calendar: their due dates move past weekends only."""
+    for programme in programmes:
+        if programme.calendar_missing:
+            log.warning(
+                "programme %s has no official calendar for %s (it runs %s to %s): due dates in "
+                "those years move past weekends only; add the year's file under "
+                "deploy/calendar/ from the SKB 3 Menteri when it is published", programme.id,
+                ", ".join(map(str, programme.calendar_missing)), programme.first_period,
+                programme.last_period)
+        for year in programme.calendar_missing:
+            PROGRAMME_CALENDAR_MISSING.labels(programme.id, str(year)).set(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 from services.domain.programme import load_programmes
+from services.runtime import metrics
 from services.runtime.faust_worker import run_faust_app
 from services.runtime.settings import Settings
 from services.validator.app import Health, create_app
@@ -26,6 +27,8 @@ def tune_gc() -> None:
 
 def run(settings: Settings) -> int:
     health = Health()
-    app = create_app(settings, load_programmes(settings.programmes_dir), health)
+    programmes = load_programmes(settings.programmes_dir)
+    metrics.note_calendars(programmes.values())
+    app = create_app(settings, programmes, health)
     tune_gc()
     return run_faust_app(app, "validator", settings, health=health)

@@ -106,3 +106,33 @@ async def test_the_page_says_so_when_the_figures_cannot_be_loaded(settings: Sett
     dom = await asyncio.to_thread(render, f"file://{page.name}")
     assert 'data-loaded="error"' in dom
     assert "Data cakupan tidak dapat dimuat" in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make tools)")
+async def test_the_page_leads_with_the_city_today_and_the_months_ahead(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    from services.domain.programme import load_programmes
+
+    malang = load_programmes(settings.programmes_dir)["malang-2025"]
+    today = malang.today()
+    period = f"{today.year:04d}-{today.month:02d}"
+    base = f"http://{settings.http_host}:{settings.api_port}"
+    await asyncio.sleep(6)  # past the API's five-second cache of the figures
+
+    city = http_json(f"{base}/coverage/today.json")
+    dom = await asyncio.to_thread(render, f"{base}/coverage")
+
+    covered = await db.fetchval(
+        "SELECT count(DISTINCT nik) FROM ledger.live_contributions WHERE period = $1", period)
+    assert isinstance(city, dict)
+    assert (city["today"], city["period"], city["covered_workers"]) == (
+        today.isoformat(), period, covered)
+    assert [m["period"] for m in city["months"]][0] == period and len(city["months"]) == 13
+    assert 'data-loaded="true"' in dom
+    assert dom.index('id="today"') < dom.index("data-programme=")  # today leads
+    assert id_number(text_of(dom, "city-covered-workers")) == covered
+    assert f'data-period="{period}" data-covered="{covered}"' in dom
+    ratio = (178_611 + covered) / 490_700
+    assert text_of(dom, "city-coverage-ratio") == f"{ratio * 100:.2f}%".replace(".", ",")
+    assert "Hari ini, " in dom and "(WIB)" in dom

@@ -268,7 +268,7 @@ async def test_monthly_bill_budget_outstanding_discrepancies(
         "programme": programme, "funding_source": "DBHCHT", "fiscal_year": 2025,
         "allocated_idr": 17 * PREMIUM, "booked_idr": 17 * PREMIUM,
         "paid_idr": 6 * PREMIUM, "held_idr": PREMIUM, "held_contributions": 1,
-        "remaining_idr": 0, "changed_at": budget["items"][0]["changed_at"]}]
+        "remaining_idr": 0, "changed_at": budget["items"][0]["changed_at"], "credit_idr": 0}]
 
     outstanding = (await client.get("/outstanding", headers=OPS,
                                     params={"programme": programme})).json()
@@ -340,3 +340,27 @@ async def test_worker_history_for_finance(client: httpx.AsyncClient, world: Worl
     assert sorted(events) == sorted([
         ("2025-12", "booked"), ("2025-12", "billed"), ("2025-12", "paid"),
         ("2026-01", "booked"), ("2026-02", "held")])
+
+
+async def test_cover_expiry_and_the_waiting_list_per_opd(client: httpx.AsyncClient,
+                                                         world: World) -> None:
+    response = await client.get("/cover-expiry", params={
+        "programme": world.programme.id, "opd_code": "DISHUB"}, headers=FINANCE)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert sorted(i["nik"] for i in items) == sorted([world.nik(0), world.nik(1)])
+    assert {(i["covered_through"], i["paid_through"], i["renewed_to"]) for i in items} == {
+        ("2026-02", "2025-12", None)}
+    assert {i["inactive_from"] for i in items} == {"2026-03"}
+    masked = (await client.get("/cover-expiry", params={"programme": world.programme.id},
+                               headers=OPS)).json()["items"]
+    assert masked and all("*" in i["nik"] for i in masked)
+    bad = await client.get("/cover-expiry", params={"months_left_max": "-1"}, headers=FINANCE)
+    assert bad.status_code == 422
+
+    waiting = (await client.get("/waiting-list", params={"programme": world.programme.id},
+                                headers=FINANCE)).json()["items"]
+    assert [(w["place"], w["nik"], w["months"], w["reason"]) for w in waiting] == [
+        (1, world.nik(5), 1, "budget_exceeded")]
+    assert (await client.get("/waiting-list", params={"opd_code": "DISHUB"},
+                             headers=FINANCE)).json()["items"] == []

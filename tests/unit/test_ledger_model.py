@@ -241,3 +241,30 @@ def test_with_room_for_all_the_order_of_arrival_does_not_change_what_is_booked(
     assert in_order.active_months() == any_order.active_months()
     assert in_order.facts.room == any_order.facts.room
     assert not any_order.waiting()
+
+
+def test_ranked_workers_are_booked_before_unranked_ones_whatever_the_hold_order() -> None:
+    ledger = MemoryLedger({"p1": 0})
+    ledger.facts.ranks = {("p1", "c"): 1, ("p1", "a"): 2}
+    ledger.book(due(*(month(n, "2026-01") for n in "abcd")))
+    decided = ledger.raise_budget("p1", 3 * P)
+    assert [m.nik for m in decided.released] == ["c", "a", "b"]
+    assert ledger.waiting() == {("d", "2026-01", 0)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(list("abcdef")), st.lists(st.sampled_from(list("abcdef")), unique=True),
+       st.integers(0, 6), st.integers(0, 10_000))
+def test_whatever_the_arrival_order_and_batches_the_waiting_months_are_booked_by_rank(
+    arrival: list[str], ranked: list[str], room: int, seed: int
+) -> None:
+    """Held months are booked by rank (ranked workers first, in rank order), then in the
+    order they were held, however the arrivals were cut into batches."""
+    ledger = MemoryLedger({"p1": 0})
+    ledger.facts.ranks = {("p1", nik): place for place, nik in enumerate(ranked, 1)}
+    for batch in cut(due(*(month(n, "2026-01") for n in arrival)), seed):
+        ledger.book(batch)
+    decided = ledger.raise_budget("p1", room * P)
+    expected = ranked + [n for n in arrival if n not in ranked]
+    assert [m.nik for m in decided.released] == expected[:room]
+    assert ledger.waiting() == {(n, "2026-01", 0) for n in expected[room:]}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.domain.periods import due_date
 from services.domain.programme import (
     BRACKETS_FILE,
     JKK_BPU_INCOME_BRACKETS,
@@ -82,7 +83,6 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         # Holidays come from the shared official calendar, never from a programme file.
         ("[eligibility]", '[calendar]\nholidays = ["2026-02-16"]\n\n[eligibility]',
          "calendar: holidays are not listed in a programme file"),
-        ('last_period = "2026-11"', 'last_period = "2027-03"', "no official calendar for 2027"),
         ('timezone = "Asia/Jakarta"', 'timezone = "WIB"', "timezone: Value error, 'WIB' is not"),
     ],
 )
@@ -118,3 +118,33 @@ def test_the_nik_is_archived_no_shorter_than_the_personal_data_is_kept() -> None
     assert Privacy(retention_years=5, archive_years=10).archive_years == 10
     with pytest.raises(ValueError, match="archive_years is never shorter"):
         Privacy(retention_years=10, archive_years=5)
+
+
+def test_a_year_without_an_official_calendar_loads_with_a_warning_and_weekends_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from services.runtime.metrics import note_calendars
+
+    path = _broken(tmp_path, 'last_period = "2026-11"', 'last_period = "2027-03"')
+    programme = load_programme(path, CALENDAR)
+    assert programme.calendar_missing == (2027,)
+    with caplog.at_level("WARNING"):  # a service says so when it starts
+        note_calendars([programme])
+    assert "no official calendar for 2027" in caplog.text
+    # the 15th of May 2027 is a Saturday: its due date moves past the weekend only
+    assert due_date("2027-05", 15, programme.holidays) == date(2027, 5, 17)
+    assert load_programme(MALANG, CALENDAR).calendar_missing == ()
+
+
+def test_the_deployed_next_year_without_a_2027_calendar_is_exported_as_a_gauge() -> None:
+    from prometheus_client import REGISTRY
+
+    from services.runtime.metrics import note_calendars
+
+    programmes = load_programmes(REPO_ROOT / "deploy" / "programmes", CALENDAR)
+    assert programmes["malang-2026"].calendar_missing == (2027,)
+    note_calendars(programmes.values())
+    assert REGISTRY.get_sample_value("iuran_programme_calendar_missing",
+                                     {"programme": "malang-2026", "year": "2027"}) == 1
+    assert REGISTRY.get_sample_value("iuran_programme_calendar_missing",
+                                     {"programme": "malang-2025", "year": "2026"}) is None

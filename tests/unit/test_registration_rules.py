@@ -135,7 +135,7 @@ TESTED_BY_NAMED_TESTS = {E.UNKNOWN_PROGRAMME, E.DUPLICATE_ENROLLMENT, E.NOT_ENRO
                          E.NIK_BIRTH_DATE_MISMATCH, E.DEREGISTRATION_NOT_PERMITTED,
                          E.CORRECTION_NOT_PERMITTED,
                          E.PROGRAMME_CLOSED, E.EFFECTIVE_PERIOD_IN_PAST,
-                         E.BACKDATING_REASON_REQUIRED}
+                         E.BACKDATING_REASON_REQUIRED, E.COVER_GAP}
 TESTED_ELSEWHERE = {
     E.FORMULA_NOT_ALLOWED: ("tests/unit/test_publish.py", "E.FORMULA_NOT_ALLOWED"),
     E.WRONG_COLUMN_COUNT: ("tests/unit/test_publish.py", "E.WRONG_COLUMN_COUNT"),
@@ -860,3 +860,18 @@ def test_a_month_the_province_stopped_paying_is_generation_1_for_the_city() -> N
     assert generations_of(city) == dict.fromkeys(period_range("2026-04", 8), 1)
     assert ids_of(city) == {
         p: contribution_id("malang-2025", NIK, p, 1) for p in period_range("2026-04", 8)}
+
+
+def test_a_registration_after_three_months_without_cover_is_accepted_with_a_cover_gap(
+) -> None:
+    first = register(empty_state(), opd_code="DISNAKER", coverage_start="2025-09", months=3)
+    covered = apply(empty_state(), first)  # 2025-09 to 2025-11
+    in_time = register(covered, opd_code="DISHUB", coverage_start="2026-02", months=3)
+    assert in_time.errors == [] and codes(in_time.warnings) == []  # two months without cover
+    late = register(covered, opd_code="DISHUB", coverage_start="2026-03", months=3)
+    assert late.errors == [] and months_of(late) == list(period_range("2026-03", 3))
+    assert codes(late.warnings) == [E.COVER_GAP]
+    assert "2025-11" in late.warnings[0].message and "3 months" in late.warnings[0].message
+    (schedule,) = late.schedules
+    assert codes(schedule.warnings) == [E.COVER_GAP]
+    assert codes(register(empty_state(), coverage_start="2026-03").warnings) == []  # first cover

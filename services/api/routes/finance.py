@@ -104,6 +104,34 @@ async def arrears(
                       limit, cursor)
 
 
+@router.get("/cover-expiry", response_model=models.Page[models.CoverExpiry])
+async def cover_expiry(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, workers: WorkerFilters,
+    limit: Limit, cursor: Cursor = None, programme: Code = None,
+    months_left_max: Annotated[int | None, Query(
+        ge=0, le=120, description="only workers with at most this many months left")] = None,
+    renewed_to: Code = None,
+) -> dict[str, Any]:
+    """Whose cover ends when: per worker and programme the last booked and paid month, the
+    months left from today (the programme's time zone), when the membership becomes inactive
+    and the programme that continues it. Filter by opd_code for one OPD's workers."""
+    return await page(pool, keys, request, VIEWS["cover_expiry"], principal,
+                      {"programme": programme, **workers, "months_left_max": months_left_max,
+                       "renewed_to": renewed_to}, limit, cursor)
+
+
+@router.get("/waiting-list", response_model=models.Page[models.WaitingListEntry])
+async def waiting_list(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, workers: WorkerFilters,
+    limit: Limit, cursor: Cursor = None, programme: Code = None, renewal_of: Code = None,
+) -> dict[str, Any]:
+    """Who waits for budget, in the order they will be booked when it is raised (renewed
+    workers first, in the renewal's priority order). Filter by opd_code for one OPD."""
+    return await page(pool, keys, request, VIEWS["waiting_list"], principal,
+                      {"programme": programme, **workers, "renewal_of": renewal_of},
+                      limit, cursor)
+
+
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
 async def worker_history(request: Request, principal: Personal, pool: Pool,
                          largest: MaxPage, nik: str) -> dict[str, Any]:

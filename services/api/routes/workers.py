@@ -104,6 +104,86 @@ async def workers(
                       next_cursor=rows[-1]["nik"] if more else None)
 
 
+class CoverEnd(BaseModel):
+    nik: str
+    programme: str
+    category: str
+    kecamatan: str
+    covered_through: str = Field(description="the last month booked")
+    paid_through: str | None = Field(description="the last month paid to BPJS")
+    months_left: int = Field(description="months from this month to covered_through; 0: ended")
+    inactive_from: str | None = Field(description="inactive at BPJS from this month on, "
+                                                  "unless a programme continues the worker")
+    renewed_to: str | None = Field(description="the programme whose months follow")
+
+
+class CoverEndPage(BaseModel):
+    items: list[CoverEnd]
+    next_cursor: str | None = None
+
+
+@router.get("/v1/cover-expiry", response_model=CoverEndPage)
+async def cover_expiry(
+    request: Request, principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
+    programme: Code = None,
+    months_left_max: Annotated[int | None, Query(ge=0, le=120)] = None,
+) -> CoverEndPage:
+    """Whose cover ends when among the OPD's workers (finance.cover_expiry), by NIK."""
+    assert principal.opd_code is not None
+    if cursor is not None and (len(cursor) != 16 or not cursor.isdigit()):
+        raise HTTPException(422, detail="cursor is not valid: pass next_cursor unchanged")
+    rows = [dict(r) for r in await pool.fetch(
+        f"""SELECT nik, programme, category, kecamatan, covered_through, paid_through,
+                   months_left, inactive_from, renewed_to
+              FROM finance.cover_expiry
+             WHERE opd_code = $1 AND ($2::text IS NULL OR programme = $2)
+               AND ($3::int IS NULL OR months_left <= $3) AND ($4::text IS NULL OR nik > $4)
+             ORDER BY nik, programme LIMIT {int(limit) + 1}""",
+        principal.opd_code, programme, months_left_max, cursor)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    tally = NikTally()
+    tally.add_rows(rows)
+    await record_read(pool, request, principal, {
+        "programme": programme, "months_left_max": months_left_max, "after": cursor}, tally)
+    return CoverEndPage(items=[CoverEnd(**r) for r in rows],
+                        next_cursor=rows[-1]["nik"] if more else None)
+
+
+class Waiting(BaseModel):
+    place: int = Field(description="place in the programme's queue: booked in this order when "
+                                   "the budget is raised")
+    nik: str
+    programme: str
+    category: str
+    kecamatan: str
+    first_period: str
+    months: int
+    amount_idr: int
+    renewal_of: str | None = Field(description="the programme a renewal continues")
+
+
+class WaitingPage(BaseModel):
+    items: list[Waiting]
+
+
+@router.get("/v1/waiting-list", response_model=WaitingPage)
+async def waiting_list(request: Request, principal: Agency, pool: Pool, limit: Limit,
+                       programme: Code = None) -> WaitingPage:
+    """The OPD's workers waiting for budget (finance.waiting_list), in queue order."""
+    assert principal.opd_code is not None
+    rows = [dict(r) for r in await pool.fetch(
+        f"""SELECT place, nik, programme, category, kecamatan, first_period, months,
+                   amount_idr, renewal_of
+              FROM finance.waiting_list
+             WHERE opd_code = $1 AND ($2::text IS NULL OR programme = $2)
+             ORDER BY programme, place LIMIT {int(limit)}""", principal.opd_code, programme)]
+    tally = NikTally()
+    tally.add_rows(rows)
+    await record_read(pool, request, principal, {"programme": programme}, tally)
+    return WaitingPage(items=[Waiting(**r) for r in rows])
+
+
 @router.get("/v1/workers/{nik}", response_model=WorkerDetail,
             responses={404: {"description": "not a worker of this OPD"}})
 async def worker(

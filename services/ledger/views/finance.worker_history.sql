@@ -1,4 +1,6 @@
--- Everything that happened to a worker's months, in order, with the generation of each.
+-- Everything that happened to a worker's months, in order, with the generation of each; and
+-- a registration accepted with a cover_gap warning (its cover lapsed before it started: the
+-- row's contribution_id is the registration's event id, its period the first month).
 CREATE VIEW finance.worker_history AS
 SELECT nik, programme, period, contribution_id, 'booked' AS event, booked_at AS at,
        amount_idr, opd_code, NULL::text AS detail, generation
@@ -42,5 +44,11 @@ SELECT c.nik, c.programme, c.period, c.contribution_id, 'paid', p.paid_at,
 UNION ALL
 SELECT nik, programme, period, contribution_id, 'duplicate_attempt', seen_at, amount_idr,
        opd_code, 'month already paid by another programme or payer', generation
-  FROM ledger.duplicate_attempts;
+  FROM ledger.duplicate_attempts
+UNION ALL
+SELECT d.nik, d.programme, (SELECT min(p) FROM unnest(d.periods) p), d.event_id, 'cover_gap',
+       d.decided_at, NULL::bigint, d.opd_code, w.warning ->> 'message', 0
+  FROM registry.decisions d
+ CROSS JOIN LATERAL jsonb_array_elements(d.warnings) AS w (warning)
+ WHERE d.outcome <> 'rejected' AND w.warning ->> 'code' = 'cover_gap';
 GRANT SELECT ON finance.worker_history TO iuran_ledger_writer, iuran_finance;
