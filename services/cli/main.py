@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "services.cli.contribution",
     "services.cli.deadletter",
     "services.cli.privacy",
+    "services.cli.bpjs",
 )
 
 log = logging.getLogger("iuran")

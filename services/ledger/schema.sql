@@ -690,6 +690,69 @@ CREATE VIEW finance.bills AS
      LEFT JOIN ledger.payments p ON ((p.payment_id = s.payment_id)));
 
 --
+-- Name: bpjs_verifications; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_verifications (
+    verification_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    status text NOT NULL,
+    kpj text,
+    effective_period text,
+    reason_code text,
+    reason text,
+    verified_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    fingerprint text NOT NULL,
+    cancelled_months integer DEFAULT 0 NOT NULL,
+    CONSTRAINT bpjs_verifications_cancelled_months_check CHECK ((cancelled_months >= 0)),
+    CONSTRAINT bpjs_verifications_complete CHECK ((((status = 'verified'::text) AND (kpj IS NOT NULL) AND (effective_period IS NOT NULL)) OR ((status = 'rejected'::text) AND (reason_code IS NOT NULL) AND (reason IS NOT NULL)))),
+    CONSTRAINT bpjs_verifications_effective_period_check CHECK ((effective_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT bpjs_verifications_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT bpjs_verifications_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'rejected'::text])))
+);
+
+--
+-- Name: bpjs_members; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_members AS
+ SELECT DISTINCT ON (programme, nik) nik,
+    programme,
+    kpj,
+    status,
+    reason_code,
+    reason,
+    effective_period,
+    verified_at,
+    verification_id,
+    received_at,
+    cancelled_months
+   FROM ledger.bpjs_verifications
+  ORDER BY programme, nik, verified_at DESC, seq DESC;
+
+--
+-- Name: bpjs_verdicts; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_verdicts AS
+ SELECT verification_id,
+    programme,
+    nik,
+    status,
+    kpj,
+    effective_period,
+    reason_code,
+    reason,
+    verified_at,
+    received_at,
+    cancelled_months,
+    (row_number() OVER (PARTITION BY programme, nik ORDER BY verified_at DESC, seq DESC) = 1) AS standing
+   FROM ledger.bpjs_verifications;
+
+--
 -- Name: budget_allocation_changes; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1679,6 +1742,92 @@ CREATE TABLE ledger.accounts (
 );
 
 --
+-- Name: bpjs_bill_lines; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bill_lines (
+    bpjs_bill_id text NOT NULL,
+    line_number integer NOT NULL,
+    nik text NOT NULL,
+    kpj text,
+    period text NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    jht_idr bigint,
+    amount_idr bigint NOT NULL,
+    CONSTRAINT bpjs_bill_lines_add_up CHECK ((((jkk_idr + jkm_idr) + COALESCE(jht_idr, (0)::bigint)) = amount_idr)),
+    CONSTRAINT bpjs_bill_lines_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jht_idr_check CHECK ((jht_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_line_number_check CHECK ((line_number >= 1)),
+    CONSTRAINT bpjs_bill_lines_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT bpjs_bill_lines_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_bills; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bills (
+    bpjs_bill_id text NOT NULL,
+    programme text NOT NULL,
+    period text NOT NULL,
+    issued_at timestamp with time zone NOT NULL,
+    lines integer NOT NULL,
+    amount_idr bigint NOT NULL,
+    fingerprint text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bpjs_bills_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bills_bpjs_bill_id_check CHECK (((length(bpjs_bill_id) >= 1) AND (length(bpjs_bill_id) <= 100))),
+    CONSTRAINT bpjs_bills_lines_check CHECK ((lines > 0)),
+    CONSTRAINT bpjs_bills_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_submission_rows; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_submission_rows (
+    submission_id uuid NOT NULL,
+    reference text NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    first_period text NOT NULL,
+    CONSTRAINT bpjs_submission_rows_first_period_check CHECK ((first_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT bpjs_submission_rows_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text))
+);
+
+--
+-- Name: bpjs_submissions; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_submissions (
+    submission_id uuid NOT NULL,
+    programme text NOT NULL,
+    file_name text NOT NULL,
+    row_count integer NOT NULL,
+    submitted_by text NOT NULL,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bpjs_submissions_file_name_check CHECK (((length(file_name) >= 1) AND (length(file_name) <= 500))),
+    CONSTRAINT bpjs_submissions_row_count_check CHECK ((row_count >= 0)),
+    CONSTRAINT bpjs_submissions_submitted_by_check CHECK (((length(submitted_by) >= 1) AND (length(submitted_by) <= 200)))
+);
+
+--
+-- Name: bpjs_verifications_seq_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.bpjs_verifications ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.bpjs_verifications_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: budget_allocation_changes_change_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -1916,6 +2065,55 @@ ALTER TABLE ONLY ledger.bills
 
 ALTER TABLE ONLY ledger.bills
     ADD CONSTRAINT bills_pkey PRIMARY KEY (bill_id);
+
+--
+-- Name: bpjs_bill_lines bpjs_bill_lines_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bill_lines
+    ADD CONSTRAINT bpjs_bill_lines_pkey PRIMARY KEY (bpjs_bill_id, line_number);
+
+--
+-- Name: bpjs_bills bpjs_bills_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bills
+    ADD CONSTRAINT bpjs_bills_pkey PRIMARY KEY (bpjs_bill_id);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_pkey PRIMARY KEY (submission_id, nik);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_reference_key UNIQUE (reference);
+
+--
+-- Name: bpjs_submissions bpjs_submissions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submissions
+    ADD CONSTRAINT bpjs_submissions_pkey PRIMARY KEY (submission_id);
+
+--
+-- Name: bpjs_verifications bpjs_verifications_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_verifications
+    ADD CONSTRAINT bpjs_verifications_pkey PRIMARY KEY (verification_id);
+
+--
+-- Name: bpjs_verifications bpjs_verifications_seq_key; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_verifications
+    ADD CONSTRAINT bpjs_verifications_seq_key UNIQUE (seq);
 
 --
 -- Name: budget_allocation_changes budget_allocation_changes_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2182,6 +2380,42 @@ CREATE INDEX bill_lines_bill ON ledger.bill_lines USING btree (bill_id);
 CREATE INDEX bill_settlements_payment ON ledger.bill_settlements USING btree (payment_id);
 
 --
+-- Name: bpjs_bill_lines_worker_month; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bill_lines_worker_month ON ledger.bpjs_bill_lines USING btree (nik, period);
+
+--
+-- Name: bpjs_bills_programme; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bills_programme ON ledger.bpjs_bills USING btree (programme, period);
+
+--
+-- Name: bpjs_submission_rows_worker; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_submission_rows_worker ON ledger.bpjs_submission_rows USING btree (programme, nik);
+
+--
+-- Name: bpjs_submissions_programme; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_submissions_programme ON ledger.bpjs_submissions USING btree (programme, submitted_at);
+
+--
+-- Name: bpjs_verifications_nik; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_verifications_nik ON ledger.bpjs_verifications USING btree (nik);
+
+--
+-- Name: bpjs_verifications_worker; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_verifications_worker ON ledger.bpjs_verifications USING btree (programme, nik, verified_at DESC, seq DESC);
+
+--
 -- Name: budget_allocation_changes_key; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2408,6 +2642,36 @@ CREATE TRIGGER bills_append_only BEFORE DELETE OR UPDATE ON ledger.bills FOR EAC
 --
 
 CREATE TRIGGER bills_no_truncate BEFORE TRUNCATE ON ledger.bills FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_bill_lines bpjs_bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_bill_lines_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_bill_lines FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_bills bpjs_bills_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_bills_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_bills FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_submission_rows_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_submission_rows FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_submissions bpjs_submissions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_submissions_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_submissions FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_verifications bpjs_verifications_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_verifications_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_verifications FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: budget_allocation_changes budget_allocation_changes_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -2724,6 +2988,20 @@ ALTER TABLE ONLY ledger.bill_settlements
 
 ALTER TABLE ONLY ledger.bill_settlements
     ADD CONSTRAINT bill_settlements_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
+
+--
+-- Name: bpjs_bill_lines bpjs_bill_lines_bpjs_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bill_lines
+    ADD CONSTRAINT bpjs_bill_lines_bpjs_bill_id_fkey FOREIGN KEY (bpjs_bill_id) REFERENCES ledger.bpjs_bills(bpjs_bill_id);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_submission_id_fkey FOREIGN KEY (submission_id) REFERENCES ledger.bpjs_submissions(submission_id);
 
 --
 -- Name: cancellations cancellations_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
@@ -3052,6 +3330,28 @@ GRANT SELECT ON TABLE finance.bills TO iuran_finance;
 GRANT SELECT ON TABLE finance.bills TO iuran_auditor;
 
 --
+-- Name: TABLE bpjs_verifications; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_verifications TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_members; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_verdicts; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_auditor;
+
+--
 -- Name: TABLE budget_allocation_changes; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3302,6 +3602,36 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_bill_lines; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bill_lines TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_bills; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bills TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_submission_rows; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_submissions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_submissions TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE bpjs_verifications_seq_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.bpjs_verifications_seq_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE budget_allocation_changes_change_id_seq; Type: ACL; Schema: ledger; Owner: -

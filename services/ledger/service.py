@@ -22,16 +22,18 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import (
+    TOPIC_BPJS_VERIFICATIONS,
     TOPIC_CONTRIBUTIONS,
     TOPIC_PAYMENTS,
     TOPIC_REJECTED,
+    BpjsVerification,
     ContributionSchedule,
     PaymentConfirmed,
     RejectionError,
 )
 from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
-from services.ledger import book, payment_intake, payments, poison
+from services.ledger import book, bpjs_verdicts, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import unmigrated
@@ -119,6 +121,7 @@ class LedgerService(Service):
         self._consumer = AIOKafkaConsumer(
             TOPIC_CONTRIBUTIONS,
             TOPIC_PAYMENTS,
+            TOPIC_BPJS_VERIFICATIONS,
             **options,
             group_id=GROUP_ID,
             enable_auto_commit=False,
@@ -182,8 +185,14 @@ class LedgerService(Service):
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
             confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
+            verdicts: list[tuple[ConsumerRecord, BpjsVerification]] = []
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
+                if record.topic == TOPIC_BPJS_VERIFICATIONS:
+                    verdict = await self._take_verdict(record)
+                    if verdict is not None:
+                        verdicts.append((record, verdict))
+                    continue
                 if record.topic == TOPIC_PAYMENTS:
                     payment = await self._take_payment(record)
                     if payment is not None:
@@ -203,6 +212,8 @@ class LedgerService(Service):
                     await self._apply_until_done(payment)
                 except poison.Poisoned as poisoned:
                     await self._dead_letter((record, payment), poisoned)
+            for record, verdict in verdicts:
+                await self._apply_verdict(record, verdict)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await self._consumer.commit(offsets)
@@ -234,6 +245,36 @@ class LedgerService(Service):
         except payment_intake.UntakeablePayment as exc:
             await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
+
+    async def _take_verdict(self, record: ConsumerRecord) -> BpjsVerification | None:
+        """The record as BPJS's verdict, or None after keeping it as a dead letter."""
+        try:
+            return bpjs_verdicts.take_verification(record.value)
+        except bpjs_verdicts.UntakeableVerdict as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
+            return None
+
+    async def _apply_verdict(self, record: ConsumerRecord, verdict: BpjsVerification) -> None:
+        """Record one verdict (a standing rejection cancels the worker's unbilled months);
+        a verdict that reuses an id with other content, or that the ledger cannot write,
+        becomes a dead letter."""
+        try:
+            outcome = await self._until_done(
+                "verdict", lambda connection: bpjs_verdicts.apply_verification(
+                    connection, verdict))
+        except poison.Poisoned as poisoned:
+            await self._dead_letter((record, verdict), poisoned)
+            return
+        if outcome.outcome == bpjs_verdicts.VERIFICATION_ID_REUSED:
+            reused = bpjs_verdicts.UntakeableVerdict(
+                outcome.outcome, f"verification {verdict.verification_id} was received "
+                                 "before with other content; the first is kept")
+            await self._dead_letter((record, verdict), poison.Poisoned(outcome.outcome, reused))
+            return
+        if outcome.outcome != bpjs_verdicts.REPLAYED:
+            metrics.BPJS_VERDICTS.labels(verdict.programme, verdict.status).inc()
+        if outcome.result is not None:
+            self._record(outcome.result)
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
@@ -358,7 +399,8 @@ class LedgerService(Service):
             await asyncio.sleep(5)
             try:
                 publish_lag(self.name, consumer.assignment(), consumer.highwater,
-                            self._committed.get, [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS])
+                            self._committed.get,
+                            [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_BPJS_VERIFICATIONS])
             except KafkaError as exc:
                 log.debug("lag report skipped: %s", exc)
 

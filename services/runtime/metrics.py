@@ -135,6 +135,10 @@ COVERAGE_REFRESH_SECONDS = Histogram(
 BILLS_UNPAID_PAST_DUE = Gauge(
     "iuran_bills_unpaid_past_due", "Issued bills unpaid after their due date.", ["programme"]
 )
+BPJS_VERDICTS = Counter(
+    "iuran_bpjs_verdicts_total", "BPJS verification verdicts recorded by the ledger.",
+    ["programme", "status"]
+)
 PAYMENTS_SETTLED = Counter(
     "iuran_payments_settled_total", "Payments that settled a bill.", ["programme"]
 )
