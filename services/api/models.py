@@ -180,6 +180,18 @@ class Arrears(BaseModel):
     prepaid: bool | None = Field(description="months of a prepaid bill (never at lapse risk)")
 
 
+class BpjsMember(BaseModel):
+    nik: str = Nik
+    programme: str
+    kpj: str | None = Field(description="participant number, when verified")
+    status: str = Field(description="BPJS's latest verdict: verified or rejected")
+    reason_code: str | None
+    reason: str | None = Field(description="BPJS's own words (verbatim), when rejected")
+    effective_period: str | None = Field(description="first month BPJS covers")
+    verified_at: datetime
+    cancelled_months: int = Field(description="unbilled months the rejection cancelled")
+
+
 class WorkerHistoryEntry(BaseModel):
     nik: str
     programme: str

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from schemas.events import TOPIC_BPJS_VERIFICATIONS, BpjsVerification
@@ -25,6 +26,7 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import GROUPS
+from tests.support.gateway import DISNAKER, base_url
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.settle import handled
@@ -33,6 +35,8 @@ pytestmark = pytest.mark.integration
 
 VERDICTS_STAGE = ((GROUPS["ledger"], TOPIC_BPJS_VERIFICATIONS),)
 NIKS = NikSource()
+FINANCE = {"Authorization": "Bearer iuran-dev-finance-token"}
+OPS = {"Authorization": "Bearer iuran-dev-ops-token"}
 
 
 def _malang() -> Programme:
@@ -144,6 +148,26 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
                               [accepted, refused])
     assert {(r["nik"], r["status"]) for r in statuses} == {
         (accepted, "booked"), (refused, "cancelled")}
+
+    # the OPD sees BPJS's reason on its worker; finance sees the KPJ, ops a masked NIK
+    async with httpx.AsyncClient(base_url=base_url(settings), timeout=30) as client:
+        seen = (await client.get(f"/v1/workers/{refused}", headers=DISNAKER)).json()
+        assert (seen["bpjs_status"], seen["bpjs_reason_code"], seen["bpjs_reason"]) == (
+            "rejected", "R02", "NIK tidak sesuai data Dukcapil")
+        assert seen["status"] == "stopped"
+        seen = (await client.get(f"/v1/workers/{accepted}", headers=DISNAKER)).json()
+        assert (seen["bpjs_status"], seen["bpjs_kpj"]) == ("verified", "25110000001")
+        listed = await client.get("/bpjs/members", params={"programme": malang.id,
+                                                           "status": "verified"},
+                                  headers=FINANCE)
+        assert listed.status_code == 200, listed.text
+        assert accepted in {r["nik"] for r in listed.json()["items"]}
+        masked = await client.get("/bpjs/members", params={"programme": malang.id},
+                                  headers=OPS)
+        assert masked.status_code == 200 and not any(
+            r["nik"] in (accepted, refused) for r in masked.json()["items"])
+        bad = await client.get("/bpjs/members", params={"status": "maybe"}, headers=FINANCE)
+        assert bad.status_code == 422
 
     # importing the same file again records nothing twice
     again = await _iuran(settings, "bpjs", "import", str(file), "--programme", malang.id)

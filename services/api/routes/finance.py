@@ -104,6 +104,18 @@ async def arrears(
                       limit, cursor)
 
 
+@router.get("/bpjs/members", response_model=models.Page[models.BpjsMember])
+async def bpjs_members(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, limit: Limit,
+    cursor: Cursor = None, programme: Code = None,
+    status: Literal["verified", "rejected"] | None = None,
+) -> dict[str, Any]:
+    """Each worker's standing at BPJS (finance.bpjs_members): the KPJ of a verified worker,
+    BPJS's reason for a rejected one; in (programme, nik) order."""
+    return await page(pool, keys, request, VIEWS["bpjs_members"], principal,
+                      {"programme": programme, "status": status}, limit, cursor)
+
+
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
 async def worker_history(request: Request, principal: Personal, pool: Pool,
                          largest: MaxPage, nik: str) -> dict[str, Any]:
