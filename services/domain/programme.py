@@ -117,6 +117,15 @@ class Billing(_Config):
         return self
 
 
+class Bpjs(_Config):
+    """The programme's loop with BPJS (docs/bpjs.md). ``bill_only_verified``: a month is
+    put on a bill only once BPJS verified the worker (a KPJ) and the month is on or after
+    the first month BPJS covers; otherwise bills do not wait for BPJS's verdicts (BPJS's bill
+    is still reconciled line by line, an unverified worker's line flagged)."""
+
+    bill_only_verified: bool = True
+
+
 class Privacy(_Config):
     """How long the programme keeps a worker's personal data (docs/privacy.md): name, birth
     date, phone and address are erased ``retention_years`` after the end of the worker's last
@@ -151,6 +160,7 @@ class Programme(_Config):
     holidays: frozenset[date] = Field(default=frozenset(), exclude=True)
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
+    bpjs: Bpjs = Field(default_factory=Bpjs)
     # The last day a registration is taken (default, and at the latest: the fiscal year's last).
     registration_closes_on: date | None = None
     # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.
