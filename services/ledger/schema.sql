@@ -690,6 +690,24 @@ CREATE VIEW finance.bills AS
      LEFT JOIN ledger.payments p ON ((p.payment_id = s.payment_id)));
 
 --
+-- Name: bpjs_bills; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_bills AS
+SELECT
+    NULL::text AS bpjs_bill_id,
+    NULL::text AS programme,
+    NULL::text AS period,
+    NULL::timestamp with time zone AS issued_at,
+    NULL::timestamp with time zone AS received_at,
+    NULL::integer AS lines,
+    NULL::bigint AS billed_idr,
+    NULL::bigint AS payable_idr,
+    NULL::bigint AS matched_lines,
+    NULL::bigint AS unreconciled_lines,
+    NULL::boolean AS reconciled;
+
+--
 -- Name: bpjs_verifications; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -732,6 +750,157 @@ CREATE VIEW finance.bpjs_members AS
     cancelled_months
    FROM ledger.bpjs_verifications
   ORDER BY programme, nik, verified_at DESC, seq DESC;
+
+--
+-- Name: bpjs_bill_lines; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bill_lines (
+    bpjs_bill_id text NOT NULL,
+    line_number integer NOT NULL,
+    nik text NOT NULL,
+    kpj text,
+    period text NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    jht_idr bigint,
+    amount_idr bigint NOT NULL,
+    CONSTRAINT bpjs_bill_lines_add_up CHECK ((((jkk_idr + jkm_idr) + COALESCE(jht_idr, (0)::bigint)) = amount_idr)),
+    CONSTRAINT bpjs_bill_lines_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jht_idr_check CHECK ((jht_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_line_number_check CHECK ((line_number >= 1)),
+    CONSTRAINT bpjs_bill_lines_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT bpjs_bill_lines_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_bills; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bills (
+    bpjs_bill_id text NOT NULL,
+    programme text NOT NULL,
+    period text NOT NULL,
+    issued_at timestamp with time zone NOT NULL,
+    lines integer NOT NULL,
+    amount_idr bigint NOT NULL,
+    fingerprint text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bpjs_bills_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bills_bpjs_bill_id_check CHECK (((length(bpjs_bill_id) >= 1) AND (length(bpjs_bill_id) <= 100))),
+    CONSTRAINT bpjs_bills_lines_check CHECK ((lines > 0)),
+    CONSTRAINT bpjs_bills_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.live_contributions AS
+ SELECT contribution_id,
+    nik,
+    period,
+    programme,
+    opd_code,
+    category,
+    kecamatan,
+    funding_source,
+    due_date,
+    amount_idr,
+    jkk_idr,
+    jkm_idr,
+    schedule_id,
+    registration_event_id,
+    occurred_at,
+    booked_at,
+    generation,
+    slot,
+    previous_slot,
+    posting_id
+   FROM ledger.contributions c
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM ledger.cancellations x
+          WHERE (x.contribution_id = c.contribution_id))));
+
+--
+-- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_reconciliation AS
+ WITH standing AS (
+         SELECT bpjs_members.programme,
+            bpjs_members.nik,
+            bpjs_members.status
+           FROM finance.bpjs_members
+        ), lines AS (
+         SELECT b.bpjs_bill_id,
+            b.programme,
+            l.period,
+            l.nik,
+            l.kpj,
+            l.line_number,
+            l.amount_idr AS billed_idr,
+            c.amount_idr AS expected_idr,
+            s.status AS bpjs_status
+           FROM (((ledger.bpjs_bill_lines l
+             JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
+             LEFT JOIN ledger.live_contributions c ON (((c.programme = b.programme) AND (c.nik = l.nik) AND (c.period = l.period))))
+             LEFT JOIN standing s ON (((s.programme = b.programme) AND (s.nik = l.nik))))
+        ), missing AS (
+         SELECT DISTINCT ON (c.nik, c.period, c.programme) b.bpjs_bill_id,
+            c.programme,
+            c.period,
+            c.nik,
+            m.kpj,
+            NULL::integer AS line_number,
+            NULL::bigint AS billed_idr,
+            c.amount_idr AS expected_idr
+           FROM (((ledger.live_contributions c
+             JOIN finance.bpjs_members m ON (((m.programme = c.programme) AND (m.nik = c.nik) AND (m.status = 'verified'::text) AND (m.effective_period <= c.period))))
+             JOIN ledger.bpjs_bills b ON ((b.programme = c.programme)))
+             JOIN LATERAL ( SELECT 1 AS "?column?"
+                   FROM ledger.bpjs_bill_lines p
+                  WHERE ((p.bpjs_bill_id = b.bpjs_bill_id) AND (p.period = c.period))
+                 LIMIT 1) covers ON (true))
+          WHERE (NOT (EXISTS ( SELECT 1
+                   FROM (ledger.bpjs_bill_lines l
+                     JOIN ledger.bpjs_bills o USING (bpjs_bill_id))
+                  WHERE ((o.programme = c.programme) AND (l.nik = c.nik) AND (l.period = c.period)))))
+          ORDER BY c.nik, c.period, c.programme, b.issued_at DESC, b.bpjs_bill_id DESC
+        )
+ SELECT lines.bpjs_bill_id,
+    lines.programme,
+    lines.period,
+    lines.nik,
+    lines.kpj,
+    lines.line_number,
+        CASE
+            WHEN (lines.expected_idr IS NULL) THEN 'not_ours'::text
+            WHEN (lines.bpjs_status IS DISTINCT FROM 'verified'::text) THEN 'not_verified'::text
+            WHEN (lines.billed_idr <> lines.expected_idr) THEN 'amount_differs'::text
+            ELSE 'matched'::text
+        END AS outcome,
+    lines.expected_idr,
+    lines.billed_idr,
+        CASE
+            WHEN ((lines.expected_idr IS NULL) OR (lines.bpjs_status IS DISTINCT FROM 'verified'::text)) THEN (0)::bigint
+            ELSE LEAST(lines.billed_idr, lines.expected_idr)
+        END AS payable_idr
+   FROM lines
+UNION ALL
+ SELECT missing.bpjs_bill_id,
+    missing.programme,
+    missing.period,
+    missing.nik,
+    missing.kpj,
+    missing.line_number,
+    'missing_at_bpjs'::text AS outcome,
+    missing.expected_idr,
+    missing.billed_idr,
+    0 AS payable_idr
+   FROM missing;
 
 --
 -- Name: bpjs_verdicts; Type: VIEW; Schema: finance; Owner: -
@@ -1155,36 +1324,6 @@ UNION ALL
     t.amount_idr
    FROM (ledger.transfers t
      JOIN ledger.contributions c USING (contribution_id));
-
---
--- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
---
-
-CREATE VIEW ledger.live_contributions AS
- SELECT contribution_id,
-    nik,
-    period,
-    programme,
-    opd_code,
-    category,
-    kecamatan,
-    funding_source,
-    due_date,
-    amount_idr,
-    jkk_idr,
-    jkm_idr,
-    schedule_id,
-    registration_event_id,
-    occurred_at,
-    booked_at,
-    generation,
-    slot,
-    previous_slot,
-    posting_id
-   FROM ledger.contributions c
-  WHERE (NOT (EXISTS ( SELECT 1
-           FROM ledger.cancellations x
-          WHERE (x.contribution_id = c.contribution_id))));
 
 --
 -- Name: journal_reconciliation; Type: VIEW; Schema: finance; Owner: -
@@ -1739,49 +1878,6 @@ CREATE TABLE ledger.accounts (
     CONSTRAINT accounts_kind_check CHECK ((kind = ANY (ARRAY['asset'::text, 'liability'::text, 'expense'::text]))),
     CONSTRAINT accounts_owner_check CHECK (((length(owner) >= 1) AND (length(owner) <= 100))),
     CONSTRAINT accounts_purpose_check CHECK ((purpose ~ '^[a-z_]+$'::text))
-);
-
---
--- Name: bpjs_bill_lines; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.bpjs_bill_lines (
-    bpjs_bill_id text NOT NULL,
-    line_number integer NOT NULL,
-    nik text NOT NULL,
-    kpj text,
-    period text NOT NULL,
-    jkk_idr bigint NOT NULL,
-    jkm_idr bigint NOT NULL,
-    jht_idr bigint,
-    amount_idr bigint NOT NULL,
-    CONSTRAINT bpjs_bill_lines_add_up CHECK ((((jkk_idr + jkm_idr) + COALESCE(jht_idr, (0)::bigint)) = amount_idr)),
-    CONSTRAINT bpjs_bill_lines_amount_idr_check CHECK ((amount_idr >= 0)),
-    CONSTRAINT bpjs_bill_lines_jht_idr_check CHECK ((jht_idr >= 0)),
-    CONSTRAINT bpjs_bill_lines_jkk_idr_check CHECK ((jkk_idr >= 0)),
-    CONSTRAINT bpjs_bill_lines_jkm_idr_check CHECK ((jkm_idr >= 0)),
-    CONSTRAINT bpjs_bill_lines_line_number_check CHECK ((line_number >= 1)),
-    CONSTRAINT bpjs_bill_lines_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
-    CONSTRAINT bpjs_bill_lines_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
-);
-
---
--- Name: bpjs_bills; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.bpjs_bills (
-    bpjs_bill_id text NOT NULL,
-    programme text NOT NULL,
-    period text NOT NULL,
-    issued_at timestamp with time zone NOT NULL,
-    lines integer NOT NULL,
-    amount_idr bigint NOT NULL,
-    fingerprint text NOT NULL,
-    received_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT bpjs_bills_amount_idr_check CHECK ((amount_idr >= 0)),
-    CONSTRAINT bpjs_bills_bpjs_bill_id_check CHECK (((length(bpjs_bill_id) >= 1) AND (length(bpjs_bill_id) <= 100))),
-    CONSTRAINT bpjs_bills_lines_check CHECK ((lines > 0)),
-    CONSTRAINT bpjs_bills_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
 );
 
 --
@@ -2380,6 +2476,12 @@ CREATE INDEX bill_lines_bill ON ledger.bill_lines USING btree (bill_id);
 CREATE INDEX bill_settlements_payment ON ledger.bill_settlements USING btree (payment_id);
 
 --
+-- Name: bpjs_bill_lines_period; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bill_lines_period ON ledger.bpjs_bill_lines USING btree (bpjs_bill_id, period);
+
+--
 -- Name: bpjs_bill_lines_worker_month; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2600,6 +2702,26 @@ CREATE INDEX submission_rows_nik ON registry.submission_rows USING btree (nik);
 --
 
 CREATE INDEX submissions_opd ON registry.submissions USING btree (opd_code, submitted_at);
+
+--
+-- Name: bpjs_bills _RETURN; Type: RULE; Schema: finance; Owner: -
+--
+
+CREATE OR REPLACE VIEW finance.bpjs_bills AS
+ SELECT b.bpjs_bill_id,
+    b.programme,
+    b.period,
+    b.issued_at,
+    b.received_at,
+    b.lines,
+    b.amount_idr AS billed_idr,
+    (COALESCE(sum(r.payable_idr), (0)::numeric))::bigint AS payable_idr,
+    count(*) FILTER (WHERE (r.outcome = 'matched'::text)) AS matched_lines,
+    count(*) FILTER (WHERE (r.outcome <> 'matched'::text)) AS unreconciled_lines,
+    (count(*) FILTER (WHERE (r.outcome <> 'matched'::text)) = 0) AS reconciled
+   FROM (ledger.bpjs_bills b
+     LEFT JOIN finance.bpjs_reconciliation r USING (bpjs_bill_id))
+  GROUP BY b.bpjs_bill_id;
 
 --
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3330,6 +3452,14 @@ GRANT SELECT ON TABLE finance.bills TO iuran_finance;
 GRANT SELECT ON TABLE finance.bills TO iuran_auditor;
 
 --
+-- Name: TABLE bpjs_bills; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_auditor;
+
+--
 -- Name: TABLE bpjs_verifications; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3342,6 +3472,32 @@ GRANT SELECT,INSERT ON TABLE ledger.bpjs_verifications TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_bill_lines; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bill_lines TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_bills; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bills TO iuran_ledger_writer;
+
+--
+-- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_reconciliation; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_auditor;
 
 --
 -- Name: TABLE bpjs_verdicts; Type: ACL; Schema: finance; Owner: -
@@ -3460,12 +3616,6 @@ GRANT SELECT ON TABLE finance.discrepancies TO iuran_auditor;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_finance;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_auditor;
-
---
--- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
 
 --
 -- Name: TABLE journal_reconciliation; Type: ACL; Schema: finance; Owner: -
@@ -3602,18 +3752,6 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
-
---
--- Name: TABLE bpjs_bill_lines; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.bpjs_bill_lines TO iuran_ledger_writer;
-
---
--- Name: TABLE bpjs_bills; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.bpjs_bills TO iuran_ledger_writer;
 
 --
 -- Name: TABLE bpjs_submission_rows; Type: ACL; Schema: ledger; Owner: -

@@ -22,10 +22,12 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import (
+    TOPIC_BPJS_BILLS,
     TOPIC_BPJS_VERIFICATIONS,
     TOPIC_CONTRIBUTIONS,
     TOPIC_PAYMENTS,
     TOPIC_REJECTED,
+    BpjsBill,
     BpjsVerification,
     ContributionSchedule,
     PaymentConfirmed,
@@ -33,7 +35,7 @@ from schemas.events import (
 )
 from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
-from services.ledger import book, bpjs_verdicts, payment_intake, payments, poison
+from services.ledger import book, bpjs_bills, bpjs_verdicts, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import unmigrated
@@ -122,6 +124,7 @@ class LedgerService(Service):
             TOPIC_CONTRIBUTIONS,
             TOPIC_PAYMENTS,
             TOPIC_BPJS_VERIFICATIONS,
+            TOPIC_BPJS_BILLS,
             **options,
             group_id=GROUP_ID,
             enable_auto_commit=False,
@@ -186,8 +189,14 @@ class LedgerService(Service):
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
             confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
             verdicts: list[tuple[ConsumerRecord, BpjsVerification]] = []
+            bpjs_bills_in: list[tuple[ConsumerRecord, BpjsBill]] = []
             for record in records:
                 metrics.EVENTS_CONSUMED.labels(self.name, record.topic).inc()
+                if record.topic == TOPIC_BPJS_BILLS:
+                    bill = await self._take_bpjs_bill(record)
+                    if bill is not None:
+                        bpjs_bills_in.append((record, bill))
+                    continue
                 if record.topic == TOPIC_BPJS_VERIFICATIONS:
                     verdict = await self._take_verdict(record)
                     if verdict is not None:
@@ -214,6 +223,8 @@ class LedgerService(Service):
                     await self._dead_letter((record, payment), poisoned)
             for record, verdict in verdicts:
                 await self._apply_verdict(record, verdict)
+            for record, bill in bpjs_bills_in:  # after the verdicts they may depend on
+                await self._record_bpjs_bill(record, bill)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await self._consumer.commit(offsets)
@@ -275,6 +286,36 @@ class LedgerService(Service):
             metrics.BPJS_VERDICTS.labels(verdict.programme, verdict.status).inc()
         if outcome.result is not None:
             self._record(outcome.result)
+
+    async def _take_bpjs_bill(self, record: ConsumerRecord) -> BpjsBill | None:
+        try:
+            return bpjs_bills.take_bill(record.value)
+        except bpjs_bills.UntakeableBill as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
+            return None
+
+    async def _record_bpjs_bill(self, record: ConsumerRecord, bill: BpjsBill) -> None:
+        """Keep BPJS's bill once and count its lines that do not reconcile (an alert)."""
+        try:
+            outcome = await self._until_done(
+                "BPJS bill", lambda connection: bpjs_bills.record_bill(connection, bill))
+        except poison.Poisoned as poisoned:
+            await self._dead_letter((record, bill), poisoned)
+            return
+        if outcome.outcome == bpjs_bills.BPJS_BILL_ID_REUSED:
+            reused = bpjs_bills.UntakeableBill(
+                outcome.outcome, f"BPJS bill {bill.bpjs_bill_id} was received before with "
+                                 "other content; the first is kept")
+            await self._dead_letter((record, bill), poison.Poisoned(outcome.outcome, reused))
+            return
+        for result, lines in outcome.lines.items():
+            if result != "matched":
+                metrics.BPJS_BILL_LINES_UNRECONCILED.labels(bill.programme, result).inc(lines)
+        unreconciled = sum(n for r, n in outcome.lines.items() if r != "matched")
+        if unreconciled:
+            log.warning("BPJS bill of %s for %s: %d line(s) do not reconcile "
+                        "(finance.bpjs_reconciliation)", bill.programme, bill.period,
+                        unreconciled)
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
@@ -400,7 +441,8 @@ class LedgerService(Service):
             try:
                 publish_lag(self.name, consumer.assignment(), consumer.highwater,
                             self._committed.get,
-                            [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_BPJS_VERIFICATIONS])
+                            [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_BPJS_VERIFICATIONS,
+                             TOPIC_BPJS_BILLS])
             except KafkaError as exc:
                 log.debug("lag report skipped: %s", exc)
 

@@ -139,6 +139,11 @@ BPJS_VERDICTS = Counter(
     "iuran_bpjs_verdicts_total", "BPJS verification verdicts recorded by the ledger.",
     ["programme", "status"]
 )
+BPJS_BILL_LINES_UNRECONCILED = Counter(
+    "iuran_bpjs_bill_lines_unreconciled_total",
+    "Lines of BPJS bills (and months BPJS did not bill) that do not match the ledger, by "
+    "reconciliation outcome (finance.bpjs_reconciliation).", ["programme", "outcome"]
+)
 PAYMENTS_SETTLED = Counter(
     "iuran_payments_settled_total", "Payments that settled a bill.", ["programme"]
 )

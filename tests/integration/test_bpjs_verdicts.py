@@ -34,7 +34,7 @@ from tests.support.settle import handled
 pytestmark = pytest.mark.integration
 
 VERDICTS_STAGE = ((GROUPS["ledger"], TOPIC_BPJS_VERIFICATIONS),)
-NIKS = NikSource()
+NIKS = NikSource(region=7)
 FINANCE = {"Authorization": "Bearer iuran-dev-finance-token"}
 OPS = {"Authorization": "Bearer iuran-dev-ops-token"}
 

@@ -77,6 +77,7 @@ CREATE TABLE ledger.bpjs_bill_lines (
     CONSTRAINT bpjs_bill_lines_add_up CHECK (jkk_idr + jkm_idr + coalesce(jht_idr, 0) = amount_idr)
 );
 CREATE INDEX bpjs_bill_lines_worker_month ON ledger.bpjs_bill_lines (nik, period);
+CREATE INDEX bpjs_bill_lines_period ON ledger.bpjs_bill_lines (bpjs_bill_id, period);
 
 CREATE TRIGGER bpjs_submissions_append_only BEFORE UPDATE OR DELETE ON ledger.bpjs_submissions
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
