@@ -25,6 +25,7 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import GROUPS
+from tests.support.gateway import base_url
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, schedule
 from tests.support.settle import handled
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 STAGES = ((GROUPS["ledger"], TOPIC_BPJS_VERIFICATIONS), (GROUPS["ledger"], TOPIC_BPJS_BILLS))
 NIKS = NikSource(region=8)
+FINANCE = {"Authorization": "Bearer iuran-dev-finance-token"}
 
 
 async def _iuran(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -119,7 +121,15 @@ async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
                           [bill_id.encode(), marker.encode()])
     assert sorted(r["reason"] for r in dead) == ["bpjs_bill_id_reused", "malformed_bpjs_bill"]
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base_url(settings), timeout=30) as client:
+        listed = await client.get("/bpjs/bills", params={"programme": malang.id},
+                                  headers=FINANCE)
+        assert listed.status_code == 200, listed.text
+        mine = [b for b in listed.json()["items"] if b["bpjs_bill_id"] == bill_id]
+        assert [(b["payable_idr"], b["reconciled"]) for b in mine] == [(25_200, False)]
+        flagged = await client.get("/bpjs/reconciliation", headers=FINANCE, params={
+            "bpjs_bill_id": bill_id, "outcome": "amount_differs"})
+        assert [r["nik"] for r in flagged.json()["items"]] == [discounted]
         metrics = await client.get(
             f"http://{settings.http_host}:{settings.port_of('ledger')}/metrics")
     assert ('iuran_bpjs_bill_lines_unreconciled_total{outcome="amount_differs",'
