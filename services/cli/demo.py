@@ -26,6 +26,7 @@ from schemas.events import (
 )
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
+from services.demo import bpjs
 from services.demo.workers import demo_registrations
 from services.domain.money import rupiah
 from services.domain.programme import Programme, load_programmes
@@ -84,8 +85,9 @@ class Summary:
 
 async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
                        timeout: float, out: Any, services: ServiceProcesses) -> None:
-    """Issue the prepaid bill on the programme's payment day, publish its payment
-    confirmation (as treasury would) and wait until the ledger has settled it."""
+    """Issue the prepaid bill on the programme's payment day, reconcile BPJS's bill with
+    the ledger, publish the payment confirmation (as treasury would) and wait until the
+    ledger has settled it."""
     paid_on = programme.billing.paid_on or programme.today()
     async with pool.acquire() as connection:
         # the demo plays the day the year was billed and paid
@@ -98,12 +100,15 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
             """SELECT bill_id, period, sequence, amount_idr FROM finance.bills
                 WHERE programme = $1 AND billing = 'prepaid' AND status <> 'paid'
                 ORDER BY sequence""", programme.id)
+    paid_at = datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone)
+    await bpjs.reconcile_bills(settings, pool, programme, [r["bill_id"] for r in unpaid],
+                               paid_at, timeout, out, services.check_alive)
     for row in unpaid:
         payment = PaymentConfirmed(
             payment_id=derived_id("demo-payment", str(row["bill_id"])),
             programme=programme.id, period=row["period"], amount_idr=row["amount_idr"],
             reference=f"SP2D-{programme.funding_source}-{paid_on.year}-{row['sequence']:04d}",
-            paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone))
+            paid_at=paid_at)
         await publish_all(settings, TOPIC_PAYMENTS,
                           [(programme.id.encode(), payment.model_dump_json().encode())])
         out.write(f"  payment {payment.reference} of {rupiah(payment.amount_idr)} published "
@@ -222,6 +227,11 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         summary.budget_remaining_idr = programme.budget_idr - total_idr
         summary.contributions_per_second = round(
             summary.booked_by_this_run / max(summary.seconds, 1e-9), 1)
+        verified_on = programme.billing.paid_on or programme.today()
+        await bpjs.verify_everyone(
+            settings, pool, programme, settings.data_dir.resolve(),
+            datetime(verified_on.year, verified_on.month, verified_on.day, 8,
+                     tzinfo=programme.zone), timeout, out, services.check_alive)
         if programme.billing.mode == "prepaid":
             await _pay_prepaid(settings, pool, programme, timeout, out, services)
         async with pool.acquire() as connection:

@@ -59,12 +59,13 @@ INSERT INTO ledger.bpjs_bill_lines (bpjs_bill_id, line_number, nik, kpj, period,
 SELECT $1, * FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::bigint[],
                          $7::bigint[], $8::bigint[], $9::bigint[])"""
 _OUTCOMES = """
-SELECT outcome, count(*) AS lines FROM finance.bpjs_reconciliation
+SELECT outcome, count(*) AS lines FROM finance.bpjs_line_outcomes
  WHERE bpjs_bill_id = $1 GROUP BY outcome"""
 
 
 async def record_bill(connection: asyncpg.Connection, bill: BpjsBill) -> BillOutcome:
-    """Keep a BPJS bill once and say how its lines reconcile; a bill id received before
+    """Keep a BPJS bill once and say how its lines reconcile (months BPJS did not bill
+    show in finance.bpjs_reconciliation, once every part of a bill is in); a bill id received before
     with other content changes nothing (outcome ``bpjs_bill_id_reused``)."""
     mark = fingerprint(bill)
     async with connection.transaction():

@@ -708,50 +708,6 @@ SELECT
     NULL::boolean AS reconciled;
 
 --
--- Name: bpjs_verifications; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.bpjs_verifications (
-    verification_id uuid NOT NULL,
-    seq bigint NOT NULL,
-    programme text NOT NULL,
-    nik text NOT NULL,
-    status text NOT NULL,
-    kpj text,
-    effective_period text,
-    reason_code text,
-    reason text,
-    verified_at timestamp with time zone NOT NULL,
-    received_at timestamp with time zone DEFAULT now() NOT NULL,
-    fingerprint text NOT NULL,
-    cancelled_months integer DEFAULT 0 NOT NULL,
-    CONSTRAINT bpjs_verifications_cancelled_months_check CHECK ((cancelled_months >= 0)),
-    CONSTRAINT bpjs_verifications_complete CHECK ((((status = 'verified'::text) AND (kpj IS NOT NULL) AND (effective_period IS NOT NULL)) OR ((status = 'rejected'::text) AND (reason_code IS NOT NULL) AND (reason IS NOT NULL)))),
-    CONSTRAINT bpjs_verifications_effective_period_check CHECK ((effective_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
-    CONSTRAINT bpjs_verifications_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
-    CONSTRAINT bpjs_verifications_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'rejected'::text])))
-);
-
---
--- Name: bpjs_members; Type: VIEW; Schema: finance; Owner: -
---
-
-CREATE VIEW finance.bpjs_members AS
- SELECT DISTINCT ON (programme, nik) nik,
-    programme,
-    kpj,
-    status,
-    reason_code,
-    reason,
-    effective_period,
-    verified_at,
-    verification_id,
-    received_at,
-    cancelled_months
-   FROM ledger.bpjs_verifications
-  ORDER BY programme, nik, verified_at DESC, seq DESC;
-
---
 -- Name: bpjs_bill_lines; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -795,6 +751,31 @@ CREATE TABLE ledger.bpjs_bills (
 );
 
 --
+-- Name: bpjs_verifications; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_verifications (
+    verification_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    status text NOT NULL,
+    kpj text,
+    effective_period text,
+    reason_code text,
+    reason text,
+    verified_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    fingerprint text NOT NULL,
+    cancelled_months integer DEFAULT 0 NOT NULL,
+    CONSTRAINT bpjs_verifications_cancelled_months_check CHECK ((cancelled_months >= 0)),
+    CONSTRAINT bpjs_verifications_complete CHECK ((((status = 'verified'::text) AND (kpj IS NOT NULL) AND (effective_period IS NOT NULL)) OR ((status = 'rejected'::text) AND (reason_code IS NOT NULL) AND (reason IS NOT NULL)))),
+    CONSTRAINT bpjs_verifications_effective_period_check CHECK ((effective_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT bpjs_verifications_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT bpjs_verifications_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'rejected'::text])))
+);
+
+--
 -- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
 --
 
@@ -825,16 +806,11 @@ CREATE VIEW ledger.live_contributions AS
           WHERE (x.contribution_id = c.contribution_id))));
 
 --
--- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+-- Name: bpjs_line_outcomes; Type: VIEW; Schema: finance; Owner: -
 --
 
-CREATE VIEW finance.bpjs_reconciliation AS
- WITH standing AS (
-         SELECT bpjs_members.programme,
-            bpjs_members.nik,
-            bpjs_members.status
-           FROM finance.bpjs_members
-        ), lines AS (
+CREATE VIEW finance.bpjs_line_outcomes AS
+ WITH lines AS (
          SELECT b.bpjs_bill_id,
             b.programme,
             l.period,
@@ -847,9 +823,65 @@ CREATE VIEW finance.bpjs_reconciliation AS
            FROM (((ledger.bpjs_bill_lines l
              JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
              LEFT JOIN ledger.live_contributions c ON (((c.programme = b.programme) AND (c.nik = l.nik) AND (c.period = l.period))))
-             LEFT JOIN standing s ON (((s.programme = b.programme) AND (s.nik = l.nik))))
+             LEFT JOIN LATERAL ( SELECT v.status
+                   FROM ledger.bpjs_verifications v
+                  WHERE ((v.programme = b.programme) AND (v.nik = l.nik))
+                  ORDER BY v.verified_at DESC, v.seq DESC
+                 LIMIT 1) s ON (true))
+        )
+ SELECT bpjs_bill_id,
+    programme,
+    period,
+    nik,
+    kpj,
+    line_number,
+        CASE
+            WHEN (expected_idr IS NULL) THEN 'not_ours'::text
+            WHEN (bpjs_status IS DISTINCT FROM 'verified'::text) THEN 'not_verified'::text
+            WHEN (billed_idr <> expected_idr) THEN 'amount_differs'::text
+            ELSE 'matched'::text
+        END AS outcome,
+    expected_idr,
+    billed_idr,
+        CASE
+            WHEN ((expected_idr IS NULL) OR (bpjs_status IS DISTINCT FROM 'verified'::text)) THEN (0)::bigint
+            ELSE LEAST(billed_idr, expected_idr)
+        END AS payable_idr
+   FROM lines;
+
+--
+-- Name: bpjs_members; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_members AS
+ SELECT DISTINCT ON (programme, nik) nik,
+    programme,
+    kpj,
+    status,
+    reason_code,
+    reason,
+    effective_period,
+    verified_at,
+    verification_id,
+    received_at,
+    cancelled_months
+   FROM ledger.bpjs_verifications
+  ORDER BY programme, nik, verified_at DESC, seq DESC;
+
+--
+-- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_reconciliation AS
+ WITH covered AS (
+         SELECT DISTINCT ON (b.programme, l.period) b.programme,
+            l.period,
+            b.bpjs_bill_id
+           FROM (ledger.bpjs_bill_lines l
+             JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
+          ORDER BY b.programme, l.period, b.issued_at DESC, b.bpjs_bill_id DESC
         ), missing AS (
-         SELECT DISTINCT ON (c.nik, c.period, c.programme) b.bpjs_bill_id,
+         SELECT v.bpjs_bill_id,
             c.programme,
             c.period,
             c.nik,
@@ -857,38 +889,25 @@ CREATE VIEW finance.bpjs_reconciliation AS
             NULL::integer AS line_number,
             NULL::bigint AS billed_idr,
             c.amount_idr AS expected_idr
-           FROM (((ledger.live_contributions c
+           FROM ((covered v
+             JOIN ledger.live_contributions c ON (((c.programme = v.programme) AND (c.period = v.period))))
              JOIN finance.bpjs_members m ON (((m.programme = c.programme) AND (m.nik = c.nik) AND (m.status = 'verified'::text) AND (m.effective_period <= c.period))))
-             JOIN ledger.bpjs_bills b ON ((b.programme = c.programme)))
-             JOIN LATERAL ( SELECT 1 AS "?column?"
-                   FROM ledger.bpjs_bill_lines p
-                  WHERE ((p.bpjs_bill_id = b.bpjs_bill_id) AND (p.period = c.period))
-                 LIMIT 1) covers ON (true))
           WHERE (NOT (EXISTS ( SELECT 1
                    FROM (ledger.bpjs_bill_lines l
                      JOIN ledger.bpjs_bills o USING (bpjs_bill_id))
                   WHERE ((o.programme = c.programme) AND (l.nik = c.nik) AND (l.period = c.period)))))
-          ORDER BY c.nik, c.period, c.programme, b.issued_at DESC, b.bpjs_bill_id DESC
         )
- SELECT lines.bpjs_bill_id,
-    lines.programme,
-    lines.period,
-    lines.nik,
-    lines.kpj,
-    lines.line_number,
-        CASE
-            WHEN (lines.expected_idr IS NULL) THEN 'not_ours'::text
-            WHEN (lines.bpjs_status IS DISTINCT FROM 'verified'::text) THEN 'not_verified'::text
-            WHEN (lines.billed_idr <> lines.expected_idr) THEN 'amount_differs'::text
-            ELSE 'matched'::text
-        END AS outcome,
-    lines.expected_idr,
-    lines.billed_idr,
-        CASE
-            WHEN ((lines.expected_idr IS NULL) OR (lines.bpjs_status IS DISTINCT FROM 'verified'::text)) THEN (0)::bigint
-            ELSE LEAST(lines.billed_idr, lines.expected_idr)
-        END AS payable_idr
-   FROM lines
+ SELECT bpjs_line_outcomes.bpjs_bill_id,
+    bpjs_line_outcomes.programme,
+    bpjs_line_outcomes.period,
+    bpjs_line_outcomes.nik,
+    bpjs_line_outcomes.kpj,
+    bpjs_line_outcomes.line_number,
+    bpjs_line_outcomes.outcome,
+    bpjs_line_outcomes.expected_idr,
+    bpjs_line_outcomes.billed_idr,
+    bpjs_line_outcomes.payable_idr
+   FROM finance.bpjs_line_outcomes
 UNION ALL
  SELECT missing.bpjs_bill_id,
     missing.programme,
@@ -3460,20 +3479,6 @@ GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_finance;
 GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_auditor;
 
 --
--- Name: TABLE bpjs_verifications; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.bpjs_verifications TO iuran_ledger_writer;
-
---
--- Name: TABLE bpjs_members; Type: ACL; Schema: finance; Owner: -
---
-
-GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
-GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
-GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
-
---
 -- Name: TABLE bpjs_bill_lines; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3486,10 +3491,32 @@ GRANT SELECT,INSERT ON TABLE ledger.bpjs_bill_lines TO iuran_ledger_writer;
 GRANT SELECT,INSERT ON TABLE ledger.bpjs_bills TO iuran_ledger_writer;
 
 --
+-- Name: TABLE bpjs_verifications; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_verifications TO iuran_ledger_writer;
+
+--
 -- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_line_outcomes; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_members; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
 
 --
 -- Name: TABLE bpjs_reconciliation; Type: ACL; Schema: finance; Owner: -
