@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from schemas.events import RejectionError
 from services.api.auth import Principal
+from services.domain.pesan import with_pesan
 
 Status = Literal["invalid", "not_sent", "pending", "accepted", "rejected", "booked", "held",
                  "cancelled", "refused"]
@@ -24,6 +25,11 @@ STATUS_HELP = (
 )
 
 
+class OpdMessage(RejectionError):
+    pesan: str = Field(description="the message in Bahasa Indonesia, for the OPD (the code "
+                                   "is stable; message stays in English)")
+
+
 class Outcome(BaseModel):
     event_id: uuid.UUID | None
     event_type: Literal["registered", "deregistered"] | None
@@ -31,8 +37,8 @@ class Outcome(BaseModel):
     status: Status = Field(description=STATUS_HELP)
     final: bool = Field(description="nothing more happens to it by itself (held months may "
                                     "still be booked when the budget is raised)")
-    errors: list[RejectionError] = Field(description="why it was refused (stable codes)")
-    warnings: list[RejectionError] = Field(
+    errors: list[OpdMessage] = Field(description="why it was refused (stable codes)")
+    warnings: list[OpdMessage] = Field(
         default_factory=list, description="checks that failed without refusing it")
     decided_at: datetime | None = None
     booked_periods: list[str] = Field(default_factory=list)
@@ -81,10 +87,10 @@ def _outcome(row: asyncpg.Record) -> dict[str, Any]:
         final = row["final"]
     found: dict[str, Any] = {
         "event_id": row["event_id"], "event_type": row["event_type"], "nik": row["nik"],
-        "status": status, "final": final, "errors": errors,
+        "status": status, "final": final, "errors": with_pesan(errors),
     }
     if row["decided_event"] is not None:
-        found["warnings"] = json.loads(row["warnings"])
+        found["warnings"] = with_pesan(json.loads(row["warnings"]))
         found["decided_at"] = row["decided_at"]
         for name in ("booked_periods", "held_periods", "cancelled_periods",
                      "duplicate_periods", "refused_periods", "cancellation_refused_periods"):
