@@ -47,9 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--programme", default="malang-2025", help="programme id")
     parser.add_argument("--timeout", type=_positive, default=900,
                         help="seconds to wait for the ledger (default %(default)s)")
+    parser.add_argument("--bpjs-rejects", type=_not_negative, default=0, metavar="N",
+                        help="BPJS rejects N workers (their unbilled months are cancelled) "
+                             "and discounts one line of its bill, which is flagged and not "
+                             "paid (default %(default)s: BPJS verifies everyone)")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of the figures")
     parser.set_defaults(handler=handle)
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -84,7 +98,8 @@ class Summary:
 
 
 async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
-                       timeout: float, out: Any, services: ServiceProcesses) -> None:
+                       timeout: float, out: Any, services: ServiceProcesses,
+                       discounted: int = 0) -> None:
     """Issue the prepaid bill on the programme's payment day, reconcile BPJS's bill with
     the ledger, publish the payment confirmation (as treasury would) and wait until the
     ledger has settled it."""
@@ -101,8 +116,15 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
                 WHERE programme = $1 AND billing = 'prepaid' AND status <> 'paid'
                 ORDER BY sequence""", programme.id)
     paid_at = datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone)
-    await bpjs.reconcile_bills(settings, pool, programme, [r["bill_id"] for r in unpaid],
-                               paid_at, timeout, out, services.check_alive)
+    reconciled = await bpjs.reconcile_bills(
+        settings, pool, programme, [r["bill_id"] for r in unpaid], paid_at, timeout, out,
+        services.check_alive, discounted)
+    if not reconciled:
+        if not discounted:
+            raise StackError("BPJS's bill does not reconcile with the ledger: not paid (see "
+                             "finance.bpjs_reconciliation)")
+        out.write("  BPJS's bill does not reconcile (finance.bpjs_reconciliation): not paid\n")
+        return
     for row in unpaid:
         payment = PaymentConfirmed(
             payment_id=derived_id("demo-payment", str(row["bill_id"])),
@@ -172,7 +194,7 @@ async def _ledger_totals(pool: asyncpg.Pool, programme: str,
 
 
 async def _run(settings: Settings, programme: Programme, count: int, timeout: int,
-               out: Any, services: ServiceProcesses) -> Summary:
+               out: Any, services: ServiceProcesses, rejects: int = 0) -> Summary:
     summary = Summary(programme=programme.id, budget_idr=programme.budget_idr)
     # The batch is the same on every run (derived ids): on data an earlier run filled, its
     # months are booked already, and the ledger books none of them twice.
@@ -231,9 +253,10 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         await bpjs.verify_everyone(
             settings, pool, programme, settings.data_dir.resolve(),
             datetime(verified_on.year, verified_on.month, verified_on.day, 8,
-                     tzinfo=programme.zone), timeout, out, services.check_alive)
+                     tzinfo=programme.zone), timeout, out, services.check_alive, rejects)
         if programme.billing.mode == "prepaid":
-            await _pay_prepaid(settings, pool, programme, timeout, out, services)
+            await _pay_prepaid(settings, pool, programme, timeout, out, services,
+                               1 if rejects else 0)
         async with pool.acquire() as connection:
             summary.finance = await finance_summary(connection, programme)
     finally:
@@ -331,7 +354,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             services.wait_ready()
             out.write(f"  ready in {time.monotonic() - wall:.1f}s: {', '.join(EVERY_SERVICE)}\n")
             summary = asyncio.run(
-                _run(ready, programme, args.workers, args.timeout, out, services))
+                _run(ready, programme, args.workers, args.timeout, out, services,
+                     args.bpjs_rejects))
             summary.coverage = _coverage(ready, programme.id, summary.ledger_contributions_total)
         except StackError as exc:
             raise CliError(str(exc)) from exc

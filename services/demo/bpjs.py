@@ -60,10 +60,14 @@ async def _wait(what: str, done: Callable[[], Any], timeout: float,
         await asyncio.sleep(0.5)
 
 
+REJECTION = ("R02", "NIK tidak sesuai dengan data Dukcapil")
+
+
 async def verify_everyone(settings: Settings, pool: asyncpg.Pool, programme: Programme,
                           folder: Path, verified_at: datetime, timeout: float, out: Any,
-                          alive: Callable[[], None]) -> None:
-    """Write the submission file, then answer for BPJS: every worker verified."""
+                          alive: Callable[[], None], rejects: int = 0) -> None:
+    """Write the submission file, then answer for BPJS: every worker verified, except the
+    first ``rejects`` (by NIK), rejected with BPJS's reason."""
     file = folder / f"bpjs-pendaftaran-{programme.id}.csv"
     async with pool.acquire() as connection:
         made = await submit(connection, programme.id, file_name=file.name,
@@ -74,7 +78,12 @@ async def verify_everyone(settings: Settings, pool: asyncpg.Pool, programme: Pro
     verdicts = [BpjsVerification(
         verification_id=derived_id("demo-bpjs-verdict", programme.id, w["nik"]),
         programme=programme.id, nik=w["nik"], status="verified", kpj=kpj_of(w["nik"]),
-        effective_period=w["first_period"], verified_at=verified_at) for w in workers]
+        effective_period=w["first_period"], verified_at=verified_at)
+        for w in workers[rejects:]]
+    verdicts += [BpjsVerification(
+        verification_id=derived_id("demo-bpjs-rejection", programme.id, w["nik"]),
+        programme=programme.id, nik=w["nik"], status="rejected", reason_code=REJECTION[0],
+        reason=REJECTION[1], verified_at=verified_at) for w in workers[:rejects]]
     await publish_all(settings, TOPIC_BPJS_VERIFICATIONS,
                       ((v.nik.encode(), v.model_dump_json().encode()) for v in verdicts))
     ids = [v.verification_id for v in verdicts]
@@ -85,21 +94,28 @@ async def verify_everyone(settings: Settings, pool: asyncpg.Pool, programme: Pro
         return bool(found == len(ids))
 
     await _wait("BPJS's verdicts", recorded, timeout, alive)
-    out.write(f"  BPJS verified {len(ids):,} worker(s), each with a KPJ\n")
+    out.write(f"  BPJS verified {len(ids) - rejects:,} worker(s), each with a KPJ\n")
+    if rejects:
+        out.write(f"  BPJS rejected {rejects:,} worker(s) ({REJECTION[0]}: {REJECTION[1]}): "
+                  "their months not billed yet are cancelled, the OPD sees the reason\n")
     out.flush()
 
 
 async def reconcile_bills(settings: Settings, pool: asyncpg.Pool, programme: Programme,
                           bill_ids: list[UUID], issued_at: datetime, timeout: float, out: Any,
-                          alive: Callable[[], None]) -> None:
-    """BPJS bills what iuran billed; raise StackError unless every line matched."""
+                          alive: Callable[[], None], discounted: int = 0) -> bool:
+    """BPJS bills what iuran billed (``discounted`` lines at the PP 50/2025 half rate, which
+    an APBD-paid worker must not get); True when every line matched."""
     rows = await pool.fetch(_BILLED, bill_ids)
     parts: dict[str, list[BpjsBillLine]] = {}
-    for r in rows:
+    for n, r in enumerate(rows):
         key = f"{r['sequence']}-{r['period']}"
+        jkk, jkm = r["jkk_idr"], r["jkm_idr"]
+        if n < discounted:
+            jkk, jkm = jkk // 2, jkm // 2
         parts.setdefault(key, []).append(BpjsBillLine(
-            nik=r["nik"], kpj=r["kpj"], period=r["period"], jkk_idr=r["jkk_idr"],
-            jkm_idr=r["jkm_idr"], amount_idr=r["amount_idr"]))
+            nik=r["nik"], kpj=r["kpj"], period=r["period"], jkk_idr=jkk, jkm_idr=jkm,
+            amount_idr=jkk + jkm))
     bills = []
     for key, lines in parts.items():
         for start in range(0, len(lines), LINES_PER_PART):
@@ -109,7 +125,7 @@ async def reconcile_bills(settings: Settings, pool: asyncpg.Pool, programme: Pro
                 programme=programme.id, period=chunk[0].period, issued_at=issued_at,
                 lines=chunk))
     if not bills:
-        return
+        return True
     await publish_all(settings, TOPIC_BPJS_BILLS,
                       ((b.bpjs_bill_id.encode(), b.model_dump_json().encode()) for b in bills))
     ids = [b.bpjs_bill_id for b in bills]
@@ -127,6 +143,4 @@ async def reconcile_bills(settings: Settings, pool: asyncpg.Pool, programme: Pro
     out.write(f"  BPJS bill of {lines:,} lines ({len(bills)} parts) reconciled: "
               + ", ".join(f"{n:,} {o}" for o, n in sorted(outcomes.items())) + "\n")
     out.flush()
-    if set(outcomes) != {"matched"}:
-        raise StackError("BPJS's bill does not reconcile with the ledger: not paid (see "
-                         "finance.bpjs_reconciliation)")
+    return set(outcomes) == {"matched"}

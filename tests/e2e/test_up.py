@@ -233,6 +233,26 @@ def test_demo_prints_the_summary_and_the_json_figures(
     assert ": 0 new worker(s)" in again.stdout  # each worker is submitted to BPJS once
 
 
+def test_the_demo_shows_bpjs_rejections_and_a_flagged_bill_line(
+    session_dir: Path, external_database: str | None
+) -> None:
+    data_dir = session_dir / "demo-bpjs-rejects"
+    data_dir.mkdir()
+    env = _environment(data_dir, external_database)
+    result = subprocess.run([*IURAN, "demo", "--workers", "40", "--bpjs-rejects", "3",
+                             "--json"], env=env, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BPJS verified 37 worker(s)" in result.stdout
+    assert "BPJS rejected 3 worker(s) (R02: NIK tidak sesuai dengan data Dukcapil)" in (
+        result.stdout)
+    assert "1 amount_differs, 443 matched" in result.stdout  # 37 workers x 12 months
+    assert "not paid" in result.stdout and "prepaid bill settled" not in result.stdout
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    (prepaid,) = figures["finance"]["prepaid_bills"]
+    assert prepaid["workers"] == 37 and prepaid["status"] != "paid"
+
+
 def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:
     result = subprocess.run([*IURAN, "demo", "--workers", "zero"], capture_output=True,
                             text=True, timeout=60, check=False)

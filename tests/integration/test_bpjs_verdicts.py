@@ -26,10 +26,11 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import GROUPS
-from tests.support.gateway import DISNAKER, base_url
+from tests.support.gateway import DISNAKER, base_url, outcomes, template_csv, template_row
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.settle import handled
+from tests.support.workers import registration
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +230,33 @@ async def test_a_rejection_frees_the_budget_for_held_workers_and_the_latest_verd
         TOPIC_BPJS_VERIFICATIONS, held.encode(), marker)
     assert sorted(r["reason"] for r in dead) == [
         "malformed_verification", "verification_id_reused"]
+
+
+async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
+    stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
+) -> None:
+    worker = registration(opd_code="DISNAKER")
+    async with httpx.AsyncClient(base_url=base_url(settings), timeout=30) as client:
+        sent = await client.post("/v1/registrations?programme=malang-2025",
+                                 headers={**DISNAKER, "Content-Type": "text/csv"},
+                                 content=template_csv([template_row(worker)]))
+        assert sent.status_code == 201, sent.text
+        submission_id = sent.json()["submission_id"]
+        (row,) = (await outcomes(client, submission_id, DISNAKER))["rows"]
+        assert row["status"] == "booked" and row["bpjs_status"] is None  # awaiting BPJS
+
+        nik = worker.worker.nik
+        await publish(settings, TOPIC_BPJS_VERIFICATIONS, [(nik.encode(), _verdict(
+            "malang-2025", nik, "rejected", datetime(2025, 12, 5, tzinfo=UTC),
+            reason_code="R01", reason="Alamat tidak jelas (RT/RW tidak ada)"))])
+        await handled(settings, VERDICTS_STAGE)
+
+        (row,) = (await outcomes(client, submission_id, DISNAKER))["rows"]
+        assert (row["bpjs_status"], row["bpjs_reason_code"], row["bpjs_reason"]) == (
+            "rejected", "R01", "Alamat tidak jelas (RT/RW tidak ada)")
+        event = (await client.get(f"/v1/events/{row['event_id']}", headers=DISNAKER)).json()
+        assert event["bpjs_reason"] == "Alamat tidak jelas (RT/RW tidak ada)"
+        assert {r["status"] for r in await db.fetch(
+            "SELECT status FROM finance.contributions WHERE nik = $1", nik)} == {"cancelled"}
+        page = await client.get("/opd")
+        assert page.status_code == 200 and "BPJS menolak" in page.text
