@@ -231,6 +231,18 @@ async def test_a_rejection_frees_the_budget_for_held_workers_and_the_latest_verd
     assert sorted(r["reason"] for r in dead) == [
         "malformed_verification", "verification_id_reused"]
 
+    # the ledger's gauges count the programme's workers by BPJS's verdict
+    wanted = [f'iuran_bpjs_workers{{programme="{programme.id}",status="{status}"}} {n}'
+              for status, n in (("verified", "2.0"), ("rejected", "1.0"), ("awaiting", "0.0"))]
+    url = f"http://{settings.http_host}:{settings.port_of('ledger')}/metrics"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(60):  # the gauges are refreshed every 10 s
+            text = (await client.get(url)).text
+            if all(line in text for line in wanted):
+                break
+            await asyncio.sleep(0.5)
+    assert all(line in text for line in wanted), [line for line in wanted if line not in text]
+
 
 async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
     stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
