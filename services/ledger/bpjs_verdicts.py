@@ -10,8 +10,9 @@ with other content (``verification_id_reused``) is kept as a dead letter of the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from pydantic import ValidationError
@@ -65,21 +66,29 @@ def fingerprint(v: BpjsVerification) -> str:
     return str(uuid.uuid5(_NAMESPACE, v.model_dump_json(exclude={"verification_id"})))
 
 
-_EXISTING = "SELECT fingerprint FROM ledger.bpjs_verifications WHERE verification_id = $1"
+_EXISTING = """
+SELECT verification_id, fingerprint FROM ledger.bpjs_verifications
+ WHERE verification_id = ANY($1::uuid[])"""
 _LATEST = """
-SELECT verified_at FROM ledger.bpjs_verifications WHERE programme = $1 AND nik = $2
- ORDER BY verified_at DESC, seq DESC LIMIT 1"""
-# The worker's months of the programme that are not billed: booked or held.
+SELECT DISTINCT ON (v.programme, v.nik) v.programme, v.nik, v.verified_at
+  FROM ledger.bpjs_verifications v
+  JOIN unnest($1::text[], $2::text[]) AS w (programme, nik)
+    ON v.programme = w.programme AND v.nik = w.nik
+ ORDER BY v.programme, v.nik, v.verified_at DESC, v.seq DESC"""
+# The workers' months of the programme that are not billed: booked or held.
 _UNBILLED = """
-SELECT contribution_id, period, due_date, amount_idr, jkk_idr, jkm_idr, generation,
-       opd_code, category, kecamatan, funding_source
-  FROM finance.contributions
- WHERE programme = $1 AND nik = $2 AND status IN ('booked', 'held')
- ORDER BY period, generation"""
+SELECT c.programme, c.nik, c.contribution_id, c.period, c.due_date, c.amount_idr, c.jkk_idr,
+       c.jkm_idr, c.generation, c.opd_code, c.category, c.kecamatan, c.funding_source
+  FROM finance.contributions c
+  JOIN unnest($1::text[], $2::text[]) AS w (programme, nik)
+    ON c.programme = w.programme AND c.nik = w.nik
+ WHERE c.status IN ('booked', 'held')
+ ORDER BY c.programme, c.nik, c.period, c.generation"""
 _INSERT = """
 INSERT INTO ledger.bpjs_verifications (verification_id, programme, nik, status, kpj,
        effective_period, reason_code, reason, verified_at, fingerprint, cancelled_months)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::integer[])"""
 
 
 def cancelled_schedules(v: BpjsVerification, months: list[Mapping[str, object]]
@@ -107,32 +116,78 @@ def cancelled_schedules(v: BpjsVerification, months: list[Mapping[str, object]]
     return schedules
 
 
+@dataclass
+class BatchOutcome:
+    outcomes: list[str]  # per verdict, in order: recorded, superseded, replayed or reused
+    result: book.BatchResult | None = None
+    cancelled_months: int = 0
+
+
 async def apply_verification(connection: asyncpg.Connection,
                              v: BpjsVerification) -> VerdictOutcome:
-    """Record one verdict and, for a standing rejection, cancel the worker's unbilled
-    months, in one transaction. A verification id received before with other content
-    changes nothing (outcome ``verification_id_reused``: the first is kept)."""
-    mark = fingerprint(v)
+    """One verdict (see :func:`apply_verifications`)."""
+    batch = await apply_verifications(connection, [v])
+    return VerdictOutcome(batch.outcomes[0], batch.cancelled_months, batch.result)
+
+
+async def apply_verifications(connection: asyncpg.Connection,
+                              verdicts: Sequence[BpjsVerification]) -> BatchOutcome:
+    """Record a batch of verdicts and, for each worker whose standing verdict is now a
+    rejection, cancel its unbilled months, in one transaction. A verdict older than the
+    worker's latest is kept as history (``superseded``). A verification id received before
+    (or earlier in the batch) with other content changes nothing (``verification_id_reused``:
+    the first is kept); with the same content, nothing either (``replayed``)."""
+    marks = [fingerprint(v) for v in verdicts]
+    outcomes: list[str] = [""] * len(verdicts)
     async with connection.transaction():
-        if v.status == "rejected":
+        if any(v.status == "rejected" for v in verdicts):
             await connection.execute(BILL_LINES_SHARED)  # no bill is issued meanwhile
-        # The verdicts of one worker are decided one after the other.
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                                 f"bpjs-verdict:{v.nik}")
-        existing = await connection.fetchval(_EXISTING, v.verification_id)
-        if existing is not None:
-            return VerdictOutcome(REPLAYED if existing == mark else VERIFICATION_ID_REUSED)
-        latest = await connection.fetchval(_LATEST, v.programme, v.nik)
-        standing = latest is None or v.verified_at >= latest
+        # The verdicts of one worker are decided one after the other (in NIK order).
+        for nik in sorted({v.nik for v in verdicts}):
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                                     f"bpjs-verdict:{nik}")
+        known = {r["verification_id"]: r["fingerprint"] for r in await connection.fetch(
+            _EXISTING, [v.verification_id for v in verdicts])}
+        new: list[int] = []
+        for i, (v, mark) in enumerate(zip(verdicts, marks, strict=True)):
+            seen = known.get(v.verification_id)
+            if seen is not None:
+                outcomes[i] = REPLAYED if seen == mark else VERIFICATION_ID_REUSED
+                continue
+            known[v.verification_id] = mark
+            new.append(i)
+        workers = sorted({(verdicts[i].programme, verdicts[i].nik) for i in new})
+        latest: dict[tuple[str, str], datetime] = {
+            (r["programme"], r["nik"]): r["verified_at"] for r in await connection.fetch(
+                _LATEST, [w[0] for w in workers], [w[1] for w in workers])}
+        standing: dict[tuple[str, str], int] = {}  # worker -> its new standing verdict
+        for i in sorted(new, key=lambda i: verdicts[i].verified_at):  # stable: arrival order
+            v = verdicts[i]
+            key = (v.programme, v.nik)
+            if key not in latest or v.verified_at >= latest[key]:
+                latest[key] = v.verified_at
+                standing[key] = i
+        for i in new:
+            key = (verdicts[i].programme, verdicts[i].nik)
+            outcomes[i] = RECORDED if standing.get(key) == i else SUPERSEDED
+        rejected = sorted(k for k, i in standing.items() if verdicts[i].status == "rejected")
+        cancelled: dict[int, int] = {}
         result = None
-        cancelled = 0
-        if v.status == "rejected" and standing:
-            months = [dict(r) for r in await connection.fetch(_UNBILLED, v.programme, v.nik)]
-            if months:
-                result = await book.book_schedules(connection,
-                                                   cancelled_schedules(v, months))
-                cancelled = len(months)
-        await connection.execute(
-            _INSERT, v.verification_id, v.programme, v.nik, v.status, v.kpj,
-            v.effective_period, v.reason_code, v.reason, v.verified_at, mark, cancelled)
-    return VerdictOutcome(RECORDED if standing else SUPERSEDED, cancelled, result)
+        if rejected:
+            months: dict[tuple[str, str], list[dict[str, object]]] = {}
+            for r in await connection.fetch(_UNBILLED, [k[0] for k in rejected],
+                                            [k[1] for k in rejected]):
+                months.setdefault((r["programme"], r["nik"]), []).append(dict(r))
+            schedules = []
+            for key, rows in months.items():
+                schedules += cancelled_schedules(verdicts[standing[key]], rows)
+                cancelled[standing[key]] = len(rows)
+            if schedules:
+                result = await book.book_schedules(connection, schedules)
+        if new:
+            rows = [(verdicts[i], marks[i], cancelled.get(i, 0)) for i in new]
+            await connection.execute(_INSERT, *(list(column) for column in zip(*[
+                (v.verification_id, v.programme, v.nik, v.status, v.kpj, v.effective_period,
+                 v.reason_code, v.reason, v.verified_at, mark, count)
+                for v, mark, count in rows], strict=True)))
+    return BatchOutcome(outcomes, result, sum(cancelled.values()))

@@ -221,8 +221,8 @@ class LedgerService(Service):
                     await self._apply_until_done(payment)
                 except poison.Poisoned as poisoned:
                     await self._dead_letter((record, payment), poisoned)
-            for record, verdict in verdicts:
-                await self._apply_verdict(record, verdict)
+            if verdicts:
+                await self._apply_verdicts(verdicts)
             for record, bill in bpjs_bills_in:  # after the verdicts they may depend on
                 await self._record_bpjs_bill(record, bill)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
@@ -265,27 +265,41 @@ class LedgerService(Service):
             await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
 
-    async def _apply_verdict(self, record: ConsumerRecord, verdict: BpjsVerification) -> None:
-        """Record one verdict (a standing rejection cancels the worker's unbilled months);
-        a verdict that reuses an id with other content, or that the ledger cannot write,
-        becomes a dead letter."""
-        try:
+    async def _apply_verdicts(
+            self, verdicts: list[tuple[ConsumerRecord, BpjsVerification]]) -> None:
+        """Record the batch's verdicts in one transaction (a standing rejection cancels the
+        worker's unbilled months); a verdict that reuses an id with other content, or that
+        the ledger cannot write, becomes a dead letter."""
+        reused: list[tuple[ConsumerRecord, BpjsVerification]] = []
+
+        async def write(items: Sequence[tuple[ConsumerRecord, BpjsVerification]]
+                        ) -> tuple[Sequence[tuple[ConsumerRecord, BpjsVerification]],
+                                   bpjs_verdicts.BatchOutcome]:
+            taken = [verdict for _, verdict in items]
             outcome = await self._until_done(
-                "verdict", lambda connection: bpjs_verdicts.apply_verification(
-                    connection, verdict))
-        except poison.Poisoned as poisoned:
-            await self._dead_letter((record, verdict), poisoned)
-            return
-        if outcome.outcome == bpjs_verdicts.VERIFICATION_ID_REUSED:
-            reused = bpjs_verdicts.UntakeableVerdict(
-                outcome.outcome, f"verification {verdict.verification_id} was received "
-                                 "before with other content; the first is kept")
-            await self._dead_letter((record, verdict), poison.Poisoned(outcome.outcome, reused))
-            return
-        if outcome.outcome != bpjs_verdicts.REPLAYED:
-            metrics.BPJS_VERDICTS.labels(verdict.programme, verdict.status).inc()
-        if outcome.result is not None:
-            self._record(outcome.result)
+                "verdicts", lambda connection: bpjs_verdicts.apply_verifications(
+                    connection, taken))
+            return items, outcome
+
+        def written(done: tuple[Sequence[tuple[ConsumerRecord, BpjsVerification]],
+                                bpjs_verdicts.BatchOutcome]) -> None:
+            items, outcome = done
+            for item, result in zip(items, outcome.outcomes, strict=True):
+                if result == bpjs_verdicts.VERIFICATION_ID_REUSED:
+                    reused.append(item)
+                elif result != bpjs_verdicts.REPLAYED:
+                    metrics.BPJS_VERDICTS.labels(item[1].programme, item[1].status).inc()
+            if outcome.result is not None:
+                self._record(outcome.result)
+
+        await poison.isolate(verdicts, write, written, self._dead_letter)
+        for record, verdict in reused:
+            error = bpjs_verdicts.UntakeableVerdict(
+                bpjs_verdicts.VERIFICATION_ID_REUSED,
+                f"verification {verdict.verification_id} was received before with other "
+                "content; the first is kept")
+            await self._dead_letter((record, verdict),
+                                    poison.Poisoned(error.reason, error))
 
     async def _take_bpjs_bill(self, record: ConsumerRecord) -> BpjsBill | None:
         try:
