@@ -170,6 +170,17 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
         bad = await client.get("/bpjs/members", params={"status": "maybe"}, headers=FINANCE)
         assert bad.status_code == 422
 
+    # finance exports the members with BPJS's reasons; the read is in the access log
+    exported = tmp_path / "anggota.csv"
+    done = await _iuran(settings, "export", "bpjs_members", "--programme", malang.id,
+                        "--status", "rejected", "--out", str(exported))
+    assert done.returncode == 0, done.stderr
+    text = exported.read_text(encoding="utf-8-sig")
+    assert refused in text and "NIK tidak sesuai data Dukcapil" in text and accepted not in text
+    assert await db.fetchval(
+        "SELECT count(*) FROM privacy.personal_data_access WHERE $1 = ANY(niks) "
+        "AND what = 'iuran export bpjs_members'", refused) == 1
+
     # importing the same file again records nothing twice
     again = await _iuran(settings, "bpjs", "import", str(file), "--programme", malang.id)
     assert again.returncode == 1
