@@ -11,7 +11,6 @@ bills ``NO TAGIHAN``, ``TGL TAGIHAN``, ``NIK``, ``NO KPJ``, ``PERIODE``, ``JKK``
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -230,10 +229,10 @@ def verification(cells: dict[str, CellValue], programme: str, zone: ZoneInfo
               verified_at.isoformat()]
     verification_id = uuid.uuid5(_NAMESPACE, "|".join(str(f) for f in fields))
     try:
-        return BpjsVerification(
-            verification_id=verification_id, programme=programme, nik=nik, status=status,
-            kpj=kpj, effective_period=period, reason_code=reason_code, reason=reason,
-            verified_at=verified_at)
+        return BpjsVerification.model_validate({
+            "verification_id": verification_id, "programme": programme, "nik": nik,
+            "status": status, "kpj": kpj, "effective_period": period,
+            "reason_code": reason_code, "reason": reason, "verified_at": verified_at})
     except ValidationError as exc:
         raise _Bad(INVALID_ROW, _first_error(exc)) from None
 
@@ -277,12 +276,12 @@ def read_bill(table: Table, programme: str, zone: ZoneInfo) -> Read:
         bill_id = _text(cells, "bill_id", required=True) or ""
         issued_at = _moment(cells.get("issued_at"), zone, "TGL TAGIHAN")
         try:
-            line = BpjsBillLine(
-                nik=_digits(cells, "nik", required=True), kpj=_digits(cells, "kpj"),
-                period=_period(cells.get("period"), "PERIODE"),
-                jkk_idr=_rupiah(cells, "jkk"), jkm_idr=_rupiah(cells, "jkm"),
-                jht_idr=_rupiah(cells, "jht", required=False),
-                amount_idr=_rupiah(cells, "amount"))
+            line = BpjsBillLine.model_validate({
+                "nik": _digits(cells, "nik", required=True), "kpj": _digits(cells, "kpj"),
+                "period": _period(cells.get("period"), "PERIODE"),
+                "jkk_idr": _rupiah(cells, "jkk"), "jkm_idr": _rupiah(cells, "jkm"),
+                "jht_idr": _rupiah(cells, "jht", required=False),
+                "amount_idr": _rupiah(cells, "amount")})
         except ValidationError as exc:
             raise _Bad(INVALID_ROW, _first_error(exc)) from None
         known = bills.setdefault(bill_id, (issued_at, []))
@@ -294,7 +293,3 @@ def read_bill(table: Table, programme: str, zone: ZoneInfo) -> Read:
                                     period=min(line.period for line in lines),
                                     issued_at=issued_at, lines=lines))
     return read
-
-
-def fingerprint(*parts: object) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
@@ -91,11 +92,11 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::integer[])"""
 
 
-def cancelled_schedules(v: BpjsVerification, months: list[Mapping[str, object]]
+def cancelled_schedules(v: BpjsVerification, months: Sequence[Mapping[str, Any]]
                         ) -> list[ContributionSchedule]:
     """The cancelled schedules that stop ``months`` for a rejection (one per enrolment's
     OPD, category, kecamatan and funding source), with ids derived from the verdict."""
-    groups: dict[tuple[str, str, str, str], list[Mapping[str, object]]] = {}
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
     for m in months:
         key = (str(m["opd_code"]), str(m["category"]), str(m["kecamatan"]),
                str(m["funding_source"]))
@@ -174,20 +175,20 @@ async def apply_verifications(connection: asyncpg.Connection,
         cancelled: dict[int, int] = {}
         result = None
         if rejected:
-            months: dict[tuple[str, str], list[dict[str, object]]] = {}
+            months: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
             for r in await connection.fetch(_UNBILLED, [k[0] for k in rejected],
                                             [k[1] for k in rejected]):
-                months.setdefault((r["programme"], r["nik"]), []).append(dict(r))
+                months.setdefault((r["programme"], r["nik"]), []).append(r)
             schedules = []
-            for key, rows in months.items():
-                schedules += cancelled_schedules(verdicts[standing[key]], rows)
-                cancelled[standing[key]] = len(rows)
+            for key, unbilled in months.items():
+                schedules += cancelled_schedules(verdicts[standing[key]], unbilled)
+                cancelled[standing[key]] = len(unbilled)
             if schedules:
                 result = await book.book_schedules(connection, schedules)
         if new:
-            rows = [(verdicts[i], marks[i], cancelled.get(i, 0)) for i in new]
+            taken = [(verdicts[i], marks[i], cancelled.get(i, 0)) for i in new]
             await connection.execute(_INSERT, *(list(column) for column in zip(*[
                 (v.verification_id, v.programme, v.nik, v.status, v.kpj, v.effective_period,
                  v.reason_code, v.reason, v.verified_at, mark, count)
-                for v, mark, count in rows], strict=True)))
+                for v, mark, count in taken], strict=True)))
     return BatchOutcome(outcomes, result, sum(cancelled.values()))
