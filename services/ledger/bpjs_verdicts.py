@@ -85,6 +85,11 @@ SELECT c.programme, c.nik, c.contribution_id, c.period, c.due_date, c.amount_idr
     ON c.programme = w.programme AND c.nik = w.nik
  WHERE c.status IN ('booked', 'held')
  ORDER BY c.programme, c.nik, c.period, c.generation"""
+_STOPPED = """
+INSERT INTO ledger.bpjs_cancelled_months (contribution_id, verification_id, programme, nik,
+                                          period)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT (contribution_id) DO NOTHING"""
 _INSERT = """
 INSERT INTO ledger.bpjs_verifications (verification_id, programme, nik, status, kpj,
        effective_period, reason_code, reason, verified_at, fingerprint, cancelled_months)
@@ -180,11 +185,17 @@ async def apply_verifications(connection: asyncpg.Connection,
                                             [k[1] for k in rejected]):
                 months.setdefault((r["programme"], r["nik"]), []).append(r)
             schedules = []
+            stopped: list[tuple[object, ...]] = []
             for key, unbilled in months.items():
-                schedules += cancelled_schedules(verdicts[standing[key]], unbilled)
+                v = verdicts[standing[key]]
+                schedules += cancelled_schedules(v, unbilled)
                 cancelled[standing[key]] = len(unbilled)
+                stopped += [(m["contribution_id"], v.verification_id, v.programme, v.nik,
+                             m["period"]) for m in unbilled]
             if schedules:
                 result = await book.book_schedules(connection, schedules)
+                await connection.execute(_STOPPED, *(list(c) for c in zip(*stopped,
+                                                                            strict=True)))
         if new:
             taken = [(verdicts[i], marks[i], cancelled.get(i, 0)) for i in new]
             await connection.execute(_INSERT, *(list(column) for column in zip(*[

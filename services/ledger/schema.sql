@@ -1900,6 +1900,20 @@ CREATE TABLE ledger.accounts (
 );
 
 --
+-- Name: bpjs_cancelled_months; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_cancelled_months (
+    contribution_id uuid NOT NULL,
+    verification_id uuid NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    period text NOT NULL,
+    CONSTRAINT bpjs_cancelled_months_nik_check CHECK ((nik ~ '^[0-9]{16}$'::text)),
+    CONSTRAINT bpjs_cancelled_months_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
 -- Name: bpjs_submission_rows; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -2194,6 +2208,13 @@ ALTER TABLE ONLY ledger.bpjs_bill_lines
 
 ALTER TABLE ONLY ledger.bpjs_bills
     ADD CONSTRAINT bpjs_bills_pkey PRIMARY KEY (bpjs_bill_id);
+
+--
+-- Name: bpjs_cancelled_months bpjs_cancelled_months_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_cancelled_months
+    ADD CONSTRAINT bpjs_cancelled_months_pkey PRIMARY KEY (contribution_id);
 
 --
 -- Name: bpjs_submission_rows bpjs_submission_rows_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2513,6 +2534,12 @@ CREATE INDEX bpjs_bill_lines_worker_month ON ledger.bpjs_bill_lines USING btree 
 CREATE INDEX bpjs_bills_programme ON ledger.bpjs_bills USING btree (programme, period);
 
 --
+-- Name: bpjs_cancelled_months_nik; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_cancelled_months_nik ON ledger.bpjs_cancelled_months USING btree (nik);
+
+--
 -- Name: bpjs_submission_rows_worker; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2795,6 +2822,12 @@ CREATE TRIGGER bpjs_bill_lines_append_only BEFORE DELETE OR UPDATE ON ledger.bpj
 --
 
 CREATE TRIGGER bpjs_bills_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_bills FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_cancelled_months bpjs_cancelled_months_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_cancelled_months_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_cancelled_months FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: bpjs_submission_rows bpjs_submission_rows_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3779,6 +3812,12 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_cancelled_months; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_cancelled_months TO iuran_ledger_writer;
 
 --
 -- Name: TABLE bpjs_submission_rows; Type: ACL; Schema: ledger; Owner: -

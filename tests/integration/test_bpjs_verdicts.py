@@ -283,3 +283,16 @@ async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
             "SELECT status FROM finance.contributions WHERE nik = $1", nik)} == {"cancelled"}
         page = await client.get("/opd")
         assert page.status_code == 200 and "BPJS menolak" in page.text
+
+        # the OPD corrects the data and sends the worker again: enrolled anew for the months
+        again = await client.post("/v1/registrations?programme=malang-2025",
+                                  headers={**DISNAKER, "Content-Type": "text/csv"},
+                                  content=template_csv([template_row(
+                                      worker, phone="081299990001")]))
+        assert again.status_code == 201, again.text
+        (row,) = (await outcomes(client, again.json()["submission_id"], DISNAKER))["rows"]
+        assert (row["status"], len(row["booked_periods"])) == ("booked", 12), row
+    months = await db.fetch("SELECT status, generation FROM finance.contributions "
+                            "WHERE nik = $1 AND period = '2025-12'", nik)
+    assert sorted((r["status"], r["generation"]) for r in months) == [
+        ("booked", 1), ("cancelled", 0)]

@@ -50,6 +50,17 @@ CREATE INDEX bpjs_verifications_worker
     ON ledger.bpjs_verifications (programme, nik, verified_at DESC, seq DESC);
 CREATE INDEX bpjs_verifications_nik ON ledger.bpjs_verifications (nik);
 
+-- The months a BPJS rejection cancelled (booked or held, not billed), for the validator: a
+-- worker whose OPD corrects the data and sends it again is enrolled anew for those months.
+CREATE TABLE ledger.bpjs_cancelled_months (
+    contribution_id  uuid PRIMARY KEY,
+    verification_id  uuid NOT NULL,
+    programme        text NOT NULL,
+    nik              text NOT NULL CHECK (nik ~ '^[0-9]{16}$'),
+    period           text NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$')
+);
+CREATE INDEX bpjs_cancelled_months_nik ON ledger.bpjs_cancelled_months (nik);
+
 -- Every BPJS bill received (iuran.bpjs.bills.v1), once per bpjs_bill_id, with its lines.
 CREATE TABLE ledger.bpjs_bills (
     bpjs_bill_id  text        PRIMARY KEY CHECK (length(bpjs_bill_id) BETWEEN 1 AND 100),
@@ -86,6 +97,9 @@ CREATE TRIGGER bpjs_submission_rows_append_only
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER bpjs_verifications_append_only
     BEFORE UPDATE OR DELETE ON ledger.bpjs_verifications
+    FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+CREATE TRIGGER bpjs_cancelled_months_append_only
+    BEFORE UPDATE OR DELETE ON ledger.bpjs_cancelled_months
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 CREATE TRIGGER bpjs_bills_append_only BEFORE UPDATE OR DELETE ON ledger.bpjs_bills
     FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
