@@ -107,9 +107,12 @@ async def test_the_submission_lists_each_worker_once(
     listed = [r[1] for r in sheet.iter_rows(min_row=2, values_only=True)]
     assert listed == later  # only the worker that is new
 
-    bad = await _iuran(settings, "bpjs", "submission", "--programme", malang.id,
-                       "--out", str(tmp_path / "x.pdf"))
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    for args in (("submission", "--programme", malang.id, "--out", str(tmp_path / "x.pdf")),
+                 ("submission", "--programme", "nope", "--out", str(out)),
+                 ("import", str(tmp_path / "missing.csv"), "--programme", malang.id),
+                 ("bill", "import", str(out), "--programme", malang.id)):  # not a bill file
+        bad = await _iuran(settings, "bpjs", *args)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_months(
