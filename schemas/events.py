@@ -23,6 +23,8 @@ TOPIC_CONTRIBUTIONS = "iuran.contributions.v1"
 TOPIC_PAYMENTS = "iuran.payments.v1"
 TOPIC_COVERAGE = "iuran.coverage.v1"
 TOPIC_LEDGER = "iuran.ledger.v1"
+TOPIC_BPJS_VERIFICATIONS = "iuran.bpjs.verifications.v1"
+TOPIC_BPJS_BILLS = "iuran.bpjs.bills.v1"
 
 Period = Annotated[
     str,
@@ -332,3 +334,67 @@ class LedgerEvent(_Event):
     recorded_at: AwareDatetime = Field(description="When the transaction wrote it.")
     workers: list[LedgerWorkerMonths] = Field(default_factory=list)
     bills_settled: list[LedgerBillSettled] = Field(default_factory=list)
+
+
+Kpj = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9A-Za-z]{6,20}$"),
+    Field(description="BPJS Ketenagakerjaan participant number (nomor KPJ).",
+          examples=["25081234567"]),
+]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+class BpjsVerification(_Event):
+    """BPJS's verdict on one submitted worker: verified (a KPJ and the first month BPJS
+    covers) or rejected (BPJS's reason code and its own words)."""
+
+    verification_id: UUID = Field(description="The idempotency key of this verdict.")
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
+    programme: Code
+    nik: ScheduleNik
+    status: Literal["verified", "rejected"]
+    kpj: Kpj | None = Field(default=None, description="Participant number, when verified.")
+    effective_period: Period | None = Field(
+        default=None, description="First month BPJS covers, when verified.")
+    reason_code: Code | None = Field(default=None, description="BPJS's code, when rejected.")
+    reason: Reason | None = Field(default=None,
+                                  description="BPJS's own words, when rejected (verbatim).")
+    verified_at: AwareDatetime = Field(description="When BPJS decided; the later verdict "
+                                                   "for a worker supersedes the earlier.")
+
+    @model_validator(mode="after")
+    def _verdict_complete(self) -> BpjsVerification:
+        if self.status == "verified" and (self.kpj is None or self.effective_period is None):
+            raise ValueError("a verified worker needs kpj and effective_period")
+        if self.status == "rejected" and (self.reason_code is None or self.reason is None):
+            raise ValueError("a rejected worker needs reason_code and reason")
+        return self
+
+
+class BpjsBillLine(_Event):
+    nik: ScheduleNik
+    kpj: Kpj | None = None
+    period: Period
+    jkk_idr: BigintRupiah
+    jkm_idr: BigintRupiah
+    jht_idr: BigintRupiah | None = Field(default=None, description="Old-age savings, if billed.")
+    amount_idr: BigintRupiah
+
+    @model_validator(mode="after")
+    def _components_add_up(self) -> BpjsBillLine:
+        if self.jkk_idr + self.jkm_idr + (self.jht_idr or 0) != self.amount_idr:
+            raise ValueError("jkk_idr + jkm_idr + jht_idr must equal amount_idr")
+        return self
+
+
+class BpjsBill(_Event):
+    """A bill as BPJS issues it, reconciled line by line against the ledger."""
+
+    bpjs_bill_id: Annotated[str, StringConstraints(min_length=1, max_length=100,
+                                                   pattern=NO_NUL)]
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
+    programme: Code
+    period: Period = Field(description="The bill's month (the first, for prepaid months).")
+    issued_at: AwareDatetime
+    lines: list[BpjsBillLine] = Field(min_length=1)

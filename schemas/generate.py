@@ -21,6 +21,8 @@ def render() -> dict[str, str]:
         "payment-confirmed.v1": events.PaymentConfirmed,
         "coverage-snapshot.v1": events.CoverageSnapshot,
         "ledger.v1": events.LedgerEvent,
+        "bpjs-verification.v1": events.BpjsVerification,
+        "bpjs-bill.v1": events.BpjsBill,
     }
     schemas: dict[str, dict[str, object]] = {
         name: model.model_json_schema() for name, model in models.items()

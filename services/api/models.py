@@ -11,6 +11,9 @@ from pydantic import BaseModel, Field
 from services.ledger.view_rows import (
     Arrears,
     Bill,
+    BpjsBillSummary,
+    BpjsMember,
+    BpjsReconciliationLine,
     BudgetChange,
     BudgetUtilisation,
     Contribution,
@@ -22,7 +25,8 @@ from services.ledger.view_rows import (
     WorkerHistoryEntry,
 )
 
-__all__ = ["Arrears", "Bill", "BudgetChange", "BudgetUtilisation", "Contribution",
+__all__ = ["Arrears", "Bill", "BpjsBillSummary", "BpjsMember", "BpjsReconciliationLine",
+           "BudgetChange", "BudgetUtilisation", "Contribution",
            "CoverExpiry", "Discrepancy", "Listing", "MonthlyBill", "MonthlyBillLine",
            "MonthlyBillTotals", "Outstanding", "Page", "WaitingListEntry", "WorkerHistoryEntry"]
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from schemas.events import RejectionError
 from services.api.auth import Principal
+from services.domain.pesan import with_pesan
 
 Status = Literal["invalid", "not_sent", "pending", "accepted", "rejected", "booked", "held",
                  "cancelled", "refused"]
@@ -24,6 +25,11 @@ STATUS_HELP = (
 )
 
 
+class OpdMessage(RejectionError):
+    pesan: str = Field(description="the message in Bahasa Indonesia, for the OPD (the code "
+                                   "is stable; message stays in English)")
+
+
 class Outcome(BaseModel):
     event_id: uuid.UUID | None
     event_type: Literal["registered", "deregistered", "corrected"] | None
@@ -31,8 +37,8 @@ class Outcome(BaseModel):
     status: Status = Field(description=STATUS_HELP)
     final: bool = Field(description="nothing more happens to it by itself (held months may "
                                     "still be booked when the budget is raised)")
-    errors: list[RejectionError] = Field(description="why it was refused (stable codes)")
-    warnings: list[RejectionError] = Field(
+    errors: list[OpdMessage] = Field(description="why it was refused (stable codes)")
+    warnings: list[OpdMessage] = Field(
         default_factory=list, description="checks that failed without refusing it")
     decided_at: datetime | None = None
     booked_periods: list[str] = Field(default_factory=list)
@@ -43,6 +49,14 @@ class Outcome(BaseModel):
     refused_periods: list[str] = Field(default_factory=list)
     cancellation_refused_periods: list[str] = Field(
         default_factory=list, description="months a deregistration came too late for")
+    bpjs_status: Literal["verified", "rejected"] | None = Field(
+        default=None, description="BPJS's latest verdict on the worker in the programme; "
+                                  "none: not answered yet (awaiting BPJS)")
+    bpjs_kpj: str | None = Field(default=None, description="participant number (KPJ)")
+    bpjs_reason_code: str | None = Field(default=None, description="BPJS's code, if rejected")
+    bpjs_reason: str | None = Field(
+        default=None, description="BPJS's reason in its own words (verbatim), if rejected: "
+                                  "correct the worker's data and send the worker again")
 
 
 class RowOutcome(Outcome):
@@ -66,7 +80,12 @@ class EventOutcome(Outcome):
 
 _OUTCOME_COLUMNS = """o.event_id AS decided_event, o.status, o.final, o.errors AS decision_errors,
        o.warnings, o.decided_at, o.booked_periods, o.held_periods, o.cancelled_periods,
-       o.duplicate_periods, o.refused_periods, o.cancellation_refused_periods"""
+       o.duplicate_periods, o.refused_periods, o.cancellation_refused_periods,
+       b.status AS bpjs_status, b.kpj AS bpjs_kpj, b.reason_code AS bpjs_reason_code,
+       b.reason AS bpjs_reason"""
+# BPJS's standing on the worker of a decided event.
+_BPJS_JOIN = """LEFT JOIN finance.bpjs_members b
+       ON b.nik = o.nik AND b.programme = o.programme"""
 
 
 def _outcome(row: asyncpg.Record) -> dict[str, Any]:
@@ -81,14 +100,16 @@ def _outcome(row: asyncpg.Record) -> dict[str, Any]:
         final = row["final"]
     found: dict[str, Any] = {
         "event_id": row["event_id"], "event_type": row["event_type"], "nik": row["nik"],
-        "status": status, "final": final, "errors": errors,
+        "status": status, "final": final, "errors": with_pesan(errors),
     }
     if row["decided_event"] is not None:
-        found["warnings"] = json.loads(row["warnings"])
+        found["warnings"] = with_pesan(json.loads(row["warnings"]))
         found["decided_at"] = row["decided_at"]
         for name in ("booked_periods", "held_periods", "cancelled_periods",
                      "duplicate_periods", "refused_periods", "cancellation_refused_periods"):
             found[name] = sorted(row[name])
+        for name in ("bpjs_status", "bpjs_kpj", "bpjs_reason_code", "bpjs_reason"):
+            found[name] = row[name]
     return found
 
 
@@ -109,6 +130,7 @@ async def submission(pool: asyncpg.Pool, submission_id: uuid.UUID,
                    {_OUTCOME_COLUMNS}
               FROM registry.submission_rows r
               LEFT JOIN finance.registration_outcomes o ON o.event_id = r.event_id
+              {_BPJS_JOIN}
              WHERE r.submission_id = $1 ORDER BY r.row_number""", submission_id)
     items = [RowOutcome(row=r["row_number"], **_outcome(r)) for r in rows]
     counts: dict[str, int] = {}
@@ -124,7 +146,8 @@ async def event(pool: asyncpg.Pool, event_id: uuid.UUID,
     decided = await pool.fetchrow(
         f"""SELECT o.event_id, o.event_type, o.nik, o.opd_code, o.programme,
                    '[]'::jsonb::text AS errors, now() AS published_at, {_OUTCOME_COLUMNS}
-              FROM finance.registration_outcomes o WHERE o.event_id = $1""", event_id)
+              FROM finance.registration_outcomes o {_BPJS_JOIN}
+             WHERE o.event_id = $1""", event_id)
     if decided is not None:
         if not _visible(principal, decided["opd_code"]):
             return None

@@ -12,7 +12,9 @@ WorkerStatus = Literal["active", "held", "stopped"]
 STATUS_SQL = """CASE WHEN active_months > 0 THEN 'active' WHEN held_months > 0 THEN 'held'
                      ELSE 'stopped' END"""
 _SUMMARY = f"""
-SELECT w.*, {STATUS_SQL} AS status, n.full_name
+SELECT w.*, {STATUS_SQL} AS status, n.full_name, b.status AS bpjs_status,
+       b.kpj AS bpjs_kpj, b.effective_period AS bpjs_effective_period,
+       b.reason_code AS bpjs_reason_code, b.reason AS bpjs_reason
   FROM (SELECT c.nik, c.programme,
                (array_agg(c.category ORDER BY c.period DESC))[1] AS category,
                (array_agg(c.kecamatan ORDER BY c.period DESC))[1] AS kecamatan,
@@ -38,6 +40,7 @@ SELECT w.*, {STATUS_SQL} AS status, n.full_name
                FROM registry.submission_rows r JOIN registry.submissions s USING (submission_id)
               WHERE r.nik = w.nik AND s.opd_code = $1 AND r.event_type = 'registered'
               ORDER BY s.submitted_at DESC LIMIT 1)) AS full_name) n ON true
+  LEFT JOIN finance.bpjs_members b ON b.nik = w.nik AND b.programme = w.programme
  WHERE $7::text IS NULL OR {STATUS_SQL} = $7
  ORDER BY w.nik, w.programme"""
 _MONTHS = """

@@ -28,6 +28,7 @@ from services.cli import arguments
 from services.cli.renew import renew
 from services.cli.service import EVERY_SERVICE
 from services.cli.up import prepare
+from services.demo import bpjs
 from services.demo.workers import demo_registrations
 from services.domain.money import rupiah
 from services.domain.programme import Programme, load_programmes
@@ -54,10 +55,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="after the batch, renew its workers into this programme (the "
                              "next year; default %(default)s, skipped when not configured; "
                              "'' for none)")
+    parser.add_argument("--bpjs-rejects", type=_not_negative, default=0, metavar="N",
+                        help="BPJS rejects N workers (their unbilled months are cancelled) "
+                             "and discounts one line of its bill, which is flagged and not "
+                             "paid (default %(default)s: BPJS verifies everyone)")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of the figures")
     parser.set_defaults(handler=handle)
 
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
 
 
 @dataclass
@@ -83,9 +97,11 @@ class Summary:
 
 
 async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Programme,
-                       timeout: float, out: Any, services: ServiceProcesses) -> None:
-    """Issue the prepaid bill on the programme's payment day, publish its payment
-    confirmation (as treasury would) and wait until the ledger has settled it."""
+                       timeout: float, out: Any, services: ServiceProcesses,
+                       discounted: int = 0) -> None:
+    """Issue the prepaid bill on the programme's payment day, reconcile BPJS's bill with
+    the ledger, publish the payment confirmation (as treasury would) and wait until the
+    ledger has settled it."""
     paid_on = programme.billing.paid_on or programme.today()
     async with pool.acquire() as connection:
         # the demo plays the day the year was billed and paid
@@ -98,12 +114,22 @@ async def _pay_prepaid(settings: Settings, pool: asyncpg.Pool, programme: Progra
             """SELECT bill_id, period, sequence, amount_idr FROM finance.bills
                 WHERE programme = $1 AND billing = 'prepaid' AND status <> 'paid'
                 ORDER BY sequence""", programme.id)
+    paid_at = datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone)
+    reconciled = await bpjs.reconcile_bills(
+        settings, pool, programme, [r["bill_id"] for r in unpaid], paid_at, timeout, out,
+        services.check_alive, discounted)
+    if not reconciled:
+        if not discounted:
+            raise StackError("BPJS's bill does not reconcile with the ledger: not paid (see "
+                             "finance.bpjs_reconciliation)")
+        out.write("  BPJS's bill does not reconcile (finance.bpjs_reconciliation): not paid\n")
+        return
     for row in unpaid:
         payment = PaymentConfirmed(
             payment_id=derived_id("demo-payment", str(row["bill_id"])),
             programme=programme.id, period=row["period"], amount_idr=row["amount_idr"],
             reference=f"SP2D-{programme.funding_source}-{paid_on.year}-{row['sequence']:04d}",
-            paid_at=datetime(paid_on.year, paid_on.month, paid_on.day, 10, tzinfo=programme.zone))
+            paid_at=paid_at)
         await publish_all(settings, TOPIC_PAYMENTS,
                           [(programme.id.encode(), payment.model_dump_json().encode())])
         out.write(f"  payment {payment.reference} of {rupiah(payment.amount_idr)} published "
@@ -167,7 +193,7 @@ async def _ledger_totals(pool: asyncpg.Pool, programme: str,
 
 
 async def _run(settings: Settings, programme: Programme, count: int, timeout: int,
-               out: Any, services: ServiceProcesses) -> Summary:
+               out: Any, services: ServiceProcesses, rejects: int = 0) -> Summary:
     summary = Summary(programme=programme.id, budget_idr=programme.budget_idr)
     # The batch is the same on every run (derived ids): on data an earlier run filled, its
     # months are booked already, and the ledger books none of them twice.
@@ -222,8 +248,14 @@ async def _run(settings: Settings, programme: Programme, count: int, timeout: in
         summary.budget_remaining_idr = programme.budget_idr - total_idr
         summary.contributions_per_second = round(
             summary.booked_by_this_run / max(summary.seconds, 1e-9), 1)
+        verified_on = programme.billing.paid_on or programme.today()
+        await bpjs.verify_everyone(
+            settings, pool, programme, settings.data_dir.resolve(),
+            datetime(verified_on.year, verified_on.month, verified_on.day, 8,
+                     tzinfo=programme.zone), timeout, out, services.check_alive, rejects)
         if programme.billing.mode == "prepaid":
-            await _pay_prepaid(settings, pool, programme, timeout, out, services)
+            await _pay_prepaid(settings, pool, programme, timeout, out, services,
+                               1 if rejects else 0)
         async with pool.acquire() as connection:
             summary.finance = await finance_summary(connection, programme)
     finally:
@@ -385,7 +417,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             services.wait_ready()
             out.write(f"  ready in {time.monotonic() - wall:.1f}s: {', '.join(EVERY_SERVICE)}\n")
             summary = asyncio.run(
-                _run(ready, programme, args.workers, args.timeout, out, services))
+                _run(ready, programme, args.workers, args.timeout, out, services,
+                     args.bpjs_rejects))
             summary.coverage = _coverage(ready, programme.id, summary.ledger_contributions_total)
             target = programmes.get(args.renew_to) if args.renew_to else None
             if target is not None and target.id != programme.id:

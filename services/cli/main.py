@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "services.cli.deadletter",
     "services.cli.privacy",
     "services.cli.renew",
+    "services.cli.bpjs",
 )
 
 log = logging.getLogger("iuran")

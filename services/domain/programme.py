@@ -120,6 +120,15 @@ class Billing(_Config):
         return self
 
 
+class Bpjs(_Config):
+    """The programme's loop with BPJS (docs/bpjs.md). ``bill_only_verified``: a month is
+    put on a bill only once BPJS verified the worker (a KPJ) and the month is on or after
+    the first month BPJS covers; otherwise bills do not wait for BPJS's verdicts (BPJS's bill
+    is still reconciled line by line, an unverified worker's line flagged)."""
+
+    bill_only_verified: bool = True
+
+
 class Privacy(_Config):
     """How long the programme keeps a worker's personal data (docs/privacy.md): name, birth
     date, phone and address are erased ``retention_years`` after the end of the worker's last
@@ -191,6 +200,7 @@ class Programme(_Config):
     billing: Billing = Field(default_factory=Billing)
     privacy: Privacy = Field(default_factory=Privacy)
     renewal: Renewal = Field(default_factory=Renewal)
+    bpjs: Bpjs = Field(default_factory=Bpjs)
     # The last day a registration is taken (default, and at the latest: the fiscal year's last).
     registration_closes_on: date | None = None
     # The IANA time zone business dates (ages, windows, due dates, fiscal years) are judged in.

@@ -76,6 +76,10 @@ WITH unbilled AS (
      WHERE c.programme = $1 AND c.period = $2
        AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
                         WHERE l.contribution_id = c.contribution_id)
+       AND ($7::boolean IS FALSE OR EXISTS (
+            SELECT 1 FROM finance.bpjs_members m
+             WHERE m.programme = c.programme AND m.nik = c.nik AND m.status = 'verified'
+               AND m.effective_period <= c.period))
 ), header AS (
     INSERT INTO ledger.bills (bill_id, programme, period, sequence, due_date, lines,
                               amount_idr, issued_by)
@@ -111,7 +115,8 @@ async def issue_bill(
     connection: asyncpg.Connection, programme: Programme, period: str, *, issued_by: str,
     today: date | None = None,
 ) -> Bill | None:
-    """Issue the next bill of the month: every active contribution not on an earlier bill.
+    """Issue the next bill of the month: every active contribution not on an earlier bill
+    (of a worker BPJS verified, when the programme's bills wait for BPJS).
     It is issued ``today`` (default: the programme's day now), which must lie in the
     programme's open fiscal year (:func:`check_bill_date`).
 
@@ -133,7 +138,8 @@ async def issue_bill(
                 WHERE programme = $1 AND period = $2""", programme.id, period)
         bill_id = derived_id("bill", programme.id, period, str(sequence))
         row = await connection.fetchrow(
-            _ISSUE, programme.id, period, bill_id, sequence, due, issued_by)
+            _ISSUE, programme.id, period, bill_id, sequence, due, issued_by,
+            programme.bpjs.bill_only_verified)
     if row is None:
         return None
     log.info("issued bill %s #%d of %s: %d lines, Rp%s", period, sequence, programme.id,
@@ -151,6 +157,10 @@ WITH unbilled AS (
      WHERE c.programme = $1
        AND NOT EXISTS (SELECT 1 FROM ledger.bill_lines l
                         WHERE l.contribution_id = c.contribution_id)
+       AND ($9::boolean IS FALSE OR EXISTS (
+            SELECT 1 FROM finance.bpjs_members m
+             WHERE m.programme = c.programme AND m.nik = c.nik AND m.status = 'verified'
+               AND m.effective_period <= c.period))
 ), chosen AS (
     SELECT contribution_id, amount_idr FROM unbilled WHERE n <= $7
 ), header AS (
@@ -193,7 +203,7 @@ async def issue_prepaid_bill(
         bill_id = derived_id("bill", programme.id, period, str(sequence))
         row = await connection.fetchrow(
             _ISSUE_PREPAID, programme.id, period, bill_id, sequence, billed_on, issued_by,
-            programme.billing.months, billed_on.year)
+            programme.billing.months, billed_on.year, programme.bpjs.bill_only_verified)
         workers = 0 if row is None else await connection.fetchval(
             """SELECT count(DISTINCT c.nik) FROM ledger.bill_lines l
                  JOIN ledger.contributions c USING (contribution_id)

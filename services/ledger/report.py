@@ -153,6 +153,26 @@ def format_finance_summary(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Workers of each programme by BPJS's latest verdict: those with a month the programme pays
+# (held, booked, billed or paid), and those BPJS rejected (their months cancelled).
+_BPJS_WORKERS = """
+WITH live AS (
+    SELECT programme, nik FROM ledger.live_contributions
+    UNION
+    SELECT h.programme, h.nik FROM ledger.held_contributions h
+     WHERE NOT EXISTS (SELECT 1 FROM ledger.held_resolutions r
+                        WHERE r.contribution_id = h.contribution_id))
+SELECT p.programme,
+       count(*) FILTER (WHERE m.status = 'verified' AND l.nik IS NOT NULL) AS verified,
+       count(*) FILTER (WHERE m.status = 'rejected') AS rejected,
+       count(*) FILTER (WHERE m.status IS NULL AND l.nik IS NOT NULL) AS awaiting
+  FROM (SELECT programme, nik FROM live
+        UNION SELECT programme, nik FROM finance.bpjs_members) p
+  LEFT JOIN live l ON l.programme = p.programme AND l.nik = p.nik
+  LEFT JOIN finance.bpjs_members m ON m.programme = p.programme AND m.nik = p.nik
+ GROUP BY p.programme"""
+
+
 async def refresh_gauges(connection: asyncpg.Connection, *, cover: bool = True) -> None:
     """Set the budget, unpaid-bill, discrepancy, credit and cover-ending gauges from the
     finance views (``cover``: the cover-ending gauge too, a scan of every worker's months)."""
@@ -179,3 +199,6 @@ async def refresh_gauges(connection: asyncpg.Connection, *, cover: bool = True) 
         metrics.CREDITS_CARRIED_OVER_IDR.labels(row["programme"]).set(row["credits_idr"])
     if cover:
         await refresh_cover_gauge(connection)
+    for row in await connection.fetch(_BPJS_WORKERS):
+        for status in ("verified", "rejected", "awaiting"):
+            metrics.BPJS_WORKERS.labels(row["programme"], status).set(row[status])

@@ -690,6 +690,257 @@ CREATE VIEW finance.bills AS
      LEFT JOIN ledger.payments p ON ((p.payment_id = s.payment_id)));
 
 --
+-- Name: bpjs_bills; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_bills AS
+SELECT
+    NULL::text AS bpjs_bill_id,
+    NULL::text AS programme,
+    NULL::text AS period,
+    NULL::timestamp with time zone AS issued_at,
+    NULL::timestamp with time zone AS received_at,
+    NULL::integer AS lines,
+    NULL::bigint AS billed_idr,
+    NULL::bigint AS payable_idr,
+    NULL::bigint AS matched_lines,
+    NULL::bigint AS unreconciled_lines,
+    NULL::boolean AS reconciled;
+
+--
+-- Name: bpjs_bill_lines; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bill_lines (
+    bpjs_bill_id text NOT NULL,
+    line_number integer NOT NULL,
+    nik text NOT NULL,
+    kpj text,
+    period text NOT NULL,
+    jkk_idr bigint NOT NULL,
+    jkm_idr bigint NOT NULL,
+    jht_idr bigint,
+    amount_idr bigint NOT NULL,
+    CONSTRAINT bpjs_bill_lines_add_up CHECK ((((jkk_idr + jkm_idr) + COALESCE(jht_idr, (0)::bigint)) = amount_idr)),
+    CONSTRAINT bpjs_bill_lines_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jht_idr_check CHECK ((jht_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkk_idr_check CHECK ((jkk_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_jkm_idr_check CHECK ((jkm_idr >= 0)),
+    CONSTRAINT bpjs_bill_lines_line_number_check CHECK ((line_number >= 1)),
+    CONSTRAINT bpjs_bill_lines_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
+    CONSTRAINT bpjs_bill_lines_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_bills; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_bills (
+    bpjs_bill_id text NOT NULL,
+    programme text NOT NULL,
+    period text NOT NULL,
+    issued_at timestamp with time zone NOT NULL,
+    lines integer NOT NULL,
+    amount_idr bigint NOT NULL,
+    fingerprint text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bpjs_bills_amount_idr_check CHECK ((amount_idr >= 0)),
+    CONSTRAINT bpjs_bills_bpjs_bill_id_check CHECK (((length(bpjs_bill_id) >= 1) AND (length(bpjs_bill_id) <= 100))),
+    CONSTRAINT bpjs_bills_lines_check CHECK ((lines > 0)),
+    CONSTRAINT bpjs_bills_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_verifications; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_verifications (
+    verification_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    status text NOT NULL,
+    kpj text,
+    effective_period text,
+    reason_code text,
+    reason text,
+    verified_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    fingerprint text NOT NULL,
+    cancelled_months integer DEFAULT 0 NOT NULL,
+    CONSTRAINT bpjs_verifications_cancelled_months_check CHECK ((cancelled_months >= 0)),
+    CONSTRAINT bpjs_verifications_complete CHECK ((((status = 'verified'::text) AND (kpj IS NOT NULL) AND (effective_period IS NOT NULL)) OR ((status = 'rejected'::text) AND (reason_code IS NOT NULL) AND (reason IS NOT NULL)))),
+    CONSTRAINT bpjs_verifications_effective_period_check CHECK ((effective_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT bpjs_verifications_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
+    CONSTRAINT bpjs_verifications_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'rejected'::text])))
+);
+
+--
+-- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
+--
+
+CREATE VIEW ledger.live_contributions AS
+ SELECT contribution_id,
+    nik,
+    period,
+    programme,
+    opd_code,
+    category,
+    kecamatan,
+    funding_source,
+    due_date,
+    amount_idr,
+    jkk_idr,
+    jkm_idr,
+    schedule_id,
+    registration_event_id,
+    occurred_at,
+    booked_at,
+    generation,
+    slot,
+    previous_slot,
+    posting_id
+   FROM ledger.contributions c
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM ledger.cancellations x
+          WHERE (x.contribution_id = c.contribution_id))));
+
+--
+-- Name: bpjs_line_outcomes; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_line_outcomes AS
+ WITH lines AS (
+         SELECT b.bpjs_bill_id,
+            b.programme,
+            l.period,
+            l.nik,
+            l.kpj,
+            l.line_number,
+            l.amount_idr AS billed_idr,
+            c.amount_idr AS expected_idr,
+            s.status AS bpjs_status
+           FROM (((ledger.bpjs_bill_lines l
+             JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
+             LEFT JOIN ledger.live_contributions c ON (((c.programme = b.programme) AND (c.nik = l.nik) AND (c.period = l.period))))
+             LEFT JOIN LATERAL ( SELECT v.status
+                   FROM ledger.bpjs_verifications v
+                  WHERE ((v.programme = b.programme) AND (v.nik = l.nik))
+                  ORDER BY v.verified_at DESC, v.seq DESC
+                 LIMIT 1) s ON (true))
+        )
+ SELECT bpjs_bill_id,
+    programme,
+    period,
+    nik,
+    kpj,
+    line_number,
+        CASE
+            WHEN (expected_idr IS NULL) THEN 'not_ours'::text
+            WHEN (bpjs_status IS DISTINCT FROM 'verified'::text) THEN 'not_verified'::text
+            WHEN (billed_idr <> expected_idr) THEN 'amount_differs'::text
+            ELSE 'matched'::text
+        END AS outcome,
+    expected_idr,
+    billed_idr,
+        CASE
+            WHEN ((expected_idr IS NULL) OR (bpjs_status IS DISTINCT FROM 'verified'::text)) THEN (0)::bigint
+            ELSE LEAST(billed_idr, expected_idr)
+        END AS payable_idr
+   FROM lines;
+
+--
+-- Name: bpjs_members; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_members AS
+ SELECT DISTINCT ON (programme, nik) nik,
+    programme,
+    kpj,
+    status,
+    reason_code,
+    reason,
+    effective_period,
+    verified_at,
+    verification_id,
+    received_at,
+    cancelled_months
+   FROM ledger.bpjs_verifications
+  ORDER BY programme, nik, verified_at DESC, seq DESC;
+
+--
+-- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_reconciliation AS
+ WITH covered AS (
+         SELECT DISTINCT ON (b.programme, l.period) b.programme,
+            l.period,
+            b.bpjs_bill_id
+           FROM (ledger.bpjs_bill_lines l
+             JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
+          ORDER BY b.programme, l.period, b.issued_at DESC, b.bpjs_bill_id DESC
+        ), missing AS (
+         SELECT v.bpjs_bill_id,
+            c.programme,
+            c.period,
+            c.nik,
+            m.kpj,
+            NULL::integer AS line_number,
+            NULL::bigint AS billed_idr,
+            c.amount_idr AS expected_idr
+           FROM ((covered v
+             JOIN ledger.live_contributions c ON (((c.programme = v.programme) AND (c.period = v.period))))
+             JOIN finance.bpjs_members m ON (((m.programme = c.programme) AND (m.nik = c.nik) AND (m.status = 'verified'::text) AND (m.effective_period <= c.period))))
+          WHERE (NOT (EXISTS ( SELECT 1
+                   FROM (ledger.bpjs_bill_lines l
+                     JOIN ledger.bpjs_bills o USING (bpjs_bill_id))
+                  WHERE ((o.programme = c.programme) AND (l.nik = c.nik) AND (l.period = c.period)))))
+        )
+ SELECT bpjs_line_outcomes.bpjs_bill_id,
+    bpjs_line_outcomes.programme,
+    bpjs_line_outcomes.period,
+    bpjs_line_outcomes.nik,
+    bpjs_line_outcomes.kpj,
+    bpjs_line_outcomes.line_number,
+    bpjs_line_outcomes.outcome,
+    bpjs_line_outcomes.expected_idr,
+    bpjs_line_outcomes.billed_idr,
+    bpjs_line_outcomes.payable_idr
+   FROM finance.bpjs_line_outcomes
+UNION ALL
+ SELECT missing.bpjs_bill_id,
+    missing.programme,
+    missing.period,
+    missing.nik,
+    missing.kpj,
+    missing.line_number,
+    'missing_at_bpjs'::text AS outcome,
+    missing.expected_idr,
+    missing.billed_idr,
+    0 AS payable_idr
+   FROM missing;
+
+--
+-- Name: bpjs_verdicts; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_verdicts AS
+ SELECT verification_id,
+    programme,
+    nik,
+    status,
+    kpj,
+    effective_period,
+    reason_code,
+    reason,
+    verified_at,
+    received_at,
+    cancelled_months,
+    (row_number() OVER (PARTITION BY programme, nik ORDER BY verified_at DESC, seq DESC) = 1) AS standing
+   FROM ledger.bpjs_verifications;
+
+--
 -- Name: budget_allocation_changes; Type: TABLE; Schema: ledger; Owner: -
 --
 
@@ -1155,36 +1406,6 @@ UNION ALL
     t.amount_idr
    FROM (ledger.transfers t
      JOIN ledger.contributions c USING (contribution_id));
-
---
--- Name: live_contributions; Type: VIEW; Schema: ledger; Owner: -
---
-
-CREATE VIEW ledger.live_contributions AS
- SELECT contribution_id,
-    nik,
-    period,
-    programme,
-    opd_code,
-    category,
-    kecamatan,
-    funding_source,
-    due_date,
-    amount_idr,
-    jkk_idr,
-    jkm_idr,
-    schedule_id,
-    registration_event_id,
-    occurred_at,
-    booked_at,
-    generation,
-    slot,
-    previous_slot,
-    posting_id
-   FROM ledger.contributions c
-  WHERE (NOT (EXISTS ( SELECT 1
-           FROM ledger.cancellations x
-          WHERE (x.contribution_id = c.contribution_id))));
 
 --
 -- Name: journal_reconciliation; Type: VIEW; Schema: finance; Owner: -
@@ -1839,6 +2060,63 @@ CREATE TABLE ledger.accounts (
 );
 
 --
+-- Name: bpjs_cancelled_months; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_cancelled_months (
+    contribution_id uuid NOT NULL,
+    verification_id uuid NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    period text NOT NULL,
+    CONSTRAINT bpjs_cancelled_months_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
+    CONSTRAINT bpjs_cancelled_months_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
+-- Name: bpjs_submission_rows; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_submission_rows (
+    submission_id uuid NOT NULL,
+    reference text NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    first_period text NOT NULL,
+    CONSTRAINT bpjs_submission_rows_first_period_check CHECK ((first_period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text)),
+    CONSTRAINT bpjs_submission_rows_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text)))
+);
+
+--
+-- Name: bpjs_submissions; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_submissions (
+    submission_id uuid NOT NULL,
+    programme text NOT NULL,
+    file_name text NOT NULL,
+    row_count integer NOT NULL,
+    submitted_by text NOT NULL,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bpjs_submissions_file_name_check CHECK (((length(file_name) >= 1) AND (length(file_name) <= 500))),
+    CONSTRAINT bpjs_submissions_row_count_check CHECK ((row_count >= 0)),
+    CONSTRAINT bpjs_submissions_submitted_by_check CHECK (((length(submitted_by) >= 1) AND (length(submitted_by) <= 200)))
+);
+
+--
+-- Name: bpjs_verifications_seq_seq; Type: SEQUENCE; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ledger.bpjs_verifications ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ledger.bpjs_verifications_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: budget_allocation_changes_change_id_seq; Type: SEQUENCE; Schema: ledger; Owner: -
 --
 
@@ -2104,6 +2382,62 @@ ALTER TABLE ONLY ledger.bills
 
 ALTER TABLE ONLY ledger.bills
     ADD CONSTRAINT bills_pkey PRIMARY KEY (bill_id);
+
+--
+-- Name: bpjs_bill_lines bpjs_bill_lines_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bill_lines
+    ADD CONSTRAINT bpjs_bill_lines_pkey PRIMARY KEY (bpjs_bill_id, line_number);
+
+--
+-- Name: bpjs_bills bpjs_bills_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bills
+    ADD CONSTRAINT bpjs_bills_pkey PRIMARY KEY (bpjs_bill_id);
+
+--
+-- Name: bpjs_cancelled_months bpjs_cancelled_months_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_cancelled_months
+    ADD CONSTRAINT bpjs_cancelled_months_pkey PRIMARY KEY (contribution_id);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_pkey PRIMARY KEY (submission_id, nik);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_reference_key; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_reference_key UNIQUE (reference);
+
+--
+-- Name: bpjs_submissions bpjs_submissions_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submissions
+    ADD CONSTRAINT bpjs_submissions_pkey PRIMARY KEY (submission_id);
+
+--
+-- Name: bpjs_verifications bpjs_verifications_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_verifications
+    ADD CONSTRAINT bpjs_verifications_pkey PRIMARY KEY (verification_id);
+
+--
+-- Name: bpjs_verifications bpjs_verifications_seq_key; Type: CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_verifications
+    ADD CONSTRAINT bpjs_verifications_seq_key UNIQUE (seq);
 
 --
 -- Name: budget_allocation_changes budget_allocation_changes_pkey; Type: CONSTRAINT; Schema: ledger; Owner: -
@@ -2398,6 +2732,54 @@ CREATE INDEX bill_lines_bill ON ledger.bill_lines USING btree (bill_id);
 CREATE INDEX bill_settlements_payment ON ledger.bill_settlements USING btree (payment_id);
 
 --
+-- Name: bpjs_bill_lines_period; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bill_lines_period ON ledger.bpjs_bill_lines USING btree (bpjs_bill_id, period);
+
+--
+-- Name: bpjs_bill_lines_worker_month; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bill_lines_worker_month ON ledger.bpjs_bill_lines USING btree (nik, period);
+
+--
+-- Name: bpjs_bills_programme; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_bills_programme ON ledger.bpjs_bills USING btree (programme, period);
+
+--
+-- Name: bpjs_cancelled_months_nik; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_cancelled_months_nik ON ledger.bpjs_cancelled_months USING btree (nik);
+
+--
+-- Name: bpjs_submission_rows_worker; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_submission_rows_worker ON ledger.bpjs_submission_rows USING btree (programme, nik);
+
+--
+-- Name: bpjs_submissions_programme; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_submissions_programme ON ledger.bpjs_submissions USING btree (programme, submitted_at);
+
+--
+-- Name: bpjs_verifications_nik; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_verifications_nik ON ledger.bpjs_verifications USING btree (nik);
+
+--
+-- Name: bpjs_verifications_worker; Type: INDEX; Schema: ledger; Owner: -
+--
+
+CREATE INDEX bpjs_verifications_worker ON ledger.bpjs_verifications USING btree (programme, nik, verified_at DESC, seq DESC);
+
+--
 -- Name: budget_allocation_changes_key; Type: INDEX; Schema: ledger; Owner: -
 --
 
@@ -2608,6 +2990,26 @@ CREATE INDEX submission_rows_nik ON registry.submission_rows USING btree (nik);
 CREATE INDEX submissions_opd ON registry.submissions USING btree (opd_code, submitted_at);
 
 --
+-- Name: bpjs_bills _RETURN; Type: RULE; Schema: finance; Owner: -
+--
+
+CREATE OR REPLACE VIEW finance.bpjs_bills AS
+ SELECT b.bpjs_bill_id,
+    b.programme,
+    b.period,
+    b.issued_at,
+    b.received_at,
+    b.lines,
+    b.amount_idr AS billed_idr,
+    (COALESCE(sum(r.payable_idr), (0)::numeric))::bigint AS payable_idr,
+    count(*) FILTER (WHERE (r.outcome = 'matched'::text)) AS matched_lines,
+    count(*) FILTER (WHERE (r.outcome <> 'matched'::text)) AS unreconciled_lines,
+    (count(*) FILTER (WHERE (r.outcome <> 'matched'::text)) = 0) AS reconciled
+   FROM (ledger.bpjs_bills b
+     LEFT JOIN finance.bpjs_reconciliation r USING (bpjs_bill_id))
+  GROUP BY b.bpjs_bill_id;
+
+--
 -- Name: bill_lines bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
 --
 
@@ -2648,6 +3050,42 @@ CREATE TRIGGER bills_append_only BEFORE DELETE OR UPDATE ON ledger.bills FOR EAC
 --
 
 CREATE TRIGGER bills_no_truncate BEFORE TRUNCATE ON ledger.bills FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_bill_lines bpjs_bill_lines_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_bill_lines_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_bill_lines FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_bills bpjs_bills_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_bills_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_bills FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_cancelled_months bpjs_cancelled_months_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_cancelled_months_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_cancelled_months FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_submission_rows_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_submission_rows FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_submissions bpjs_submissions_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_submissions_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_submissions FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
+
+--
+-- Name: bpjs_verifications bpjs_verifications_append_only; Type: TRIGGER; Schema: ledger; Owner: -
+--
+
+CREATE TRIGGER bpjs_verifications_append_only BEFORE DELETE OR UPDATE ON ledger.bpjs_verifications FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change();
 
 --
 -- Name: budget_allocation_changes budget_allocation_changes_append_only; Type: TRIGGER; Schema: ledger; Owner: -
@@ -3014,6 +3452,20 @@ ALTER TABLE ONLY ledger.bill_settlements
     ADD CONSTRAINT bill_settlements_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES ledger.payments(payment_id);
 
 --
+-- Name: bpjs_bill_lines bpjs_bill_lines_bpjs_bill_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_bill_lines
+    ADD CONSTRAINT bpjs_bill_lines_bpjs_bill_id_fkey FOREIGN KEY (bpjs_bill_id) REFERENCES ledger.bpjs_bills(bpjs_bill_id);
+
+--
+-- Name: bpjs_submission_rows bpjs_submission_rows_submission_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+--
+
+ALTER TABLE ONLY ledger.bpjs_submission_rows
+    ADD CONSTRAINT bpjs_submission_rows_submission_id_fkey FOREIGN KEY (submission_id) REFERENCES ledger.bpjs_submissions(submission_id);
+
+--
 -- Name: cancellations cancellations_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
@@ -3354,6 +3806,70 @@ GRANT SELECT ON TABLE finance.bills TO iuran_finance;
 GRANT SELECT ON TABLE finance.bills TO iuran_auditor;
 
 --
+-- Name: TABLE bpjs_bills; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_bills TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_bill_lines; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bill_lines TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_bills; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_bills TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_verifications; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_verifications TO iuran_ledger_writer;
+
+--
+-- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_line_outcomes; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_members; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_reconciliation; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_reconciliation TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_verdicts; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_verdicts TO iuran_auditor;
+
+--
 -- Name: TABLE budget_allocation_changes; Type: ACL; Schema: ledger; Owner: -
 --
 
@@ -3476,12 +3992,6 @@ GRANT SELECT ON TABLE finance.discrepancies TO iuran_auditor;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_finance;
 GRANT SELECT ON TABLE finance.journal_lines TO iuran_auditor;
-
---
--- Name: TABLE live_contributions; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.live_contributions TO iuran_ledger_writer;
 
 --
 -- Name: TABLE journal_reconciliation; Type: ACL; Schema: finance; Owner: -
@@ -3638,6 +4148,30 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_cancelled_months; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_cancelled_months TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_submission_rows; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_submission_rows TO iuran_ledger_writer;
+
+--
+-- Name: TABLE bpjs_submissions; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_submissions TO iuran_ledger_writer;
+
+--
+-- Name: SEQUENCE bpjs_verifications_seq_seq; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE ledger.bpjs_verifications_seq_seq TO iuran_ledger_writer;
 
 --
 -- Name: SEQUENCE budget_allocation_changes_change_id_seq; Type: ACL; Schema: ledger; Owner: -

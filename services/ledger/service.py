@@ -23,16 +23,20 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import (
+    TOPIC_BPJS_BILLS,
+    TOPIC_BPJS_VERIFICATIONS,
     TOPIC_CONTRIBUTIONS,
     TOPIC_PAYMENTS,
     TOPIC_REJECTED,
+    BpjsBill,
+    BpjsVerification,
     ContributionSchedule,
     PaymentConfirmed,
     RejectionError,
 )
 from services.domain.errors import rejected_event
 from services.domain.programme import load_programmes
-from services.ledger import book, payment_intake, payments, poison
+from services.ledger import book, bpjs_bills, bpjs_verdicts, payment_intake, payments, poison
 from services.ledger.bills import record_billing
 from services.ledger.budget import ensure_allocation
 from services.ledger.cover import record_time_zone
@@ -127,6 +131,8 @@ class LedgerService(Service):
         self._consumer = AIOKafkaConsumer(
             TOPIC_CONTRIBUTIONS,
             TOPIC_PAYMENTS,
+            TOPIC_BPJS_VERIFICATIONS,
+            TOPIC_BPJS_BILLS,
             **options,
             group_id=GROUP_ID,
             enable_auto_commit=False,
@@ -195,7 +201,19 @@ class LedgerService(Service):
             records = [r for tp_records in batches.values() for r in tp_records]
             schedules: list[tuple[ConsumerRecord, ContributionSchedule]] = []
             confirmed: list[tuple[ConsumerRecord, PaymentConfirmed]] = []
+            verdicts: list[tuple[ConsumerRecord, BpjsVerification]] = []
+            bpjs_bills_in: list[tuple[ConsumerRecord, BpjsBill]] = []
             for record in records:
+                if record.topic == TOPIC_BPJS_BILLS:
+                    bill = await self._take_bpjs_bill(record)
+                    if bill is not None:
+                        bpjs_bills_in.append((record, bill))
+                    continue
+                if record.topic == TOPIC_BPJS_VERIFICATIONS:
+                    verdict = await self._take_verdict(record)
+                    if verdict is not None:
+                        verdicts.append((record, verdict))
+                    continue
                 if record.topic == TOPIC_PAYMENTS:
                     payment = await self._take_payment(record)
                     if payment is not None:
@@ -215,6 +233,10 @@ class LedgerService(Service):
                     await self._apply_until_done(payment)
                 except poison.Poisoned as poisoned:
                     await self._dead_letter((record, payment), poisoned)
+            if verdicts:
+                await self._apply_verdicts(verdicts)
+            for record, bill in bpjs_bills_in:  # after the verdicts they may depend on
+                await self._record_bpjs_bill(record, bill)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await self._consumer.commit(offsets)
@@ -246,6 +268,80 @@ class LedgerService(Service):
         except payment_intake.UntakeablePayment as exc:
             await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
             return None
+
+    async def _take_verdict(self, record: ConsumerRecord) -> BpjsVerification | None:
+        """The record as BPJS's verdict, or None after keeping it as a dead letter."""
+        try:
+            return bpjs_verdicts.take_verification(record.value)
+        except bpjs_verdicts.UntakeableVerdict as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
+            return None
+
+    async def _apply_verdicts(
+            self, verdicts: list[tuple[ConsumerRecord, BpjsVerification]]) -> None:
+        """Record the batch's verdicts in one transaction (a standing rejection cancels the
+        worker's unbilled months); a verdict that reuses an id with other content, or that
+        the ledger cannot write, becomes a dead letter."""
+        reused: list[tuple[ConsumerRecord, BpjsVerification]] = []
+
+        async def write(items: Sequence[tuple[ConsumerRecord, BpjsVerification]]
+                        ) -> tuple[Sequence[tuple[ConsumerRecord, BpjsVerification]],
+                                   bpjs_verdicts.BatchOutcome]:
+            taken = [verdict for _, verdict in items]
+            outcome = await self._until_done(
+                "verdicts", lambda connection: bpjs_verdicts.apply_verifications(
+                    connection, taken))
+            return items, outcome
+
+        def written(done: tuple[Sequence[tuple[ConsumerRecord, BpjsVerification]],
+                                bpjs_verdicts.BatchOutcome]) -> None:
+            items, outcome = done
+            for item, result in zip(items, outcome.outcomes, strict=True):
+                if result == bpjs_verdicts.VERIFICATION_ID_REUSED:
+                    reused.append(item)
+                elif result != bpjs_verdicts.REPLAYED:
+                    metrics.BPJS_VERDICTS.labels(item[1].programme, item[1].status).inc()
+            if outcome.result is not None:
+                self._record(outcome.result)
+
+        await poison.isolate(verdicts, write, written, self._dead_letter)
+        for record, verdict in reused:
+            error = bpjs_verdicts.UntakeableVerdict(
+                bpjs_verdicts.VERIFICATION_ID_REUSED,
+                f"verification {verdict.verification_id} was received before with other "
+                "content; the first is kept")
+            await self._dead_letter((record, verdict),
+                                    poison.Poisoned(error.reason, error))
+
+    async def _take_bpjs_bill(self, record: ConsumerRecord) -> BpjsBill | None:
+        try:
+            return bpjs_bills.take_bill(record.value)
+        except bpjs_bills.UntakeableBill as exc:
+            await self._dead_letter((record, None), poison.Poisoned(exc.reason, exc))
+            return None
+
+    async def _record_bpjs_bill(self, record: ConsumerRecord, bill: BpjsBill) -> None:
+        """Keep BPJS's bill once and count its lines that do not reconcile (an alert)."""
+        try:
+            outcome = await self._until_done(
+                "BPJS bill", lambda connection: bpjs_bills.record_bill(connection, bill))
+        except poison.Poisoned as poisoned:
+            await self._dead_letter((record, bill), poisoned)
+            return
+        if outcome.outcome == bpjs_bills.BPJS_BILL_ID_REUSED:
+            reused = bpjs_bills.UntakeableBill(
+                outcome.outcome, f"BPJS bill {bill.bpjs_bill_id} was received before with "
+                                 "other content; the first is kept")
+            await self._dead_letter((record, bill), poison.Poisoned(outcome.outcome, reused))
+            return
+        for result, lines in outcome.lines.items():
+            if result != "matched":
+                metrics.BPJS_BILL_LINES_UNRECONCILED.labels(bill.programme, result).inc(lines)
+        unreconciled = sum(n for r, n in outcome.lines.items() if r != "matched")
+        if unreconciled:
+            log.warning("BPJS bill of %s for %s: %d line(s) do not reconcile "
+                        "(finance.bpjs_reconciliation)", bill.programme, bill.period,
+                        unreconciled)
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
@@ -373,7 +469,9 @@ class LedgerService(Service):
             await asyncio.sleep(5)
             try:
                 publish_lag(self.name, consumer.assignment(), consumer.highwater,
-                            self._committed.get, [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS])
+                            self._committed.get,
+                            [TOPIC_CONTRIBUTIONS, TOPIC_PAYMENTS, TOPIC_BPJS_VERIFICATIONS,
+                             TOPIC_BPJS_BILLS])
             except KafkaError as exc:
                 log.debug("lag report skipped: %s", exc)
 

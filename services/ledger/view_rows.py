@@ -193,6 +193,51 @@ class WaitingListEntry(BaseModel):
     renewal_of: str | None = Field(description="the programme the renewal continues")
 
 
+class BpjsMember(BaseModel):
+    not_selected: ClassVar[tuple[str, ...]] = ("verification_id", "received_at")
+
+    nik: str = Nik
+    programme: str
+    kpj: str | None = Field(description="participant number, when verified")
+    status: str = Field(description="BPJS's latest verdict: verified or rejected")
+    reason_code: str | None
+    reason: str | None = Field(description="BPJS's own words (verbatim), when rejected")
+    effective_period: str | None = Field(description="first month BPJS covers")
+    verified_at: datetime
+    cancelled_months: int = Field(description="unbilled months the rejection cancelled")
+
+
+
+class BpjsReconciliationLine(BaseModel):
+    bpjs_bill_id: str
+    programme: str
+    period: str
+    nik: str = Nik
+    kpj: str | None
+    line_number: int | None = Field(description="the line of BPJS's bill; none for a month "
+                                                "BPJS did not bill")
+    outcome: Literal["matched", "amount_differs", "not_verified", "not_ours",
+                     "missing_at_bpjs"]
+    expected_idr: int | None = Field(description="what the ledger books for the month")
+    billed_idr: int | None = Field(description="what BPJS bills for it")
+    payable_idr: int = Field(description="what finance should pay for the line")
+
+
+
+class BpjsBillSummary(BaseModel):
+    bpjs_bill_id: str
+    programme: str
+    period: str
+    issued_at: datetime
+    received_at: datetime
+    lines: int
+    billed_idr: int
+    payable_idr: int = Field(description="what finance should pay: the reconciled lines")
+    matched_lines: int
+    unreconciled_lines: int
+    reconciled: bool = Field(description="every line matched and no month is missing")
+
+
 class WorkerHistoryEntry(BaseModel):
     nik: str
     programme: str

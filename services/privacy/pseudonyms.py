@@ -24,8 +24,9 @@ from services.privacy.keys import PrivacyKeys
 NIK_COLUMNS = (
     "ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
     "ledger.held_contributions", "ledger.duplicate_attempts", "ledger.refused_contributions",
-    "ledger.renewal_ranks", "registry.worker_state", "registry.decisions",
-    "registry.submission_rows", "registry.corrections", "privacy.erasures",
+    "ledger.renewal_ranks", "ledger.bpjs_submission_rows", "ledger.bpjs_verifications",
+    "ledger.bpjs_cancelled_months", "ledger.bpjs_bill_lines", "registry.worker_state",
+    "registry.decisions", "registry.submission_rows", "registry.corrections", "privacy.erasures",
 )
 # JSON text that names NIKs (quoted), possibly many per row.
 JSON_COLUMNS = (("ledger.outbox", "event", "text"),
@@ -35,10 +36,10 @@ JSON_COLUMNS = (("ledger.outbox", "event", "text"),
 # Tables whose append-only triggers the replacement lifts for itself.
 _GUARDED = ("ledger.contributions", "ledger.cancellations", "ledger.early_cancellations",
             "ledger.held_contributions", "ledger.duplicate_attempts",
-            "ledger.refused_contributions", "ledger.renewal_ranks", "ledger.outbox",
-            "ledger.dead_letters",
-            "registry.submission_rows", "registry.corrections", "privacy.personal_data_access",
-            "privacy.erasures")
+            "ledger.refused_contributions", "ledger.renewal_ranks", "ledger.bpjs_submission_rows",
+            "ledger.bpjs_verifications", "ledger.bpjs_cancelled_months", "ledger.bpjs_bill_lines",
+            "ledger.outbox", "ledger.dead_letters", "registry.submission_rows",
+            "registry.corrections", "privacy.personal_data_access", "privacy.erasures")
 _DEFERRED_KEYS = ("ledger.cancellations_of_a_booking",
                   "ledger.contributions_previous_slot_cancelled")
 

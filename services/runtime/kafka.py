@@ -13,6 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.events import (
+    TOPIC_BPJS_BILLS,
+    TOPIC_BPJS_VERIFICATIONS,
     TOPIC_CONTRIBUTIONS,
     TOPIC_COVERAGE,
     TOPIC_LEDGER,
@@ -31,10 +33,13 @@ ALL_TOPICS = (
     TOPIC_PAYMENTS,
     TOPIC_LEDGER,
     TOPIC_COVERAGE,
+    TOPIC_BPJS_VERIFICATIONS,
+    TOPIC_BPJS_BILLS,
 )
 # Topics whose records carry personal data (names, birth dates, phones, addresses, NIKs):
 # created with a bounded retention (IURAN_KAFKA_PERSONAL_DATA_RETENTION_DAYS).
-PERSONAL_DATA_TOPICS = frozenset({TOPIC_REGISTRATIONS, TOPIC_REJECTED, TOPIC_CONTRIBUTIONS})
+PERSONAL_DATA_TOPICS = frozenset({TOPIC_REGISTRATIONS, TOPIC_REJECTED, TOPIC_CONTRIBUTIONS,
+                                  TOPIC_BPJS_VERIFICATIONS, TOPIC_BPJS_BILLS})
 DAY_MS = 86_400_000
 
 

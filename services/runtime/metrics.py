@@ -156,6 +156,19 @@ COVERAGE_REFRESH_SECONDS = Histogram(
 BILLS_UNPAID_PAST_DUE = Gauge(
     "iuran_bills_unpaid_past_due", "Issued bills unpaid after their due date.", ["programme"]
 )
+BPJS_VERDICTS = Counter(
+    "iuran_bpjs_verdicts_total", "BPJS verification verdicts recorded by the ledger.",
+    ["programme", "status"]
+)
+BPJS_WORKERS = Gauge(
+    "iuran_bpjs_workers", "Workers with a month the programme pays, by BPJS's latest verdict: "
+    "verified, rejected or awaiting (no verdict yet).", ["programme", "status"]
+)
+BPJS_BILL_LINES_UNRECONCILED = Counter(
+    "iuran_bpjs_bill_lines_unreconciled_total",
+    "Lines of BPJS bills (and months BPJS did not bill) that do not match the ledger, by "
+    "reconciliation outcome (finance.bpjs_reconciliation).", ["programme", "outcome"]
+)
 PAYMENTS_SETTLED = Counter(
     "iuran_payments_settled_total", "Payments that settled a bill.", ["programme"]
 )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
+from services.domain.bpjs_rejections import stop_rejected_months
 from services.domain.enrolment import WorkerState, empty_state, read_state
 from services.runtime.database import RETRYABLE
 from services.runtime.deadletter import DeadLetter, record_dead_letters
@@ -35,6 +36,10 @@ SELECT pg_advisory_xact_lock(k)
           FROM unnest($1::text[]) AS nik ORDER BY k) AS keys
 """
 _LOAD = "SELECT nik, version, state FROM registry.worker_state WHERE nik = ANY($1::text[])"
+# Months the ledger cancelled because BPJS rejected the worker (docs/bpjs.md).
+_BPJS_STOPPED = """
+SELECT nik, verification_id::text, programme, period FROM ledger.bpjs_cancelled_months
+ WHERE nik = ANY($1::text[])"""
 _INSERT_STATES = """
 INSERT INTO registry.worker_state (nik, version, state)
 SELECT nik, version, state::jsonb FROM unnest($1::text[], $2::integer[], $3::text[])
@@ -98,6 +103,8 @@ async def decide_batch(
         stored = {r["nik"]: r for r in await connection.fetch(_LOAD, niks)} if niks else {}
         states: dict[str, WorkerState] = {}
         changed: set[str] = set()
+        if niks:
+            await _stop_rejected(connection, niks, stored, states, changed)
         letters: list[DeadLetter] = []
         outcomes: list[Outcome] = []
         rows: list[tuple[object, ...]] = []
@@ -135,6 +142,23 @@ async def decide_batch(
             await connection.executemany(_CORRECTION, corrections)
         await record_dead_letters(connection, letters)
     return outcomes
+
+
+async def _stop_rejected(connection: asyncpg.Connection, niks: list[str],
+                         stored: dict[str, asyncpg.Record], states: dict[str, WorkerState],
+                         changed: set[str]) -> None:
+    """Cancel in the batch's states the months BPJS's rejections cancelled in the ledger."""
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for r in await connection.fetch(_BPJS_STOPPED, niks):
+        found.setdefault(r["nik"], []).append((r["verification_id"], r["programme"],
+                                               r["period"]))
+    for nik, stopped in found.items():
+        row = stored.get(nik)
+        state = load_state(row["state"], row["version"]) if row is not None else empty_state()
+        updated = stop_rejected_months(state, stopped)
+        if updated is not None:
+            states[nik] = updated
+            changed.add(nik)
 
 
 async def decide_alone(

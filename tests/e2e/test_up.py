@@ -207,6 +207,16 @@ def test_demo_prints_the_summary_and_the_json_figures(
     assert figures["finance"]["budget"][0]["remaining_idr"] == 5_300_000_000 - 3600 * 16_800
     assert "300 workers × 12 months" in result.stdout
     assert (figures["already_booked"], figures["booked_by_this_run"]) == (0, 3600)
+    # BPJS in the loop: the workers submitted, each verified with a KPJ, BPJS's bill
+    # reconciled line by line (all matched) before the payment
+    assert "BPJS submission" in result.stdout and ": 300 new worker(s)" in result.stdout
+    assert "BPJS verified 300 worker(s), each with a KPJ" in result.stdout
+    assert "BPJS bill of 3,600 lines (" in result.stdout
+    assert "reconciled: 3,600 matched\n" in result.stdout
+    assert result.stdout.index("reconciled: 3,600 matched") < result.stdout.index(
+        "prepaid bill settled")
+    submitted = (data_dir / "bpjs-pendaftaran-malang-2025.csv").read_text(encoding="utf-8-sig")
+    assert len(submitted.strip().splitlines()) == 301
 
     # Again on the same data (a new broker, the same PostgreSQL): the same registrations are
     # booked nothing twice, and the run claims no throughput for what it found booked.
@@ -220,6 +230,27 @@ def test_demo_prints_the_summary_and_the_json_figures(
     assert "3,600 contributions of this batch were already in the ledger" in again.stdout
     assert "contributions/s)" not in again.stdout
     assert len(second["finance"]["prepaid_bills"]) == 1
+    assert ": 0 new worker(s)" in again.stdout  # each worker is submitted to BPJS once
+
+
+def test_the_demo_shows_bpjs_rejections_and_a_flagged_bill_line(
+    session_dir: Path, external_database: str | None
+) -> None:
+    data_dir = session_dir / "demo-bpjs-rejects"
+    data_dir.mkdir()
+    env = _environment(data_dir, external_database)
+    result = subprocess.run([*IURAN, "demo", "--workers", "40", "--bpjs-rejects", "3",
+                             "--json"], env=env, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BPJS verified 37 worker(s)" in result.stdout
+    assert "BPJS rejected 3 worker(s) (R02: NIK tidak sesuai dengan data Dukcapil)" in (
+        result.stdout)
+    assert "1 amount_differs, 443 matched" in result.stdout  # 37 workers x 12 months
+    assert "not paid" in result.stdout and "prepaid bill settled" not in result.stdout
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    (prepaid,) = figures["finance"]["prepaid_bills"]
+    assert prepaid["workers"] == 37 and prepaid["status"] != "paid"
 
 
 def test_bad_arguments_get_one_line_and_a_non_zero_exit() -> None:

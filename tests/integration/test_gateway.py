@@ -124,6 +124,11 @@ async def test_an_upload_ends_with_every_rows_outcome(
     assert [e["code"] for e in rows[5]["errors"]] == ["duplicate_enrollment"]
     assert [w["code"] for w in rows[6]["warnings"]] == ["nik_birth_date_mismatch"]
     assert result["counts"] == {"booked": 3, "invalid": 1, "rejected": 1}
+    # the OPD reads each message in Bahasa Indonesia; the codes stay as they are
+    assert rows[4]["errors"][0]["pesan"].startswith("NIK harus 16 angka")
+    assert rows[5]["errors"][0]["pesan"].startswith("Pekerja sudah didaftarkan")
+    assert rows[6]["warnings"][0]["pesan"].startswith("Tanggal lahir tidak sama")
+    assert receipt["errors"][0]["errors"][0]["pesan"].startswith("NIK harus 16 angka")
 
     # the same rows for the event ids, as a Kafka publisher asks
     one = await client.get(f"/v1/events/{rows[2]['event_id']}", headers=DISHUB)

@@ -105,10 +105,11 @@ _OTHER_PLACES = sorted((regency[2:], district) for regency, districts in REGIONS
 
 
 class NikSource:
-    """Distinct valid NIKs for one test session (so tests sharing a database never collide)."""
+    """Distinct valid NIKs for one test session (so tests sharing a database never collide);
+    ``region`` picks another kecamatan block, for modules sharing one database."""
 
-    def __init__(self) -> None:
-        self._next = 0
+    def __init__(self, region: int = 0) -> None:
+        self._next = region * 9999
 
     def take(self, count: int = 1) -> list[str]:
         niks = []

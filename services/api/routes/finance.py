@@ -132,6 +132,40 @@ async def waiting_list(
                       limit, cursor)
 
 
+@router.get("/bpjs/members", response_model=models.Page[models.BpjsMember])
+async def bpjs_members(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, limit: Limit,
+    cursor: Cursor = None, programme: Code = None,
+    status: Literal["verified", "rejected"] | None = None,
+) -> dict[str, Any]:
+    """Each worker's standing at BPJS (finance.bpjs_members): the KPJ of a verified worker,
+    BPJS's reason for a rejected one; in (programme, nik) order."""
+    return await page(pool, keys, request, VIEWS["bpjs_members"], principal,
+                      {"programme": programme, "status": status}, limit, cursor)
+
+
+@router.get("/bpjs/bills", response_model=models.Listing[models.BpjsBillSummary])
+async def bpjs_bills(principal: Anyone, pool: Pool, largest: MaxPage, periods: PeriodRange,
+                     programme: Code = None) -> dict[str, Any]:
+    """BPJS's bills with what finance should pay (finance.bpjs_bills): pay a bill once it
+    is reconciled, or its payable_idr."""
+    return await listing(pool, VIEWS["bpjs_bills"], {"programme": programme, **periods},
+                         largest)
+
+
+@router.get("/bpjs/reconciliation", response_model=models.Page[models.BpjsReconciliationLine])
+async def bpjs_reconciliation(
+    request: Request, principal: Anyone, pool: Pool, keys: Keys, limit: Limit,
+    cursor: Cursor = None, programme: Code = None, bpjs_bill_id: Code = None,
+    outcome: Literal["matched", "amount_differs", "not_verified", "not_ours",
+                     "missing_at_bpjs"] | None = None,
+) -> dict[str, Any]:
+    """BPJS's bill lines against the ledger (finance.bpjs_reconciliation)."""
+    return await page(pool, keys, request, VIEWS["bpjs_reconciliation"], principal,
+                      {"programme": programme, "bpjs_bill_id": bpjs_bill_id,
+                       "outcome": outcome}, limit, cursor)
+
+
 @router.get("/workers/{nik}/history", response_model=models.Listing[models.WorkerHistoryEntry])
 async def worker_history(request: Request, principal: Personal, pool: Pool,
                          largest: MaxPage, nik: str) -> dict[str, Any]:

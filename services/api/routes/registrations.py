@@ -13,14 +13,16 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter
 
-from schemas.events import RegistrationEvent, RejectionError
+from schemas.events import RegistrationEvent
 from services.api import intake, outcomes, submissions
 from services.api.auth import Principal
 from services.api.deps import Agency, AgencyOrPersonal, Pool
 from services.api.intake import IntakeError, Limits, Row, Source
+from services.api.outcomes import OpdMessage
 from services.api.params import Code
 from services.api.producer import Gateway
 from services.api.reading import record_read
+from services.domain.pesan import with_pesan
 from services.privacy.access_log import NikTally
 from services.runtime import metrics
 
@@ -39,7 +41,7 @@ MEDIA_TYPES: dict[str, Source] = {
 class RowError(BaseModel):
     row: int
     nik: str | None
-    errors: list[RejectionError]
+    errors: list[OpdMessage]
 
 
 class SentRow(BaseModel):
@@ -121,7 +123,7 @@ def _receipt(submission_id: uuid.UUID | None, dry_run: bool, rows: list[dict[str
         "submission_id": submission_id, "dry_run": dry_run, "rows": len(rows),
         "valid": sum(1 for r in rows if r["event_id"] is not None),
         "published": published, "already_published": already,
-        "errors": [{"row": r["row_number"], "nik": r["nik"], "errors": r["errors"]}
+        "errors": [{"row": r["row_number"], "nik": r["nik"], "errors": with_pesan(r["errors"])}
                    for r in rows if r["event_id"] is None],
         "events": [{"row": r["row_number"], "event_id": r["event_id"], "nik": r["nik"]}
                    for r in rows if r["event_id"] is not None],

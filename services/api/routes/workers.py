@@ -34,6 +34,16 @@ class WorkerSummary(BaseModel):
     cancelled_months: int
     first_period: str | None
     last_period: str | None
+    bpjs_status: Literal["verified", "rejected"] | None = Field(
+        default=None, description="BPJS's latest verdict on the worker; none: not answered "
+                                  "yet (awaiting BPJS)")
+    bpjs_kpj: str | None = Field(default=None, description="participant number (KPJ)")
+    bpjs_effective_period: str | None = Field(
+        default=None, description="first month BPJS covers, when verified")
+    bpjs_reason_code: str | None = Field(default=None, description="BPJS's code, when rejected")
+    bpjs_reason: str | None = Field(
+        default=None, description="BPJS's reason in its own words (verbatim), when rejected: "
+                                  "correct the worker's data and send the worker again")
 
 
 class WorkerPage(BaseModel):
