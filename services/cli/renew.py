@@ -94,7 +94,8 @@ async def renew(
     found.update(await stored.details(connection, niks))
     plan = plan_renewal(source, target, workers, enrolled=await stored.enrolled(
         connection, target.id), details=found, room_idr=await stored.room(connection, target),
-        now=now)
+        now=now, verified=(await stored.verified(connection, source.id)
+                           if target.renewal.requires_bpjs_verification else None))
     first = plan.first_month_covered()
     result = RenewalResult(
         source=source.id, target=target.id, dry_run=dry_run, workers=len(workers),

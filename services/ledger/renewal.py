@@ -96,6 +96,13 @@ async def enrolled(connection: asyncpg.Connection, target: str) -> set[str]:
     return {r["nik"] for r in await connection.fetch(_ENROLLED, target)}
 
 
+async def verified(connection: asyncpg.Connection, source: str) -> set[str]:
+    """The NIKs of ``source`` whose standing at BPJS is verified (their latest verdict)."""
+    return {r["nik"] for r in await connection.fetch(
+        "SELECT nik FROM finance.bpjs_members WHERE programme = $1 AND status = 'verified'",
+        source)}
+
+
 async def details(connection: asyncpg.Connection, niks: Iterable[str]) -> dict[str, Worker]:
     """The worker record (name, birth date, sex, place) of each NIK's last registration;
     a NIK whose record was erased (retention) or never came through the gateway is absent."""
