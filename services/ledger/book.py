@@ -317,7 +317,7 @@ async def _write(
     if duplicates:
         await copy("duplicate_attempts", schema_name="ledger",
                    columns=("contribution_id", "nik", "period", "programme", "opd_code",
-                            "amount_idr", "schedule_id", "registration_event_id", "held_by",
+                            "amount_idr", "schedule_id", "registration_event_id", "occupied_by",
                             "generation"),
                    records=[(m.contribution_id, m.nik, m.period, m.programme, m.opd_code,
                              m.amount_idr, m.schedule_id, m.registration_event_id, payer,

@@ -1707,7 +1707,7 @@ CREATE TABLE ledger.duplicate_attempts (
     amount_idr bigint NOT NULL,
     schedule_id uuid NOT NULL,
     registration_event_id uuid NOT NULL,
-    held_by uuid NOT NULL,
+    occupied_by uuid NOT NULL,
     seen_at timestamp with time zone DEFAULT now() NOT NULL,
     generation integer DEFAULT 0 NOT NULL,
     CONSTRAINT duplicate_generation_not_negative CHECK ((generation >= 0))
@@ -3543,11 +3543,11 @@ ALTER TABLE ONLY ledger.discrepancy_resolutions
     ADD CONSTRAINT discrepancy_resolutions_discrepancy_id_fkey FOREIGN KEY (discrepancy_id) REFERENCES ledger.discrepancies(discrepancy_id);
 
 --
--- Name: duplicate_attempts duplicate_attempts_held_by_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
+-- Name: duplicate_attempts duplicate_attempts_occupied_by_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -
 --
 
 ALTER TABLE ONLY ledger.duplicate_attempts
-    ADD CONSTRAINT duplicate_attempts_held_by_fkey FOREIGN KEY (held_by) REFERENCES ledger.contributions(contribution_id);
+    ADD CONSTRAINT duplicate_attempts_occupied_by_fkey FOREIGN KEY (occupied_by) REFERENCES ledger.contributions(contribution_id);
 
 --
 -- Name: held_resolutions held_resolutions_contribution_id_fkey; Type: FK CONSTRAINT; Schema: ledger; Owner: -

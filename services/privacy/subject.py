@@ -17,7 +17,8 @@ import asyncpg
 from services.privacy import access_log
 
 SECTIONS = ("submitted", "decisions", "corrections", "enrolments", "months", "history",
-            "bills", "credits", "refused_months", "dead_letters", "access_log", "erasure")
+            "bills", "credits", "refused_months", "bpjs_verdicts", "bpjs_bill_lines",
+            "dead_letters", "access_log", "erasure")
 
 _QUERIES: dict[str, str] = {
     # rows OPDs sent through the gateway, as sent (with the gateway's own refusals)
@@ -61,6 +62,17 @@ _QUERIES: dict[str, str] = {
         SELECT contribution_id, programme, period, generation, opd_code, amount_idr, reason,
                seen_at, booked_since
           FROM finance.refused_contributions WHERE nik = $1 ORDER BY seen_at""",
+    # BPJS's verdicts on the worker (KPJ or BPJS's reason), every one received, newest first
+    "bpjs_verdicts": """
+        SELECT verification_id, programme, status, kpj, effective_period, reason_code, reason,
+               verified_at, received_at, cancelled_months, standing
+          FROM finance.bpjs_verdicts WHERE nik = $1 ORDER BY verified_at DESC""",
+    # the lines of BPJS's bills that name the worker, and how each was reconciled
+    "bpjs_bill_lines": """
+        SELECT bpjs_bill_id, programme, period, kpj, line_number, outcome, expected_idr,
+               billed_idr, payable_idr
+          FROM finance.bpjs_reconciliation WHERE nik = $1
+         ORDER BY bpjs_bill_id, period""",
     "dead_letters": """
         SELECT dead_letter_id, service, topic, partition, "offset", reason, detail,
                key_text, value_text, recorded_at

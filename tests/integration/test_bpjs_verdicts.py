@@ -184,6 +184,14 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
         "SELECT count(*) FROM privacy.personal_data_access WHERE $1 = ANY(niks) "
         "AND what = 'iuran export bpjs_members'", refused) == 1
 
+    # the person's record, as the data protection officer reads it, holds BPJS's verdict
+    subject = await _iuran(settings, "privacy", "subject", refused, "--json",
+                           "--purpose", "access request")
+    assert subject.returncode == 0, subject.stderr
+    verdicts = json.loads(subject.stdout)["bpjs_verdicts"]
+    assert [(v["status"], v["reason"], v["standing"]) for v in verdicts] == [
+        ("rejected", "NIK tidak sesuai data Dukcapil", True)]
+
     # importing the same file again records nothing twice
     again = await _iuran(settings, "bpjs", "import", str(file), "--programme", malang.id)
     assert again.returncode == 1

@@ -205,8 +205,8 @@ async def test_a_second_payer_for_an_active_month_is_still_a_duplicate_attempt(
     result = await book.book_schedules(conn, attempts)
     assert sum(result.booked.values()) == 0 and result.held[other.id] == 1
     assert result.duplicates[other.id] == 3
-    occupied_by = {r["period"]: r["held_by"] for r in await conn.fetch(
-        "SELECT period, held_by FROM ledger.duplicate_attempts WHERE nik = $1", worker.nik)}
+    occupied_by = {r["period"]: r["occupied_by"] for r in await conn.fetch(
+        "SELECT period, occupied_by FROM ledger.duplicate_attempts WHERE nik = $1", worker.nik)}
     # each held by the active payer of the month
     assert occupied_by == {"2026-01": gen0["2026-01"], "2026-06": gen1["2026-06"],
                        "2026-07": gen1["2026-07"]}

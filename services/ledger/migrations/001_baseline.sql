@@ -288,7 +288,7 @@ CREATE TABLE ledger.duplicate_attempts (
     amount_idr             bigint      NOT NULL,
     schedule_id            uuid        NOT NULL,
     registration_event_id  uuid        NOT NULL,
-    held_by                uuid        NOT NULL REFERENCES ledger.contributions (contribution_id),
+    occupied_by            uuid        NOT NULL REFERENCES ledger.contributions (contribution_id),
     seen_at                timestamptz NOT NULL DEFAULT now(),
     generation             integer     NOT NULL DEFAULT 0
         CONSTRAINT duplicate_generation_not_negative CHECK (generation >= 0)
