@@ -46,15 +46,20 @@ def rupiah(text: str) -> int:
     return int(digits)
 
 
-def positive(text: str) -> int:
-    """A whole number, 1 or more."""
+def count(text: str, *, least: int = 0) -> int:
+    """A whole number, ``least`` or more; 1_000 and 1,000 are read as 1000."""
     try:
-        value = int(text)
+        value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be {least} or more")
     return value
+
+
+def positive(text: str) -> int:
+    """A whole number, 1 or more."""
+    return count(text, least=1)
 
 
 def nik(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.bench.sizes import QUICK, Sizes
+from services.cli import arguments
 from services.runtime.settings import Settings
 
 
@@ -20,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (about two minutes) to check the bench itself; "
                              "the figures say nothing about the targets")
-    parser.add_argument("--malang", type=_count,
+    parser.add_argument("--malang", type=arguments.count,
                         help=f"registrations in the Malang batch (default {full.malang:,})")
-    parser.add_argument("--large", type=_count,
+    parser.add_argument("--large", type=arguments.count,
                         help=f"registrations in the large batch (default {full.large:,}; 0 "
                              "skips it)")
-    parser.add_argument("--rate", type=_count,
+    parser.add_argument("--rate", type=arguments.count,
                         help=f"registrations per second in the soak (default {full.rate:,})")
-    parser.add_argument("--soak-seconds", type=_count,
+    parser.add_argument("--soak-seconds", type=arguments.count,
                         help=f"length of the soak (default {full.soak_seconds}; 0 skips it)")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"),
                         help="where the figures go (default %(default)s)")
@@ -37,15 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="where --profile writes (default <data dir>/profiles)")
     parser.set_defaults(handler=handle)
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must not be negative")
-    return value
 
 
 def _say(text: str) -> None:

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="after the batch, renew its workers into this programme (the "
                              "next year; default %(default)s, skipped when not configured; "
                              "'' for none)")
-    parser.add_argument("--bpjs-rejects", type=_not_negative, default=0, metavar="N",
+    parser.add_argument("--bpjs-rejects", type=arguments.count, default=0, metavar="N",
                         help="BPJS rejects N workers (their unbilled months are cancelled) "
                              "and discounts one line of its bill, which is flagged and not "
                              "paid (default %(default)s: BPJS verifies everyone)")
@@ -63,15 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="end with one JSON line of the figures")
     parser.set_defaults(handler=handle)
 
-
-def _not_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
 
 
 @dataclass
