@@ -162,8 +162,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add("large batch ≥ 0.2 × raw floor", results["large_ratio_to_floor"],
             results["large_ratio_to_floor"] >= 0.2 and results["large"]["contributions"]
             >= 3_000_000)
-        pg = results["large"]["cpu_us_per_contribution"].get("postgres", 0.0)
-        add("PostgreSQL CPU ≤ 10 µs per contribution (large batch)", pg, pg <= 10)
+        cpu = results["large"]["cpu_us_per_contribution"]
+        pg = cpu.get("postgres", 0.0)
+        add("PostgreSQL CPU ≤ 20 µs per contribution (large batch)", pg, pg <= 20)
+        every = round(sum(cpu.get(n, 0.0) for n in ("postgres", *SERVICES)), 1)
+        add("CPU of all processes ≤ 80 µs per contribution (large batch)", every, every <= 80)
         peak = max(peak_by_service(results["large"]["peak_rss_mb"]).get(n, 0.0)
                    for n in ("validator", "ledger", "projector"))
         add("peak RSS of every service ≤ 300 MB (large batch)", peak, peak <= 300)
@@ -180,8 +183,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         exact = results["scale_out"]["exact"]["exact"]
         add("exact under scale-out (8 partitions × 2 processes)", exact, exact)
     if "large" not in results:
-        for name in ("large batch ≥ 0.2 × raw floor", "PostgreSQL CPU ≤ 10 µs per contribution "
-                     "(large batch)", "peak RSS of every service ≤ 300 MB (large batch)"):
+        for name in ("large batch ≥ 0.2 × raw floor",
+                     "PostgreSQL CPU ≤ 20 µs per contribution (large batch)",
+                     "CPU of all processes ≤ 80 µs per contribution (large batch)",
+                     "peak RSS of every service ≤ 300 MB (large batch)"):
             add(name + ": not measured", None, False)
     if "p99_ms" not in results.get("soak", {}):
         add("p99 ≤ 250 ms at 1,000 registrations/s for ≥ 5 minutes: not measured", None, False)

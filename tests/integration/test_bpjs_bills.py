@@ -5,11 +5,7 @@ kept once, bad rows of the file and records that are no bill are reported or set
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +20,7 @@ from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support.cli import iuran_command
 from tests.support.faults import GROUPS
 from tests.support.gateway import base_url
 from tests.support.kafka import publish
@@ -36,14 +33,6 @@ STAGES = ((GROUPS["ledger"], TOPIC_BPJS_VERIFICATIONS), (GROUPS["ledger"], TOPIC
 NIKS = NikSource(region=8)
 FINANCE = {"Authorization": "Bearer iuran-dev-finance-token"}
 
-
-async def _iuran(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
-    env["IURAN_DATABASE_URL"] = settings.database_url or ""
-    env["IURAN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli.main", *args], env=env,
-        capture_output=True, text=True, timeout=120, check=False)
 
 
 async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
@@ -80,7 +69,7 @@ async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
         f"{bill_id},2025-12-10,{ok},,13/2025,10000,6800,,16800\n"
         f"{bill_id},2025-12-10,{ok},,2025-12,sepuluh,6800,,16800\n",
         encoding="utf-8")
-    imported = await _iuran(settings, "bpjs", "bill", "import", str(file),
+    imported = await iuran_command(settings, "bpjs", "bill", "import", str(file),
                             "--programme", malang.id)
     assert imported.returncode == 1, imported.stderr
     assert [line.split(":")[0:2] for line in imported.stderr.strip().splitlines()] == [
@@ -107,7 +96,8 @@ async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
     assert summary["unreconciled_lines"] >= 4
 
     # the same file again, the same bill id with other content, and a record that is no bill
-    again = await _iuran(settings, "bpjs", "bill", "import", str(file), "--programme", malang.id)
+    again = await iuran_command(settings, "bpjs", "bill", "import", str(file),
+                                "--programme", malang.id)
     assert again.returncode == 1
     other = BpjsBill(bpjs_bill_id=bill_id, programme=malang.id, period="2025-12",
                      issued_at=day, lines=[{"nik": ok, "period": "2025-12", "jkk_idr": 1,

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +22,7 @@ from services.ledger import book
 from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
+from tests.support.cli import iuran_command
 from tests.support.faults import GROUPS
 from tests.support.gateway import DISNAKER, base_url, outcomes, template_csv, template_row
 from tests.support.kafka import publish
@@ -43,14 +41,6 @@ OPS = {"Authorization": "Bearer iuran-dev-ops-token"}
 def _malang() -> Programme:
     return load_programmes(Settings().programmes_dir)["malang-2025"]
 
-
-async def _iuran(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
-    env["IURAN_DATABASE_URL"] = settings.database_url or ""
-    env["IURAN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli.main", *args], env=env,
-        capture_output=True, text=True, timeout=120, check=False)
 
 
 async def _book(database_url: str, programme: Programme, niks: list[str],
@@ -83,7 +73,7 @@ async def test_the_submission_lists_each_worker_once(
     first = NIKS.take(2)
     await _book(database_url, malang, first, ["2025-12", "2026-01"])
     out = tmp_path / "kolektif.csv"
-    made = await _iuran(settings, "bpjs", "submission", "--programme", malang.id,
+    made = await iuran_command(settings, "bpjs", "submission", "--programme", malang.id,
                         "--out", str(out), "--json")
     assert made.returncode == 0, made.stderr
     summary = json.loads(made.stdout)
@@ -99,7 +89,7 @@ async def test_the_submission_lists_each_worker_once(
     later = NIKS.take(1)
     await _book(database_url, malang, later, ["2026-01"])
     again = tmp_path / "kolektif-2.xlsx"
-    made = await _iuran(settings, "bpjs", "submission", "--programme", malang.id,
+    made = await iuran_command(settings, "bpjs", "submission", "--programme", malang.id,
                         "--out", str(again), "--json")
     assert made.returncode == 0, made.stderr
     from openpyxl import load_workbook
@@ -111,7 +101,7 @@ async def test_the_submission_lists_each_worker_once(
                  ("submission", "--programme", "nope", "--out", str(out)),
                  ("import", str(tmp_path / "missing.csv"), "--programme", malang.id),
                  ("bill", "import", str(out), "--programme", malang.id)):  # not a bill file
-        bad = await _iuran(settings, "bpjs", *args)
+        bad = await iuran_command(settings, "bpjs", *args)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
@@ -132,7 +122,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
         f"IUR-5;{refused};;DITERIMA;2025-12;;;2025-12-05\n"
         f"IUR-6;{refused};;DITOLAK;;R01;Alamat tidak jelas;kemarin\n",
         encoding="utf-8")
-    imported = await _iuran(settings, "bpjs", "import", str(file), "--programme", malang.id)
+    imported = await iuran_command(settings, "bpjs", "import", str(file), "--programme", malang.id)
     assert imported.returncode == 1, imported.stderr
     errors = imported.stderr.strip().splitlines()
     assert [line.split(":")[0:2] for line in errors] == [
@@ -175,7 +165,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
 
     # finance exports the members with BPJS's reasons; the read is in the access log
     exported = tmp_path / "anggota.csv"
-    done = await _iuran(settings, "export", "bpjs_members", "--programme", malang.id,
+    done = await iuran_command(settings, "export", "bpjs_members", "--programme", malang.id,
                         "--status", "rejected", "--out", str(exported))
     assert done.returncode == 0, done.stderr
     text = exported.read_text(encoding="utf-8-sig")
@@ -185,7 +175,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
         "AND what = 'iuran export bpjs_members'", refused) == 1
 
     # the person's record, as the data protection officer reads it, holds BPJS's verdict
-    subject = await _iuran(settings, "privacy", "subject", refused, "--json",
+    subject = await iuran_command(settings, "privacy", "subject", refused, "--json",
                            "--purpose", "access request")
     assert subject.returncode == 0, subject.stderr
     verdicts = json.loads(subject.stdout)["bpjs_verdicts"]
@@ -193,7 +183,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
         ("rejected", "NIK tidak sesuai data Dukcapil", True)]
 
     # importing the same file again records nothing twice
-    again = await _iuran(settings, "bpjs", "import", str(file), "--programme", malang.id)
+    again = await iuran_command(settings, "bpjs", "import", str(file), "--programme", malang.id)
     assert again.returncode == 1
     await handled(settings, VERDICTS_STAGE)
     assert await db.fetchval("SELECT count(*) FROM ledger.bpjs_verifications "
@@ -201,7 +191,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
 
     # neither is listed for submission again: one is verified, the other's months are
     # cancelled until its OPD sends it again
-    listed = await _iuran(settings, "bpjs", "submission", "--programme", malang.id,
+    listed = await iuran_command(settings, "bpjs", "submission", "--programme", malang.id,
                           "--out", str(tmp_path / "lagi.csv"))
     assert listed.returncode == 0, listed.stderr
     text = (tmp_path / "lagi.csv").read_text(encoding="utf-8-sig")

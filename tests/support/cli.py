@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -12,7 +15,7 @@ import pytest
 
 from services.cli.main import main
 from services.ledger import book
-from services.runtime.settings import get_settings
+from services.runtime.settings import Settings, get_settings
 
 Run = Callable[..., tuple[int, str, str]]  # (argv...) -> (exit code, stdout, stderr)
 T = TypeVar("T")
@@ -50,3 +53,14 @@ def on_db(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         finally:
             await connection.close()
     return asyncio.run(go())
+
+
+async def iuran_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`iuran ARGS` as its own process against a stack's broker and database (no other
+    IURAN_ setting of this environment leaks into it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IURAN_")}
+    env["IURAN_DATABASE_URL"] = settings.database_url or ""
+    env["IURAN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "services.cli.main", *args], env=env,
+        capture_output=True, text=True, timeout=120, check=False)
