@@ -16,7 +16,7 @@ from services.cli import arguments
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.money import rupiah
 from services.ledger.bills import Bill, BillError, issue_bill, issue_prepaid_bill
-from services.ledger.payments import ResolutionError, refund_credit
+from services.ledger.payments import refund_credit
 from services.runtime.settings import Settings
 
 _contribution_id = arguments.identifier("a contribution id")
@@ -120,16 +120,12 @@ def handle_credits(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_refund(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.errors import CliError
 
     async def work(connection: asyncpg.Connection) -> int | None:
         return await refund_credit(connection, args.contribution_id, reason=args.reason,
                                    refunded_by=args.by or getpass.getuser())
 
-    try:
-        amount = with_ledger(settings, work)
-    except ResolutionError as exc:
-        raise CliError(str(exc)) from exc
+    amount = with_ledger(settings, work)
     if amount is None:
         sys.stdout.write(f"the credit of {args.contribution_id} was already refunded\n")
     else:

@@ -13,7 +13,6 @@ from services.cli import arguments
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.money import rupiah
 from services.ledger.corrections import RefundReceived, record_refund_received
-from services.ledger.payments import ResolutionError
 from services.runtime.settings import Settings
 
 
@@ -35,7 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def handle_refund_received(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.errors import CliError
 
     programme = programme_of(settings, args.programme)
 
@@ -44,10 +42,7 @@ def handle_refund_received(args: argparse.Namespace, settings: Settings) -> int:
             connection, programme.id, args.amount, bank_reference=args.bank_reference,
             received_on=args.on, recorded_by=args.by or getpass.getuser())
 
-    try:
-        refund = with_ledger(settings, work)
-    except ResolutionError as exc:
-        raise CliError(str(exc)) from exc
+    refund = with_ledger(settings, work)
     if refund is None:
         sys.stdout.write(f"bank reference {args.bank_reference} was already recorded\n")
     else:

@@ -17,7 +17,6 @@ from services.ledger.payments import (
     CARRY_OVER,
     REFUND,
     Resolution,
-    ResolutionError,
     resolve_discrepancy,
 )
 from services.runtime.settings import Settings
@@ -79,10 +78,7 @@ def handle_resolve(args: argparse.Namespace, settings: Settings) -> int:
             resolved_by=args.by or getpass.getuser(), action=action, bill_id=args.apply_to,
             rest=args.rest)
 
-    try:
-        done = with_ledger(settings, work)
-    except ResolutionError as exc:
-        raise CliError(str(exc)) from exc
+    done = with_ledger(settings, work)
     if done is None:
         sys.stdout.write(f"discrepancy {args.discrepancy_id} was already resolved\n")
         return 0

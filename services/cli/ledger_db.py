@@ -11,6 +11,7 @@ import asyncpg
 
 from services.domain.programme import Programme, ProgrammeConfigError, load_programmes
 from services.ledger.migrate import SchemaNotMigrated, require_migrated
+from services.ledger.payments import ResolutionError
 from services.runtime.settings import Settings
 from services.runtime.stack import infrastructure
 
@@ -18,6 +19,8 @@ T = TypeVar("T")
 
 
 def with_ledger(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``work`` on the ledger's database; what the ledger refuses (a resolution that
+    cannot be made) is the command's one-line error."""
     from services.cli.errors import CliError
 
     async def run(url: str) -> T:
@@ -27,7 +30,10 @@ def with_ledger(settings: Settings, work: Callable[[asyncpg.Connection], Awaitab
                 await require_migrated(connection)
             except SchemaNotMigrated as exc:
                 raise CliError(str(exc)) from exc
-            return await work(connection)
+            try:
+                return await work(connection)
+            except ResolutionError as exc:
+                raise CliError(str(exc)) from exc
         finally:
             await connection.close()
 

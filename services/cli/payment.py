@@ -15,7 +15,6 @@ from services.cli import arguments
 from services.cli.ledger_db import with_ledger
 from services.domain.money import rupiah
 from services.ledger.corrections import Void, void_payment
-from services.ledger.payments import ResolutionError
 from services.runtime.settings import Settings
 
 _payment_id = arguments.identifier("a payment id")
@@ -34,16 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def handle_void(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli.errors import CliError
 
     async def work(connection: asyncpg.Connection) -> Void | None:
         return await void_payment(connection, args.payment_id, reason=args.reason,
                                   voided_by=args.by or getpass.getuser())
 
-    try:
-        voided = with_ledger(settings, work)
-    except ResolutionError as exc:
-        raise CliError(str(exc)) from exc
+    voided = with_ledger(settings, work)
     if voided is None:
         sys.stdout.write(f"payment {args.payment_id} was already voided\n")
     else:
