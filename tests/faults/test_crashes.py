@@ -88,26 +88,31 @@ async def test_kill_9_of_every_service_at_random_moments_books_everything_once(
     since = await marks([settings])
     started = time.monotonic()
     progress = Progress()
+    struck = asyncio.Event()
     sender = asyncio.create_task(publish_paced(settings, TOPIC_REGISTRATIONS, messages,
-                                               chunks=chunks, pause=pause, progress=progress))
+                                               chunks=chunks, pause=pause, progress=progress,
+                                               trickle_until=struck))
     kills = []
-    for moment, name in plan:
-        await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
-        booked = (await ledger_totals(stack.database_url)).contributions - before.contributions
-        if name == "projector":
-            seen = await asyncio.to_thread(coverage_of, settings)
-            done = (seen or {}).get("contributions_booked", 0) \
-                - projected_before.get("contributions_booked", 0)
-        else:
-            done = booked
-        killed = await kill_holding_work(stack.services, [settings], name, since,
-                                         restart=True, wait=60.0)
-        kills.append(record("fault.kill", seed=seed, service=name, pid=killed.pid,
-                            at_seconds=round(time.monotonic() - started, 2),
-                            published=progress.published, of=len(messages),
-                            booked=booked, in_flight=in_batch - done,
-                            uncommitted_in_process=killed.uncommitted_in_process,
-                            handled_uncommitted=killed.uncommitted_in_group))
+    try:
+        for moment, name in plan:
+            await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
+            booked = (await ledger_totals(stack.database_url)).contributions - before.contributions
+            if name == "projector":
+                seen = await asyncio.to_thread(coverage_of, settings)
+                done = (seen or {}).get("contributions_booked", 0) \
+                    - projected_before.get("contributions_booked", 0)
+            else:
+                done = booked
+            killed = await kill_holding_work(stack.services, [settings], name, since,
+                                             restart=True, wait=60.0)
+            kills.append(record("fault.kill", seed=seed, service=name, pid=killed.pid,
+                                at_seconds=round(time.monotonic() - started, 2),
+                                published=progress.published, of=len(messages),
+                                booked=booked, in_flight=in_batch - done,
+                                uncommitted_in_process=killed.uncommitted_in_process,
+                                handled_uncommitted=killed.uncommitted_in_group))
+    finally:
+        struck.set()  # the rest of the batch goes out
     await sender
     totals = await settled(stack, expected)
     booked_after = round(time.monotonic() - started, 1)

@@ -386,19 +386,39 @@ class Progress:
 
 
 async def publish_paced(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]],
-                        *, chunks: int, pause: float, progress: Progress) -> None:
+                        *, chunks: int, pause: float, progress: Progress,
+                        trickle_until: asyncio.Event | None = None,
+                        trickle: float = 0.25) -> None:
     """Publish in ``chunks`` parts ``pause`` seconds apart, so that the batch is still
-    flowing when a fault strikes; ``progress.published`` counts acknowledged messages."""
+    flowing when a fault strikes; ``progress.published`` counts acknowledged messages.
+
+    With ``trickle_until``, the last third of the batch keeps it flowing for as long as the
+    faults take: one message every ``trickle`` s until the event is set, then the rest at
+    once. Faults that wait for a process to hold work (restarts, rejoins) thus always find
+    some coming, and the batch is not over before the last of them strikes."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     await producer.start()
+
+    async def send(part: list[tuple[bytes, bytes]]) -> None:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in part]
+        await asyncio.gather(*futures)
+        progress.published += len(part)
+
     try:
-        size = max(1, -(-len(messages) // chunks))
-        for start in range(0, len(messages), size):
-            part = messages[start:start + size]
-            futures = [await producer.send(topic, key=k, value=v) for k, v in part]
-            await asyncio.gather(*futures)
-            progress.published += len(part)
+        reserve = len(messages) // 3 if trickle_until is not None else 0
+        paced = messages[:len(messages) - reserve]
+        size = max(1, -(-len(paced) // chunks))
+        for start in range(0, len(paced), size):
+            await send(paced[start:start + size])
             await asyncio.sleep(pause)
+        rest = messages[len(paced):]
+        while rest and trickle_until is not None and not trickle_until.is_set():
+            await send(rest[:1])
+            rest = rest[1:]
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(trickle_until.wait(), trickle)
+        if rest:
+            await send(rest)
     finally:
         await producer.stop()
         progress.done = True
