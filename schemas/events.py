@@ -241,6 +241,11 @@ class CoverageTotals(_Event):
                                "(not covered in that month).")
     awaiting_budget_contributions: int = 0
     awaiting_budget_idr: Rupiah = 0
+    verified_workers: int = Field(
+        default=0, description="Active workers whose standing BPJS verdict is verified "
+                               "(covered).")
+    awaiting_bpjs_workers: int = Field(
+        default=0, description="Active workers BPJS has given no verdict on yet.")
 
 
 class CoverageMonth(_Event):
@@ -283,6 +288,12 @@ class CoverageSnapshot(_Event):
         default=0, description="Workers with a month held because the budget has no room.")
     awaiting_budget_contributions: int = 0
     awaiting_budget_idr: Rupiah = 0
+    verified_workers: int = Field(
+        default=0, description="Active workers whose standing BPJS verdict is verified "
+                               "(covered).")
+    awaiting_bpjs_workers: int = Field(
+        default=0, description="Active workers (months booked) BPJS has given no verdict "
+                               "on yet.")
     headline_period: Period | None = Field(
         default=None, description="The month coverage_ratio and members are taken at.")
     covered_in_headline_period: int = Field(
@@ -323,6 +334,15 @@ class LedgerBillSettled(_Event):
     amount_idr: BigintRupiah = Field(description="The bill's amount, now paid to BPJS.")
 
 
+class LedgerBpjsVerdict(_Event):
+    """A worker's standing BPJS verdict, as the ledger recorded it (the latest by
+    ``verified_at``): a consumer keeps the one with the latest ``verified_at``."""
+
+    nik: ScheduleNik
+    status: Literal["verified", "rejected"]
+    verified_at: AwareDatetime
+
+
 class LedgerEvent(_Event):
     """What one ledger transaction committed for one programme, relayed from the ledger's
     outbox (ledger.outbox). Delivered at least once: apply each ``outbox_id`` once."""
@@ -334,6 +354,9 @@ class LedgerEvent(_Event):
     recorded_at: AwareDatetime = Field(description="When the transaction wrote it.")
     workers: list[LedgerWorkerMonths] = Field(default_factory=list)
     bills_settled: list[LedgerBillSettled] = Field(default_factory=list)
+    bpjs_verdicts: list[LedgerBpjsVerdict] = Field(
+        default_factory=list, description="Workers whose standing BPJS verdict the "
+                                          "transaction recorded (verified or rejected).")
 
 
 Kpj = Annotated[

@@ -34,6 +34,8 @@ class Tally:
     awaiting_budget_workers: int = 0  # distinct workers with a month held for budget
     awaiting_budget_contributions: int = 0
     awaiting_budget_idr: int = 0
+    verified_workers: int = 0  # active workers BPJS verified (covered)
+    awaiting_bpjs_workers: int = 0  # active workers BPJS gave no verdict on yet
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,18 +14,28 @@ than 0: :func:`group_deltas` turns the workers' changes and their months after t
 changes of the distinct counts (+1 when a worker's months went from 0 to more, -1 back to 0).
 Every change is a sum, so the totals do not depend on the order of the events, and the
 adapter (services/projector/fold.py) applies a batch with a few upserts.
+
+An event also carries workers' standing BPJS verdicts. A worker's verdict is the one with the
+latest ``verified_at`` (then the latest outbox id) of those applied, whatever their order.
+Of a group's active workers, :func:`bpjs_group_deltas` counts those verified by BPJS and
+those awaiting BPJS (no verdict yet): a worker moves between the two (or out, when rejected)
+when its months in the group cross 0 or when its verdict changes, so a verdict applied
+before the worker's months counts when they come.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from schemas.events import LedgerEvent
 
 MonthKey = tuple[str, str, str, str, str]  # programme, period, opd_code, category, kecamatan
 WorkerKey = tuple[str, str, str, int]  # programme, dimension, key, NIK as a number
 GroupKey = tuple[str, str, str]  # programme, dimension, key
+VerdictKey = tuple[str, int]  # programme, NIK as a number
+Verdict = tuple[datetime, int, str]  # verified_at, outbox_id, status
 
 # (booked, held) months each kind of change adds.
 SIGNS: dict[str, tuple[int, int]] = {
@@ -44,6 +54,8 @@ class Deltas:
     workers: dict[WorkerKey, list[int]] = field(default_factory=dict)
     # rupiah paid to BPJS, bills settled
     paid: dict[str, list[int]] = field(default_factory=dict)
+    # each worker's latest standing verdict in the batch
+    verdicts: dict[VerdictKey, Verdict] = field(default_factory=dict)
 
 
 def deltas(events: Iterable[LedgerEvent]) -> Deltas:
@@ -84,6 +96,11 @@ def deltas(events: Iterable[LedgerEvent]) -> Deltas:
             p = found.paid.setdefault(programme, [0, 0])
             p[0] += bill.amount_idr
             p[1] += 1
+        for verdict in event.bpjs_verdicts:
+            who = (programme, int(verdict.nik))
+            seen = (verdict.verified_at, event.outbox_id, verdict.status)
+            if who not in found.verdicts or seen[:2] > found.verdicts[who][:2]:
+                found.verdicts[who] = seen
     found.workers = {k: d for k, d in workers.items() if any(d)}
     return found
 
@@ -106,3 +123,27 @@ def group_deltas(workers: Mapping[WorkerKey, list[int]],
         g[4] += held
         g[5] += held_idr
     return groups
+
+
+# The BPJS figure a worker with booked months counts in, by its standing verdict (None: no
+# verdict yet): verified workers, awaiting workers; a rejected one in neither.
+_BPJS_COLUMN: dict[str | None, int] = {"verified": 0, None: 1}
+
+
+def bpjs_group_deltas(months: Mapping[WorkerKey, tuple[int, int]],
+                      before: Mapping[VerdictKey, str | None],
+                      after: Mapping[VerdictKey, str | None]) -> dict[GroupKey, list[int]]:
+    """Changes of each group's verified and awaiting BPJS workers, from the workers' booked
+    months in the group (before, after) and their standing verdicts before and after the
+    batch (a worker missing from ``after`` kept its verdict)."""
+    groups: dict[GroupKey, list[int]] = {}
+    for key, (booked_before, booked_after) in months.items():
+        worker = (key[0], key[3])
+        was = before.get(worker)
+        now = after.get(worker, was)
+        g = groups.setdefault(key[:3], [0, 0])
+        if booked_before > 0 and was in _BPJS_COLUMN:
+            g[_BPJS_COLUMN[was]] -= 1
+        if booked_after > 0 and now in _BPJS_COLUMN:
+            g[_BPJS_COLUMN[now]] += 1
+    return {k: g for k, g in groups.items() if any(g)}

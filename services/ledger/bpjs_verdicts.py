@@ -2,7 +2,9 @@
 (verification_id), the latest by ``verified_at`` is the worker's standing, and a rejection
 that is the latest verdict cancels the worker's months of the programme not billed yet
 through the booking (a cancelled schedule: the budget is freed, held workers are released
-in order). A verified worker's KPJ and first covered month are what the verdict says.
+in order). A verified worker's KPJ and first covered month are what the verdict says. Each
+worker's new standing verdict goes to the ledger's outbox in the same transaction
+(iuran.ledger.v1 ``bpjs_verdicts``), for the coverage figures.
 
 A record that is no verdict (``malformed_verification``) or that reuses a verification id
 with other content (``verification_id_reused``) is kept as a dead letter of the topic."""
@@ -25,7 +27,7 @@ from schemas.events import (
     ContributionDue,
     ContributionSchedule,
 )
-from services.ledger import book
+from services.ledger import book, outbox
 from services.ledger.bills import BILL_LINES_SHARED
 
 MALFORMED_VERIFICATION = "malformed_verification"
@@ -202,4 +204,7 @@ async def apply_verifications(connection: asyncpg.Connection,
                 (v.verification_id, v.programme, v.nik, v.status, v.kpj, v.effective_period,
                  v.reason_code, v.reason, v.verified_at, mark, count)
                 for v, mark, count in taken], strict=True)))
+        await outbox.record_verdicts(connection, (
+            (key[0], key[1], verdicts[i].status, verdicts[i].verified_at)
+            for key, i in sorted(standing.items())))
     return BatchOutcome(outcomes, result, sum(cancelled.values()))

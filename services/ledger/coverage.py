@@ -16,10 +16,12 @@ import asyncpg
 
 from services.domain.coverage import DIMENSIONS, LedgerCoverage, MonthTally, Tally
 
-# Both terms only grow: the months' changes, and the bills settled (what was paid).
+# Every term only grows: the months' changes, the bills settled (what was paid) and the
+# standing BPJS verdicts applied.
 _MARKER = """
 SELECT (SELECT coalesce(sum(changes), 0) FROM coverage.months)::bigint
        + (SELECT coalesce(sum(settled_bills), 0) FROM coverage.paid)::bigint
+       + (SELECT coalesce(sum(changes), 0) FROM coverage.verdict_changes)::bigint
 """
 
 # What BPJS was paid per programme: its settled bills (equal to
@@ -38,7 +40,8 @@ HAVING sum(booked_months) <> 0 OR sum(held_months) <> 0
 
 _GROUPS = """
 SELECT programme, dimension, key, active_workers, contributions_booked, booked_idr,
-       awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr
+       awaiting_budget_workers, awaiting_budget_contributions, awaiting_budget_idr,
+       verified_workers, awaiting_bpjs_workers
   FROM coverage.groups
  WHERE active_workers <> 0 OR awaiting_budget_workers <> 0
  ORDER BY programme, dimension, key
@@ -67,6 +70,8 @@ async def read_coverage(connection: asyncpg.Connection) -> LedgerCoverage:
             awaiting_budget_workers=row["awaiting_budget_workers"],
             awaiting_budget_contributions=row["awaiting_budget_contributions"],
             awaiting_budget_idr=row["awaiting_budget_idr"],
+            verified_workers=row["verified_workers"],
+            awaiting_bpjs_workers=row["awaiting_bpjs_workers"],
         )
         if row["dimension"] == "total":
             totals[row["programme"]] = tally

@@ -5,22 +5,30 @@ iuran.ledger.v1 events (``ledger.outbox``), relayed to Kafka afterwards
 A booking writes one row per programme it touched: per worker (and OPD, category, kecamatan
 and monthly amount) the periods booked, cancelled, credited, held, released, cancelled while
 held and found duplicate while held. A settlement of bills writes one row per programme with
-the bills settled. A very large batch (a budget raise that releases thousands of held
-workers) is cut into parts of at most :data:`MAX_EVENT_BYTES`, under the broker's message
-size. The row's id is the event's ``outbox_id``: taken from the sequence before the row is
-written, so the row holds the event exactly as it is sent (fields at their default, such as
-empty lists, left out).
+the bills settled. A batch of BPJS verdicts writes one row per programme with the workers
+whose standing verdict it recorded. A very large batch (a budget raise that releases
+thousands of held workers) is cut into parts of at most :data:`MAX_EVENT_BYTES`, under the
+broker's message size. The row's id is the event's ``outbox_id``: taken from the sequence
+before the row is written, so the row holds the event exactly as it is sent (fields at their
+default, such as empty lists, left out).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
-from schemas.events import INT64_MAX, LedgerBillSettled, LedgerEvent, LedgerWorkerMonths
+from schemas.events import (
+    INT64_MAX,
+    LedgerBillSettled,
+    LedgerBpjsVerdict,
+    LedgerEvent,
+    LedgerWorkerMonths,
+)
 from services.ledger.model import Month, Plan
 
 # An event's JSON stays under this size (the broker's default limit is 1 MiB).
@@ -29,6 +37,8 @@ MAX_EVENT_BYTES = 512 * 1024
 # The kinds of change of a month, as LedgerWorkerMonths names them.
 KINDS = ("booked", "cancelled", "credited", "held", "released", "held_cancelled",
          "held_duplicate")
+# (programme, NIK, status, verified_at) of standing BPJS verdicts
+Verdict = tuple[str, str, Literal["verified", "rejected"], datetime]
 _Group = tuple[str, str, str, str, str, int]  # programme, nik, opd, category, kecamatan, amount
 
 
@@ -83,6 +93,26 @@ def settled_events(bills: Iterable[tuple[str, UUID, str, int]], *,
             for n, (programme, b) in enumerate(sorted(by_programme.items()), 1)]
 
 
+# Standing verdicts per event: a verdict is about 100 bytes of JSON, far under the limit.
+VERDICTS_PER_EVENT = 2_000
+
+
+def verdict_events(verdicts: Iterable[Verdict], *,
+                   recorded_at: datetime | None = None) -> list[LedgerEvent]:
+    """The events of standing verdicts recorded now, (programme, NIK, status, verified_at)
+    each: one per programme (and per VERDICTS_PER_EVENT), numbered 1, 2, ... until
+    :func:`record_verdicts` gives them their outbox ids."""
+    by_programme: dict[str, list[LedgerBpjsVerdict]] = {}
+    for programme, nik, status, verified_at in verdicts:
+        by_programme.setdefault(programme, []).append(
+            LedgerBpjsVerdict(nik=nik, status=status, verified_at=verified_at))
+    at = recorded_at or datetime.now(UTC)
+    return [LedgerEvent(outbox_id=1, programme=programme, recorded_at=at,
+                        bpjs_verdicts=found[start:start + VERDICTS_PER_EVENT])
+            for programme, found in sorted(by_programme.items())
+            for start in range(0, len(found), VERDICTS_PER_EVENT)]
+
+
 def _summable(programme: str, workers: list[LedgerWorkerMonths]) -> None:
     """Consumers sum an event's rupiah in BIGINT: a batch whose months of one programme add
     up to more cannot be described, and is refused as out of range."""
@@ -123,6 +153,14 @@ async def record_settlements(connection: asyncpg.Connection,
         " WHERE bill_id = ANY($1::uuid[]) ORDER BY programme, period, bill_id", list(bill_ids))
     return await _write(connection, settled_events(
         (r["programme"], r["bill_id"], r["period"], r["amount_idr"]) for r in rows))
+
+
+async def record_verdicts(connection: asyncpg.Connection,
+                          verdicts: Iterable[Verdict]
+                          ) -> list[LedgerEvent]:
+    """Write the outbox rows of standing verdicts recorded now, in the caller's
+    transaction."""
+    return await _write(connection, verdict_events(verdicts))
 
 
 async def _write(connection: asyncpg.Connection,

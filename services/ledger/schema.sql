@@ -221,6 +221,8 @@ CREATE TABLE coverage.groups (
     awaiting_budget_workers bigint DEFAULT 0 NOT NULL,
     awaiting_budget_contributions bigint DEFAULT 0 NOT NULL,
     awaiting_budget_idr bigint DEFAULT 0 NOT NULL,
+    verified_workers bigint DEFAULT 0 NOT NULL,
+    awaiting_bpjs_workers bigint DEFAULT 0 NOT NULL,
     CONSTRAINT groups_dimension_check CHECK ((dimension = ANY (ARRAY['total'::text, 'by_opd'::text, 'by_category'::text, 'by_kecamatan'::text])))
 );
 
@@ -249,6 +251,28 @@ CREATE TABLE coverage.paid (
     programme text NOT NULL,
     paid_idr bigint DEFAULT 0 NOT NULL,
     settled_bills bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: verdict_changes; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.verdict_changes (
+    programme text NOT NULL,
+    changes bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: verdicts; Type: TABLE; Schema: coverage; Owner: -
+--
+
+CREATE TABLE coverage.verdicts (
+    programme text NOT NULL,
+    nik bigint NOT NULL,
+    status text NOT NULL,
+    verified_at timestamp with time zone NOT NULL,
+    outbox_id bigint NOT NULL,
+    CONSTRAINT verdicts_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'rejected'::text])))
 );
 
 --
@@ -2342,6 +2366,20 @@ ALTER TABLE ONLY coverage.paid
     ADD CONSTRAINT paid_pkey PRIMARY KEY (programme);
 
 --
+-- Name: verdict_changes verdict_changes_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.verdict_changes
+    ADD CONSTRAINT verdict_changes_pkey PRIMARY KEY (programme);
+
+--
+-- Name: verdicts verdicts_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
+--
+
+ALTER TABLE ONLY coverage.verdicts
+    ADD CONSTRAINT verdicts_pkey PRIMARY KEY (programme, nik);
+
+--
 -- Name: workers workers_pkey; Type: CONSTRAINT; Schema: coverage; Owner: -
 --
 
@@ -3700,6 +3738,18 @@ GRANT SELECT,INSERT,UPDATE ON TABLE coverage.months TO iuran_ledger_writer;
 --
 
 GRANT SELECT,INSERT,UPDATE ON TABLE coverage.paid TO iuran_ledger_writer;
+
+--
+-- Name: TABLE verdict_changes; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.verdict_changes TO iuran_ledger_writer;
+
+--
+-- Name: TABLE verdicts; Type: ACL; Schema: coverage; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE coverage.verdicts TO iuran_ledger_writer;
 
 --
 -- Name: TABLE workers; Type: ACL; Schema: coverage; Owner: -

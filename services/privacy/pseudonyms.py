@@ -86,11 +86,12 @@ async def pseudonymise(connection: asyncpg.Connection, keys: PrivacyKeys, niks: 
         "UPDATE ledger.dead_letters SET key = convert_to($1::jsonb ->> convert_from(key, "
         "'UTF8'), 'UTF8') WHERE key = ANY($2::bytea[])",
         mapping, [nik.encode() for nik in niks])
-    await connection.execute(
-        "UPDATE coverage.workers SET nik = ($1::jsonb ->> nik::text)::bigint "
-        "WHERE nik = ANY($2::bigint[])",
-        json.dumps({nik: number_pseudonym(p) for nik, p in pseudonyms.items()}),
-        [int(nik) for nik in niks])
+    for table in ("coverage.workers", "coverage.verdicts"):
+        await connection.execute(
+            f"UPDATE {table} SET nik = ($1::jsonb ->> nik::text)::bigint "
+            "WHERE nik = ANY($2::bigint[])",
+            json.dumps({nik: number_pseudonym(p) for nik, p in pseudonyms.items()}),
+            [int(nik) for nik in niks])
     await connection.execute(f"SET CONSTRAINTS {', '.join(_DEFERRED_KEYS)} IMMEDIATE")
     for table in _GUARDED:
         await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")

@@ -57,7 +57,8 @@ REPUBLISH_SECONDS = 30.0  # the leader sends unchanged snapshots again this ofte
 REFRESH_TIMEOUT = 30.0  # a read that takes longer is abandoned and tried again
 _GAUGES = (metrics.ACTIVE_WORKERS, metrics.COVERAGE_RATIO, metrics.COVERAGE_TARGET_RATIO,
            metrics.COVERAGE_MEMBERS, metrics.AWAITING_BUDGET_WORKERS,
-           metrics.AWAITING_BUDGET_IDR)
+           metrics.AWAITING_BUDGET_IDR, metrics.BPJS_VERIFIED_WORKERS,
+           metrics.BPJS_AWAITING_WORKERS)
 
 
 @dataclass
@@ -108,6 +109,8 @@ class Projection:
             metrics.COVERAGE_MEMBERS.labels(s.programme).set(s.members)
             metrics.AWAITING_BUDGET_WORKERS.labels(s.programme).set(s.awaiting_budget_workers)
             metrics.AWAITING_BUDGET_IDR.labels(s.programme).set(s.awaiting_budget_idr)
+            metrics.BPJS_VERIFIED_WORKERS.labels(s.programme).set(s.verified_workers)
+            metrics.BPJS_AWAITING_WORKERS.labels(s.programme).set(s.awaiting_bpjs_workers)
         self.exporting = True
         return started
 

@@ -114,6 +114,16 @@ AWAITING_BUDGET_WORKERS = Gauge(
     "Workers with a month held because the budget has no room (not covered then).",
     ["programme"],
 )
+BPJS_VERIFIED_WORKERS = Gauge(
+    "iuran_bpjs_verified_workers",
+    "Active workers whose standing BPJS verdict is verified (covered).",
+    ["programme"],
+)
+BPJS_AWAITING_WORKERS = Gauge(
+    "iuran_bpjs_awaiting_workers",
+    "Active workers (months booked) BPJS has given no verdict on yet.",
+    ["programme"],
+)
 COVER_ENDING_WORKERS = Gauge(
     "iuran_cover_ending_workers",
     "Workers whose cover ends within the given months (this month included) and that no "
