@@ -315,7 +315,9 @@ def _coverage(settings: Settings, programme: str, booked: int) -> dict[str, Any]
             for snapshot in body:
                 if snapshot.get("programme") == programme:
                     latest = snapshot
-        if latest.get("contributions_booked", -1) >= booked:
+        # every worker has BPJS's verdict by now: wait for the projector to fold them too
+        if latest.get("contributions_booked", -1) >= booked \
+                and latest.get("awaiting_bpjs_workers", -1) == 0:
             break
         time.sleep(0.5)
     return latest
@@ -347,6 +349,8 @@ def _print_summary(summary: Summary, programme: Programme, out: Any) -> None:
         lines += [
             f"  coverage in {cov['headline_period']} (from the ledger)",
             f"    active workers (programme)  {cov['active_workers']:>11,}",
+            f"    verified by BPJS (covered)  {cov.get('verified_workers', 0):>11,}",
+            f"    awaiting BPJS's verdict     {cov.get('awaiting_bpjs_workers', 0):>11,}",
             f"    awaiting budget             {cov['awaiting_budget_workers']:>11,}"
             f"  ({rupiah(cov['awaiting_budget_idr'])})",
             f"    members no programme pays   {cov['registered_outside_programme']:>11,}"

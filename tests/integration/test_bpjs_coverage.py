@@ -62,17 +62,20 @@ async def _until(db: asyncpg.Pool, programme: Programme, wanted: tuple[int, int,
                  timeout: float = 60.0) -> tuple[int, int, int]:
     """The figures once they are ``wanted`` (or as they are when ``timeout`` passed)."""
     deadline = time.monotonic() + timeout
-    while (seen := await _figures(db, programme)) != wanted and time.monotonic() < deadline:
+    while True:
+        seen = await _figures(db, programme)
+        if seen == wanted or time.monotonic() > deadline:
+            return seen
         await asyncio.sleep(0.2)
-    return seen
 
 
 async def _applied(db: asyncpg.Pool, outbox_id: int, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     query = "SELECT count(*) = 1 FROM coverage.applied WHERE outbox_id = $1"
-    while not await db.fetchval(query, outbox_id) and time.monotonic() < deadline:
+    while True:
+        if await db.fetchval(query, outbox_id) or time.monotonic() > deadline:
+            return bool(await db.fetchval(query, outbox_id))
         await asyncio.sleep(0.2)
-    return bool(await db.fetchval(query, outbox_id))
 
 
 async def test_booked_workers_await_bpjs_until_verified_and_a_rejected_one_leaves(

@@ -204,4 +204,4 @@ def test_every_nik_column_is_replaced(ledger_url: str) -> None:
 
     found = on_db(ledger_url, columns)
     assert sorted(t for t, kind in found if kind == "text") == sorted(NIK_COLUMNS)
-    assert [t for t, kind in found if kind != "text"] == ["coverage.workers"]
+    assert [t for t, kind in found if kind != "text"] == ["coverage.verdicts", "coverage.workers"]

@@ -200,3 +200,27 @@ def ledger_plan_events(ledger: MemoryLedger, programme: str, sent: int) -> list[
     """A budget raise: the held months that fit are released, as events."""
     events = events_of(ledger.raise_budget(programme, 3 * P), recorded_at=AT)
     return [e.model_copy(update={"outbox_id": sent + n}) for n, e in enumerate(events, 1)]
+
+
+def test_the_latest_verdict_of_a_batch_stands_and_moves_active_workers_between_bpjs_figures(
+) -> None:
+    from datetime import timedelta
+
+    from schemas.events import LedgerBpjsVerdict
+    from services.domain.coverage_fold import bpjs_group_deltas, deltas
+
+    later = AT + timedelta(days=1)
+    found = deltas([
+        LedgerEvent(outbox_id=7, programme="p1", recorded_at=AT, bpjs_verdicts=[
+            LedgerBpjsVerdict(nik=A, status="verified", verified_at=later)]),
+        LedgerEvent(outbox_id=9, programme="p1", recorded_at=AT, bpjs_verdicts=[
+            LedgerBpjsVerdict(nik=A, status="rejected", verified_at=AT)])])
+    assert found.verdicts == {("p1", int(A)): (later, 7, "verified")}
+    total = ("p1", "total", "")
+    # A: active before and after, verdict none -> verified; B: booked now, verified before;
+    # C: cancelled now, no verdict; a rejected worker counts in neither figure
+    months = {(*total, int(A)): (3, 3), (*total, int(B)): (0, 3), (*total, int(C)): (3, 0),
+              ("p1", "by_opd", "DINSOS", int(C)): (3, 3)}
+    before = {("p1", int(B)): "verified", ("p1", int(C)): "rejected"}
+    after = {("p1", int(A)): "verified"}
+    assert bpjs_group_deltas(months, before, after) == {total: [2, -1]}
