@@ -118,8 +118,11 @@ Keys = Annotated[PrivacyKeys, Depends(privacy)]
 
 def masker(principal: Principal, keys: PrivacyKeys) -> RowMask | None:
     """Masks the NIK of a row and replaces ids derived from it by keyed pseudonyms, for
-    roles without personal-data access (None: no masking)."""
-    return None if principal.personal_data else row_mask(keys)
+    roles without personal-data access (None: no masking). An OPD sees its own workers, the
+    only rows it can read, unmasked."""
+    if principal.personal_data or principal.opd_code is not None:
+        return None
+    return row_mask(keys)
 
 
 def open_cursor(keys: PrivacyKeys, cursor: str | None, context: str) -> list[str] | None:

@@ -112,7 +112,7 @@ def handle_subject(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(as_json(document))
     else:
         sys.stdout.write(f"NIK {document['nik']} — "
-                         f"{'held' if document['held'] else 'nothing held'} "
+                         f"{'found' if document['found'] else 'nothing found'} "
                          f"(as of {document['generated_at'].isoformat()})\n")
         for section in SECTIONS:
             rows = document[section]

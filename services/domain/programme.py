@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.events import Category, Period
+from services.domain.money import rupiah
 from services.domain.official_calendar import CalendarError, load_calendar
 from services.domain.periods import parse_period, period_index
 
@@ -48,9 +49,9 @@ class Premium(_Config):
     def _a_bracket(cls, value: int) -> int:
         if value not in JKK_BPU_INCOME_BRACKETS:
             raise ValueError(
-                f"Rp{value:,} is not a JKK income bracket for BPU members (PP 44/2015 as "
+                f"{rupiah(value)} is not a JKK income bracket for BPU members (PP 44/2015 as "
                 f"amended, last by PP 49/2023); brackets: "
-                f"{', '.join(f'Rp{b:,}' for b in JKK_BPU_INCOME_BRACKETS)} ({BRACKETS_FILE.name})")
+                f"{', '.join(rupiah(b) for b in JKK_BPU_INCOME_BRACKETS)} ({BRACKETS_FILE.name})")
         return value
 
     @property

@@ -25,7 +25,7 @@ from services.ledger import journal, model, outbox
 from services.ledger.accounts import postings
 from services.ledger.bills import BILL_LINES_SHARED
 from services.ledger.model import Allocation, Arrival, Booked, Facts, Held, HoldReason, Month
-from services.ledger.sql import CONTRIBUTION_COLUMNS
+from services.ledger.sql import CONTRIBUTION_COLUMNS, contribution_columns
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ SELECT programme, effective_from, monthly_idr, jkk_idr, jkm_idr
  ORDER BY programme, effective_from
 """
 
-_COLUMNS = ", ".join(CONTRIBUTION_COLUMNS)
-_H_COLUMNS = ", ".join(f"h.{c}" for c in CONTRIBUTION_COLUMNS)
+_COLUMNS = contribution_columns()
+_H_COLUMNS = contribution_columns("h")
 
 # Held months: those of the batch (whatever became of them) and every one still waiting in
 # the allocations touched or for the batch's worker-months.
@@ -159,7 +159,7 @@ SELECT {_H_COLUMNS}, h.reason, h.hold_seq, true
 
 # Every booked row of the worker-months concerned, cancelled or not, billed or not.
 BOOKED_FACTS = f"""
-SELECT {", ".join(f"c.{c}" for c in CONTRIBUTION_COLUMNS)}, c.slot,
+SELECT {contribution_columns("c")}, c.slot,
        EXISTS (SELECT 1 FROM ledger.cancellations x
                 WHERE x.contribution_id = c.contribution_id) AS cancelled,
        (SELECT l.bill_id FROM ledger.bill_lines l

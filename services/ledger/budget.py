@@ -4,7 +4,6 @@ always with a recorded change; raising one books the held contributions in order
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -27,25 +26,6 @@ class Release:
     booked: int
     booked_idr: int
     duplicates: int
-
-
-async def lock_allocations(
-    connection: asyncpg.Connection, keys: Iterable[tuple[str, str]]
-) -> None:
-    """Row-lock the allocations of these (programme, funding source) pairs, in key order.
-
-    Must run inside a transaction; held until it ends."""
-    ordered = sorted(set(keys))
-    if not ordered:
-        return
-    await connection.execute(
-        """SELECT 1 FROM ledger.budget_allocations
-            WHERE (programme, funding_source) IN
-                  (SELECT * FROM unnest($1::text[], $2::text[]))
-            ORDER BY programme, funding_source
-              FOR UPDATE""",
-        [k[0] for k in ordered], [k[1] for k in ordered],
-    )
 
 
 async def release_held(

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.domain.money import rupiah
 from services.domain.schedule import derived_id
 from services.ledger.bills import bill_lock_sql
 from services.ledger.payments import ResolutionError
@@ -129,7 +130,7 @@ async def record_refund_received(
         due = int(await connection.fetchval(_REFUND_DUE, account))
         if amount_idr > due:
             raise ResolutionError(
-                f"Rp{amount_idr:,} received but only Rp{due:,} is due from BPJS for "
+                f"{rupiah(amount_idr)} received but only {rupiah(due)} is due from BPJS for "
                 f"{programme}: record the refunds due first (iuran bill refund-credit, "
                 "iuran discrepancy resolve --refund)")
         await connection.execute(

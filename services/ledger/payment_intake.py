@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from schemas.events import PaymentConfirmed
+from services.domain.money import rupiah
 
 MALFORMED_PAYMENT = "malformed_payment"
 IMPLAUSIBLE_AMOUNT = "implausible_amount"
@@ -37,9 +38,9 @@ def take_payment(value: bytes | None, bounds: Mapping[str, int]) -> PaymentConfi
     bound = bounds.get(payment.programme, max(bounds.values(), default=None))
     if bound is not None and payment.amount_idr > bound:
         raise UntakeablePayment(
-            IMPLAUSIBLE_AMOUNT, f"amount_idr Rp{payment.amount_idr:,} is more than programme "
+            IMPLAUSIBLE_AMOUNT, f"amount_idr {rupiah(payment.amount_idr)} is more than programme "
                                 f"{payment.programme} can receive in one payment "
-                                f"(Rp{bound:,}, its allocation)")
+                                f"({rupiah(bound)}, its allocation)")
     return payment
 
 

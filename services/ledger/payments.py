@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import PaymentConfirmed
+from services.domain.money import rupiah
 from services.domain.schedule import derived_id
 from services.ledger import journal, outbox
 from services.ledger.bills import bill_lock_sql
@@ -121,7 +122,7 @@ def _discrepancy(payment: PaymentConfirmed, bills: list[asyncpg.Record],
     if not open_bills:
         return ("already_paid", 0,
                 f"every bill of {payment.programme} {payment.period} is already paid")
-    sequences = ", ".join(f"#{b['sequence']} Rp{b['amount_idr']:,}" for b in open_bills)
+    sequences = ", ".join(f"#{b['sequence']} {rupiah(b['amount_idr'])}" for b in open_bills)
     if payment.amount_idr < expected:
         return "partial", expected, f"less than the open bills ({sequences})"
     return "excess", expected, f"more than the open bills ({sequences})"
@@ -253,7 +254,7 @@ async def resolve_discrepancy(
             left = paid - applied
             if left and rest not in (REFUND, CARRY_OVER):
                 raise ResolutionError(
-                    f"Rp{left:,} is left after the bill: say what becomes of it "
+                    f"{rupiah(left)} is left after the bill: say what becomes of it "
                     "(refund or carry_over)")
         kind = rest if action == APPLY else action
         if left:
@@ -295,8 +296,8 @@ async def _apply_to_bill(
         raise ResolutionError(f"bill {bill_id} is already paid")
     if bill["amount_idr"] > found["paid_idr"]:
         raise ResolutionError(
-            f"the payment (Rp{found['paid_idr']:,}) is less than the bill "
-            f"(Rp{bill['amount_idr']:,}): a top-up payment completes it, or refund it")
+            f"the payment ({rupiah(found['paid_idr'])}) is less than the bill "
+            f"({rupiah(bill['amount_idr'])}): a top-up payment completes it, or refund it")
     if bill["period"] != found["period"]:
         await connection.execute(bill_lock_sql(), bill["programme"], bill["period"])
     await connection.execute(_SETTLE, found["payment_id"], [bill_id], found["reference"])

@@ -9,6 +9,7 @@ import logging
 
 import asyncpg
 
+from services.domain.money import rupiah
 from services.domain.programme import Programme
 from services.domain.schedule import derived_id
 
@@ -41,5 +42,5 @@ async def record_premium_rates(connection: asyncpg.Connection, programme: Progra
             [p.monthly_idr for _, p in rates], [p.jkk_idr for _, p in rates],
             [p.jkm_flat_idr for _, p in rates])
     log.info("premium rates of %s recorded: %s", programme.id,
-             ", ".join(f"Rp{p.monthly_idr:,} from {f}" for f, p in rates))
+             ", ".join(f"{rupiah(p.monthly_idr)} from {f}" for f, p in rates))
     return True

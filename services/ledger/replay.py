@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from schemas.events import Category, ContributionSchedule
+from services.domain.money import rupiah
 from services.domain.periods import period_index
 from services.domain.programme import Programme
 from services.domain.schedule import contributions_for
@@ -111,8 +112,8 @@ def _check_rates_agree(programme: Programme, rates: list[asyncpg.Record]) -> Non
     configured = [(f, p.monthly_idr, p.jkk_idr, p.jkm_flat_idr)
                   for f, p in programme.premium_rates()]
     if recorded != configured:
-        shown = ", ".join(f"Rp{m:,} from {f}" for f, m, _, _ in recorded) or "none recorded"
+        shown = ", ".join(f"{rupiah(m)} from {f}" for f, m, _, _ in recorded) or "none recorded"
+        wanted = ", ".join(f"{rupiah(m)} from {f}" for f, m, _, _ in configured)
         raise ReplayError(
             f"the ledger's premiums of {programme.id} ({shown}) are not this configuration's "
-            f"({', '.join(f'Rp{m:,} from {f}' for f, m, _, _ in configured)}): restart the "
-            "ledger with this configuration, then replay")
+            f"({wanted}): restart the ledger with this configuration, then replay")

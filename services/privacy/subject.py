@@ -98,7 +98,7 @@ def _plain(row: asyncpg.Record) -> dict[str, Any]:
 
 async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
                          nik: str, pseudonym: str) -> dict[str, Any]:
-    """The document of one NIK: {"nik", "generated_at", "held", <section>: [rows]}.
+    """The document of one NIK: {"nik", "generated_at", "found", <section>: [rows]}.
     ``pseudonym`` is the NIK's keyed pseudonym: only the erasures are looked up by it (what
     is kept under it is no longer this person's record)."""
     document: dict[str, Any] = {"nik": nik, "generated_at": datetime.now(UTC)}
@@ -110,8 +110,8 @@ async def subject_record(connection: asyncpg.Connection | asyncpg.Pool,
         "enrollments", [])
     document["access_log"] = await access_log.read(connection, nik=nik, limit=10_000)
     document["erasure"] = [_plain(r) for r in await connection.fetch(_ERASURES, nik, pseudonym)]
-    document["held"] = any(document[s] for s in SECTIONS if s not in ("access_log", "erasure"))
-    return {k: document[k] for k in ("nik", "generated_at", "held", *SECTIONS)}
+    document["found"] = any(document[s] for s in SECTIONS if s not in ("access_log", "erasure"))
+    return {k: document[k] for k in ("nik", "generated_at", "found", *SECTIONS)}
 
 
 def json_value(value: object) -> object:

@@ -118,10 +118,6 @@ class Settings(BaseSettings):
             return moment
         return moment + (self.business_date - moment.date())
 
-    @property
-    def embedded(self) -> bool:
-        return not (self.kafka_bootstrap and self.database_url)
-
     def port_of(self, service: str) -> int:
         ports = {
             "validator": self.validator_port,

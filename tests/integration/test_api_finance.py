@@ -42,6 +42,8 @@ PREMIUM = 16_800
 FINANCE = {"Authorization": "Bearer finance-token-0123456789"}
 OPS = {"Authorization": "Bearer ops-token-0123456789abc"}
 AUDITOR = {"Authorization": "Bearer auditor-token-0123456789"}
+OPD_DISHUB = {"Authorization": "Bearer opd-dishub-token-0123456789"}
+OPD_DISPANGTAN = {"Authorization": "Bearer opd-dispangtan-token-0123456789"}
 MONTHS = ["2025-12", "2026-01", "2026-02"]
 
 
@@ -104,6 +106,9 @@ async def client(world_url: tuple[World, str]) -> AsyncIterator[httpx.AsyncClien
         ApiToken(token=SecretStr("finance-token-0123456789"), roles=("finance",), name="bpkad"),
         ApiToken(token=SecretStr("ops-token-0123456789abc"), roles=("ops",), name="noc"),
         ApiToken(token=SecretStr("auditor-token-0123456789"), roles=("auditor",), name="bpk"),
+        *(ApiToken(token=SecretStr(f"opd-{opd.lower()}-token-0123456789"), roles=("opd",),
+                   name=opd.lower(), opd_code=opd, programmes=(world_url[0].programme.id,))
+          for opd in ("DISHUB", "DISPANGTAN")),
     ], max_page_size=50)
     app = create_app(world_url[1], settings)
     async with app.router.lifespan_context(app):
@@ -364,3 +369,24 @@ async def test_cover_expiry_and_the_waiting_list_per_opd(client: httpx.AsyncClie
         (1, world.nik(5), 1, "budget_exceeded")]
     assert (await client.get("/waiting-list", params={"opd_code": "DISHUB"},
                              headers=FINANCE)).json()["items"] == []
+
+
+async def test_an_opd_pages_through_its_own_workers_cover_end_and_waiting_list(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    first = await client.get("/v1/cover-expiry", params={
+        "programme": world.programme.id, "limit": 1}, headers=OPD_DISHUB)
+    assert first.status_code == 200, first.text
+    second = await client.get("/v1/cover-expiry", params={
+        "programme": world.programme.id, "limit": 1, "cursor": first.json()["next_cursor"]},
+        headers=OPD_DISHUB)
+    assert second.status_code == 200, second.text
+    items = first.json()["items"] + second.json()["items"]
+    assert sorted(i["nik"] for i in items) == sorted([world.nik(0), world.nik(1)])
+    assert {(i["covered_through"], i["inactive_from"]) for i in items} == {("2026-02", "2026-03")}
+
+    waiting = await client.get("/v1/waiting-list", headers=OPD_DISPANGTAN)
+    assert waiting.status_code == 200, waiting.text
+    assert [(w["place"], w["nik"], w["months"]) for w in waiting.json()["items"]] == [
+        (1, world.nik(5), 1)]
+    assert (await client.get("/v1/waiting-list", headers=OPD_DISHUB)).json()["items"] == []

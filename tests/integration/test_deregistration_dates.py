@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 import httpx
 import pytest
@@ -17,11 +17,10 @@ from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.gateway import DISHUB, DISNAKER, base_url
 from tests.support.kafka import publish
-from tests.support.workers import as_message, deregistration, registration
+from tests.support.workers import WIB, as_message, deregistration, registration
 
 pytestmark = pytest.mark.integration
 
-WIB = timezone(timedelta(hours=7))
 JUNE_2026 = datetime(2026, 6, 1, 9, 0, tzinfo=WIB)
 
 

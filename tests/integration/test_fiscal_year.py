@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 
 import asyncpg
 import httpx
@@ -25,11 +25,10 @@ from services.runtime.stack import ServiceProcesses
 from tests.support.gateway import DISHUB, base_url
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
-from tests.support.workers import as_message, registration
+from tests.support.workers import WIB, as_message, registration
 
 pytestmark = pytest.mark.integration
 
-WIB = timezone(timedelta(hours=7))
 PREMIUM = 16_800
 
 

@@ -152,7 +152,7 @@ def test_the_nik_past_the_archive_is_replaced_by_its_pseudonym_everywhere(
     code, out, err = cli("privacy", "subject", old, "--json")
     assert code == 0, err
     record = json.loads(out)
-    assert not record["held"]
+    assert not record["found"]
     assert [e["kind"] for e in record["erasure"]] == ["personal_data", "nik"]
     assert old not in json.dumps({k: v for k, v in record.items()
                                   if k not in ("nik", "access_log")})

@@ -62,7 +62,7 @@ async def test_the_dpo_gets_a_persons_whole_record(
         nobody = await client.get(f"/privacy/subjects/{unique_nik()}", headers=AUDITOR)
     assert response.status_code == 200, response.text
     record = response.json()
-    assert record["nik"] == nik and record["held"]
+    assert record["nik"] == nik and record["found"]
     assert [r["event"]["worker"]["full_name"] for r in record["submitted"]] == [name]
     assert sorted(d["event_type"] for d in record["decisions"]) == ["deregistered",
                                                                    "registered"]
@@ -72,7 +72,7 @@ async def test_the_dpo_gets_a_persons_whole_record(
     assert record["enrolments"] and record["enrolments"][0]["opd_code"] == "DINSOS"
     assert any(a["actor"] == "dev-finance" and a["what"] == "/workers/{nik}/history"
                for a in record["access_log"])
-    assert not nobody.json()["held"] and not nobody.json()["months"]
+    assert not nobody.json()["found"] and not nobody.json()["months"]
 
     out = tmp_path / "subject.json"
     written = await asyncio.to_thread(_cli, settings, "privacy", "subject", nik, "--out",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from schemas.events import (
     AnyRegistration,
@@ -14,8 +15,10 @@ from schemas.events import (
     WorkerRegistered,
 )
 from services.domain.nik import REGIONS, encode_nik, nik_of, parse_nik
+from services.domain.programme import load_programme
 
-WIB = timezone(timedelta(hours=7))
+# Kota Malang's business time zone, as its programme declares it.
+WIB = load_programme(Path(__file__).parents[2] / "deploy" / "programmes" / "malang-2025.toml").zone
 _rng = random.Random(uuid.uuid4().int)  # noqa: S311 - unique test data, not security
 # Every (regency/city, kecamatan) of the Kemendagri code list, e.g. ("3573", "01").
 _PLACES = sorted((regency, district) for regency, districts in REGIONS.items()

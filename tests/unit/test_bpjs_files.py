@@ -4,16 +4,15 @@ code per bad row with the other rows kept."""
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.adapters.tables import read_table
 from services.bpjs import files
 from services.domain.sheet import TableError
+from tests.support.workers import WIB
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "templates"
-WIB = ZoneInfo("Asia/Jakarta")
 
 
 def test_the_documented_verdict_example_reads_as_verdicts() -> None:

@@ -56,7 +56,7 @@ async def read_access_log(
 class SubjectRecord(BaseModel):
     nik: str
     generated_at: datetime
-    held: bool = Field(description="iuran holds something on this person")
+    found: bool = Field(description="iuran has something on this person")
     submitted: list[dict[str, Any]] = Field(description="rows OPDs sent through the gateway")
     decisions: list[dict[str, Any]] = Field(description="registrations and their outcomes")
     corrections: list[dict[str, Any]] = Field(

@@ -1,20 +1,24 @@
 """An OPD's own workers: GET /v1/workers (with filters) and GET /v1/workers/{nik} (covered
-months, payer, status). A worker is the OPD's when the ledger holds months the OPD enrolled;
-another OPD's worker is 404, as one that does not exist (nothing leaks)."""
+months, payer, status), whose cover ends when (GET /v1/cover-expiry) and who waits for budget
+(GET /v1/waiting-list), the last two read from the finance views for the OPD alone. A worker
+is the OPD's when the ledger holds months the OPD enrolled; another OPD's worker is 404, as
+one that does not exist (nothing leaks)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from schemas.events import Category
-from services.api.deps import Agency, Pool
+from services.api.deps import Agency, Keys, Pool
+from services.api.models import CoverExpiry, Page, WaitingListEntry
 from services.api.params import Code, Cursor, Limit
-from services.api.reading import record_read
+from services.api.reading import page, record_read
 from services.api.workers import WorkerStatus, events, months, summaries
+from services.ledger.views import VIEWS
 from services.privacy.access_log import NikTally
 
 router = APIRouter(tags=["registrations"])
@@ -114,84 +118,25 @@ async def workers(
                       next_cursor=rows[-1]["nik"] if more else None)
 
 
-class CoverEnd(BaseModel):
-    nik: str
-    programme: str
-    category: str
-    kecamatan: str
-    covered_through: str = Field(description="the last month booked")
-    paid_through: str | None = Field(description="the last month paid to BPJS")
-    months_left: int = Field(description="months from this month to covered_through; 0: ended")
-    inactive_from: str | None = Field(description="inactive at BPJS from this month on, "
-                                                  "unless a programme continues the worker")
-    renewed_to: str | None = Field(description="the programme whose months follow")
-
-
-class CoverEndPage(BaseModel):
-    items: list[CoverEnd]
-    next_cursor: str | None = None
-
-
-@router.get("/v1/cover-expiry", response_model=CoverEndPage)
+@router.get("/v1/cover-expiry", response_model=Page[CoverExpiry])
 async def cover_expiry(
-    request: Request, principal: Agency, pool: Pool, limit: Limit, cursor: Cursor = None,
-    programme: Code = None,
+    request: Request, principal: Agency, pool: Pool, keys: Keys, limit: Limit,
+    cursor: Cursor = None, programme: Code = None,
     months_left_max: Annotated[int | None, Query(ge=0, le=120)] = None,
-) -> CoverEndPage:
-    """Whose cover ends when among the OPD's workers (finance.cover_expiry), by NIK."""
-    assert principal.opd_code is not None
-    if cursor is not None and (len(cursor) != 16 or not cursor.isdigit()):
-        raise HTTPException(422, detail="cursor is not valid: pass next_cursor unchanged")
-    rows = [dict(r) for r in await pool.fetch(
-        f"""SELECT nik, programme, category, kecamatan, covered_through, paid_through,
-                   months_left, inactive_from, renewed_to
-              FROM finance.cover_expiry
-             WHERE opd_code = $1 AND ($2::text IS NULL OR programme = $2)
-               AND ($3::int IS NULL OR months_left <= $3) AND ($4::text IS NULL OR nik > $4)
-             ORDER BY nik, programme LIMIT {int(limit) + 1}""",
-        principal.opd_code, programme, months_left_max, cursor)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    tally = NikTally()
-    tally.add_rows(rows)
-    await record_read(pool, request, principal, {
-        "programme": programme, "months_left_max": months_left_max, "after": cursor}, tally)
-    return CoverEndPage(items=[CoverEnd(**r) for r in rows],
-                        next_cursor=rows[-1]["nik"] if more else None)
+) -> dict[str, Any]:
+    """Whose cover ends when among the OPD's workers (finance.cover_expiry)."""
+    return await page(pool, keys, request, VIEWS["cover_expiry"], principal,
+                      {"opd_code": principal.opd_code, "programme": programme,
+                       "months_left_max": months_left_max}, limit, cursor)
 
 
-class Waiting(BaseModel):
-    place: int = Field(description="place in the programme's queue: booked in this order when "
-                                   "the budget is raised")
-    nik: str
-    programme: str
-    category: str
-    kecamatan: str
-    first_period: str
-    months: int
-    amount_idr: int
-    renewal_of: str | None = Field(description="the programme a renewal continues")
-
-
-class WaitingPage(BaseModel):
-    items: list[Waiting]
-
-
-@router.get("/v1/waiting-list", response_model=WaitingPage)
-async def waiting_list(request: Request, principal: Agency, pool: Pool, limit: Limit,
-                       programme: Code = None) -> WaitingPage:
+@router.get("/v1/waiting-list", response_model=Page[WaitingListEntry])
+async def waiting_list(request: Request, principal: Agency, pool: Pool, keys: Keys,
+                       limit: Limit, cursor: Cursor = None,
+                       programme: Code = None) -> dict[str, Any]:
     """The OPD's workers waiting for budget (finance.waiting_list), in queue order."""
-    assert principal.opd_code is not None
-    rows = [dict(r) for r in await pool.fetch(
-        f"""SELECT place, nik, programme, category, kecamatan, first_period, months,
-                   amount_idr, renewal_of
-              FROM finance.waiting_list
-             WHERE opd_code = $1 AND ($2::text IS NULL OR programme = $2)
-             ORDER BY programme, place LIMIT {int(limit)}""", principal.opd_code, programme)]
-    tally = NikTally()
-    tally.add_rows(rows)
-    await record_read(pool, request, principal, {"programme": programme}, tally)
-    return WaitingPage(items=[Waiting(**r) for r in rows])
+    return await page(pool, keys, request, VIEWS["waiting_list"], principal,
+                      {"opd_code": principal.opd_code, "programme": programme}, limit, cursor)
 
 
 @router.get("/v1/workers/{nik}", response_model=WorkerDetail,
