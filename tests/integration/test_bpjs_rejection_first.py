@@ -7,7 +7,7 @@ waiting for budget is not released for a rejected worker."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -39,18 +39,19 @@ LEDGER = ((GROUPS["ledger"], TOPIC_CONTRIBUTIONS),)
 PIPELINE = ((GROUPS["validator"], TOPIC_REGISTRATIONS), (GROUPS["ledger"], TOPIC_CONTRIBUTIONS))
 NIKS = NikSource(region=11)
 PREMIUM = 16_800
-VERIFIED_AT = datetime(2025, 12, 5, 9, tzinfo=UTC)  # after the registrations (2025-11-25)
 REASON = "NIK tidak sesuai data Dukcapil"
+JUDGED_AT = datetime(2025, 12, 5, 9, tzinfo=UTC)  # after the schedules' registrations
 
 
 def _malang() -> Programme:
     return load_programmes(Settings().programmes_dir)["malang-2025"]
 
 
-async def _reject(settings: Settings, programme: str, nik: str) -> None:
+async def _reject(settings: Settings, programme: str, nik: str,
+                  verified_at: datetime | None = None) -> None:
     verdict = BpjsVerification(
         verification_id=uuid.uuid4(), programme=programme, nik=nik, status="rejected",
-        reason_code="R02", reason=REASON, verified_at=VERIFIED_AT)
+        reason_code="R02", reason=REASON, verified_at=verified_at or settings.now())
     await publish(settings, TOPIC_BPJS_VERIFICATIONS,
                   [(nik.encode(), verdict.model_dump_json().encode())])
     await handled(settings, VERDICTS)
@@ -79,9 +80,11 @@ async def test_a_rejection_taken_before_the_months_arrive_cancels_them_and_the_r
     stack: ServiceProcesses, settings: Settings, db: asyncpg.Pool
 ) -> None:
     malang = _malang()
-    worker = registration(opd_code="DISNAKER")
+    # BPJS judged the registration sent a minute ago; its verdict overtakes the months
+    sent = settings.now() - timedelta(minutes=2)
+    worker = registration(opd_code="DISNAKER").model_copy(update={"occurred_at": sent})
     nik = worker.worker.nik
-    await _reject(settings, malang.id, nik)  # BPJS's verdict overtakes the registration
+    await _reject(settings, malang.id, nik, sent + timedelta(minutes=1))
     spent = await _booked_idr(db, malang)
 
     await publish(settings, TOPIC_REGISTRATIONS, [as_message(worker)])
@@ -128,7 +131,7 @@ async def test_a_worker_rejected_first_is_not_held_nor_released_when_room_is_fre
     finally:
         await connection.close()
     await _through_the_ledger(settings, schedule(programme, paid, ["2025-12"]))
-    await _reject(settings, programme.id, rejected)
+    await _reject(settings, programme.id, rejected, JUDGED_AT)
 
     # the rejected worker's month arrives first, then another worker's: no room for either
     await _through_the_ledger(settings, schedule(programme, rejected, ["2025-12"]))
@@ -138,7 +141,7 @@ async def test_a_worker_rejected_first_is_not_held_nor_released_when_room_is_fre
 
     # BPJS rejects the paid worker too: its month is cancelled and the room goes to the
     # worker that waits, not to the one BPJS rejected
-    await _reject(settings, programme.id, paid)
+    await _reject(settings, programme.id, paid, JUDGED_AT)
     assert await _statuses(db, programme.id, paid) == [("cancelled", 0)]
     assert await _statuses(db, programme.id, rejected) == [("cancelled", 0)]
     assert await _statuses(db, programme.id, waiting) == [("booked", 0)]
