@@ -24,7 +24,16 @@ from schemas.events import ContributionSchedule
 from services.ledger import journal, model, outbox
 from services.ledger.accounts import postings
 from services.ledger.bills import BILL_LINES_SHARED
-from services.ledger.model import Allocation, Arrival, Booked, Facts, Held, HoldReason, Month
+from services.ledger.model import (
+    Allocation,
+    Arrival,
+    Booked,
+    Facts,
+    Held,
+    HoldReason,
+    Month,
+    Rejection,
+)
 from services.ledger.sql import CONTRIBUTION_COLUMNS, contribution_columns
 
 log = logging.getLogger(__name__)
@@ -179,6 +188,19 @@ SELECT r.programme, r.nik, r.rank
   JOIN ledger.renewal_ranks r ON r.programme = w.programme AND r.nik = w.nik
 """
 
+# The workers' standing verdicts at BPJS that are rejections (model.Facts.rejections): the
+# latest by verified_at, then by arrival, as finance.bpjs_members reads it.
+_REJECTIONS = """
+SELECT w.programme, w.nik, v.verification_id, v.verified_at, v.reason_code
+  FROM unnest($1::text[], $2::text[]) AS w (programme, nik)
+  CROSS JOIN LATERAL (
+        SELECT b.status, b.verification_id, b.verified_at, b.reason_code
+          FROM ledger.bpjs_verifications b
+         WHERE b.programme = w.programme AND b.nik = w.nik
+         ORDER BY b.verified_at DESC, b.seq DESC LIMIT 1) v
+ WHERE v.status = 'rejected'
+"""
+
 _DECIDED = """
 SELECT contribution_id FROM ledger.duplicate_attempts WHERE contribution_id = ANY($1::uuid[])
 UNION ALL
@@ -244,6 +266,11 @@ async def _load(
     if held_workers:
         facts.ranks = {(r["programme"], r["nik"]): r["rank"] for r in await connection.fetch(
             _RANKS, [w[0] for w in held_workers], [w[1] for w in held_workers])}
+        facts.rejections = {
+            (r["programme"], r["nik"]): Rejection(r["verification_id"], r["verified_at"],
+                                                  r["reason_code"])
+            for r in await connection.fetch(_REJECTIONS, [w[0] for w in held_workers],
+                                            [w[1] for w in held_workers])}
     if ids:
         for r in await connection.fetch(_TOMBSTONES, ids):
             facts.tombstones[r["contribution_id"]] = _month(r)
@@ -267,13 +294,24 @@ RETURNING programme, reason
 """
 
 
+# Months a standing BPJS rejection cancelled on arrival or in the held queue: the validator
+# sees them stopped, so the OPD's resubmission enrols the worker anew (docs/bpjs.md).
+_BPJS_CANCELLED = """
+INSERT INTO ledger.bpjs_cancelled_months (contribution_id, verification_id, programme, nik,
+                                          period)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT (contribution_id) DO NOTHING
+"""
+
+
 async def _write(
     connection: asyncpg.Connection, decided: model.Plan, stored: _Stored
 ) -> list[tuple[str, str]]:
     """Write a plan in an order the database's constraints accept at every statement: holds,
     the batch's postings, then each worker-month's bookings and cancellations wave by wave (a
     slot is cancelled before the next one is booked), the allocations' committed amounts,
-    then what became of holds, duplicates, credits, tombstones and refusals."""
+    then what became of holds, duplicates, credits, tombstones, the months BPJS's rejections
+    cancelled and refusals."""
     copy = connection.copy_records_to_table
     if decided.held:
         await copy("held_contributions", schema_name="ledger",
@@ -335,6 +373,10 @@ async def _write(
                    columns=("contribution_id", "schedule_id", "registration_event_id"),
                    records=[(m.contribution_id, m.schedule_id, m.registration_event_id)
                             for m in decided.cancelled_early])
+    if decided.bpjs_rejected:
+        await connection.execute(_BPJS_CANCELLED, *(list(column) for column in zip(*[
+            (m.contribution_id, r.verification_id, m.programme, m.nik, m.period)
+            for m, r in decided.bpjs_rejected], strict=True)))
     await outbox.record(connection, decided)
     if not decided.refused:
         return []

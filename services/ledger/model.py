@@ -11,7 +11,11 @@ The rules, in the order they are applied to a month that is **due**:
 1. A month the ledger already took (booked, held, refused or found a duplicate) under the
    same schedule is a replay: nothing changes. Under another schedule it is refused
    (``booked_by_another_schedule`` / ``held_for_another_schedule``).
-2. A month whose cancellation arrived first (a *tombstone*) is never booked.
+2. A month whose cancellation arrived first (a *tombstone*) is never booked; nor is a month
+   of a registration that BPJS's standing rejection of the worker judged (it occurred at or
+   before the verdict, :attr:`Facts.rejections`): it is cancelled on arrival as if the
+   rejection's cancellation had come first. The OPD's resubmission after the rejection is
+   booked.
 3. A month whose amount is not its programme's premium in force that month is refused
    (``amount_not_programme_premium``).
 4. A month another enrolment of the worker pays (it is *active*) is a duplicate attempt —
@@ -33,14 +37,15 @@ A month that is **cancelled**:
 * not seen yet: a tombstone is kept, so the month is never booked when it arrives.
 
 Whenever room is freed or a month becomes free, the months waiting for it are released in
-the order they wait in (rank, then the order they were held), in the same batch.
+the order they wait in (rank, then the order they were held), in the same batch; a held
+month of a registration a standing BPJS rejection judged is cancelled instead of released.
 """
 
 from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
@@ -119,6 +124,20 @@ class Held:
     waiting: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A worker's standing verdict at BPJS in a programme, when it is a rejection."""
+
+    verification_id: UUID
+    verified_at: datetime
+    reason_code: str = ""
+
+    def covers(self, month: Month) -> bool:
+        """The month is of a registration BPJS judged: one that occurred at or before the
+        verdict (or whose time is not known), not the OPD's resubmission after it."""
+        return month.occurred_at is None or month.occurred_at <= self.verified_at
+
+
 @dataclass
 class Facts:
     """What the ledger holds about the months of a batch (and the allocations they touch)."""
@@ -136,6 +155,8 @@ class Facts:
     # (programme, nik) -> the worker's place in a renewal's priority order (1 first): its held
     # months wait before those of workers without one, lower places first, then in hold order.
     ranks: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (programme, nik) -> the worker's standing verdict at BPJS, when it is a rejection
+    rejections: dict[tuple[str, str], Rejection] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,6 +181,8 @@ class Plan:
     room_used: dict[Allocation, int] = field(default_factory=dict)
     # the cancelled month (of its schedule) that cancelled each booked or held month
     cancelled_by: dict[UUID, Month] = field(default_factory=dict)
+    # months a standing BPJS rejection cancelled on arrival or in the held queue
+    bpjs_rejected: list[tuple[Month, Rejection]] = field(default_factory=list)
 
 
 class _Batch:
@@ -176,6 +199,7 @@ class _Batch:
         self.decided = set(facts.decided)
         self.next_seq = facts.next_hold_seq
         self.ranks = facts.ranks
+        self.rejections = facts.rejections
         self.plan = Plan()
         # The waiting months of each allocation in the order they were held, how many of
         # them wait for room, and which wait for a worker-month's earlier generation.
@@ -251,6 +275,10 @@ class _Batch:
             self.decided.add(cid)
             self.plan.cancelled_early.append(month)
             return
+        rejection = self.rejected(month)
+        if rejection is not None:
+            self.reject(month, rejection)
+            return
         premium = self.rate(month.programme, month.period)
         if premium is not None and premium != (month.amount_idr, month.jkk_idr, month.jkm_idr):
             self.refuse(month, Refusal.AMOUNT_NOT_PROGRAMME_PREMIUM)
@@ -270,6 +298,24 @@ class _Batch:
             self.hold(month, HoldReason.BUDGET_EXCEEDED)
         else:
             self.book(month, released=False)
+
+    def rejected(self, month: Month) -> Rejection | None:
+        """The worker's standing rejection at BPJS, if it judged the month's registration."""
+        rejection = self.rejections.get((month.programme, month.nik))
+        return rejection if rejection is not None and rejection.covers(month) else None
+
+    def reject(self, month: Month, rejection: Rejection) -> None:
+        """Cancel a due month on arrival for BPJS's rejection, as if the rejection's
+        cancellation had arrived before it: a tombstone (carrying the verdict's id as its
+        schedule and event) and the month cancelled on arrival."""
+        tombstone = replace(month, schedule_id=rejection.verification_id,
+                            registration_event_id=rejection.verification_id,
+                            occurred_at=rejection.verified_at)
+        self.tombstones[month.contribution_id] = tombstone
+        self.decided.add(month.contribution_id)
+        self.plan.tombstones.append(tombstone)
+        self.plan.cancelled_early.append(month)
+        self.plan.bpjs_rejected.append((month, rejection))
 
     def refuse(self, month: Month, reason: Refusal) -> None:
         self.decided.add(month.contribution_id)
@@ -329,6 +375,12 @@ class _Batch:
             if not held.waiting:
                 continue
             month = held.month
+            rejection = self.rejected(month)
+            if rejection is not None:  # held before BPJS's rejection was known: never booked
+                self.resolve(held)
+                self.plan.held_cancelled.append((month, rejection.verification_id))
+                self.plan.bpjs_rejected.append((month, rejection))
+                continue
             payer = self.active.get(month.worker_month)
             if payer is not None:
                 if self.booked[payer].month.generation < month.generation:

@@ -874,6 +874,20 @@ CREATE VIEW finance.bpjs_line_outcomes AS
    FROM lines;
 
 --
+-- Name: bpjs_cancelled_months; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.bpjs_cancelled_months (
+    contribution_id uuid NOT NULL,
+    verification_id uuid NOT NULL,
+    programme text NOT NULL,
+    nik text NOT NULL,
+    period text NOT NULL,
+    CONSTRAINT bpjs_cancelled_months_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
+    CONSTRAINT bpjs_cancelled_months_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
+);
+
+--
 -- Name: bpjs_members; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -888,8 +902,10 @@ CREATE VIEW finance.bpjs_members AS
     verified_at,
     verification_id,
     received_at,
-    cancelled_months
-   FROM ledger.bpjs_verifications
+    ( SELECT (count(*))::integer AS count
+           FROM ledger.bpjs_cancelled_months m
+          WHERE ((m.nik = v.nik) AND (m.verification_id = v.verification_id))) AS cancelled_months
+   FROM ledger.bpjs_verifications v
   ORDER BY programme, nik, verified_at DESC, seq DESC;
 
 --
@@ -960,9 +976,11 @@ CREATE VIEW finance.bpjs_verdicts AS
     reason,
     verified_at,
     received_at,
-    cancelled_months,
+    ( SELECT (count(*))::integer AS count
+           FROM ledger.bpjs_cancelled_months m
+          WHERE ((m.nik = v.nik) AND (m.verification_id = v.verification_id))) AS cancelled_months,
     (row_number() OVER (PARTITION BY programme, nik ORDER BY verified_at DESC, seq DESC) = 1) AS standing
-   FROM ledger.bpjs_verifications;
+   FROM ledger.bpjs_verifications v;
 
 --
 -- Name: budget_allocation_changes; Type: TABLE; Schema: ledger; Owner: -
@@ -1964,10 +1982,12 @@ UNION ALL
     r.resolved_at AS at,
     h.amount_idr,
     h.opd_code,
-    'cancelled while held'::text AS detail,
+    COALESCE((('BPJS rejected the worker ('::text || v.reason_code) || ')'::text), 'cancelled while held'::text) AS detail,
     h.generation
-   FROM (ledger.held_resolutions r
+   FROM (((ledger.held_resolutions r
      JOIN ledger.held_contributions h USING (contribution_id))
+     LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id))
+     LEFT JOIN ledger.bpjs_verifications v ON ((v.verification_id = m.verification_id)))
   WHERE (r.outcome = 'cancelled'::text)
 UNION ALL
  SELECT c.nik,
@@ -1978,22 +1998,26 @@ UNION ALL
     x.cancelled_at AS at,
     c.amount_idr,
     c.opd_code,
-    NULL::text AS detail,
+    (('BPJS rejected the worker ('::text || v.reason_code) || ')'::text) AS detail,
     c.generation
-   FROM (ledger.cancellations x
+   FROM (((ledger.cancellations x
      JOIN ledger.contributions c USING (contribution_id))
+     LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id))
+     LEFT JOIN ledger.bpjs_verifications v ON ((v.verification_id = m.verification_id)))
 UNION ALL
- SELECT early_cancellations.nik,
-    early_cancellations.programme,
-    early_cancellations.period,
-    early_cancellations.contribution_id,
+ SELECT e.nik,
+    e.programme,
+    e.period,
+    e.contribution_id,
     'cancelled'::text AS event,
-    early_cancellations.seen_at AS at,
-    early_cancellations.amount_idr,
-    early_cancellations.opd_code,
-    'cancelled before its month arrived'::text AS detail,
-    early_cancellations.generation
-   FROM ledger.early_cancellations
+    e.seen_at AS at,
+    e.amount_idr,
+    e.opd_code,
+    COALESCE((('BPJS rejected the worker ('::text || v.reason_code) || ') before its month arrived'::text), 'cancelled before its month arrived'::text) AS detail,
+    e.generation
+   FROM ((ledger.early_cancellations e
+     LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id))
+     LEFT JOIN ledger.bpjs_verifications v ON ((v.verification_id = m.verification_id)))
 UNION ALL
  SELECT c.nik,
     c.programme,
@@ -2081,20 +2105,6 @@ CREATE TABLE ledger.accounts (
     CONSTRAINT accounts_kind_check CHECK ((kind = ANY (ARRAY['asset'::text, 'liability'::text, 'expense'::text]))),
     CONSTRAINT accounts_owner_check CHECK (((length(owner) >= 1) AND (length(owner) <= 100))),
     CONSTRAINT accounts_purpose_check CHECK ((purpose ~ '^[a-z_]+$'::text))
-);
-
---
--- Name: bpjs_cancelled_months; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.bpjs_cancelled_months (
-    contribution_id uuid NOT NULL,
-    verification_id uuid NOT NULL,
-    programme text NOT NULL,
-    nik text NOT NULL,
-    period text NOT NULL,
-    CONSTRAINT bpjs_cancelled_months_nik_check CHECK (((nik ~ '^[0-9]{16}$'::text) OR (nik ~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'::text))),
-    CONSTRAINT bpjs_cancelled_months_period_check CHECK ((period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'::text))
 );
 
 --
@@ -3896,6 +3906,12 @@ GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_finance;
 GRANT SELECT ON TABLE finance.bpjs_line_outcomes TO iuran_auditor;
 
 --
+-- Name: TABLE bpjs_cancelled_months; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.bpjs_cancelled_months TO iuran_ledger_writer;
+
+--
 -- Name: TABLE bpjs_members; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -4198,12 +4214,6 @@ GRANT SELECT ON TABLE finance.worker_history TO iuran_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE ledger.accounts TO iuran_ledger_writer;
-
---
--- Name: TABLE bpjs_cancelled_months; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.bpjs_cancelled_months TO iuran_ledger_writer;
 
 --
 -- Name: TABLE bpjs_submission_rows; Type: ACL; Schema: ledger; Owner: -

@@ -204,7 +204,9 @@ class BpjsMember(BaseModel):
     reason: str | None = Field(description="BPJS's own words (verbatim), when rejected")
     effective_period: str | None = Field(description="first month BPJS covers")
     verified_at: datetime
-    cancelled_months: int = Field(description="unbilled months the rejection cancelled")
+    cancelled_months: int = Field(
+        description="months the rejection cancelled: unbilled when it arrived, and those of "
+                    "the registrations it judged that arrived after it")
 
 
 

@@ -269,9 +269,9 @@ async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
         (row,) = (await outcomes(client, submission_id, DISNAKER))["rows"]
         assert row["status"] == "booked" and row["bpjs_status"] is None  # awaiting BPJS
 
-        nik = worker.worker.nik
+        nik = worker.worker.nik  # BPJS judges the registration after it was sent
         await publish(settings, TOPIC_BPJS_VERIFICATIONS, [(nik.encode(), _verdict(
-            "malang-2025", nik, "rejected", datetime(2025, 12, 5, tzinfo=UTC),
+            "malang-2025", nik, "rejected", settings.now(),
             reason_code="R01", reason="Alamat tidak jelas (RT/RW tidak ada)"))])
         await handled(settings, VERDICTS_STAGE)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from services.ledger.model import Arrival, Booked, Facts, Held, Month, Plan, plan
 
@@ -13,7 +13,8 @@ PREMIUM = (16_800, 10_000, 6_800)
 
 
 def month(nik: str, period: str, *, generation: int = 0, programme: str = "p1",
-          schedule: str = "s", amount: int = PREMIUM[0]) -> Month:
+          schedule: str = "s", amount: int = PREMIUM[0],
+          occurred_at: datetime | None = None) -> Month:
     """A month of a schedule; the contribution id derives from programme, NIK, period and
     generation, and the schedule id from ``schedule`` (as the validator derives them)."""
     jkk = amount - PREMIUM[2]
@@ -23,7 +24,7 @@ def month(nik: str, period: str, *, generation: int = 0, programme: str = "p1",
         funding_source="APBD", amount_idr=amount, jkk_idr=jkk, jkm_idr=PREMIUM[2],
         schedule_id=uuid.uuid5(uuid.NAMESPACE_OID, schedule),
         registration_event_id=uuid.uuid5(uuid.NAMESPACE_OID, f"event:{schedule}"),
-        due_date=date(2026, 1, 15))
+        due_date=date(2026, 1, 15), occurred_at=occurred_at)
 
 
 def due(*months: Month) -> list[Arrival]:

@@ -6,12 +6,14 @@ into batches or on the order in which a registration and its cancellation arrive
 from __future__ import annotations
 
 import random
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.ledger.accounts import BPJS_CREDIT, BPJS_PAYABLE, PREMIUM_EXPENSE, postings
-from services.ledger.model import Arrival, HoldReason, Refusal
+from services.ledger.model import Arrival, HoldReason, Refusal, Rejection
 from tests.support.ledger_model import PREMIUM, MemoryLedger, cancelled, due, month
 
 P = PREMIUM[0]
@@ -99,6 +101,64 @@ def test_a_budget_raise_books_the_waiting_months_in_order() -> None:
     decided = ledger.raise_budget("p1", 2 * P)
     assert [m.nik for m in decided.released] == ["a", "b"]
     assert ledger.waiting() == {("c", "2026-01", 0)}
+
+
+# --- a rejection by BPJS that came before the months -------------------------------------
+
+REJECTED_AT = datetime(2025, 12, 5, tzinfo=UTC)
+BEFORE, AFTER = REJECTED_AT - timedelta(days=3), REJECTED_AT + timedelta(days=2)
+
+
+def rejected(*niks: str, programme: str = "p1") -> dict[tuple[str, str], Rejection]:
+    """The standing rejections of ``niks`` (BPJS's code R02)."""
+    return {(programme, nik): Rejection(uuid.uuid5(uuid.NAMESPACE_OID, f"verdict:{nik}"),
+                                        REJECTED_AT, "R02") for nik in niks}
+
+
+def test_months_of_a_registration_bpjs_rejected_before_they_arrived_are_cancelled() -> None:
+    ledger = MemoryLedger({"p1": 10 * P})
+    ledger.facts.rejections = rejected("a")
+    a1, a2 = month("a", "2026-01", occurred_at=BEFORE), month("a", "2026-02", occurred_at=BEFORE)
+    b = month("b", "2026-01", occurred_at=BEFORE)
+    decided = ledger.book(due(a1, a2, b))
+    assert decided.booked == [b]
+    assert decided.cancelled_early == [a1, a2]
+    assert [(m, r.reason_code) for m, r in decided.bpjs_rejected] == [(a1, "R02"), (a2, "R02")]
+    assert ledger.facts.room[KEY] == 9 * P
+    again = ledger.book(due(a1, a2))  # redelivered: decided already
+    assert not again.steps and not again.cancelled_early and not again.bpjs_rejected
+
+
+def test_the_opds_resubmission_after_the_rejection_is_booked() -> None:
+    ledger = MemoryLedger({"p1": 10 * P})
+    ledger.facts.rejections = rejected("a")
+    ledger.book(due(month("a", "2026-01", occurred_at=BEFORE, schedule="first")))
+    resent = month("a", "2026-01", generation=1, occurred_at=AFTER, schedule="again")
+    decided = ledger.book(due(resent))
+    assert decided.booked == [resent] and not decided.bpjs_rejected
+    assert ledger.active_months() == {("a", "2026-01", 1)}
+
+
+def test_a_month_of_a_worker_bpjs_rejected_first_is_not_held_for_budget_either() -> None:
+    ledger = MemoryLedger({"p1": 0})
+    ledger.facts.rejections = rejected("a")
+    a, b = month("a", "2026-01", occurred_at=BEFORE), month("b", "2026-01", occurred_at=BEFORE)
+    decided = ledger.book(due(a, b))
+    assert [m for m, _ in decided.held] == [b] and decided.cancelled_early == [a]
+    assert ledger.raise_budget("p1", 2 * P).released == [b]
+    assert ledger.facts.room[KEY] == P
+
+
+def test_a_held_month_of_a_worker_bpjs_rejected_since_is_not_released() -> None:
+    ledger = MemoryLedger({"p1": 0})
+    a, b = month("a", "2026-01", occurred_at=BEFORE), month("b", "2026-01", occurred_at=BEFORE)
+    ledger.book(due(a, b))  # both wait for budget
+    ledger.facts.rejections = rejected("a")
+    decided = ledger.raise_budget("p1", P)
+    assert decided.released == [b]
+    assert [m for m, _ in decided.held_cancelled] == [a]
+    assert [m for m, _ in decided.bpjs_rejected] == [a]
+    assert not ledger.waiting() and ledger.facts.room[KEY] == 0
 
 
 # --- properties -------------------------------------------------------------------------
@@ -268,3 +328,27 @@ def test_whatever_the_arrival_order_and_batches_the_waiting_months_are_booked_by
     expected = ranked + [n for n in arrival if n not in ranked]
     assert [m.nik for m in decided.released] == expected[:room]
     assert ledger.waiting() == {(n, "2026-01", 0) for n in expected[room:]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams(), st.integers(0, 6), st.integers(0, 10_000),
+       st.sets(st.integers(0, 4), max_size=3))
+def test_a_worker_bpjs_rejected_first_has_no_month_booked_or_waiting_whatever_the_batches(
+    stream: list[Arrival], budget_months: int, seed: int, workers: set[int]
+) -> None:
+    """Months of registrations a standing rejection judged are never booked nor held, however
+    the stream is cut into batches; the other workers' outcome does not depend on the cut."""
+    budgets = {"p1": budget_months * P, "p2": 2 * P}
+    rejections = {**rejected(*(f"w{w}" for w in workers)),
+                  **rejected(*(f"w{w}" for w in workers), programme="p2")}
+    cut_up = MemoryLedger(budgets)
+    cut_up.facts.rejections = rejections
+    for batch in cut(stream, seed):
+        cut_up.book(batch)
+        assert all(room >= 0 for room in cut_up.facts.room.values())
+    niks = {f"w{w}" for w in workers}
+    assert not {m for m in cut_up.active_months() | cut_up.waiting() if m[0] in niks}
+    whole = MemoryLedger(budgets)
+    whole.facts.rejections = rejections
+    whole.book(stream)
+    assert state(whole) == state(cut_up)

@@ -11,17 +11,29 @@ SELECT nik, programme, period, contribution_id, 'held', held_at, amount_idr, opd
   FROM ledger.held_contributions
 UNION ALL
 SELECT h.nik, h.programme, h.period, h.contribution_id, 'cancelled', r.resolved_at,
-       h.amount_idr, h.opd_code, 'cancelled while held', h.generation
+       h.amount_idr, h.opd_code,
+       coalesce('BPJS rejected the worker (' || v.reason_code || ')', 'cancelled while held'),
+       h.generation
   FROM ledger.held_resolutions r JOIN ledger.held_contributions h USING (contribution_id)
+  LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id)
+  LEFT JOIN ledger.bpjs_verifications v ON v.verification_id = m.verification_id
  WHERE r.outcome = 'cancelled'
 UNION ALL
 SELECT c.nik, c.programme, c.period, c.contribution_id, 'cancelled', x.cancelled_at,
-       c.amount_idr, c.opd_code, NULL, c.generation
+       c.amount_idr, c.opd_code, 'BPJS rejected the worker (' || v.reason_code || ')',
+       c.generation
   FROM ledger.cancellations x JOIN ledger.contributions c USING (contribution_id)
+  LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id)
+  LEFT JOIN ledger.bpjs_verifications v ON v.verification_id = m.verification_id
 UNION ALL
-SELECT nik, programme, period, contribution_id, 'cancelled', seen_at, amount_idr, opd_code,
-       'cancelled before its month arrived', generation
-  FROM ledger.early_cancellations
+SELECT e.nik, e.programme, e.period, e.contribution_id, 'cancelled', e.seen_at, e.amount_idr,
+       e.opd_code,
+       coalesce('BPJS rejected the worker (' || v.reason_code || ') before its month arrived',
+                'cancelled before its month arrived'),
+       e.generation
+  FROM ledger.early_cancellations e
+  LEFT JOIN ledger.bpjs_cancelled_months m USING (contribution_id)
+  LEFT JOIN ledger.bpjs_verifications v ON v.verification_id = m.verification_id
 UNION ALL
 SELECT c.nik, c.programme, c.period, c.contribution_id, 'cancellation_refused', f.seen_at,
        c.amount_idr, c.opd_code, f.reason, c.generation
