@@ -87,6 +87,9 @@ SELECT c.programme, c.nik, c.contribution_id, c.period, c.due_date, c.amount_idr
     ON c.programme = w.programme AND c.nik = w.nik
  WHERE c.status IN ('booked', 'held')
  ORDER BY c.programme, c.nik, c.period, c.generation"""
+_ALLOCATIONS_LOCKED = """
+SELECT 1 FROM ledger.budget_allocations WHERE programme = ANY($1::text[])
+ ORDER BY programme, funding_source FOR UPDATE"""
 _STOPPED = """
 INSERT INTO ledger.bpjs_cancelled_months (contribution_id, verification_id, programme, nik,
                                           period)
@@ -148,8 +151,13 @@ async def apply_verifications(connection: asyncpg.Connection,
     marks = [fingerprint(v) for v in verdicts]
     outcomes: list[str] = [""] * len(verdicts)
     async with connection.transaction():
-        if any(v.status == "rejected" for v in verdicts):
+        rejecting = sorted({v.programme for v in verdicts if v.status == "rejected"})
+        if rejecting:
             await connection.execute(BILL_LINES_SHARED)  # no bill is issued meanwhile
+            # The programmes' allocations, locked as a booking locks them: a booking of
+            # these workers in flight commits first (its months are then read below as
+            # unbilled), and one that starts now waits, then reads the rejection.
+            await connection.execute(_ALLOCATIONS_LOCKED, rejecting)
         # The verdicts of one worker are decided one after the other (in NIK order).
         for nik in sorted({v.nik for v in verdicts}):
             await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",

@@ -1,0 +1,101 @@
+"""A BPJS rejection and a booking of the same worker in two transactions at the same time:
+whichever commits first, the other sees it. The rejection waits for the booking of the
+programme's months in flight (the allocations' row locks), then cancels what it booked; a
+booking that waits for a rejection in flight then cancels its months on arrival. Without
+that, each would read the ledger before the other committed, and the worker's months would
+stay booked although BPJS rejected the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from schemas.events import BpjsVerification
+from services.domain.programme import Programme
+from services.ledger import book
+from services.ledger.bpjs_verdicts import apply_verifications
+from services.ledger.budget import ensure_allocation
+from tests.support import faults
+from tests.support.ledger import NikSource, programme_copy, schedule
+
+pytestmark = pytest.mark.integration
+
+MONTHS = ["2026-03", "2026-04"]
+REGISTERED = datetime(2025, 11, 25, 8, 0, tzinfo=UTC)
+REJECTED = datetime(2025, 12, 1, 9, 0, tzinfo=UTC)  # after the registration
+
+
+def _rejection(programme: Programme, nik: str) -> BpjsVerification:
+    return BpjsVerification(verification_id=uuid.uuid4(), programme=programme.id, nik=nik,
+                            status="rejected", reason_code="R02",
+                            reason="NIK tidak sesuai data Dukcapil", verified_at=REJECTED)
+
+
+async def _waits_or_done(conn: asyncpg.Connection, pid: int, task: asyncio.Task[Any]) -> bool:
+    """The other transaction finished, or waits for a lock."""
+    return task.done() or bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", pid))
+
+
+async def _live_months(conn: asyncpg.Connection, programme: Programme, nik: str) -> list[str]:
+    return [r["status"] for r in await conn.fetch(
+        """SELECT status FROM finance.contributions
+            WHERE programme = $1 AND nik = $2 AND status IN ('booked', 'held', 'billed')""",
+        programme.id, nik)]
+
+
+async def test_a_rejection_taken_while_the_months_are_being_booked_cancels_them(
+    conn: asyncpg.Connection, ledger_url: str, malang: Programme, niks: NikSource
+) -> None:
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    nik = niks.take()[0]
+    booking = await asyncpg.connect(ledger_url)
+    await book.prepare(booking)
+    try:
+        transaction = booking.transaction()
+        await transaction.start()
+        # The booking has decided and written the worker's months, not committed yet.
+        booked = await book.book_schedules(
+            booking, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)])
+        assert sum(booked.booked.values()) == len(MONTHS)
+        verdict = asyncio.create_task(apply_verifications(conn, [_rejection(programme, nik)]))
+        await faults.wait_for(lambda: _waits_or_done(booking, conn.get_server_pid(), verdict),
+                              within=30, interval=0.05)
+        await transaction.commit()
+        taken = await verdict
+    finally:
+        await booking.close()
+    assert taken.cancelled_months == len(MONTHS)
+    assert await _live_months(conn, programme, nik) == []
+
+
+async def test_months_booked_while_a_rejection_is_being_taken_are_cancelled_on_arrival(
+    conn: asyncpg.Connection, ledger_url: str, malang: Programme, niks: NikSource
+) -> None:
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    nik = niks.take()[0]
+    deciding = await asyncpg.connect(ledger_url)
+    await book.prepare(deciding)
+    try:
+        transaction = deciding.transaction()
+        await transaction.start()
+        # BPJS's rejection is recorded, not committed yet (nothing of the worker booked).
+        await apply_verifications(deciding, [_rejection(programme, nik)])
+        arriving = asyncio.create_task(book.book_schedules(
+            conn, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)]))
+        await faults.wait_for(
+            lambda: _waits_or_done(deciding, conn.get_server_pid(), arriving),
+            within=30, interval=0.05)
+        await transaction.commit()
+        result = await arriving
+    finally:
+        await deciding.close()
+    assert sum(result.booked.values()) == 0
+    assert await _live_months(conn, programme, nik) == []
