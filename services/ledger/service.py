@@ -42,7 +42,7 @@ from services.ledger.budget import ensure_allocation
 from services.ledger.cover import record_time_zone
 from services.ledger.migrate import unmigrated
 from services.ledger.relay import Relay
-from services.ledger.report import refresh_gauges
+from services.ledger.report import refresh_gauges, refresh_missing_at_bpjs_gauge
 from services.runtime import metrics
 from services.runtime.database import RETRYABLE, connect_with_retry
 from services.runtime.deadletter import DeadLetter, record_dead_letters
@@ -342,6 +342,12 @@ class LedgerService(Service):
             log.warning("BPJS bill of %s for %s: %d line(s) do not reconcile "
                         "(finance.bpjs_reconciliation)", bill.programme, bill.period,
                         unreconciled)
+        if outcome.outcome == bpjs_bills.RECORDED:
+            try:  # the months this bill (or part) leaves unbilled, a gauge the alert watches
+                await refresh_missing_at_bpjs_gauge(await self._connection_ready(),
+                                                    [bill.programme])
+            except RETRYABLE as exc:
+                log.warning("gauges not refreshed (%s)", type(exc).__name__)
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()

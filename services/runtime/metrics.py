@@ -179,6 +179,12 @@ BPJS_BILL_LINES_UNRECONCILED = Counter(
     "Lines of BPJS bills (and months BPJS did not bill) that do not match the ledger, by "
     "reconciliation outcome (finance.bpjs_reconciliation).", ["programme", "outcome"]
 )
+BPJS_MONTHS_MISSING_AT_BPJS = Gauge(
+    "iuran_bpjs_months_missing_at_bpjs",
+    "Months the ledger books for workers BPJS verified, in months the programme's BPJS bills "
+    "cover, that no BPJS bill has (missing_at_bpjs in finance.bpjs_reconciliation).",
+    ["programme"]
+)
 PAYMENTS_SETTLED = Counter(
     "iuran_payments_settled_total", "Payments that settled a bill.", ["programme"]
 )

@@ -127,3 +127,7 @@ async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
             f"http://{settings.http_host}:{settings.port_of('ledger')}/metrics")
     assert ('iuran_bpjs_bill_lines_unreconciled_total{outcome="amount_differs",'
             f'programme="{malang.id}"}}') in metrics.text
+    # the month BPJS did not bill is counted too, on a gauge that the alert watches
+    missing = [line for line in metrics.text.splitlines() if line.startswith(
+        f'iuran_bpjs_months_missing_at_bpjs{{programme="{malang.id}"}}')]
+    assert missing and float(missing[0].split()[-1]) >= 1, missing
