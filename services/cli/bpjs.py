@@ -6,6 +6,8 @@
 * ``import FILE --programme P``: BPJS's verification result (CSV/XLSX) as verdict events on
   iuran.bpjs.verifications.v1, one line per bad row; the other rows are published.
 * ``bill import FILE --programme P``: BPJS's bill (CSV/XLSX) as bills on iuran.bpjs.bills.v1.
+* ``announce [--programme P]``: every worker's standing verdict to the ledger's outbox again,
+  for coverage (once, after the upgrade that made coverage count verdicts).
 
 Exit codes: 0 every row taken; 1 some rows are wrong (the others were published); 2 a usage,
 file or broker error.
@@ -31,6 +33,7 @@ from services.bpjs.submission import HEADERS, Submission, submit
 from services.cli.errors import CliError
 from services.cli.ledger_db import programme_of, with_ledger
 from services.domain.sheet import TableError
+from services.ledger import bpjs_verdicts
 from services.privacy import access_log
 from services.privacy.access_log import Access, NikTally, cli_actor
 from services.runtime.kafka import ensure_topics, publish_all
@@ -69,6 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bill_import.add_argument("--programme", required=True, metavar="ID")
     bill_import.add_argument("--sheet", metavar="NAME", help="XLSX sheet (default: the first)")
     bill_import.set_defaults(handler=handle_bill_import)
+
+    announce = actions.add_parser(
+        "announce", help="send every worker's standing BPJS verdict to coverage again "
+                         "(through the ledger's outbox)")
+    announce.add_argument("--programme", metavar="ID", help="only this programme")
+    announce.set_defaults(handler=handle_announce)
 
 
 def handle_submission(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,3 +169,11 @@ def handle_bill_import(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.write(f"published {sent} bill(s) with {lines} line(s) to {TOPIC_BPJS_BILLS}")
     sys.stdout.write(f"; {len(read.errors)} row(s) wrong.\n" if read.errors else ".\n")
     return 1 if read.errors else 0
+
+
+def handle_announce(args: argparse.Namespace, settings: Settings) -> int:
+    count = with_ledger(settings, lambda connection: bpjs_verdicts.announce_standing(
+        connection, args.programme))
+    of = f" of {args.programme}" if args.programme else ""
+    sys.stdout.write(f"announced {count} standing verdict(s){of} to the ledger's outbox.\n")
+    return 0

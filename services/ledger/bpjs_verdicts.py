@@ -216,3 +216,21 @@ async def apply_verifications(connection: asyncpg.Connection,
             (key[0], key[1], verdicts[i].status, verdicts[i].verified_at)
             for key, i in sorted(standing.items())))
     return BatchOutcome(outcomes, result, sum(cancelled.values()))
+
+
+_STANDING = """
+SELECT programme, nik, status, verified_at FROM finance.bpjs_members
+ WHERE $1::text IS NULL OR programme = $1 ORDER BY programme, nik"""
+
+
+async def announce_standing(connection: asyncpg.Connection,
+                            programme: str | None = None) -> int:
+    """Write every worker's standing verdict (of ``programme``, or of all) to the outbox
+    again, in one transaction: coverage counts verdicts recorded before the outbox carried
+    them. The projector keeps the latest ``verified_at``, so announcing twice changes
+    nothing. Returns the verdicts announced."""
+    async with connection.transaction():
+        rows = await connection.fetch(_STANDING, programme)
+        await outbox.record_verdicts(connection, (
+            (r["programme"], r["nik"], r["status"], r["verified_at"]) for r in rows))
+    return len(rows)

@@ -30,6 +30,7 @@ from services.ledger.coverage import read_coverage
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.integration.test_bpjs_verdicts import VERDICTS_STAGE, _verdict
+from tests.support.cli import iuran_command
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.settle import handled
@@ -122,3 +123,29 @@ async def test_booked_workers_await_bpjs_until_verified_and_a_rejected_one_leave
         (key, stale.model_dump_json().encode()), (key, marker.model_dump_json().encode())])
     assert await _applied(db, marker.outbox_id)
     assert await _figures(db, programme) == (3, 2, 1)
+
+
+async def test_verdicts_recorded_before_the_outbox_carried_them_are_announced_once(
+    stack: ServiceProcesses, settings: Settings, database_url: str, db: asyncpg.Pool
+) -> None:
+    """A verdict the ledger kept before its outbox carried verdicts (an upgrade): coverage
+    sees the worker awaiting BPJS until `iuran bpjs announce` sends the standing verdicts
+    through the outbox; announcing again changes nothing."""
+    programme = programme_copy(load_programmes(settings.programmes_dir)["malang-2025"],
+                               budget_idr=10**12)
+    (worker,) = NIKS.take(1)
+    await _book(database_url, programme, [worker])
+    await db.execute(
+        """INSERT INTO ledger.bpjs_verifications (verification_id, programme, nik, status, kpj,
+                  effective_period, verified_at, fingerprint)
+           VALUES ($1, $2, $3, 'verified', $4, '2025-12', now(), 'recorded before')""",
+        uuid.uuid4(), programme.id, worker, f"26{worker[-9:]}")
+    assert await _until(db, programme, (1, 0, 1)) == (1, 0, 1)
+
+    for _ in range(2):
+        announced = await iuran_command(settings, "bpjs", "announce",
+                                        "--programme", programme.id)
+        assert announced.returncode == 0, announced.stderr
+        assert announced.stdout == (f"announced 1 standing verdict(s) of {programme.id} "
+                                    "to the ledger's outbox.\n")
+        assert await _until(db, programme, (1, 1, 0)) == (1, 1, 0)
