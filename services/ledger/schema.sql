@@ -52,13 +52,17 @@ CREATE FUNCTION finance.effective_due_date(billing text, bill_due date, month_du
 $$;
 
 --
--- Name: today(); Type: FUNCTION; Schema: finance; Owner: -
+-- Name: today(text, timestamp with time zone); Type: FUNCTION; Schema: finance; Owner: -
 --
 
-CREATE FUNCTION finance.today() RETURNS date
-    LANGUAGE sql STABLE
+CREATE FUNCTION finance.today(programme text, moment timestamp with time zone DEFAULT now()) RETURNS date
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT (now() AT TIME ZONE 'Asia/Jakarta')::date
+    SELECT (moment AT TIME ZONE coalesce(
+               (SELECT z.timezone FROM ledger.programme_time_zones z
+                 WHERE z.programme = today.programme ORDER BY z.zone_id DESC LIMIT 1),
+               'Asia/Jakarta'))::date
 $$;
 
 --
@@ -627,6 +631,18 @@ CREATE TABLE ledger.programme_billing (
 );
 
 --
+-- Name: programme_time_zones; Type: TABLE; Schema: ledger; Owner: -
+--
+
+CREATE TABLE ledger.programme_time_zones (
+    zone_id bigint NOT NULL,
+    programme text NOT NULL,
+    timezone text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT programme_time_zones_timezone_check CHECK (((length(timezone) >= 1) AND (length(timezone) <= 64)))
+);
+
+--
 -- Name: arrears; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -655,10 +671,13 @@ CREATE VIEW finance.arrears AS
             fc.registration_event_id,
             fc.generation,
             COALESCE(b.billing, pb.mode, 'monthly'::text) AS billing
-           FROM ((finance.contributions fc
+           FROM (((finance.contributions fc
              LEFT JOIN ledger.bills b ON ((b.bill_id = fc.bill_id)))
              LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
-          WHERE ((fc.status = ANY (ARRAY['booked'::text, 'billed'::text, 'held'::text])) AND (finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date) < finance.today()))
+             LEFT JOIN ( SELECT DISTINCT programme_time_zones.programme,
+                    finance.today(programme_time_zones.programme) AS today
+                   FROM ledger.programme_time_zones) d ON ((d.programme = fc.programme)))
+          WHERE ((fc.status = ANY (ARRAY['booked'::text, 'billed'::text, 'held'::text])) AND (finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date) < COALESCE(d.today, finance.today(fc.programme))))
         )
  SELECT nik,
     programme,
@@ -692,7 +711,7 @@ CREATE VIEW finance.bills AS
     b.issued_by,
         CASE
             WHEN (s.bill_id IS NOT NULL) THEN 'paid'::text
-            WHEN (b.due_date < finance.today()) THEN 'past_due'::text
+            WHEN (b.due_date < finance.today(b.programme)) THEN 'past_due'::text
             ELSE 'open'::text
         END AS status,
     s.payment_id,
@@ -1170,18 +1189,6 @@ CREATE VIEW finance.cash_reconciliation AS
      LEFT JOIN suspense s USING (programme));
 
 --
--- Name: programme_time_zones; Type: TABLE; Schema: ledger; Owner: -
---
-
-CREATE TABLE ledger.programme_time_zones (
-    zone_id bigint NOT NULL,
-    programme text NOT NULL,
-    timezone text NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT programme_time_zones_timezone_check CHECK (((length(timezone) >= 1) AND (length(timezone) <= 64)))
-);
-
---
 -- Name: cover_expiry; Type: VIEW; Schema: finance; Owner: -
 --
 
@@ -1224,12 +1231,10 @@ CREATE VIEW finance.cover_expiry AS
     n.renewed_from,
     t.today
    FROM (((worker w
-     LEFT JOIN LATERAL ( SELECT z_1.timezone
-           FROM ledger.programme_time_zones z_1
-          WHERE (z_1.programme = w.programme)
-          ORDER BY z_1.zone_id DESC
-         LIMIT 1) z ON (true))
-     CROSS JOIN LATERAL ( SELECT COALESCE(((now() AT TIME ZONE z.timezone))::date, finance.today()) AS today) t)
+     LEFT JOIN ( SELECT DISTINCT programme_time_zones.programme,
+            finance.today(programme_time_zones.programme) AS today
+           FROM ledger.programme_time_zones) d ON ((d.programme = w.programme)))
+     CROSS JOIN LATERAL ( SELECT COALESCE(d.today, finance.today(w.programme)) AS today) t)
      LEFT JOIN next n ON (((n.nik = w.nik) AND (n.programme = w.programme))));
 
 --
@@ -1515,7 +1520,7 @@ CREATE VIEW finance.outstanding AS
     (sum(fc.amount_idr))::bigint AS outstanding_idr,
     (COALESCE(sum(fc.amount_idr) FILTER (WHERE (fc.status = 'billed'::text)), (0)::numeric))::bigint AS billed_idr,
     (COALESCE(sum(fc.amount_idr) FILTER (WHERE (fc.status = 'booked'::text)), (0)::numeric))::bigint AS unbilled_idr,
-    COALESCE(bool_or((finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date) < finance.today())), false) AS past_due
+    COALESCE((min(finance.effective_due_date(COALESCE(b.billing, pb.mode), b.due_date, fc.due_date)) < finance.today(fc.programme)), false) AS past_due
    FROM ((finance.contributions fc
      LEFT JOIN ledger.bills b ON ((b.bill_id = fc.bill_id)))
      LEFT JOIN ledger.programme_billing pb ON ((pb.programme = fc.programme)))
@@ -3687,12 +3692,13 @@ GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, mo
 GRANT ALL ON FUNCTION finance.effective_due_date(billing text, bill_due date, month_due date) TO iuran_ledger_writer;
 
 --
--- Name: FUNCTION today(); Type: ACL; Schema: finance; Owner: -
+-- Name: FUNCTION today(programme text, moment timestamp with time zone); Type: ACL; Schema: finance; Owner: -
 --
 
-GRANT ALL ON FUNCTION finance.today() TO iuran_ledger_writer;
-GRANT ALL ON FUNCTION finance.today() TO iuran_finance;
-GRANT ALL ON FUNCTION finance.today() TO iuran_auditor;
+REVOKE ALL ON FUNCTION finance.today(programme text, moment timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION finance.today(programme text, moment timestamp with time zone) TO iuran_ledger_writer;
+GRANT ALL ON FUNCTION finance.today(programme text, moment timestamp with time zone) TO iuran_finance;
+GRANT ALL ON FUNCTION finance.today(programme text, moment timestamp with time zone) TO iuran_auditor;
 
 --
 -- Name: FUNCTION check_bill_lines(); Type: ACL; Schema: ledger; Owner: -
@@ -3850,6 +3856,12 @@ GRANT SELECT ON TABLE finance.contributions TO iuran_auditor;
 GRANT SELECT,INSERT ON TABLE ledger.programme_billing TO iuran_ledger_writer;
 
 --
+-- Name: TABLE programme_time_zones; Type: ACL; Schema: ledger; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
+
+--
 -- Name: TABLE arrears; Type: ACL; Schema: finance; Owner: -
 --
 
@@ -3988,12 +4000,6 @@ GRANT SELECT,INSERT ON TABLE ledger.payment_voids TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_finance;
 GRANT SELECT ON TABLE finance.cash_reconciliation TO iuran_auditor;
-
---
--- Name: TABLE programme_time_zones; Type: ACL; Schema: ledger; Owner: -
---
-
-GRANT SELECT,INSERT ON TABLE ledger.programme_time_zones TO iuran_ledger_writer;
 
 --
 -- Name: TABLE cover_expiry; Type: ACL; Schema: finance; Owner: -

@@ -1,8 +1,8 @@
 -- Whose cover ends when. One row per worker and programme with a booked month: the last
 -- month the programme books (covered_through) and pays (paid_through); months_left counts the
--- months from the current month (in the programme's time zone) to covered_through, both
--- included (0: the cover has ended). inactive_from is the third month without payment after
--- paid_through, when no other programme continues the worker (BPJS makes a membership
+-- months from the current month (of the programme's day, finance.today) to covered_through,
+-- both included (0: the cover has ended). inactive_from is the third month without payment
+-- after paid_through, when no other programme continues the worker (BPJS makes a membership
 -- inactive after three unpaid months); renewed_to is the programme whose booked months follow
 -- covered_through (renewed_from its first such month).
 CREATE VIEW finance.cover_expiry AS
@@ -35,10 +35,8 @@ SELECT w.nik, w.programme, w.opd_code, w.category, w.kecamatan, w.first_period,
        END AS inactive_from,
        n.renewed_to, n.renewed_from, t.today
   FROM worker w
-  LEFT JOIN LATERAL (
-        SELECT z.timezone FROM ledger.programme_time_zones z
-         WHERE z.programme = w.programme ORDER BY z.zone_id DESC LIMIT 1) z ON true
-  CROSS JOIN LATERAL (
-        SELECT coalesce((now() AT TIME ZONE z.timezone)::date, finance.today()) AS today) t
+  LEFT JOIN (SELECT DISTINCT programme, finance.today(programme) AS today
+               FROM ledger.programme_time_zones) d ON d.programme = w.programme
+  CROSS JOIN LATERAL (SELECT coalesce(d.today, finance.today(w.programme)) AS today) t
   LEFT JOIN next n ON n.nik = w.nik AND n.programme = w.programme;
 GRANT SELECT ON finance.cover_expiry TO iuran_ledger_writer, iuran_finance;
