@@ -1,7 +1,7 @@
 """One payer per worker-month under every path: a generation-0 booking takes the same
-worker-month lock as a later generation, so two connections booking one month for two
-payers at the same time (the stream and another ledger process, or the stream and a budget
-release) run one after the other, and the second finds the month taken."""
+locks (the allocation's row) as a later generation, so two connections booking one month
+for two payers at the same time (the stream and another ledger process, or the stream and
+a budget release) run one after the other, and the second finds the month taken."""
 
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ MONTH = ["2026-03"]
 
 
 async def _blocked_or_done(conn: asyncpg.Connection, pid: int, task: asyncio.Task[Any]) -> bool:
-    """The booking finished, or it waits on an advisory lock (the worker-month's)."""
+    """The booking finished, or it waits for a lock the other writer holds."""
     return task.done() or bool(await conn.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM pg_locks
-                           WHERE pid = $1 AND locktype = 'advisory' AND NOT granted)""", pid))
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", pid))
 
 
 async def _month_closed_while_held(conn: asyncpg.Connection, malang: Programme,
@@ -82,8 +81,9 @@ async def test_two_payers_booking_one_month_at_once_end_with_one_active(
         stream = asyncio.create_task(
             book.book_schedules(conn, [schedule(first, nik, MONTH)]))
         pid = conn.get_server_pid()
-        await faults.wait_for(
-            lambda: _blocked_or_done(other, pid, stream), within=30, interval=0.05)
+        assert await faults.wait_for(
+            lambda: _blocked_or_done(other, pid, stream), within=30, interval=0.05), \
+            "the booking neither waited for the other writer nor finished"
         await transaction.commit()
         result = await stream
     finally:
