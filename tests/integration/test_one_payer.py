@@ -1,7 +1,7 @@
 """One payer per worker-month under every path: a generation-0 booking waits for a later
 generation's uncommitted booking of the month (the unique slot), so two connections booking
-one month for two payers at the same time (the stream and another ledger process, or the stream and
-a budget release) run one after the other, and the second finds the month taken."""
+one month for two payers at the same time (the stream and another ledger process, or the
+stream and a budget release) run one after the other, and the second finds the month taken."""
 
 from __future__ import annotations
 
