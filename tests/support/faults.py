@@ -216,9 +216,11 @@ def fault_stack(name: str, *, restartable_postgres: bool = False, ledger_role: s
             result = FaultStack(config, url, services, folder, postgres)
 
             def stop_all() -> None:
+                # the services first: a broker stopped before them leaves them waiting
+                # for it in their shutdown until they are killed
+                services.stop()
                 for extra in result.extras:
                     extra.stop()
-                services.stop()
 
             stack.callback(stop_all)
             services.start()
