@@ -53,8 +53,7 @@ chaos: install ## the fault and bad-input tests, longer (IURAN_CHAOS_ITERATIONS,
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check schemas services tests
-	$(BIN)/mypy schemas services/domain services/validator services/runtime services/api \
-		services/adapters services/ledger
+	$(BIN)/mypy schemas services
 
 schemas: install ## regenerate the JSON Schemas (schemas/) and the ledger's schema.sql
 	$(BIN)/python -m schemas.generate

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -45,7 +46,7 @@ log = logging.getLogger("iuran")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, non-zero exit
+    def error(self, message: str) -> NoReturn:  # one line, non-zero exit
         sys.stderr.write(f"iuran: {message} (see iuran --help)\n")
         raise SystemExit(2)
 

@@ -153,7 +153,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
 
     changed = asyncio.Event()  # new figures, or a new leader: the snapshots are due
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust types it loosely
     async def follow_the_ledger() -> None:
         """Read the ledger every REFRESH_SECONDS; never waits on the broker."""
         if not settings.database_url:
@@ -183,7 +183,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                 await asyncio.wait_for(applied.wait(), timeout=REFRESH_SECONDS)
             applied.clear()
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust types it loosely
     async def apply_stragglers() -> None:
         """The leader applies the outbox rows no delivery brought within the grace period
         (the embedded broker keeps its topics in memory), so the totals converge to the
@@ -211,7 +211,7 @@ def create_app(settings: Settings, programmes: dict[str, Programme],
                     connection.terminate()
                 connection = None
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust types it loosely
     async def publish_snapshots() -> None:
         """The leader sends the snapshots when they changed, and every REPUBLISH_SECONDS.
         A send that waits on the broker (a rebalance, an outage) holds up only this task."""
