@@ -14,13 +14,21 @@ import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
-from schemas.events import TOPIC_COVERAGE, TOPIC_REGISTRATIONS, Category
+from schemas.events import (
+    TOPIC_BPJS_VERIFICATIONS,
+    TOPIC_COVERAGE,
+    TOPIC_REGISTRATIONS,
+    BpjsVerification,
+    Category,
+)
 from services.domain.programme import load_programmes
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.kafka import ensure_topics
@@ -31,7 +39,8 @@ from tests.faults.batches import EVERY_GROUP, kill
 from tests.support import faults
 from tests.support.coverage import TALLY_FIELDS, as_figures, ledger_figures
 from tests.support.faults import FaultStack, Progress, publish_paced, record, wait_for
-from tests.support.kafka import collect
+from tests.support.kafka import collect, publish
+from tests.support.settle import handled
 from tests.support.workers import as_message, deregistration, registration
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -76,6 +85,20 @@ def varied(rng: random.Random, **kwargs: Any) -> Any:
 async def settled_ledger(stack: FaultStack) -> None:
     lags = await faults.wait_caught_up(stack.settings, EVERY_GROUP[:2], within=120)
     assert not any(lags.values()), f"the validator or the ledger never caught up: {lags}"
+    await handled(stack.settings, [(faults.GROUPS["ledger"], TOPIC_BPJS_VERIFICATIONS)])
+
+
+def verdicts(programme: str, verified: list[str], rejected: list[str]) -> list[tuple[bytes, bytes]]:
+    """BPJS's verdicts on workers of ``programme`` (decided now, after their registration)."""
+    at = datetime.now(UTC)
+    return [(nik.encode(), BpjsVerification(
+        verification_id=uuid.uuid4(), programme=programme, nik=nik, status=status,
+        kpj=f"26{nik[-9:]}" if status == "verified" else None,
+        effective_period="2025-12" if status == "verified" else None,
+        reason_code="R02" if status == "rejected" else None,
+        reason="NIK tidak sesuai data Dukcapil" if status == "rejected" else None,
+        verified_at=at).model_dump_json().encode())
+        for status, niks in (("verified", verified), ("rejected", rejected)) for nik in niks]
 
 
 async def niks_with(url: str, status: str, niks: list[str]) -> list[str]:
@@ -231,6 +254,11 @@ async def test_every_coverage_figure_equals_the_ledger_with_two_projectors_one_k
         record("fault.coverage-kill", service="projector", pid=pid,
                instance="first" if victim is stack.services else "second",
                published=progress.published, of=len(messages))
+        # BPJS verifies some of the city's workers and rejects a few, while the batch flows
+        # and one projector is dead: coverage splits verified from awaiting BPJS
+        await publish(settings, TOPIC_BPJS_VERIFICATIONS,
+                      verdicts(CITY, [e.worker.nik for e in full[15:35]],
+                               [e.worker.nik for e in full[35:38]]))
         await sender
         await settled_ledger(stack)
 
@@ -247,6 +275,7 @@ async def test_every_coverage_figure_equals_the_ledger_with_two_projectors_one_k
         settled_at = time.monotonic()
         expected = await expected_figures(stack.database_url)
         assert expected[CITY]["awaiting_budget_workers"] > 0
+        assert 0 < expected[CITY]["verified_workers"] < expected[CITY]["active_workers"]
         assert any(v["active_workers"] for v in expected[PROVINCE]["by_opd"].values())
 
         seen: dict[str, Any] = {}

@@ -21,15 +21,19 @@ SELECT {{key}} AS key,
        count(DISTINCT nik) FILTER (WHERE status = 'held') AS awaiting_budget_workers,
        count(*) FILTER (WHERE status = 'held') AS awaiting_budget_contributions,
        coalesce(sum(amount_idr) FILTER (WHERE status = 'held'), 0)::bigint
-           AS awaiting_budget_idr
-  FROM finance.contributions
+           AS awaiting_budget_idr,
+       count(DISTINCT nik) FILTER (WHERE {COVERED} AND bpjs = 'verified') AS verified_workers,
+       count(DISTINCT nik) FILTER (WHERE {COVERED} AND bpjs IS NULL) AS awaiting_bpjs_workers
+  FROM (SELECT c.*, m.status AS bpjs
+          FROM finance.contributions c
+          LEFT JOIN finance.bpjs_members m USING (programme, nik)) contributions
  WHERE programme = $1 AND status IN ('booked', 'billed', 'paid', 'held')
  GROUP BY 1 ORDER BY 1
 """
 
 TALLY_FIELDS = ("active_workers", "contributions_booked", "booked_idr",
                 "awaiting_budget_workers", "awaiting_budget_contributions",
-                "awaiting_budget_idr")
+                "awaiting_budget_idr", "verified_workers", "awaiting_bpjs_workers")
 
 
 async def ledger_figures(connection: asyncpg.Connection, programme: str,
