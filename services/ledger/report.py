@@ -199,27 +199,23 @@ async def refresh_gauges(connection: asyncpg.Connection, *, cover: bool = True) 
         metrics.CREDITS_CARRIED_OVER_IDR.labels(row["programme"]).set(row["credits_idr"])
     if cover:
         await refresh_cover_gauge(connection)
-        await refresh_missing_at_bpjs_gauge(connection)
     for row in await connection.fetch(_BPJS_WORKERS):
         for status in ("verified", "rejected", "awaiting"):
             metrics.BPJS_WORKERS.labels(row["programme"], status).set(row[status])
 
 
 # Per programme with BPJS bills: the months the ledger books for verified workers, in months
-# BPJS bills, that no bill of the programme has (finance.bpjs_reconciliation's
-# missing_at_bpjs). A gauge, not a counter: a later part of a bill may still bring them.
+# BPJS bills, that no bill of the programme has (finance.bpjs_missing_months). A gauge, not a
+# counter: a later part of a bill may still bring them. A scan of every month BPJS bills
+# (about 2 s for Malang's 309,696), so the ledger runs it seldom (service.py).
 _MISSING_AT_BPJS = """
-SELECT b.programme, count(r.nik) AS months
-  FROM (SELECT DISTINCT programme FROM ledger.bpjs_bills
-         WHERE $1::text[] IS NULL OR programme = ANY($1::text[])) b
-  LEFT JOIN finance.bpjs_reconciliation r
-         ON r.programme = b.programme AND r.outcome = 'missing_at_bpjs'
+SELECT b.programme, count(m.nik) AS months
+  FROM (SELECT DISTINCT programme FROM ledger.bpjs_bills) b
+  LEFT JOIN finance.bpjs_missing_months m ON m.programme = b.programme
  GROUP BY b.programme"""
 
 
-async def refresh_missing_at_bpjs_gauge(connection: asyncpg.Connection,
-                                        programmes: list[str] | None = None) -> None:
-    """Set iuran_bpjs_months_missing_at_bpjs for ``programmes`` (every programme with BPJS
-    bills when None): on the slow gauge cadence, and when a BPJS bill (or part) arrives."""
-    for row in await connection.fetch(_MISSING_AT_BPJS, programmes):
+async def refresh_missing_at_bpjs_gauge(connection: asyncpg.Connection) -> None:
+    """Set iuran_bpjs_months_missing_at_bpjs of every programme with BPJS bills."""
+    for row in await connection.fetch(_MISSING_AT_BPJS):
         metrics.BPJS_MONTHS_MISSING_AT_BPJS.labels(row["programme"]).set(row["months"])

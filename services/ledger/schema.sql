@@ -928,10 +928,10 @@ CREATE VIEW finance.bpjs_members AS
   ORDER BY programme, nik, verified_at DESC, seq DESC;
 
 --
--- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+-- Name: bpjs_missing_months; Type: VIEW; Schema: finance; Owner: -
 --
 
-CREATE VIEW finance.bpjs_reconciliation AS
+CREATE VIEW finance.bpjs_missing_months AS
  WITH covered AS (
          SELECT DISTINCT ON (b.programme, l.period) b.programme,
             l.period,
@@ -939,23 +939,26 @@ CREATE VIEW finance.bpjs_reconciliation AS
            FROM (ledger.bpjs_bill_lines l
              JOIN ledger.bpjs_bills b USING (bpjs_bill_id))
           ORDER BY b.programme, l.period, b.issued_at DESC, b.bpjs_bill_id DESC
-        ), missing AS (
-         SELECT v.bpjs_bill_id,
-            c.programme,
-            c.period,
-            c.nik,
-            m.kpj,
-            NULL::integer AS line_number,
-            NULL::bigint AS billed_idr,
-            c.amount_idr AS expected_idr
-           FROM ((covered v
-             JOIN ledger.live_contributions c ON (((c.programme = v.programme) AND (c.period = v.period))))
-             JOIN finance.bpjs_members m ON (((m.programme = c.programme) AND (m.nik = c.nik) AND (m.status = 'verified'::text) AND (m.effective_period <= c.period))))
-          WHERE (NOT (EXISTS ( SELECT 1
-                   FROM (ledger.bpjs_bill_lines l
-                     JOIN ledger.bpjs_bills o USING (bpjs_bill_id))
-                  WHERE ((o.programme = c.programme) AND (l.nik = c.nik) AND (l.period = c.period)))))
         )
+ SELECT v.bpjs_bill_id,
+    c.programme,
+    c.period,
+    c.nik,
+    m.kpj,
+    c.amount_idr AS expected_idr
+   FROM ((covered v
+     JOIN ledger.live_contributions c ON (((c.programme = v.programme) AND (c.period = v.period))))
+     JOIN finance.bpjs_members m ON (((m.programme = c.programme) AND (m.nik = c.nik) AND (m.status = 'verified'::text) AND (m.effective_period <= c.period))))
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM (ledger.bpjs_bill_lines l
+             JOIN ledger.bpjs_bills o USING (bpjs_bill_id))
+          WHERE ((o.programme = c.programme) AND (l.nik = c.nik) AND (l.period = c.period)))));
+
+--
+-- Name: bpjs_reconciliation; Type: VIEW; Schema: finance; Owner: -
+--
+
+CREATE VIEW finance.bpjs_reconciliation AS
  SELECT bpjs_line_outcomes.bpjs_bill_id,
     bpjs_line_outcomes.programme,
     bpjs_line_outcomes.period,
@@ -968,17 +971,17 @@ CREATE VIEW finance.bpjs_reconciliation AS
     bpjs_line_outcomes.payable_idr
    FROM finance.bpjs_line_outcomes
 UNION ALL
- SELECT missing.bpjs_bill_id,
-    missing.programme,
-    missing.period,
-    missing.nik,
-    missing.kpj,
-    missing.line_number,
+ SELECT bpjs_missing_months.bpjs_bill_id,
+    bpjs_missing_months.programme,
+    bpjs_missing_months.period,
+    bpjs_missing_months.nik,
+    bpjs_missing_months.kpj,
+    NULL::integer AS line_number,
     'missing_at_bpjs'::text AS outcome,
-    missing.expected_idr,
-    missing.billed_idr,
+    bpjs_missing_months.expected_idr,
+    NULL::bigint AS billed_idr,
     0 AS payable_idr
-   FROM missing;
+   FROM finance.bpjs_missing_months;
 
 --
 -- Name: bpjs_verdicts; Type: VIEW; Schema: finance; Owner: -
@@ -3930,6 +3933,14 @@ GRANT SELECT,INSERT ON TABLE ledger.bpjs_cancelled_months TO iuran_ledger_writer
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_ledger_writer;
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_finance;
 GRANT SELECT ON TABLE finance.bpjs_members TO iuran_auditor;
+
+--
+-- Name: TABLE bpjs_missing_months; Type: ACL; Schema: finance; Owner: -
+--
+
+GRANT SELECT ON TABLE finance.bpjs_missing_months TO iuran_ledger_writer;
+GRANT SELECT ON TABLE finance.bpjs_missing_months TO iuran_finance;
+GRANT SELECT ON TABLE finance.bpjs_missing_months TO iuran_auditor;
 
 --
 -- Name: TABLE bpjs_reconciliation; Type: ACL; Schema: finance; Owner: -

@@ -61,6 +61,8 @@ GAUGE_INTERVAL_SECONDS = 10.0
 # Whose cover ends within 1-3 months changes with the month and with renewals: a scan of
 # finance.cover_expiry every five minutes is enough, and keeps it off most batches.
 COVER_GAUGE_INTERVAL_SECONDS = 300.0
+# At most this often the count of months BPJS did not bill, after a BPJS bill arrived.
+MISSING_GAUGE_INTERVAL_SECONDS = 60.0
 SCHEMA_CHECK_SECONDS = 2.0
 
 
@@ -77,6 +79,8 @@ class LedgerService(Service):
         self._committed: dict[TopicPartition, int] = {}
         self._gauges_at = 0.0
         self._cover_gauge_at = -COVER_GAUGE_INTERVAL_SECONDS
+        self._missing_gauge_at = -MISSING_GAUGE_INTERVAL_SECONDS
+        self._missing_due = False
         self._payment_bounds: dict[str, int] = {}
         self._positions = Positions(
             self.name, lambda: self._consumer.assignment() if self._consumer else ())
@@ -343,19 +347,25 @@ class LedgerService(Service):
                         "(finance.bpjs_reconciliation)", bill.programme, bill.period,
                         unreconciled)
         if outcome.outcome == bpjs_bills.RECORDED:
-            try:  # the months this bill (or part) leaves unbilled, a gauge the alert watches
-                await refresh_missing_at_bpjs_gauge(await self._connection_ready(),
-                                                    [bill.programme])
-            except RETRYABLE as exc:
-                log.warning("gauges not refreshed (%s)", type(exc).__name__)
+            self._missing_due = True  # the months left unbilled, counted again soon
 
     async def _refresh_gauges(self) -> None:
         self._gauges_at = time.monotonic()
         cover = self._gauges_at - self._cover_gauge_at >= COVER_GAUGE_INTERVAL_SECONDS
+        # months BPJS did not bill: with the cover gauge, and soon after a BPJS bill (or
+        # part) arrived, but at most once a minute while a bill's parts keep coming
+        after_bill = self._missing_due and (self._gauges_at - self._missing_gauge_at
+                                            >= MISSING_GAUGE_INTERVAL_SECONDS)
         try:
-            await refresh_gauges(await self._connection_ready(), cover=cover)
+            connection = await self._connection_ready()
+            await refresh_gauges(connection, cover=cover)
             if cover:
                 self._cover_gauge_at = self._gauges_at
+            if cover or after_bill:
+                await refresh_missing_at_bpjs_gauge(connection)
+                self._missing_due = False
+                if after_bill:
+                    self._missing_gauge_at = self._gauges_at
         except RETRYABLE as exc:
             log.warning("gauges not refreshed (%s)", type(exc).__name__)
 

@@ -21,7 +21,7 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.cli import iuran_command
-from tests.support.faults import GROUPS
+from tests.support.faults import GROUPS, wait_for
 from tests.support.gateway import base_url
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, schedule
@@ -127,7 +127,15 @@ async def test_a_bpjs_bill_is_reconciled_line_by_line_and_kept_once(
             f"http://{settings.http_host}:{settings.port_of('ledger')}/metrics")
     assert ('iuran_bpjs_bill_lines_unreconciled_total{outcome="amount_differs",'
             f'programme="{malang.id}"}}') in metrics.text
-    # the month BPJS did not bill is counted too, on a gauge that the alert watches
-    missing = [line for line in metrics.text.splitlines() if line.startswith(
-        f'iuran_bpjs_months_missing_at_bpjs{{programme="{malang.id}"}}')]
-    assert missing and float(missing[0].split()[-1]) >= 1, missing
+    # the month BPJS did not bill is counted too, on a gauge that the alert watches (set on
+    # the ledger's next gauge refresh after the bill, every 10 s)
+    gauge = f'iuran_bpjs_months_missing_at_bpjs{{programme="{malang.id}"}}'
+
+    async def missing_months() -> float:
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(
+                f"http://{settings.http_host}:{settings.port_of('ledger')}/metrics")).text
+        lines = [line for line in text.splitlines() if line.startswith(gauge)]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    assert await wait_for(missing_months, within=30, interval=0.5) >= 1
