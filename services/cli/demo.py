@@ -280,7 +280,19 @@ async def _renew(settings: Settings, source: Programme, target: Programme, count
             target.id, source.id)
         ids = [renewal_event_id(r["nik"], target.id) for r in ranked]
         await wait_settled(connection, ids, timeout)
-        first = result.first_month
+        # the renewal as the ledger holds it: the same figures when this run renewed and
+        # when an earlier run did (the plan of a run that finds the workers renewed is empty)
+        booked_idr, held_idr, first, remaining = await connection.fetchrow(
+            """SELECT coalesce(sum(amount_idr) FILTER (WHERE status <> 'held'), 0)::bigint,
+                      coalesce(sum(amount_idr) FILTER (WHERE status = 'held'), 0)::bigint,
+                      min(period),
+                      (SELECT coalesce(sum(remaining_idr), 0)::bigint
+                         FROM finance.budget_utilisation WHERE programme = $1)
+                 FROM finance.contributions
+                WHERE programme = $1 AND registration_event_id = ANY($2::uuid[])
+                  AND status <> 'cancelled'""", target.id, ids)
+        result.cost_idr, result.waiting_cost_idr = booked_idr, held_idr
+        result.first_month, result.room_idr = first, remaining + booked_idr
         covered = await connection.fetchval(
             "SELECT count(DISTINCT nik) FROM ledger.live_contributions WHERE period = $1",
             first) if first else 0

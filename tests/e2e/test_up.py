@@ -231,6 +231,12 @@ def test_demo_prints_the_summary_and_the_json_figures(
     assert "contributions/s)" not in again.stdout
     assert len(second["finance"]["prepaid_bills"]) == 1
     assert ": 0 new worker(s)" in again.stdout  # each worker is submitted to BPJS once
+    # the renewal into the next year was made by the first run: the second shows it as the
+    # ledger holds it, with the same figures
+    kept = ("booked_workers", "held_workers", "cost_idr", "waiting_cost_idr", "room_idr",
+            "first_month", "first_month_covered_city")
+    assert figures["renewal"]["cost_idr"] > 0
+    assert {k: second["renewal"][k] for k in kept} == {k: figures["renewal"][k] for k in kept}
 
 
 def test_the_demo_shows_bpjs_rejections_and_a_flagged_bill_line(
