@@ -24,32 +24,19 @@ from schemas.events import (
 )
 from services.domain.coverage import snapshot
 from services.domain.programme import Programme, load_programmes
-from services.ledger import book
-from services.ledger.budget import ensure_allocation
 from services.ledger.coverage import read_coverage
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.integration.test_bpjs_verdicts import VERDICTS_STAGE, _verdict
 from tests.support.cli import iuran_command
 from tests.support.kafka import publish
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, book_months, programme_copy
 from tests.support.settle import handled
 
 pytestmark = pytest.mark.integration
 
 NIKS = NikSource(region=8)
 MONTHS = ["2025-12", "2026-01", "2026-02"]
-
-
-async def _book(database_url: str, programme: Programme, niks: list[str]) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await book.prepare(connection)
-        await ensure_allocation(connection, programme)
-        await book.book_schedules(connection, [schedule(programme, nik, MONTHS)
-                                               for nik in niks])
-    finally:
-        await connection.close()
 
 
 async def _figures(db: asyncpg.Pool, programme: Programme) -> tuple[int, int, int]:
@@ -85,7 +72,7 @@ async def test_booked_workers_await_bpjs_until_verified_and_a_rejected_one_leave
     programme = programme_copy(load_programmes(settings.programmes_dir)["malang-2025"],
                                budget_idr=10**12)
     accepted, refused, pending, early = NIKS.take(4)
-    await _book(database_url, programme, [accepted, refused, pending])
+    await book_months(database_url, programme, [accepted, refused, pending], MONTHS)
     assert await _until(db, programme, (3, 0, 3)) == (3, 0, 3)
 
     at = datetime.now(UTC).replace(microsecond=0)
@@ -99,7 +86,7 @@ async def test_booked_workers_await_bpjs_until_verified_and_a_rejected_one_leave
     assert await _until(db, programme, (2, 1, 1)) == (2, 1, 1)
 
     # its months come after its verdict: it is verified when they are folded
-    await _book(database_url, programme, [early])
+    await book_months(database_url, programme, [early], MONTHS)
     assert await _until(db, programme, (3, 2, 1)) == (3, 2, 1)
 
     # the verdicts' event delivered twice more, and an older rejection of a verified worker
@@ -134,7 +121,7 @@ async def test_verdicts_recorded_before_the_outbox_carried_them_are_announced_on
     programme = programme_copy(load_programmes(settings.programmes_dir)["malang-2025"],
                                budget_idr=10**12)
     (worker,) = NIKS.take(1)
-    await _book(database_url, programme, [worker])
+    await book_months(database_url, programme, [worker], MONTHS)
     await db.execute(
         """INSERT INTO ledger.bpjs_verifications (verification_id, programme, nik, status, kpj,
                   effective_period, verified_at, fingerprint)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -24,6 +25,8 @@ from tests.support import faults
 from tests.support.ledger import NikSource, programme_copy, schedule
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
 
 MONTHS = ["2026-03", "2026-04"]
 REGISTERED = datetime(2025, 11, 25, 8, 0, tzinfo=UTC)
@@ -49,28 +52,46 @@ async def _live_months(conn: asyncpg.Connection, programme: Programme, nik: str)
         programme.id, nik)]
 
 
+async def _while_uncommitted(
+    conn: asyncpg.Connection, ledger_url: str,
+    first: Callable[[asyncpg.Connection], Awaitable[object]],
+    then: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
+    """``first`` on a connection of its own in a transaction left open; ``then`` on
+    ``conn`` meanwhile, until it waits for a lock (or is done); then the commit of
+    ``first``, and the result of ``then``."""
+    other = await asyncpg.connect(ledger_url)
+    await book.prepare(other)
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await first(other)
+        task = asyncio.create_task(then(conn))
+        assert await faults.wait_for(
+            lambda: _waits_or_done(other, conn.get_server_pid(), task),
+            within=30, interval=0.05), "neither waited nor finished"
+        await transaction.commit()
+        return await task
+    finally:
+        await other.close()
+
+
 async def test_a_rejection_taken_while_the_months_are_being_booked_cancels_them(
     conn: asyncpg.Connection, ledger_url: str, malang: Programme, niks: NikSource
 ) -> None:
     programme = programme_copy(malang, budget_idr=10**12)
     await ensure_allocation(conn, programme)
     nik = niks.take()[0]
-    booking = await asyncpg.connect(ledger_url)
-    await book.prepare(booking)
-    try:
-        transaction = booking.transaction()
-        await transaction.start()
-        # The booking has decided and written the worker's months, not committed yet.
+
+    async def booking(connection: asyncpg.Connection) -> None:
+        # decided and written, not committed while the rejection is taken
         booked = await book.book_schedules(
-            booking, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)])
+            connection, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)])
         assert sum(booked.booked.values()) == len(MONTHS)
-        verdict = asyncio.create_task(apply_verifications(conn, [_rejection(programme, nik)]))
-        await faults.wait_for(lambda: _waits_or_done(booking, conn.get_server_pid(), verdict),
-                              within=30, interval=0.05)
-        await transaction.commit()
-        taken = await verdict
-    finally:
-        await booking.close()
+
+    taken = await _while_uncommitted(
+        conn, ledger_url, booking,
+        lambda connection: apply_verifications(connection, [_rejection(programme, nik)]))
     assert taken.cancelled_months == len(MONTHS)
     assert await _live_months(conn, programme, nik) == []
 
@@ -81,21 +102,11 @@ async def test_months_booked_while_a_rejection_is_being_taken_are_cancelled_on_a
     programme = programme_copy(malang, budget_idr=10**12)
     await ensure_allocation(conn, programme)
     nik = niks.take()[0]
-    deciding = await asyncpg.connect(ledger_url)
-    await book.prepare(deciding)
-    try:
-        transaction = deciding.transaction()
-        await transaction.start()
-        # BPJS's rejection is recorded, not committed yet (nothing of the worker booked).
-        await apply_verifications(deciding, [_rejection(programme, nik)])
-        arriving = asyncio.create_task(book.book_schedules(
-            conn, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)]))
-        await faults.wait_for(
-            lambda: _waits_or_done(deciding, conn.get_server_pid(), arriving),
-            within=30, interval=0.05)
-        await transaction.commit()
-        result = await arriving
-    finally:
-        await deciding.close()
+    # BPJS's rejection recorded, not committed while the months arrive
+    result = await _while_uncommitted(
+        conn, ledger_url,
+        lambda connection: apply_verifications(connection, [_rejection(programme, nik)]),
+        lambda connection: book.book_schedules(
+            connection, [schedule(programme, nik, MONTHS, occurred_at=REGISTERED)]))
     assert sum(result.booked.values()) == 0
     assert await _live_months(conn, programme, nik) == []

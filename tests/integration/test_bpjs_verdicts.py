@@ -18,15 +18,13 @@ import pytest
 
 from schemas.events import TOPIC_BPJS_VERIFICATIONS, BpjsVerification
 from services.domain.programme import Programme, load_programmes
-from services.ledger import book
-from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.cli import iuran_command
 from tests.support.faults import GROUPS
 from tests.support.gateway import DISNAKER, base_url, outcomes, template_csv, template_row
 from tests.support.kafka import publish
-from tests.support.ledger import NikSource, programme_copy, schedule
+from tests.support.ledger import NikSource, book_months, programme_copy
 from tests.support.settle import handled
 from tests.support.workers import registration
 
@@ -41,18 +39,6 @@ OPS = {"Authorization": "Bearer iuran-dev-ops-token"}
 def _malang() -> Programme:
     return load_programmes(Settings().programmes_dir)["malang-2025"]
 
-
-
-async def _book(database_url: str, programme: Programme, niks: list[str],
-                periods: list[str]) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await book.prepare(connection)
-        await ensure_allocation(connection, programme)
-        await book.book_schedules(connection, [schedule(programme, nik, periods)
-                                               for nik in niks])
-    finally:
-        await connection.close()
 
 
 def _verdict(programme: str, nik: str, status: str, at: datetime, **fields: object) -> bytes:
@@ -71,7 +57,7 @@ async def test_the_submission_lists_each_worker_once(
 ) -> None:
     malang = _malang()
     first = NIKS.take(2)
-    await _book(database_url, malang, first, ["2025-12", "2026-01"])
+    await book_months(database_url, malang, first, ["2025-12", "2026-01"])
     out = tmp_path / "kolektif.csv"
     made = await iuran_command(settings, "bpjs", "submission", "--programme", malang.id,
                         "--out", str(out), "--json")
@@ -87,7 +73,7 @@ async def test_the_submission_lists_each_worker_once(
     assert len({r["NO REFERENSI"] for r in rows.values()}) == len(rows)
 
     later = NIKS.take(1)
-    await _book(database_url, malang, later, ["2026-01"])
+    await book_months(database_url, malang, later, ["2026-01"])
     again = tmp_path / "kolektif-2.xlsx"
     made = await iuran_command(settings, "bpjs", "submission", "--programme", malang.id,
                         "--out", str(again), "--json")
@@ -111,7 +97,7 @@ async def test_the_verdict_file_records_kpjs_and_reasons_and_rejections_cancel_m
 ) -> None:
     malang = _malang()
     accepted, refused = NIKS.take(2)
-    await _book(database_url, malang, [accepted, refused], ["2025-12", "2026-01"])
+    await book_months(database_url, malang, [accepted, refused], ["2025-12", "2026-01"])
     file = tmp_path / "hasil-verifikasi.csv"
     file.write_text(
         "NO REFERENSI;NIK;NO KPJ;STATUS;TMT;KODE ALASAN;KETERANGAN;TGL VERIFIKASI\n"
@@ -203,7 +189,7 @@ async def test_a_rejection_frees_the_budget_for_held_workers_and_the_latest_verd
 ) -> None:
     programme = programme_copy(_malang(), budget_idr=2 * 16_800)
     rejected, verified, held = NIKS.take(3)
-    await _book(database_url, programme, [rejected, verified, held], ["2025-12"])
+    await book_months(database_url, programme, [rejected, verified, held], ["2025-12"])
     assert await db.fetchval("SELECT status FROM finance.contributions WHERE nik = $1",
                              held) == "held"
     day = datetime(2025, 12, 5, 9, tzinfo=UTC)

@@ -15,6 +15,8 @@ from schemas.events import Category, ContributionSchedule
 from services.domain.nik import REGIONS, encode_nik
 from services.domain.programme import Billing, Programme
 from services.domain.schedule import contributions_for, derived_id
+from services.ledger import book
+from services.ledger.budget import ensure_allocation
 from services.ledger.migrate import migrate
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -148,3 +150,17 @@ async def insert_booking(connection: asyncpg.Connection, programme: Programme, n
     booking rules would: what the database itself refuses shows here."""
     await connection.execute(BOOKING_INSERT, uuid.uuid4(), nik, period, programme.id,
                              programme.funding_source, generation, slot)
+
+
+async def book_months(database_url: str, programme: Programme, niks: list[str],
+                      periods: list[str]) -> None:
+    """Book ``periods`` of each worker of ``niks`` under ``programme`` straight through the
+    ledger's booking (its allocation made first), on a connection of its own."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await book.prepare(connection)
+        await ensure_allocation(connection, programme)
+        await book.book_schedules(connection, [schedule(programme, nik, periods)
+                                               for nik in niks])
+    finally:
+        await connection.close()
