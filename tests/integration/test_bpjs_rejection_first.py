@@ -26,7 +26,12 @@ from services.ledger.budget import ensure_allocation
 from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.faults import GROUPS
-from tests.support.gateway import DISNAKER, base_url, outcomes, template_csv, template_row
+from tests.support.gateway import (
+    DISNAKER,
+    base_url,
+    template_row,
+    upload,
+)
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, programme_copy, schedule
 from tests.support.settle import handled
@@ -107,12 +112,8 @@ async def test_a_rejection_taken_before_the_months_arrive_cancels_them_and_the_r
                 event["bpjs_reason_code"]) == ("cancelled", 12, [], "R02"), event
 
         # the OPD corrects the worker and sends it again: BPJS has not judged this one
-        again = await client.post("/v1/registrations?programme=malang-2025",
-                                  headers={**DISNAKER, "Content-Type": "text/csv"},
-                                  content=template_csv([template_row(
-                                      worker, phone="081299990002")]))
-        assert again.status_code == 201, again.text
-        (row,) = (await outcomes(client, again.json()["submission_id"], DISNAKER))["rows"]
+        _, (row,) = await upload(client, [template_row(worker, phone="081299990002")],
+                                 DISNAKER)
         assert (row["status"], len(row["booked_periods"])) == ("booked", 12), row
     assert await _statuses(db, malang.id, nik) == [("cancelled", 0), ("booked", 1)] * 12
     assert await _booked_idr(db, malang) == spent + 12 * PREMIUM

@@ -52,6 +52,15 @@ async def _live_months(conn: asyncpg.Connection, programme: Programme, nik: str)
         programme.id, nik)]
 
 
+@pytest.fixture
+async def worker(conn: asyncpg.Connection, malang: Programme,
+                 niks: NikSource) -> tuple[Programme, str]:
+    """A programme with room for every month, and a worker of it with nothing booked."""
+    programme = programme_copy(malang, budget_idr=10**12)
+    await ensure_allocation(conn, programme)
+    return programme, niks.take()[0]
+
+
 async def _while_uncommitted(
     conn: asyncpg.Connection, ledger_url: str,
     first: Callable[[asyncpg.Connection], Awaitable[object]],
@@ -77,11 +86,9 @@ async def _while_uncommitted(
 
 
 async def test_a_rejection_taken_while_the_months_are_being_booked_cancels_them(
-    conn: asyncpg.Connection, ledger_url: str, malang: Programme, niks: NikSource
+    conn: asyncpg.Connection, ledger_url: str, worker: tuple[Programme, str]
 ) -> None:
-    programme = programme_copy(malang, budget_idr=10**12)
-    await ensure_allocation(conn, programme)
-    nik = niks.take()[0]
+    programme, nik = worker
 
     async def booking(connection: asyncpg.Connection) -> None:
         # decided and written, not committed while the rejection is taken
@@ -97,11 +104,9 @@ async def test_a_rejection_taken_while_the_months_are_being_booked_cancels_them(
 
 
 async def test_months_booked_while_a_rejection_is_being_taken_are_cancelled_on_arrival(
-    conn: asyncpg.Connection, ledger_url: str, malang: Programme, niks: NikSource
+    conn: asyncpg.Connection, ledger_url: str, worker: tuple[Programme, str]
 ) -> None:
-    programme = programme_copy(malang, budget_idr=10**12)
-    await ensure_allocation(conn, programme)
-    nik = niks.take()[0]
+    programme, nik = worker
     # BPJS's rejection recorded, not committed while the months arrive
     result = await _while_uncommitted(
         conn, ledger_url,

@@ -22,7 +22,13 @@ from services.runtime.settings import Settings
 from services.runtime.stack import ServiceProcesses
 from tests.support.cli import iuran_command
 from tests.support.faults import GROUPS
-from tests.support.gateway import DISNAKER, base_url, outcomes, template_csv, template_row
+from tests.support.gateway import (
+    DISNAKER,
+    base_url,
+    outcomes,
+    template_row,
+    upload,
+)
 from tests.support.kafka import publish
 from tests.support.ledger import NikSource, book_months, programme_copy
 from tests.support.settle import handled
@@ -247,12 +253,7 @@ async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
 ) -> None:
     worker = registration(opd_code="DISNAKER")
     async with httpx.AsyncClient(base_url=base_url(settings), timeout=30) as client:
-        sent = await client.post("/v1/registrations?programme=malang-2025",
-                                 headers={**DISNAKER, "Content-Type": "text/csv"},
-                                 content=template_csv([template_row(worker)]))
-        assert sent.status_code == 201, sent.text
-        submission_id = sent.json()["submission_id"]
-        (row,) = (await outcomes(client, submission_id, DISNAKER))["rows"]
+        submission_id, (row,) = await upload(client, [template_row(worker)], DISNAKER)
         assert row["status"] == "booked" and row["bpjs_status"] is None  # awaiting BPJS
 
         nik = worker.worker.nik  # BPJS judges the registration after it was sent
@@ -272,12 +273,8 @@ async def test_the_opd_sees_bpjs_reason_on_its_upload_row_and_event(
         assert page.status_code == 200 and "BPJS menolak" in page.text
 
         # the OPD corrects the data and sends the worker again: enrolled anew for the months
-        again = await client.post("/v1/registrations?programme=malang-2025",
-                                  headers={**DISNAKER, "Content-Type": "text/csv"},
-                                  content=template_csv([template_row(
-                                      worker, phone="081299990001")]))
-        assert again.status_code == 201, again.text
-        (row,) = (await outcomes(client, again.json()["submission_id"], DISNAKER))["rows"]
+        _, (row,) = await upload(client, [template_row(worker, phone="081299990001")],
+                                 DISNAKER)
         assert (row["status"], len(row["booked_periods"])) == ("booked", 12), row
     months = await db.fetch("SELECT status, generation FROM finance.contributions "
                             "WHERE nik = $1 AND period = '2025-12'", nik)

@@ -60,3 +60,15 @@ async def outcomes(client: httpx.AsyncClient, submission_id: str, headers: dict[
             return body
         assert time.monotonic() < deadline, f"rows still open: {body['rows']}"
         await asyncio.sleep(0.5)
+
+
+async def upload(client: httpx.AsyncClient, rows: list[list[str]], headers: dict[str, str],
+                 *, programme: str = "malang-2025") -> tuple[str, list[dict[str, Any]]]:
+    """Upload template ``rows`` as CSV to the gateway and wait for their outcomes: the
+    submission's id and its rows."""
+    sent = await client.post(f"/v1/registrations?programme={programme}",
+                             headers={**headers, "Content-Type": "text/csv"},
+                             content=template_csv(rows))
+    assert sent.status_code == 201, sent.text
+    submission_id = sent.json()["submission_id"]
+    return submission_id, (await outcomes(client, submission_id, headers))["rows"]
